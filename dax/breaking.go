@@ -1,0 +1,495 @@
+package dax
+
+// Layout-breaking operations: Truncate, PunchHole, ZeroRange, Remove and
+// Put over an existing key. They take the file's IO and invalidate locks
+// exclusive, sort every affected block into "free now" or "busy until its
+// last pin drops", commit one batch, and only then, outside every lock,
+// call OnBreak and (under the Wait policy) wait for the release.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/daxstore/daxstore/busyextent"
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// breaker carries one layout-breaking operation on one file. Its methods
+// run with the file's three locks held exclusive; the apply methods also
+// with commitMu held, so that a pin dropping right after its block is
+// detached cannot get its release committed before the detach itself.
+type breaker struct {
+	s      *Store
+	in     *inode
+	key    string
+	reason busyextent.Reason
+	t      *txn
+	fresh  []pmem.Extent // reserved blocks still to hand out (copy-on-write, zero-range)
+
+	detached []pmem.Extent // blocks moved to busy
+	broken   map[*Pin]bool // pins whose blocks were detached
+}
+
+// breakResult is what a breaking operation reports once its locks are gone.
+type breakResult struct {
+	detached []pmem.Extent
+	broken   map[*Pin]bool
+}
+
+// policy resolves a per-call policy against the store default.
+func (s *Store) policy(bo BreakOptions) BreakPolicy {
+	if bo.Policy == PolicyDefault {
+		return s.opts.BreakPolicy
+	}
+	return bo.Policy
+}
+
+// runBreak runs op (which takes and drops its own locks, and may be retried
+// when space runs out), then, outside every lock, calls OnBreak of each
+// broken pin and, under the Wait policy, waits for the detached blocks to be
+// released.
+func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*breakResult, error)) error {
+	var res *breakResult
+	err := s.retrySpace(ctx, func() (err error) {
+		res, err = op()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		return nil
+	}
+	for p := range res.broken {
+		if p.onBreak != nil && p.broken.CompareAndSwap(false, true) {
+			p.onBreak()
+		}
+	}
+	if policy == Wait {
+		for _, e := range res.detached {
+			if err := s.busy.WaitGone(ctx, e); err != nil {
+				return fmt.Errorf("waiting for %d detached blocks at %v to be released: %w", e.Len, e, err)
+			}
+		}
+	}
+	return nil
+}
+
+// referenced reports the pins holding written blocks of file blocks
+// [fb, fe), for the Fail policy and for error messages.
+func (s *Store) referencedIn(in *inode, fb, fe uint64) []*Pin {
+	seen := map[*Pin]bool{}
+	var out []*Pin
+	for _, m := range in.extents.find(fb, fe) {
+		for _, r := range s.refs.Referenced(m.region()) {
+			for _, p := range s.pinsOn(r) {
+				if !seen[p] {
+					seen[p] = true
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	return out
+}
+
+func pinnedError(pins []*Pin) error {
+	infos := make([]PinInfo, 0, len(pins))
+	for _, p := range pins {
+		infos = append(infos, p.info())
+	}
+	return fmt.Errorf("%w: %s", ErrPinned, describePins(infos))
+}
+
+// blockReferenced reports whether the written block backing file block fb
+// is referenced; ok is false when fb is a hole or unwritten.
+func (s *Store) blockReferenced(in *inode, fb uint64) (m mapping, referenced, ok bool) {
+	ms := in.extents.find(fb, fb+1)
+	if len(ms) == 0 || ms[0].unwritten {
+		return mapping{}, false, false
+	}
+	return ms[0], s.refs.Count(ms[0].start) > 0, true
+}
+
+// drop unmaps file blocks [fb, fe): unreferenced blocks return to free space
+// with the commit, referenced ones move to busy.
+func (b *breaker) drop(fb, fe uint64) error {
+	removed, ops := b.in.extents.remove(fb, fe)
+	b.t.mapOps(b.in.ino, ops)
+	for _, m := range removed {
+		if err := b.detach(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// detach gives up the region blocks of m, which the file no longer maps.
+func (b *breaker) detach(m mapping) error {
+	s := b.s
+	busyRuns, err := s.refs.Detach(m.region())
+	if err != nil {
+		return err
+	}
+	next := m.start
+	for _, r := range busyRuns {
+		if r.Start > next {
+			b.t.freed = append(b.t.freed, pmem.Extent{Start: next, Len: uint64(r.Start - next)})
+		}
+		next = r.End()
+		pins := s.pinsOn(r)
+		labels := make([]string, 0, len(pins))
+		for _, p := range pins {
+			labels = append(labels, p.label)
+			b.broken[p] = true
+		}
+		x := busyextent.Extent{
+			Extent: r, Key: b.key, Ino: b.in.ino, FileBlock: m.fileBlock + uint64(r.Start-m.start),
+			Reason: b.reason, DetachedAt: time.Now(), Labels: labels,
+		}
+		d, err := s.busy.Add(x)
+		if err != nil {
+			return err
+		}
+		applyBusyDelta(b.t.b, d)
+		b.detached = append(b.detached, r)
+		s.stats.detached.Add(r.Len)
+	}
+	if end := m.region().End(); end > next {
+		b.t.freed = append(b.t.freed, pmem.Extent{Start: next, Len: uint64(end - next)})
+	}
+	return nil
+}
+
+// zeroPartial zeroes bytes [from, to) of file block fb. A hole or an
+// unwritten block already reads as zeros. A referenced block is not touched
+// (its holder must keep its bytes): the file gets a copy with the range
+// zeroed, and the old block is detached.
+func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
+	s := b.s
+	m, referenced, ok := s.blockReferenced(b.in, fb)
+	if !ok || from >= to {
+		return nil
+	}
+	if !referenced {
+		clear(s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})[from:to])
+		return s.region.FlushBytes(int64(m.start)*s.bs+from, to-from)
+	}
+	e := carve(&b.fresh, 1)
+	dst := s.region.Bytes(e)
+	copy(dst, s.region.Bytes(pmem.Extent{Start: m.start, Len: 1}))
+	clear(dst[from:to])
+	if err := s.region.Flush(e); err != nil {
+		return err
+	}
+	if err := b.drop(fb, fb+1); err != nil {
+		return err
+	}
+	b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{fileBlock: fb, start: e.Start, n: 1}))
+	return nil
+}
+
+// zeroFull makes file blocks [fb, fe) read as zeros while staying allocated:
+// unreferenced written blocks turn unwritten in place; referenced ones are
+// detached and replaced by fresh unwritten blocks. Holes stay holes.
+func (b *breaker) zeroFull(fb, fe uint64) error {
+	s := b.s
+	for _, m := range b.in.extents.find(fb, fe) {
+		if m.unwritten {
+			continue
+		}
+		next := m.fileBlock
+		runs := s.refs.Referenced(m.region())
+		for _, r := range append(runs, pmem.Extent{Start: m.region().End()}) {
+			rfb := m.fileBlock + uint64(r.Start-m.start)
+			if rfb > next { // unreferenced: convert in place
+				_, ops := b.in.extents.remove(next, rfb)
+				b.t.mapOps(b.in.ino, ops)
+				b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{
+					fileBlock: next, start: m.start + pmem.Block(next-m.fileBlock), n: rfb - next, unwritten: true}))
+			}
+			if r.Len == 0 {
+				break
+			}
+			if err := b.drop(rfb, rfb+r.Len); err != nil {
+				return err
+			}
+			for at, left := rfb, r.Len; left > 0; {
+				e := carve(&b.fresh, left)
+				b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{fileBlock: at, start: e.Start, n: e.Len, unwritten: true}))
+				at += e.Len
+				left -= e.Len
+			}
+			next = rfb + r.Len
+		}
+	}
+	return nil
+}
+
+// breakFile runs the common frame of a breaking operation on f: begin, the
+// file's locks, the Fail-policy check over plan's blocks, the reservation of
+// fresh blocks, then apply and one commit under commitMu.
+//
+// plan returns the file blocks whose references matter and how many fresh
+// blocks apply will need; apply changes the map through the breaker.
+func (f *File) breakFile(op string, reason busyextent.Reason, policy BreakPolicy,
+	plan func(b *breaker) (fb, fe uint64, fresh uint64, err error),
+	apply func(b *breaker) error) (*breakResult, error) {
+	s, in := f.s, f.in
+	if err := f.enter(true); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	key := f.Key()
+	in.lockAll()
+	defer in.unlockAll()
+	if err := f.live(); err != nil {
+		return nil, err
+	}
+	b := &breaker{s: s, in: in, key: key, reason: reason, broken: map[*Pin]bool{}}
+	return b.run(policy, plan, apply)
+}
+
+// run is the part of breakFile after the file's locks are held.
+func (b *breaker) run(policy BreakPolicy,
+	plan func(b *breaker) (fb, fe uint64, fresh uint64, err error),
+	apply func(b *breaker) error) (*breakResult, error) {
+	s := b.s
+	fb, fe, need, err := plan(b)
+	if err != nil {
+		return nil, err
+	}
+	if policy == Fail {
+		if pins := s.referencedIn(b.in, fb, fe); len(pins) > 0 {
+			return nil, pinnedError(pins)
+		}
+	}
+	if need > 0 {
+		reserved, err := s.reserve(need, 0)
+		if err != nil {
+			return nil, err
+		}
+		b.fresh = reserved
+	}
+	b.t = s.newTxn()
+	b.t.claimed = append(b.t.claimed, b.fresh...)
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.failed != nil {
+		b.t.b.Close()
+		s.unreserveLocked(b.fresh)
+		return nil, s.failed
+	}
+	if err := apply(b); err != nil {
+		b.t.b.Close()
+		return nil, s.fail(err)
+	}
+	if len(b.fresh) > 0 {
+		b.t.b.Close()
+		return nil, s.fail(fmt.Errorf("%d reserved blocks left over", len(b.fresh)))
+	}
+	if !b.in.removed {
+		b.in.mtime = time.Now()
+		b.t.setInode(b.in)
+	}
+	if err := s.commitLocked(b.t, true); err != nil {
+		return nil, err
+	}
+	return &breakResult{detached: b.detached, broken: b.broken}, nil
+}
+
+// unreserveLocked is unreserve for a caller holding commitMu.
+func (s *Store) unreserveLocked(exts []pmem.Extent) {
+	for _, e := range exts {
+		if err := s.free.Free(e); err != nil {
+			s.fail(fmt.Errorf("unreserve %v: %w", e, err))
+		}
+	}
+}
+
+// countReferencedPartial counts the partial blocks among fbs that are
+// referenced and so need a copy-on-write block.
+func (s *Store) countReferencedPartial(in *inode, fbs ...uint64) (n uint64) {
+	seen := map[uint64]bool{}
+	for _, fb := range fbs {
+		if seen[fb] {
+			continue
+		}
+		seen[fb] = true
+		if _, ref, ok := s.blockReferenced(in, fb); ok && ref {
+			n++
+		}
+	}
+	return n
+}
+
+// Truncate sets the file size with the store's default break policy. See
+// TruncateWith.
+func (f *File) Truncate(size int64) error {
+	return f.TruncateWith(context.Background(), size, BreakOptions{})
+}
+
+// TruncateWith sets the file size. Growing adds a hole. Shrinking unmaps the
+// blocks past the end, and zeroes the rest of the last block, so growing
+// again reads zeros; blocks still pinned are detached, waited for, or make
+// it fail, as the policy says.
+func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) error {
+	if err := checkRange(size, 0); err != nil {
+		return f.errorf("truncate", err)
+	}
+	policy := f.s.policy(bo)
+	err := f.s.runBreak(ctx, policy, func() (*breakResult, error) {
+		bs := f.s.bs
+		keep := uint64((size + bs - 1) / bs)
+		tail := size % bs
+		return f.breakFile("truncate", busyextent.ReasonTruncate, policy,
+			func(b *breaker) (uint64, uint64, uint64, error) {
+				if size >= b.in.size {
+					return 0, 0, 0, nil
+				}
+				var need uint64
+				if tail != 0 {
+					need = f.s.countReferencedPartial(b.in, keep-1)
+				}
+				// A partial tail block copied on write counts as referenced
+				// for the Fail policy too.
+				return keep - min(keep, boolBlock(tail != 0)), math.MaxUint64, need, nil
+			},
+			func(b *breaker) error {
+				if size < b.in.size {
+					if err := b.drop(keep, math.MaxUint64); err != nil {
+						return err
+					}
+					if tail != 0 {
+						if err := b.zeroPartial(keep-1, tail, bs); err != nil {
+							return err
+						}
+					}
+				}
+				b.in.size = size
+				return nil
+			})
+	})
+	if err != nil {
+		return f.errorf("truncate", err)
+	}
+	return nil
+}
+
+func boolBlock(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// PunchHole unmaps bytes [off, off+n) with the default break policy. See
+// PunchHoleWith.
+func (f *File) PunchHole(off, n int64) error {
+	return f.PunchHoleWith(context.Background(), off, n, BreakOptions{})
+}
+
+// PunchHoleWith makes bytes [off, off+n) a hole: whole blocks are unmapped
+// (freed, or detached while pinned) and partial blocks zeroed (copied on
+// write while pinned, so the holder keeps its bytes). The size does not
+// change; the part of the range past the end of the file is ignored.
+func (f *File) PunchHoleWith(ctx context.Context, off, n int64, bo BreakOptions) error {
+	if err := checkRange(off, n); err != nil {
+		return f.errorf("punch", err)
+	}
+	err := f.rangeBreak(ctx, "punch", busyextent.ReasonPunch, off, n, bo, (*breaker).drop)
+	if err != nil {
+		return f.errorf("punch", err)
+	}
+	return nil
+}
+
+// ZeroRange makes bytes [off, off+n) read as zeros with the default break
+// policy. See ZeroRangeWith.
+func (f *File) ZeroRange(off, n int64) error {
+	return f.ZeroRangeWith(context.Background(), off, n, BreakOptions{})
+}
+
+// ZeroRangeWith makes bytes [off, off+n) read as zeros and keeps whole
+// blocks allocated (as unwritten blocks). It never zeroes bytes a pin holder
+// sees: a pinned block is detached and the file gets a fresh block instead.
+// The size does not change; the part past the end of the file is ignored.
+func (f *File) ZeroRangeWith(ctx context.Context, off, n int64, bo BreakOptions) error {
+	if err := checkRange(off, n); err != nil {
+		return f.errorf("zero", err)
+	}
+	err := f.rangeBreak(ctx, "zero", busyextent.ReasonZero, off, n, bo, (*breaker).zeroFull)
+	if err != nil {
+		return f.errorf("zero", err)
+	}
+	return nil
+}
+
+// rangeBreak is PunchHole and ZeroRange: full blocks go through whole,
+// partial blocks at the edges are zeroed.
+func (f *File) rangeBreak(ctx context.Context, op string, reason busyextent.Reason, off, n int64, bo BreakOptions,
+	whole func(b *breaker, fb, fe uint64) error) error {
+	s := f.s
+	policy := s.policy(bo)
+	bs := s.bs
+	return s.runBreak(ctx, policy, func() (*breakResult, error) {
+		var end, first, last int64 // clipped range; whole blocks [first, last)
+		return f.breakFile(op, reason, policy,
+			func(b *breaker) (uint64, uint64, uint64, error) {
+				end = min(off+n, b.in.size)
+				if off >= end {
+					return 0, 0, 0, nil
+				}
+				first, last = (off+bs-1)/bs, end/bs
+				need := s.countReferencedPartial(b.in, partialBlocks(off, end, bs)...)
+				if reason == busyextent.ReasonZero && first < last {
+					for _, m := range b.in.extents.find(uint64(first), uint64(last)) {
+						if !m.unwritten {
+							for _, r := range s.refs.Referenced(m.region()) {
+								need += r.Len
+							}
+						}
+					}
+				}
+				fb, fe := s.blockSpan(off, end-off)
+				return fb, fe, need, nil
+			},
+			func(b *breaker) error {
+				if off >= end {
+					return nil
+				}
+				if first < last {
+					if err := whole(b, uint64(first), uint64(last)); err != nil {
+						return err
+					}
+				}
+				if first > last { // the range lies inside one block
+					return b.zeroPartial(uint64(off/bs), off%bs, end-(off/bs)*bs)
+				}
+				if off%bs != 0 {
+					if err := b.zeroPartial(uint64(off/bs), off%bs, bs); err != nil {
+						return err
+					}
+				}
+				if end%bs != 0 {
+					return b.zeroPartial(uint64(end/bs), 0, end%bs)
+				}
+				return nil
+			})
+	})
+}
+
+// partialBlocks returns the blocks of [off, end) that the range covers only
+// in part.
+func partialBlocks(off, end, bs int64) []uint64 {
+	var out []uint64
+	if off%bs != 0 {
+		out = append(out, uint64(off/bs))
+	}
+	if end%bs != 0 && (end/bs != off/bs || off%bs == 0) {
+		out = append(out, uint64(end/bs))
+	}
+	return out
+}

@@ -1,0 +1,174 @@
+package dax
+
+// Check proves the store's invariants against the journal, the view that
+// recovery would rebuild from, and compares it with memory.
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/daxstore/daxstore/journal"
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// Check verifies, with no operation in flight:
+//   - every data block is in exactly one of: free space, one file extent,
+//     the busy list (none is lost, none is claimed twice);
+//   - the extents of a file do not overlap and lie inside its size;
+//   - names and inodes match one to one;
+//   - memory (free space, busy list, names, sizes, extent maps) equals the
+//     journal;
+//   - no pinned block is free.
+//
+// It returns nil, or an error wrapping ErrCorrupt that lists every
+// violation.
+func (s *Store) Check() error {
+	s.quiesce.Lock()
+	defer s.quiesce.Unlock()
+	if s.closed.Load() {
+		return fmt.Errorf("daxstore: check: %w", ErrClosed)
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	st, err := s.jnl.Load()
+	if err != nil {
+		return fmt.Errorf("daxstore: check: %w", err)
+	}
+	var v []string
+	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	checkJournal(st, s.bs, bad)
+	s.compareMemory(st, bad)
+	s.pinMu.Lock()
+	for _, p := range s.pins {
+		for _, r := range p.runs {
+			if s.journaledFree.Overlaps(r) || s.free.Overlaps(r) {
+				bad("pin %q holds region blocks %v that are free", p.label, r)
+			}
+		}
+	}
+	s.pinMu.Unlock()
+	if s.failed != nil {
+		bad("store failed: %v", s.failed)
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	return fmt.Errorf("daxstore: check: %d violations: %w:\n  %s", len(v), ErrCorrupt, joinLines(v))
+}
+
+func joinLines(v []string) string {
+	out := v[0]
+	for _, s := range v[1:] {
+		out += "\n  " + s
+	}
+	return out
+}
+
+// checkJournal verifies the invariants that hold for the journal alone.
+func checkJournal(st *journal.State, bs int64, bad func(string, ...any)) {
+	type claim struct {
+		e   pmem.Extent
+		who string
+	}
+	var claims []claim
+	for _, e := range st.Free {
+		claims = append(claims, claim{e, "free space"})
+	}
+	for _, r := range st.Busy {
+		claims = append(claims, claim{r.Extent, fmt.Sprintf("busy (was %q)", r.Key)})
+	}
+	for ino, recs := range st.Extents {
+		in, ok := st.Inodes[ino]
+		if !ok {
+			bad("extents of inode %d, which does not exist", ino)
+		}
+		limit := uint64((in.Size + bs - 1) / bs)
+		for i, r := range recs {
+			claims = append(claims, claim{pmem.Extent{Start: r.Start, Len: r.Len}, fmt.Sprintf("%q file block %d", in.Key, r.FileBlock)})
+			if i > 0 && recs[i-1].FileBlock+recs[i-1].Len > r.FileBlock {
+				bad("%q: extents at file blocks %d and %d overlap", in.Key, recs[i-1].FileBlock, r.FileBlock)
+			}
+			if r.FileBlock+r.Len > limit {
+				bad("%q: extent at file block %d (+%d) lies past its size %d", in.Key, r.FileBlock, r.Len, in.Size)
+			}
+		}
+	}
+	sort.Slice(claims, func(i, j int) bool { return claims[i].e.Start < claims[j].e.Start })
+	next, prev := pmem.Block(1), "the superblock"
+	for _, c := range claims {
+		switch {
+		case c.e.Len == 0:
+			bad("empty extent claimed by %s", c.who)
+		case c.e.Start > next:
+			bad("region blocks %v belong to nobody (leaked)", pmem.Extent{Start: next, Len: uint64(c.e.Start - next)})
+		case c.e.Start < next:
+			bad("region blocks from %d claimed by both %s and %s", c.e.Start, prev, c.who)
+		}
+		if c.e.End() > next {
+			next, prev = c.e.End(), c.who
+		}
+	}
+	if blocks := pmem.Block(st.Meta.BlockCount); next < blocks {
+		bad("region blocks %v belong to nobody (leaked)", pmem.Extent{Start: next, Len: uint64(blocks - next)})
+	} else if next > blocks {
+		bad("%s reaches past the region's %d blocks", prev, blocks)
+	}
+	for name, ino := range st.Names {
+		if in, ok := st.Inodes[ino]; !ok || in.Key != name {
+			bad("key %q names inode %d, which does not name it back", name, ino)
+		}
+	}
+	for ino, in := range st.Inodes {
+		if st.Names[in.Key] != ino {
+			bad("inode %d (%q) has no name", ino, in.Key)
+		}
+	}
+}
+
+// compareMemory reports where the in-memory state differs from the journal.
+// commitMu and quiesce must be held.
+func (s *Store) compareMemory(st *journal.State, bad func(string, ...any)) {
+	if got := s.journaledFree.Extents(); !slices.Equal(got, st.Free) {
+		bad("free space in memory %v differs from the journal %v", got, st.Free)
+	}
+	if got := s.free.Extents(); !slices.Equal(got, st.Free) {
+		bad("allocatable space %v differs from the journal's free space %v", got, st.Free)
+	}
+	var busy []pmem.Extent
+	for _, x := range s.busy.All() {
+		busy = append(busy, x.Extent)
+	}
+	var jbusy []pmem.Extent
+	for _, r := range st.Busy {
+		jbusy = append(jbusy, r.Extent)
+	}
+	if !slices.Equal(busy, jbusy) {
+		bad("busy extents in memory %v differ from the journal %v", busy, jbusy)
+	}
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	if len(s.names) != len(st.Names) {
+		bad("%d keys in memory, %d in the journal", len(s.names), len(st.Names))
+	}
+	for name, in := range s.names {
+		jin, ok := st.Inodes[st.Names[name]]
+		if !ok || st.Names[name] != in.ino {
+			bad("key %q (inode %d) is missing from the journal", name, in.ino)
+			continue
+		}
+		in.mapMu.Lock()
+		if jin.Size != in.size {
+			bad("%q: size %d in memory, %d in the journal", name, in.size, jin.Size)
+		}
+		var recs []journal.ExtentRecord
+		for _, m := range in.extents.all() {
+			recs = append(recs, journal.ExtentRecord{Ino: in.ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten})
+		}
+		in.mapMu.Unlock()
+		if !slices.Equal(recs, st.Extents[in.ino]) {
+			bad("%q: extent map in memory %v differs from the journal %v", name, recs, st.Extents[in.ino])
+		}
+	}
+}
+

@@ -1,0 +1,39 @@
+package dax
+
+import (
+	"errors"
+
+	"github.com/daxstore/daxstore/alloc"
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// Sentinel errors. Every error the package returns wraps at most one of these
+// with detail, so callers test with errors.Is.
+var (
+	// ErrNotFound: the key does not exist (or was removed while a File was open).
+	ErrNotFound = errors.New("key not found")
+	// ErrExist: the key already exists.
+	ErrExist = errors.New("key already exists")
+	// ErrInvalidKey: the key is empty, longer than MaxKeyLen, not UTF-8, or holds a NUL byte.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrInvalidRange: a negative, overflowing or out-of-file offset or length.
+	ErrInvalidRange = errors.New("invalid range")
+	// ErrNoSpace: the region has no free block left for the operation.
+	ErrNoSpace = alloc.ErrNoSpace
+	// ErrPinned: blocks are still referenced by pins.
+	ErrPinned = errors.New("blocks are pinned")
+	// ErrLocked: another process holds the store directory.
+	ErrLocked = errors.New("store is locked by another process")
+	// ErrClosed: the Store, File or Pin was already closed.
+	ErrClosed = errors.New("use after close")
+	// ErrCorrupt: bad magic, bad checksum, a short region or an undecodable record.
+	ErrCorrupt = pmem.ErrCorrupt
+	// ErrMismatch: the region and the journal belong to different stores.
+	ErrMismatch = errors.New("region and journal do not match")
+	// ErrUnpinned: Unpin or Bytes on a pin that was already released.
+	ErrUnpinned = errors.New("pin already released")
+	// ErrFailed: an earlier journal commit failed, so the in-memory state can
+	// no longer be trusted to match the journal. The store refuses further
+	// changes; close and reopen it to recover from the journal.
+	ErrFailed = errors.New("store failed after a journal error; reopen it")
+)

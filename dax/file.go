@@ -1,0 +1,398 @@
+package dax
+
+// File: the io.ReaderAt / io.WriterAt view of one key, and the write path
+// that fills holes without ever exposing a block's previous bytes.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// File is an open handle on a key. It implements io.ReaderAt, io.WriterAt
+// and io.Closer, and is safe for concurrent use. A File whose key is removed
+// returns ErrNotFound from then on.
+type File struct {
+	s      *Store
+	in     *inode
+	closed atomic.Bool
+}
+
+var (
+	_ io.ReaderAt = (*File)(nil)
+	_ io.WriterAt = (*File)(nil)
+	_ io.Closer   = (*File)(nil)
+)
+
+// Key returns the file's current name.
+func (f *File) Key() string {
+	f.s.nsMu.RLock()
+	defer f.s.nsMu.RUnlock()
+	return f.in.key
+}
+
+// enter starts an operation on f (see Store.begin); end it with f.s.end().
+func (f *File) enter(mutating bool) error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	return f.s.begin(mutating)
+}
+
+// live fails when the file's key was removed. mapMu must be held.
+func (f *File) live() error {
+	if f.in.removed {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (f *File) errorf(op string, err error) error {
+	return fmt.Errorf("daxstore: %s %q: %w", op, f.Key(), err)
+}
+
+// checkRange validates a byte range [off, off+n) of a file.
+func checkRange(off, n int64) error {
+	if off < 0 || n < 0 || off > MaxFileSize || n > MaxFileSize-off {
+		return fmt.Errorf("offset %d length %d (files are limited to %d bytes): %w", off, n, int64(MaxFileSize), ErrInvalidRange)
+	}
+	return nil
+}
+
+// blockSpan returns the file blocks [fb, fe) that bytes [off, off+n) touch.
+func (s *Store) blockSpan(off, n int64) (fb, fe uint64) {
+	return uint64(off / s.bs), uint64((off + n + s.bs - 1) / s.bs)
+}
+
+// Size returns the file size in bytes.
+func (f *File) Size() (int64, error) {
+	if err := f.enter(false); err != nil {
+		return 0, f.errorf("size", err)
+	}
+	defer f.s.end()
+	f.in.mapMu.Lock()
+	defer f.in.mapMu.Unlock()
+	if err := f.live(); err != nil {
+		return 0, f.errorf("size", err)
+	}
+	return f.in.size, nil
+}
+
+// Sync makes the file durable. Every write already flushes its data and
+// commits its metadata before it returns, so Sync has nothing left to do
+// unless the store runs with Options.NoSync, which it then cannot undo.
+func (f *File) Sync() error {
+	if err := f.enter(false); err != nil {
+		return f.errorf("sync", err)
+	}
+	f.s.end()
+	return nil
+}
+
+// Close releases the handle. Pins taken through it stay valid. A second
+// Close returns ErrClosed.
+func (f *File) Close() error {
+	if !f.closed.CompareAndSwap(false, true) {
+		return fmt.Errorf("daxstore: close file: %w", ErrClosed)
+	}
+	return nil
+}
+
+// ReadAt reads len(p) bytes at off. Holes and unwritten blocks read as zeros;
+// it never returns bytes of another key. At the end of the file it returns
+// the bytes read and io.EOF.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if err := checkRange(off, int64(len(p))); err != nil {
+		return 0, f.errorf("read", err)
+	}
+	if err := f.enter(false); err != nil {
+		return 0, f.errorf("read", err)
+	}
+	defer f.s.end()
+	f.in.ioMu.RLock()
+	defer f.in.ioMu.RUnlock()
+	n, err := f.readLocked(p, off)
+	if err != nil && err != io.EOF {
+		return n, f.errorf("read", err)
+	}
+	return n, err
+}
+
+// readLocked is ReadAt for a caller holding the IO lock shared.
+func (f *File) readLocked(p []byte, off int64) (int, error) {
+	in := f.in
+	in.mapMu.Lock()
+	if err := f.live(); err != nil {
+		in.mapMu.Unlock()
+		return 0, err
+	}
+	if off >= in.size {
+		in.mapMu.Unlock()
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), in.size-off)
+	pieces, err := f.s.holdWritten(in.extents.find(f.s.blockSpan(off, n)))
+	in.mapMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	f.s.copyOut(p[:n], off, pieces)
+	if err := f.s.releasePieces(pieces); err != nil {
+		return 0, err
+	}
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+// holdWritten takes a short-term reference on the written pieces, so their
+// blocks cannot be released while the copy runs without the extent-map
+// lock. It returns the pieces (unwritten ones too, unreferenced).
+func (s *Store) holdWritten(pieces []mapping) ([]mapping, error) {
+	for i, m := range pieces {
+		if m.unwritten {
+			continue
+		}
+		if err := s.refs.Acquire(m.region()); err != nil {
+			_ = s.releasePieces(pieces[:i])
+			return nil, err
+		}
+	}
+	return pieces, nil
+}
+
+func (s *Store) releasePieces(pieces []mapping) error {
+	var errs []error
+	for _, m := range pieces {
+		if !m.unwritten {
+			errs = append(errs, s.refs.Release(m.region()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// copyOut fills p, the file bytes at off, from pieces (file order, clipped
+// to p's blocks); everything else reads as zeros.
+func (s *Store) copyOut(p []byte, off int64, pieces []mapping) {
+	pos := off // next file offset of p not yet filled
+	end := off + int64(len(p))
+	for _, m := range pieces {
+		base := int64(m.fileBlock) * s.bs
+		lo, hi := max(base, off), min(base+int64(m.n)*s.bs, end)
+		if lo >= hi {
+			continue
+		}
+		clear(p[pos-off : lo-off])
+		if m.unwritten {
+			clear(p[lo-off : hi-off])
+		} else {
+			copy(p[lo-off:hi-off], s.region.Bytes(m.region())[lo-base:hi-base])
+		}
+		pos = hi
+	}
+	clear(p[pos-off:])
+}
+
+// WriteAt writes p at off, growing the file when it writes past the end.
+// Bytes of new blocks that p does not cover are zeroed, and the data is
+// flushed before the new blocks are committed, so a crash never shows a
+// block's old bytes. Overwrites of written blocks are in place and not
+// atomic across a crash. When the region is full but busy blocks exist it
+// waits up to Options.AllocWait for them.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if err := checkRange(off, int64(len(p))); err != nil {
+		return 0, f.errorf("write", err)
+	}
+	err := f.s.retrySpace(context.Background(), func() error { return f.writeAt(p, off) })
+	if err != nil {
+		return 0, f.errorf("write", err)
+	}
+	return len(p), nil
+}
+
+// hole is a run of unmapped file blocks.
+type hole struct{ fileBlock, n uint64 }
+
+// holes returns the gaps of [fb, fe) that pieces (file order) leave.
+func holes(pieces []mapping, fb, fe uint64) []hole {
+	var out []hole
+	next := fb
+	for _, m := range pieces {
+		if m.fileBlock > next {
+			out = append(out, hole{next, m.fileBlock - next})
+		}
+		next = m.fileEnd()
+	}
+	if fe > next {
+		out = append(out, hole{next, fe - next})
+	}
+	return out
+}
+
+func holeBlocks(hs []hole) uint64 {
+	var n uint64
+	for _, h := range hs {
+		n += h.n
+	}
+	return n
+}
+
+func (f *File) writeAt(p []byte, off int64) error {
+	s, in := f.s, f.in
+	if err := f.enter(true); err != nil {
+		return err
+	}
+	defer s.end()
+	// The extent-map lock is held for the whole write: it keeps two writes
+	// from filling the same hole and keeps layout-breaking operations (and
+	// so any release of these blocks) out until the data is in place. That
+	// is also why the write takes no short-term references of its own.
+	in.ioMu.RLock()
+	defer in.ioMu.RUnlock()
+	in.mapMu.Lock()
+	defer in.mapMu.Unlock()
+	if err := f.live(); err != nil {
+		return err
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	end := off + int64(len(p))
+	fb, fe := s.blockSpan(off, int64(len(p)))
+	pieces := in.extents.find(fb, fe)
+	gaps := holes(pieces, fb, fe)
+	t := s.newTxn()
+	if need := holeBlocks(gaps); need > 0 {
+		reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
+		if err != nil {
+			t.b.Close()
+			return err
+		}
+		t.claimed = append(t.claimed, reserved...)
+		for _, h := range gaps {
+			for h.n > 0 {
+				e := carve(&reserved, h.n)
+				if err := s.writeBlocks(e, h.fileBlock, p, off, true); err != nil {
+					t.b.Close()
+					return err
+				}
+				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len}))
+				h.fileBlock += e.Len
+				h.n -= e.Len
+			}
+		}
+	}
+	changed := len(t.claimed) > 0
+	for _, m := range pieces {
+		if err := s.writeBlocks(m.region(), m.fileBlock, p, off, m.unwritten); err != nil {
+			t.b.Close()
+			return err
+		}
+		if m.unwritten {
+			// The blocks now hold their data and zeros: convert them.
+			_, ops := in.extents.remove(m.fileBlock, m.fileEnd())
+			t.mapOps(in.ino, ops)
+			m.unwritten = false
+			t.mapOps(in.ino, in.extents.insert(m))
+			changed = true
+		}
+	}
+	s.region.Drain()
+	if end > in.size {
+		in.size = end
+		changed = true
+	}
+	if !changed {
+		t.b.Close() // a pure in-place overwrite: no metadata to commit
+		return nil
+	}
+	in.mtime = time.Now()
+	t.setInode(in)
+	return s.commit(t)
+}
+
+// writeBlocks copies the part of p (the file bytes at off) that falls into
+// region blocks e, which back file blocks from fileBlock on, and flushes
+// it. With zeroRest every byte of e that p does not cover is zeroed and
+// flushed too: e is new or unwritten and must not show its old bytes.
+func (s *Store) writeBlocks(e pmem.Extent, fileBlock uint64, p []byte, off int64, zeroRest bool) error {
+	dst := s.region.Bytes(e)
+	base := int64(fileBlock) * s.bs
+	lo, hi := max(base, off), min(base+int64(len(dst)), off+int64(len(p)))
+	if lo > hi {
+		lo, hi = base, base // p does not reach these blocks
+	}
+	copy(dst[lo-base:hi-base], p[lo-off:hi-off])
+	if zeroRest {
+		clear(dst[:lo-base])
+		clear(dst[hi-base:])
+		return s.region.Flush(e)
+	}
+	if hi == lo {
+		return nil
+	}
+	return s.region.FlushBytes(int64(e.Start)*s.bs+(lo-base), hi-lo)
+}
+
+// Allocate reserves blocks for [off, off+n) as unwritten extents, which read
+// as zeros until written, and grows the file to off+n if it is shorter.
+// Blocks already mapped are left alone.
+func (f *File) Allocate(off, n int64) error {
+	if err := checkRange(off, n); err != nil {
+		return f.errorf("allocate", err)
+	}
+	err := f.s.retrySpace(context.Background(), func() error { return f.allocate(off, n) })
+	if err != nil {
+		return f.errorf("allocate", err)
+	}
+	return nil
+}
+
+func (f *File) allocate(off, n int64) error {
+	s, in := f.s, f.in
+	if err := f.enter(true); err != nil {
+		return err
+	}
+	defer s.end()
+	in.ioMu.RLock()
+	defer in.ioMu.RUnlock()
+	in.mapMu.Lock()
+	defer in.mapMu.Unlock()
+	if err := f.live(); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	fb, fe := s.blockSpan(off, n)
+	gaps := holes(in.extents.find(fb, fe), fb, fe)
+	t := s.newTxn()
+	if need := holeBlocks(gaps); need > 0 {
+		reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
+		if err != nil {
+			t.b.Close()
+			return err
+		}
+		t.claimed = append(t.claimed, reserved...)
+		for _, h := range gaps {
+			for h.n > 0 {
+				e := carve(&reserved, h.n)
+				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: true}))
+				h.fileBlock += e.Len
+				h.n -= e.Len
+			}
+		}
+	}
+	if off+n > in.size {
+		in.size = off + n
+	}
+	in.mtime = time.Now()
+	t.setInode(in)
+	return s.commit(t)
+}

@@ -1,0 +1,210 @@
+package dax
+
+// Inspection: snapshots of busy extents, pins and statistics, from a live
+// store, through another process's admin socket, or from the journal of a
+// store nobody holds.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/daxstore/daxstore/busyextent"
+	"github.com/daxstore/daxstore/journal"
+)
+
+// BusyExtent describes region blocks detached from a file and waiting for
+// their last reference to drop.
+type BusyExtent struct {
+	Start        uint64    `json:"start"`  // first region block
+	Blocks       uint64    `json:"blocks"` // length in blocks
+	Key          string    `json:"key"`    // owner when detached
+	Ino          uint64    `json:"ino"`
+	FileOffset   int64     `json:"file_offset"` // byte offset in the owner that Start backed
+	Reason       string    `json:"reason"`      // truncate, punch, zero, remove or overwrite
+	DetachedAt   time.Time `json:"detached_at"`
+	PinnedBlocks uint64    `json:"pinned_blocks"` // blocks still referenced now
+	Labels       []string  `json:"labels"`        // labels of the pins holding it
+	// Stale marks a record read from the journal of a store that no
+	// process holds: no pin can hold it, and the next Open frees it.
+	Stale bool `json:"stale,omitempty"`
+}
+
+// Busy returns the busy extents, ordered by start block.
+func (s *Store) Busy() []BusyExtent {
+	all := s.busy.All()
+	out := make([]BusyExtent, 0, len(all))
+	for _, x := range all {
+		b := busyExtent(x, s.bs)
+		for _, r := range s.refs.Referenced(x.Extent) {
+			b.PinnedBlocks += r.Len
+		}
+		var labels []string
+		for _, p := range s.pinsOn(x.Extent) {
+			labels = append(labels, p.label)
+		}
+		if labels != nil {
+			sort.Strings(labels)
+			b.Labels = labels
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func busyExtent(x busyextent.Extent, bs int64) BusyExtent {
+	labels := x.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	return BusyExtent{
+		Start: uint64(x.Start), Blocks: x.Len, Key: x.Key, Ino: x.Ino, FileOffset: int64(x.FileBlock) * bs,
+		Reason: x.Reason.String(), DetachedAt: x.DetachedAt, Labels: labels,
+	}
+}
+
+// Pins returns the outstanding pins, oldest first.
+func (s *Store) Pins() []PinInfo {
+	s.pinMu.Lock()
+	pins := make([]*Pin, 0, len(s.pins))
+	for _, p := range s.pins {
+		pins = append(pins, p)
+	}
+	s.pinMu.Unlock()
+	out := make([]PinInfo, 0, len(pins))
+	for _, p := range pins {
+		out = append(out, p.info())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Stats are a store's figures at one instant.
+type Stats struct {
+	Region         string `json:"region"`
+	DAX            bool   `json:"dax"` // mapped with MAP_SYNC on real fsdax
+	BlockSize      int64  `json:"block_size"`
+	DataBlocks     uint64 `json:"data_blocks"` // blocks usable for data (all but the superblock)
+	FreeBlocks     uint64 `json:"free_blocks"`
+	UsedBlocks     uint64 `json:"used_blocks"` // owned by files or held by operations in flight
+	BusyBlocks     uint64 `json:"busy_blocks"` // detached, waiting for their last pin
+	Files          int    `json:"files"`
+	Pins           int    `json:"pins"`
+	PinnedBlocks   uint64 `json:"pinned_blocks"`   // blocks with a reference now
+	Waiters        int    `json:"waiters"`         // goroutines waiting for busy blocks or idle blocks
+	PendingRelease uint64 `json:"pending_release"` // released blocks not yet committed to free
+	Released       uint64 `json:"released"`        // blocks freed from busy since Open
+	ReleaseBatches uint64 `json:"release_batches"` // journal batches that freed them
+	Detached       uint64 `json:"detached"`        // blocks moved to busy since Open
+	AllocWaits     uint64 `json:"alloc_waits"`     // allocations that waited for busy blocks
+	RefTableBytes  int64  `json:"ref_table_bytes"` // memory of the reference-count table
+}
+
+// Stats returns the store's figures.
+func (s *Store) Stats() (Stats, error) {
+	if err := s.begin(false); err != nil {
+		return Stats{}, fmt.Errorf("daxstore: stats: %w", err)
+	}
+	defer s.end()
+	st := s.statsLocked()
+	return st, nil
+}
+
+func (s *Store) statsLocked() Stats {
+	s.nsMu.RLock()
+	files := len(s.inodes)
+	s.nsMu.RUnlock()
+	s.pinMu.Lock()
+	pins := len(s.pins)
+	s.pinMu.Unlock()
+	data := s.region.BlockCount() - 1
+	free, busy := s.free.FreeBlocks(), s.busy.Blocks()
+	return Stats{
+		Region: s.regionPath(), DAX: s.region.DAX(), BlockSize: s.bs,
+		DataBlocks: data, FreeBlocks: free, UsedBlocks: data - min(data, free+busy), BusyBlocks: busy,
+		Files: files, Pins: pins, PinnedBlocks: s.refs.ReferencedBlocks(),
+		Waiters:        s.busy.Waiters() + s.refs.Waiters(),
+		PendingRelease: s.releaser.Pending(),
+		Released:       s.stats.released.Load(), ReleaseBatches: s.stats.releaseBatches.Load(),
+		Detached: s.stats.detached.Load(), AllocWaits: s.stats.allocWaits.Load(),
+		RefTableBytes: s.refs.MemoryBytes(),
+	}
+}
+
+// Snapshot is everything inspection shows at one instant.
+type Snapshot struct {
+	Live  bool         `json:"live"` // taken from a running store (false: read from the journal)
+	Pid   int          `json:"pid,omitempty"`
+	Stats Stats        `json:"stats"`
+	Busy  []BusyExtent `json:"busy"`
+	Pins  []PinInfo    `json:"pins"`
+}
+
+// Snapshot returns the store's busy extents, pins and statistics.
+func (s *Store) Snapshot() (*Snapshot, error) {
+	st, err := s.Stats()
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Live: true, Pid: os.Getpid(), Stats: st, Busy: s.Busy(), Pins: s.Pins()}, nil
+}
+
+// Inspect returns a snapshot of the store in dir without changing it. When
+// another process holds the store it asks that process over its admin
+// socket; otherwise it reads the journal, where busy extents left by a dead
+// process are marked Stale (the next Open frees them). It never runs
+// recovery.
+func Inspect(ctx context.Context, dir string) (*Snapshot, error) {
+	snap, err := querySocket(ctx, dir)
+	if err == nil {
+		return snap, nil
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "journal")); serr != nil {
+		return nil, fmt.Errorf("daxstore: inspect %s: no store here: %w", dir, ErrNotFound)
+	}
+	lock, lerr := lockDir(dir)
+	if lerr != nil {
+		return nil, fmt.Errorf("daxstore: inspect: admin socket unreachable (%v) and %w", err, lerr)
+	}
+	defer unlockDir(lock)
+	return inspectJournal(dir)
+}
+
+// inspectJournal reads a store that nobody holds. The caller holds the lock.
+func inspectJournal(dir string) (*Snapshot, error) {
+	jnl, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: inspect: %w", err)
+	}
+	defer jnl.Close()
+	st, err := jnl.Load()
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: inspect: %w", err)
+	}
+	if !st.HasMeta {
+		return nil, fmt.Errorf("daxstore: inspect %s: journal holds no store: %w", dir, ErrNotFound)
+	}
+	bs := int64(st.Meta.BlockSize)
+	snap := &Snapshot{Busy: []BusyExtent{}, Pins: []PinInfo{}}
+	snap.Stats = Stats{BlockSize: bs, DataBlocks: st.Meta.BlockCount - 1, Files: len(st.Inodes)}
+	for _, e := range st.Free {
+		snap.Stats.FreeBlocks += e.Len
+	}
+	for _, r := range st.Busy {
+		x := busyextent.Extent{Extent: r.Extent, Key: r.Key, Ino: r.Ino, FileBlock: r.FileBlock,
+			Reason: busyextent.Reason(r.Reason), DetachedAt: time.Unix(0, r.DetachedAt), Labels: r.Labels}
+		b := busyExtent(x, bs)
+		b.Stale = true
+		snap.Busy = append(snap.Busy, b)
+		snap.Stats.BusyBlocks += r.Extent.Len
+	}
+	snap.Stats.UsedBlocks = snap.Stats.DataBlocks - min(snap.Stats.DataBlocks, snap.Stats.FreeBlocks+snap.Stats.BusyBlocks)
+	return snap, nil
+}
+
+// errNoSocket: nobody serves the admin socket.
+var errNoSocket = errors.New("no admin socket")

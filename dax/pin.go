@@ -1,0 +1,302 @@
+package dax
+
+// Pins: long-term, zero-copy references to a file's bytes in the region.
+// A pinned block is never freed or reused while the pin holds it, even
+// after the file lets go of it.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// Pin holds region blocks of one file range alive and gives zero-copy access
+// to them. Its methods are safe for concurrent use.
+type Pin struct {
+	s        *Store
+	id       uint64
+	ino      uint64
+	key      string
+	off, n   int64
+	label    string
+	writable bool
+	onBreak  func()
+	created  time.Time
+	runs     []pmem.Extent // region blocks held, file order, each physically contiguous
+	bytes    [][]byte      // the pinned range, one slice per run
+
+	released atomic.Bool // Unpin ran, or a forced Close invalidated the pin
+	broken   atomic.Bool // OnBreak was called
+}
+
+// Pin pins bytes [off, off+n) of the file, which must lie inside it. Holes
+// in the range are first filled with zeroed blocks, and unwritten blocks are
+// zeroed, so the holder only ever sees the file's bytes or zeros. Pins are
+// taken under the file's invalidate lock, so they are atomic with respect
+// to truncate, punch and zero-range: a pin sees the layout either before or
+// after them, never in between.
+func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
+	if err := checkRange(off, n); err != nil {
+		return nil, f.errorf("pin", err)
+	}
+	if n == 0 {
+		return nil, f.errorf("pin", fmt.Errorf("empty range: %w", ErrInvalidRange))
+	}
+	var p *Pin
+	err := f.s.retrySpace(context.Background(), func() (err error) {
+		p, err = f.pin(off, n, opts)
+		return err
+	})
+	if err != nil {
+		return nil, f.errorf("pin", err)
+	}
+	return p, nil
+}
+
+func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
+	s, in := f.s, f.in
+	if err := f.enter(true); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	key := f.Key()
+	in.invalMu.RLock()
+	defer in.invalMu.RUnlock()
+	in.mapMu.Lock()
+	defer in.mapMu.Unlock()
+	if err := f.live(); err != nil {
+		return nil, err
+	}
+	if off+n > in.size {
+		return nil, fmt.Errorf("range [%d,+%d) past end of file (size %d): %w", off, n, in.size, ErrInvalidRange)
+	}
+	fb, fe := s.blockSpan(off, n)
+	if err := s.materialize(in, fb, fe); err != nil {
+		return nil, err
+	}
+	var runs []pmem.Extent
+	for _, m := range in.extents.find(fb, fe) {
+		e := m.region()
+		if k := len(runs) - 1; k >= 0 && runs[k].End() == e.Start {
+			runs[k].Len += e.Len
+		} else {
+			runs = append(runs, e)
+		}
+	}
+	for i, e := range runs {
+		if err := s.refs.Acquire(e); err != nil {
+			for _, held := range runs[:i] {
+				_ = s.refs.Release(held)
+			}
+			return nil, err
+		}
+	}
+	p := &Pin{
+		s: s, ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
+		onBreak: opts.OnBreak, created: time.Now(), runs: runs,
+	}
+	p.bytes = s.pinnedBytes(runs, off-int64(fb)*s.bs, n)
+	s.pinMu.Lock()
+	s.nextPinID++
+	p.id = s.nextPinID
+	s.pins[p.id] = p
+	s.pinMu.Unlock()
+	return p, nil
+}
+
+// materialize makes every block of file blocks [fb, fe) written: holes get
+// new zeroed blocks, unwritten blocks are zeroed, both flushed and committed
+// before anyone can see them. The extent-map lock must be held.
+func (s *Store) materialize(in *inode, fb, fe uint64) error {
+	pieces := in.extents.find(fb, fe)
+	gaps := holes(pieces, fb, fe)
+	t := s.newTxn()
+	changed := false
+	if need := holeBlocks(gaps); need > 0 {
+		reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
+		if err != nil {
+			t.b.Close()
+			return err
+		}
+		t.claimed = append(t.claimed, reserved...)
+		for _, h := range gaps {
+			for h.n > 0 {
+				e := carve(&reserved, h.n)
+				if err := s.zeroBlocks(e); err != nil {
+					t.b.Close()
+					return s.poison(err)
+				}
+				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len}))
+				h.fileBlock += e.Len
+				h.n -= e.Len
+			}
+		}
+		changed = true
+	}
+	for _, m := range pieces {
+		if !m.unwritten {
+			continue
+		}
+		if err := s.zeroBlocks(m.region()); err != nil {
+			t.b.Close()
+			return s.poison(err)
+		}
+		_, ops := in.extents.remove(m.fileBlock, m.fileEnd())
+		t.mapOps(in.ino, ops)
+		m.unwritten = false
+		t.mapOps(in.ino, in.extents.insert(m))
+		changed = true
+	}
+	if !changed {
+		t.b.Close()
+		return nil
+	}
+	s.region.Drain()
+	in.mtime = time.Now()
+	t.setInode(in)
+	return s.commit(t)
+}
+
+// zeroBlocks zeroes region blocks e and flushes them.
+func (s *Store) zeroBlocks(e pmem.Extent) error {
+	clear(s.region.Bytes(e))
+	return s.region.Flush(e)
+}
+
+// poison fails the store after an error that left memory ahead of the
+// journal.
+func (s *Store) poison(err error) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	return s.fail(err)
+}
+
+// pinnedBytes slices the pinned range out of runs: skip bytes off the front
+// of the first run, n bytes in all.
+func (s *Store) pinnedBytes(runs []pmem.Extent, skip, n int64) [][]byte {
+	out := make([][]byte, 0, len(runs))
+	for _, e := range runs {
+		b := s.region.Bytes(e)
+		b = b[min(skip, int64(len(b))):]
+		skip = max(0, skip-int64(len(s.region.Bytes(e))))
+		b = b[:min(n, int64(len(b)))]
+		n -= int64(len(b))
+		if len(b) > 0 {
+			out = append(out, b[:len(b):len(b)])
+		}
+	}
+	return out
+}
+
+// Bytes returns the pinned bytes as zero-copy slices of the region, one per
+// physically contiguous run, in file order, covering exactly the pinned
+// range. Stores into them through a Writable pin reach the region; call
+// Flush to make them durable. After Unpin it returns nil: the slices must
+// not be used after Unpin.
+func (p *Pin) Bytes() [][]byte {
+	if p.released.Load() {
+		return nil
+	}
+	return p.bytes
+}
+
+// Flush makes stores made through the pin's slices durable.
+func (p *Pin) Flush() error {
+	if p.released.Load() {
+		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrUnpinned)
+	}
+	if err := p.s.begin(false); err != nil {
+		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, err)
+	}
+	defer p.s.end()
+	var errs []error
+	for _, e := range p.runs {
+		errs = append(errs, p.s.region.Flush(e))
+	}
+	p.s.region.Drain()
+	return errors.Join(errs...)
+}
+
+// Unpin releases the pin. Blocks that the file detached meanwhile are freed
+// once their last pin drops. A second Unpin returns ErrUnpinned and changes
+// nothing.
+func (p *Pin) Unpin() error {
+	if !p.released.CompareAndSwap(false, true) {
+		if p.s.closed.Load() {
+			return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)
+		}
+		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrUnpinned)
+	}
+	s := p.s
+	s.pinMu.Lock()
+	delete(s.pins, p.id)
+	if len(s.pins) == 0 {
+		close(s.pinsGone)
+		s.pinsGone = make(chan struct{})
+	}
+	s.pinMu.Unlock()
+	var errs []error
+	for _, e := range p.runs {
+		errs = append(errs, s.refs.Release(e))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("daxstore: unpin %q: %w", p.label, err)
+	}
+	return nil
+}
+
+// Label returns the pin's label.
+func (p *Pin) Label() string { return p.label }
+
+// Offset and Len return the pinned file range.
+func (p *Pin) Offset() int64 { return p.off }
+
+// Len returns the number of pinned bytes.
+func (p *Pin) Len() int64 { return p.n }
+
+// PinInfo describes a pin for inspection.
+type PinInfo struct {
+	ID       uint64    `json:"id"`
+	Key      string    `json:"key"` // the key when pinned
+	Ino      uint64    `json:"ino"`
+	Offset   int64     `json:"offset"`
+	Length   int64     `json:"length"`
+	Label    string    `json:"label"`
+	Writable bool      `json:"writable"`
+	Created  time.Time `json:"created"`
+	Blocks   uint64    `json:"blocks"`   // region blocks held
+	Detached uint64    `json:"detached"` // of those, blocks the file no longer owns (busy)
+}
+
+func (p *Pin) info() PinInfo {
+	pi := PinInfo{ID: p.id, Key: p.key, Ino: p.ino, Offset: p.off, Length: p.n, Label: p.label, Writable: p.writable, Created: p.created}
+	for _, e := range p.runs {
+		pi.Blocks += e.Len
+		for _, x := range p.s.busy.Overlapping(e) {
+			if c, ok := x.Extent.Intersect(e); ok {
+				pi.Detached += c.Len
+			}
+		}
+	}
+	return pi
+}
+
+// pinsOn returns the pins holding any block of e.
+func (s *Store) pinsOn(e pmem.Extent) []*Pin {
+	s.pinMu.Lock()
+	defer s.pinMu.Unlock()
+	var out []*Pin
+	for _, p := range s.pins {
+		for _, r := range p.runs {
+			if r.Overlaps(e) {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,103 @@
+package dax
+
+// Release: blocks detached from files go back to free space when their last
+// reference drops, in batches, and whoever waits for space is woken.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// onLastRelease is pageref's callback: detached blocks whose last reference
+// just dropped. It runs on the unpinning goroutine, so it only enqueues.
+func (s *Store) onLastRelease(runs []pmem.Extent) {
+	s.releaser.Enqueue(runs...)
+}
+
+// commitRelease moves released blocks from busy to free in one journal
+// batch. It runs on the releaser's goroutine.
+//
+// The batch is committed without waiting for the WAL sync. That is safe
+// because recovery frees every busy extent at Open anyway (no pin survives
+// its process): if a crash loses this batch, the next Open frees the same
+// blocks. And the blocks cannot be handed to a new owner whose own synced
+// commit reaches the disk without this one, because the journal is a single
+// ordered log: syncing a later batch syncs this one too.
+func (s *Store) commitRelease(runs []pmem.Extent) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	t := s.newTxn()
+	var blocks uint64
+	for _, e := range runs {
+		_, d, err := s.busy.Remove(e)
+		if err != nil {
+			// A release of blocks that are not busy would be a double
+			// free: refuse it loudly rather than corrupt free space.
+			t.b.Close()
+			return s.fail(fmt.Errorf("release of %v: %w", e, err))
+		}
+		applyBusyDelta(t.b, d)
+		blocks += e.Len
+	}
+	t.freed = runs
+	if err := s.commitLocked(t, false); err != nil {
+		return err
+	}
+	s.stats.released.Add(blocks)
+	s.stats.releaseBatches.Add(1)
+	return nil
+}
+
+// retrySpace runs op, and when it fails with ErrNoSpace while busy blocks
+// exist, waits for the busy generation to change (space came back), bounded
+// by Options.AllocWait and ctx, and runs op again. op must hold no lock
+// when it returns, so the wait never holds a lock a pin holder might need.
+func (s *Store) retrySpace(ctx context.Context, op func() error) error {
+	var wctx context.Context
+	for {
+		gen := s.busy.Generation()
+		err := op()
+		if err == nil || !errors.Is(err, ErrNoSpace) {
+			return err
+		}
+		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.busy.Generation() == gen) {
+			return s.noSpace(err)
+		}
+		if wctx == nil {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, s.opts.AllocWait)
+			defer cancel()
+			s.stats.allocWaits.Add(1)
+		}
+		if _, werr := s.busy.Wait(wctx, gen); werr != nil {
+			return s.noSpace(err)
+		}
+	}
+}
+
+// noSpace adds to an ErrNoSpace what an operator needs: how much is busy and
+// which pin has held space the longest.
+func (s *Store) noSpace(err error) error {
+	busy := s.busy.Blocks()
+	if busy == 0 {
+		return err
+	}
+	oldest := "(none)"
+	if pins := s.Pins(); len(pins) > 0 {
+		o := pins[0]
+		for _, p := range pins[1:] {
+			if p.Created.Before(o.Created) {
+				o = p
+			}
+		}
+		oldest = fmt.Sprintf("%q on %q, held for %s", o.Label, o.Key, time.Since(o.Created).Round(time.Millisecond))
+	}
+	return fmt.Errorf("%w; %d blocks are busy, held by pins (oldest pin %s)", err, busy, oldest)
+}
