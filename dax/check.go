@@ -171,4 +171,3 @@ func (s *Store) compareMemory(st *journal.State, bad func(string, ...any)) {
 		}
 	}
 }
-

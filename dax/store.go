@@ -206,7 +206,9 @@ func (s *Store) rebuild(st *journal.State) error {
 		return fmt.Errorf("daxstore: recover: "+format+": %w", append(args, ErrCorrupt)...)
 	}
 	blocks := s.region.BlockCount()
-	inRegion := func(e pmem.Extent) bool { return e.Len > 0 && e.Start >= 1 && uint64(e.End()) <= blocks && e.End() > e.Start }
+	inRegion := func(e pmem.Extent) bool {
+		return e.Len > 0 && e.Start >= 1 && uint64(e.End()) <= blocks && e.End() > e.Start
+	}
 	for ino, in := range st.Inodes {
 		if in.Ino != ino || ino == 0 {
 			return corrupt("inode record %d holds inode %d", ino, in.Ino)
