@@ -1,0 +1,85 @@
+// This file is the Linux side of a region's mapping: MAP_SYNC on real fsdax,
+// a plain shared mapping elsewhere, fallocate, and MADV_POPULATE_WRITE.
+
+package pmem
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+)
+
+// allocate gives f a size of size bytes with every block allocated
+// (fallocate), so that a store through the mapping cannot hit ENOSPC later
+// (which would be a SIGBUS). Where the filesystem cannot preallocate it only
+// sets the size (ftruncate).
+func allocate(f *os.File, size int64) error {
+	var err error
+	for {
+		err = unix.Fallocate(int(f.Fd()), 0, 0, size)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
+		if err := f.Truncate(size); err != nil {
+			return fmt.Errorf("ftruncate: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("fallocate %d bytes: %w", size, err)
+	}
+}
+
+// mapFile maps the first size bytes of f read-write and shared. It first
+// asks for MAP_SYNC, which only a DAX file grants; then stores are durable
+// once their cache lines are written back, and dax is true. When the kernel
+// or filesystem refuses MAP_SYNC (EOPNOTSUPP, or EINVAL from a kernel that
+// predates MAP_SHARED_VALIDATE) it falls back to a plain shared mapping.
+func mapFile(f *os.File, size int64) (data []byte, dax bool, err error) {
+	if size <= 0 || size > math.MaxInt {
+		return nil, false, fmt.Errorf("cannot map %d bytes", size)
+	}
+	if haveMapSync {
+		data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, mapSyncFlags)
+		if err == nil {
+			return data, true, nil
+		}
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+			return nil, false, fmt.Errorf("mmap with MAP_SYNC: %w", err)
+		}
+	}
+	m, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("mmap: %w", err)
+	}
+	return m, false, nil
+}
+
+// unmapFile undoes mapFile.
+func unmapFile(data []byte, dax bool) error {
+	if dax {
+		return unix.Munmap(data)
+	}
+	m := mmap.MMap(data)
+	return m.Unmap()
+}
+
+// populateWrite prefaults b's pages writable (MADV_POPULATE_WRITE, Linux
+// 5.14 and later); on DAX this allocates and maps the blocks up front.
+func populateWrite(b []byte) error {
+	return unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+}
+
+// populateUnsupported reports whether err means the kernel or the mapping
+// will never honour populateWrite, so asking again is pointless.
+func populateUnsupported(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
+}

@@ -1,0 +1,54 @@
+//go:build unix && !linux
+
+// This file maps a region on Unix systems other than Linux, which have no
+// MAP_SYNC, fallocate or MADV_POPULATE_WRITE: a plain shared mapping, made
+// durable with msync.
+
+package pmem
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+)
+
+// allocate sets f's size to size bytes. Without fallocate the blocks are
+// allocated lazily by the filesystem.
+func allocate(f *os.File, size int64) error {
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("ftruncate: %w", err)
+	}
+	return nil
+}
+
+// mapFile maps the first size bytes of f read-write and shared; dax is
+// always false here.
+func mapFile(f *os.File, size int64) (data []byte, dax bool, err error) {
+	if size <= 0 || size > math.MaxInt {
+		return nil, false, fmt.Errorf("cannot map %d bytes", size)
+	}
+	m, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
+	if err != nil {
+		return nil, false, fmt.Errorf("mmap: %w", err)
+	}
+	return m, false, nil
+}
+
+// unmapFile undoes mapFile.
+func unmapFile(data []byte, dax bool) error {
+	m := mmap.MMap(data)
+	return m.Unmap()
+}
+
+// populateWrite is unsupported outside Linux.
+func populateWrite(b []byte) error { return unix.ENOSYS }
+
+// populateUnsupported reports whether err means populateWrite will never
+// work.
+func populateUnsupported(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
+}

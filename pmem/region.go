@@ -1,0 +1,341 @@
+//go:build unix
+
+// This file creates, opens and closes a region file and hands out its mapped
+// blocks.
+
+package pmem
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// pageSize is the granularity of msync and madvise.
+var pageSize = int64(os.Getpagesize())
+
+// CreateOptions configures Create. The zero value is valid except for Size.
+type CreateOptions struct {
+	// BlockSize is the block size in bytes: a power of two in
+	// [MinBlockSize, MaxBlockSize]. 0 means DefaultBlockSize.
+	BlockSize uint32
+	// Size is the region size in bytes, including block 0 (the
+	// superblock). It is rounded down to whole blocks and must give at
+	// least 2 blocks.
+	Size int64
+	// UUID identifies the store. The zero UUID means: generate one with
+	// NewUUID.
+	UUID [16]byte
+}
+
+// superblock validates the options and returns the superblock they
+// describe.
+func (o CreateOptions) superblock() (Superblock, error) {
+	bs := o.BlockSize
+	if bs == 0 {
+		bs = DefaultBlockSize
+	}
+	if err := checkBlockSize(bs); err != nil {
+		return Superblock{}, err
+	}
+	if o.Size < 2*int64(bs) {
+		return Superblock{}, fmt.Errorf("size %d bytes: need at least 2 blocks of %d bytes (%d bytes)", o.Size, bs, 2*int64(bs))
+	}
+	sb := Superblock{
+		Version:    FormatVersion,
+		BlockSize:  bs,
+		BlockCount: uint64(o.Size) / uint64(bs),
+		UUID:       o.UUID,
+	}
+	if sb.UUID == ([16]byte{}) {
+		u, err := NewUUID()
+		if err != nil {
+			return Superblock{}, err
+		}
+		sb.UUID = u
+	}
+	return sb, sb.validate()
+}
+
+// Region is an open region file, mapped into memory. Block 0 holds the
+// superblock; blocks 1..BlockCount-1 hold data and are reached with Bytes.
+//
+// Concurrency: Bytes, Flush, FlushBytes, Drain, Prefault and the accessors
+// may be called from any number of goroutines at once. Close must be called
+// only when no other call on the region is running and no slice returned by
+// Bytes is used any more: afterwards those slices point at unmapped memory,
+// and touching them kills the process with SIGSEGV.
+type Region struct {
+	path  string
+	sb    Superblock
+	shift uint      // log2(sb.BlockSize)
+	size  int64     // BlockCount * BlockSize: the mapped length
+	dax   bool      // mapped with MAP_SYNC
+	insn  flushInsn // cache flush instruction for Flush; insnNone means msync
+
+	// m is the live mapping; nil once closed. Only Close changes it, so
+	// the hot paths pay one atomic load.
+	m atomic.Pointer[mapping]
+	// noPopulate is set once the kernel refuses MADV_POPULATE_WRITE, so
+	// Prefault stops asking.
+	noPopulate atomic.Bool
+}
+
+// mapping is the part of a Region that Close tears down.
+type mapping struct {
+	file *os.File
+	data []byte  // the whole region, size bytes
+	base uintptr // address of data[0]; the mapping never moves
+}
+
+// Create creates a new region file at path, which must not exist yet
+// (O_EXCL), and returns it open and mapped. It allocates the whole file
+// (fallocate, or ftruncate where the filesystem cannot preallocate), writes
+// the superblock through the mapping, flushes it, and fsyncs the file and
+// its directory, so a region that Create returned survives a crash.
+// On failure it removes the partial file; an existing file is never touched.
+// The file is created with mode 0600.
+func Create(path string, opts CreateOptions) (*Region, error) {
+	sb, err := opts.superblock()
+	if err != nil {
+		return nil, fmt.Errorf("pmem: create %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pmem: create: %w", err)
+	}
+	r, err := create(path, f, sb)
+	if err != nil {
+		// The file is ours (O_EXCL), so removing it cannot lose anyone's
+		// data (TestCreateRemovesThePartialFile).
+		_ = f.Close()
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("pmem: create %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// create lays out a region in the new, empty file f. On error the caller
+// closes and removes f; create only undoes its own mapping.
+func create(path string, f *os.File, sb Superblock) (*Region, error) {
+	enc, err := sb.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	size := int64(sb.BlockCount) * int64(sb.BlockSize)
+	if err := allocate(f, size); err != nil {
+		return nil, err
+	}
+	data, dax, err := mapFile(f, size)
+	if err != nil {
+		return nil, err
+	}
+	r := newRegion(path, f, sb, data, dax)
+	m := r.m.Load()
+	copy(m.data, enc)
+	if err = r.flush(m, 0, SuperblockSize); err != nil {
+		err = fmt.Errorf("flush superblock: %w", err)
+	}
+	if err == nil {
+		if err = f.Sync(); err != nil {
+			err = fmt.Errorf("fsync: %w", err)
+		}
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		_ = unmapFile(data, dax)
+		return nil, err
+	}
+	return r, nil
+}
+
+// syncDir makes a new directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory for fsync: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	// Some filesystems cannot fsync a directory and say EINVAL; there is
+	// nothing more to do on them.
+	if err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Open opens and maps an existing region. It reads (pread) and checks the
+// superblock before mapping anything, and never writes to the file. The
+// error wraps ErrCorrupt if the superblock is bad or the file is shorter
+// than BlockCount*BlockSize; bytes past the region in a longer file are
+// ignored. A failed Open leaves the file as it was
+// (TestOpenRejectsCorruptRegionsWithoutChangingThem). Open does not touch
+// the data blocks, so a huge, mostly empty region opens in constant time
+// (TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulates); see Prefault.
+func Open(path string) (*Region, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pmem: open: %w", err)
+	}
+	r, err := open(path, f)
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("pmem: open %s: %w", path, err)
+	}
+	return r, nil
+}
+
+func open(path string, f *os.File) (*Region, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (mode %v)", fi.Mode())
+	}
+	var buf [SuperblockSize]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read superblock: %w", err)
+	}
+	sb, err := decodeSuperblock(buf[:n])
+	if err != nil {
+		return nil, err
+	}
+	size := int64(sb.BlockCount) * int64(sb.BlockSize)
+	if fi.Size() < size {
+		return nil, fmt.Errorf("%w region: file is %d bytes, but the superblock says %d blocks of %d bytes (%d bytes)",
+			ErrCorrupt, fi.Size(), sb.BlockCount, sb.BlockSize, size)
+	}
+	data, dax, err := mapFile(f, size)
+	if err != nil {
+		return nil, err
+	}
+	return newRegion(path, f, sb, data, dax), nil
+}
+
+// newRegion wraps a validated superblock and its mapping.
+func newRegion(path string, f *os.File, sb Superblock, data []byte, dax bool) *Region {
+	r := &Region{
+		path: path,
+		sb:   sb,
+		size: int64(len(data)),
+		dax:  dax,
+	}
+	for bs := sb.BlockSize; bs > 1; bs >>= 1 {
+		r.shift++
+	}
+	if dax {
+		r.insn = cpuFlushInsn
+	}
+	r.m.Store(&mapping{file: f, data: data, base: uintptr(unsafe.Pointer(unsafe.SliceData(data)))})
+	return r
+}
+
+// Superblock returns the region's superblock.
+func (r *Region) Superblock() Superblock { return r.sb }
+
+// BlockSize returns the block size in bytes.
+func (r *Region) BlockSize() int64 { return int64(r.sb.BlockSize) }
+
+// BlockCount returns the number of blocks, including block 0.
+func (r *Region) BlockCount() uint64 { return r.sb.BlockCount }
+
+// Size returns the region size in bytes: BlockCount * BlockSize.
+func (r *Region) Size() int64 { return r.size }
+
+// Path returns the path the region was created or opened with.
+func (r *Region) Path() string { return r.path }
+
+// DAX reports whether the region is mapped with MAP_SYNC, that is, lives on
+// a real fsdax filesystem: then writing back the CPU caches alone makes
+// stores durable, and the kernel keeps file metadata in sync on page faults.
+// When false, Flush uses msync.
+func (r *Region) DAX() bool { return r.dax }
+
+// FlushMethod names how Flush makes stores durable: "clwb", "clflushopt" or
+// "clflush" (each followed by SFENCE) on DAX, "msync" otherwise.
+func (r *Region) FlushMethod() string {
+	if r.insn == insnNone {
+		return "msync"
+	}
+	return r.insn.String()
+}
+
+// blockRange returns the byte range [off, end) of data blocks e, or ok
+// false if e is empty, touches block 0 or reaches past the region.
+func (r *Region) blockRange(e Extent) (off, end int64, ok bool) {
+	count := r.sb.BlockCount
+	if e.Len == 0 || e.Start == 0 || uint64(e.Start) >= count || e.Len > count-uint64(e.Start) {
+		return 0, 0, false
+	}
+	return int64(e.Start) << r.shift, int64(e.End()) << r.shift, true
+}
+
+// Bytes returns the mapped bytes of data blocks e: a slice that aliases the
+// region (zero-copy), with its capacity limited to its length. Stores into
+// it become durable only after Flush. It returns nil if e is empty, starts
+// at block 0, reaches past BlockCount, or the region is closed. Bytes does
+// not allocate and takes no lock.
+func (r *Region) Bytes(e Extent) []byte {
+	m := r.m.Load()
+	off, end, ok := r.blockRange(e)
+	if m == nil || !ok {
+		return nil
+	}
+	return m.data[off:end:end]
+}
+
+// Prefault asks the kernel, best effort, to fault in the pages covering
+// data blocks e writable (MADV_POPULATE_WRITE, Linux 5.14 and later), so
+// that the first stores to them do not take page faults. Invalid extents,
+// a closed region and every kernel error are ignored; once the kernel says
+// it does not support the request (EINVAL, ENOSYS, EOPNOTSUPP), later calls
+// return at once.
+func (r *Region) Prefault(e Extent) {
+	if r.noPopulate.Load() {
+		return
+	}
+	m := r.m.Load()
+	off, end, ok := r.blockRange(e)
+	if m == nil || !ok {
+		return
+	}
+	off &^= pageSize - 1
+	end = min((end+pageSize-1)&^(pageSize-1), r.size)
+	if err := populateWrite(m.data[off:end]); err != nil && populateUnsupported(err) {
+		r.noPopulate.Store(true)
+	}
+}
+
+// Close unmaps the region and closes the file. It does not flush: stores
+// that were not flushed may be lost in a crash. A second Close returns an
+// error wrapping os.ErrClosed. See Region for when Close may be called.
+func (r *Region) Close() error {
+	m := r.m.Swap(nil)
+	if m == nil {
+		return fmt.Errorf("pmem: close %s: %w", r.path, os.ErrClosed)
+	}
+	var errs []error
+	if err := unmapFile(m.data, r.dax); err != nil {
+		errs = append(errs, fmt.Errorf("munmap: %w", err))
+	}
+	if err := m.file.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pmem: close %s: %w", r.path, err)
+	}
+	return nil
+}
