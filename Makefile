@@ -1,0 +1,50 @@
+# daxstore: build, test, demo. `make test` is what CI runs.
+
+GO       ?= go
+# Go's default install location, for fresh machines whose PATH lacks it.
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+
+PKGS     := ./...
+BIN      := bin/daxstore
+
+.PHONY: all build test vet demo bench fuzz dax-test clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/daxstore
+
+vet:
+	$(GO) vet $(PKGS)
+
+# go vet, then every test with the race detector. About ten minutes at most
+# on 2 cores.
+test: vet
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+# The main job: the pin / punch / busy-extent story on a store in a
+# temporary directory.
+demo: build
+	./$(BIN) demo
+
+# Hot-path benchmarks of every package; compare runs with benchstat.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# A short run of every fuzz target (FUZZTIME each).
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecodeSuperblock -fuzztime $(FUZZTIME) ./pmem
+	for f in $$($(GO) test -list 'Fuzz.*' ./journal | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./journal || exit 1; \
+	done
+
+# The region tests on a real fsdax mount (ext4 -o dax on memmap= pmem) in a
+# QEMU guest; needs ../shared/tools/fsdax-guest.
+FSDAX_GUEST ?= ../shared/tools/fsdax-guest
+dax-test:
+	CGO_ENABLED=0 $(GO) test -c -o bin/pmem.test ./pmem
+	$(FSDAX_GUEST) bin/pmem.test -test.v -test.run 'Fsdax|RoundTrip' -fsdax-dir=/mnt
+
+clean:
+	rm -rf bin
