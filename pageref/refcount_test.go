@@ -1,0 +1,390 @@
+package pageref
+
+// This file tests Detach and the release of detached blocks, including the
+// exactly-once guarantee under concurrency.
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+func TestDetach(t *testing.T) {
+	const n = 4 * chunkBlocks
+	tests := []struct {
+		name     string
+		refs     []pmem.Extent // acquired before the Detach
+		e        pmem.Extent
+		wantBusy []pmem.Extent
+	}{
+		{"detach of idle blocks marks nothing", nil, ext(10, 20), nil},
+		{"detach of idle blocks in untouched chunks marks nothing", []pmem.Extent{ext(0, 1)}, ext(chunkBlocks, 2*chunkBlocks), nil},
+		{"detach of referenced blocks marks them all", []pmem.Extent{ext(10, 20)}, ext(10, 20), []pmem.Extent{ext(10, 20)}},
+		{"detach of a mixed range marks only the referenced runs",
+			[]pmem.Extent{ext(12, 3), ext(13, 1), ext(20, 2), ext(chunkBlocks-1, 3)},
+			ext(10, chunkBlocks),
+			[]pmem.Extent{ext(12, 3), ext(20, 2), ext(chunkBlocks-1, 3)}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var rel releases
+			tb := New(n, rel.record)
+			for _, r := range tc.refs {
+				if err := tb.Acquire(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := counts(tb, n)
+			busy, err := tb.Detach(tc.e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(busy, tc.wantBusy) {
+				t.Fatalf("busy = %v, want %v", busy, tc.wantBusy)
+			}
+			if got := counts(tb, n); !slices.Equal(got, before) {
+				t.Fatalf("Detach changed counts at blocks %v", diff(got, before))
+			}
+			for b := range pmem.Block(n) {
+				want := slices.ContainsFunc(tc.wantBusy, func(e pmem.Extent) bool { return e.Contains(b) })
+				if tb.IsDetached(b) != want {
+					t.Fatalf("block %d: IsDetached = %v, want %v", b, !want, want)
+				}
+			}
+			if c := rel.take(); c != nil {
+				t.Fatalf("onRelease called by Detach: %v", c)
+			}
+			mustCheck(t, tb)
+		})
+	}
+}
+
+func TestDetachOfDetachedBlockFailsWithoutChange(t *testing.T) {
+	tb := New(100, nil)
+	if err := tb.Acquire(ext(0, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Detach(ext(10, 2)); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := tb.Detach(ext(0, 20))
+	if !errors.Is(err, ErrDetached) {
+		t.Fatalf("got %v, want ErrDetached", err)
+	}
+	if busy != nil {
+		t.Fatalf("failed Detach returned busy %v", busy)
+	}
+	for b := range pmem.Block(20) {
+		if want := b == 10 || b == 11; tb.IsDetached(b) != want {
+			t.Fatalf("block %d: IsDetached = %v, want %v", b, !want, want)
+		}
+	}
+}
+
+func TestAcquireOfDetachedBlockFailsWithoutChange(t *testing.T) {
+	const n = 2 * chunkBlocks
+	tests := []struct {
+		name string
+		e    pmem.Extent
+	}{
+		{"acquire of the detached block alone fails", ext(chunkBlocks+5, 1)},
+		{"acquire of a range ending in it fails", ext(chunkBlocks-10, 16)},
+		{"acquire of a range starting at it fails", ext(chunkBlocks+5, 10)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var rel releases
+			tb := New(n, rel.record)
+			if err := tb.Acquire(ext(chunkBlocks+5, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tb.Detach(ext(chunkBlocks+5, 1)); err != nil {
+				t.Fatal(err)
+			}
+			before := counts(tb, n)
+			if err := tb.Acquire(tc.e); !errors.Is(err, ErrDetached) {
+				t.Fatalf("got %v, want ErrDetached", err)
+			}
+			if got := counts(tb, n); !slices.Equal(got, before) {
+				t.Fatalf("counts changed at blocks %v", diff(got, before))
+			}
+			if got := tb.ReferencedBlocks(); got != 1 {
+				t.Fatalf("ReferencedBlocks = %d, want 1", got)
+			}
+			if c := rel.take(); c != nil {
+				t.Fatalf("onRelease called: %v", c)
+			}
+			mustCheck(t, tb)
+		})
+	}
+}
+
+func TestLastReleaseReportsDetachedBlocks(t *testing.T) {
+	var rel releases
+	tb := New(4*chunkBlocks, rel.record)
+	// Two references on [chunkBlocks-4, +10), one more on its middle.
+	whole, mid := ext(chunkBlocks-4, 10), ext(chunkBlocks-1, 2)
+	for _, e := range []pmem.Extent{whole, whole, mid} {
+		if err := tb.Acquire(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	busy, err := tb.Detach(ext(0, 4*chunkBlocks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(busy, []pmem.Extent{whole}) {
+		t.Fatalf("busy = %v, want %v", busy, []pmem.Extent{whole})
+	}
+
+	t.Run("a release that leaves references reports nothing", func(t *testing.T) {
+		if err := tb.Release(whole); err != nil {
+			t.Fatal(err)
+		}
+		if c := rel.take(); c != nil {
+			t.Fatalf("onRelease called: %v", c)
+		}
+	})
+	t.Run("the last release reports the runs around the still-held middle, in one call", func(t *testing.T) {
+		if err := tb.Release(whole); err != nil {
+			t.Fatal(err)
+		}
+		want := [][]pmem.Extent{{ext(chunkBlocks-4, 3), ext(chunkBlocks+1, 5)}}
+		if c := rel.take(); !slices.EqualFunc(c, want, slices.Equal) {
+			t.Fatalf("onRelease calls = %v, want %v", c, want)
+		}
+		for b := whole.Start; b < whole.End(); b++ {
+			if want := mid.Contains(b); tb.IsDetached(b) != want {
+				t.Fatalf("block %d: IsDetached = %v, want %v", b, !want, want)
+			}
+		}
+	})
+	t.Run("releasing the middle reports it and clears its words", func(t *testing.T) {
+		if err := tb.Release(ext(chunkBlocks-1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.Release(ext(chunkBlocks, 1)); err != nil {
+			t.Fatal(err)
+		}
+		want := [][]pmem.Extent{{ext(chunkBlocks-1, 1)}, {ext(chunkBlocks, 1)}}
+		if c := rel.take(); !slices.EqualFunc(c, want, slices.Equal) {
+			t.Fatalf("onRelease calls = %v, want %v", c, want)
+		}
+		for b := whole.Start; b < whole.End(); b++ {
+			if tb.IsDetached(b) || tb.Count(b) != 0 {
+				t.Fatalf("block %d still detached or referenced", b)
+			}
+		}
+		mustCheck(t, tb)
+	})
+	t.Run("a released block can be referenced again, and is idle to a new Detach", func(t *testing.T) {
+		if err := tb.Acquire(whole); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.Release(whole); err != nil {
+			t.Fatal(err)
+		}
+		busy, err := tb.Detach(whole)
+		if err != nil || busy != nil {
+			t.Fatalf("Detach = %v, %v; want no busy blocks", busy, err)
+		}
+		if c := rel.take(); c != nil {
+			t.Fatalf("onRelease called: %v", c)
+		}
+	})
+}
+
+func TestReleaseUnderflowWithDetachedBlocksChangesNothing(t *testing.T) {
+	var rel releases
+	tb := New(100, rel.record)
+	if err := tb.Acquire(ext(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.Detach(ext(0, 5)); err != nil {
+		t.Fatal(err)
+	}
+	// Block 5 was never referenced: the release must fail before block 0..4
+	// lose their last reference.
+	if err := tb.Release(ext(0, 6)); !errors.Is(err, ErrNotReferenced) {
+		t.Fatalf("got %v, want ErrNotReferenced", err)
+	}
+	if c := rel.take(); c != nil {
+		t.Fatalf("onRelease called: %v", c)
+	}
+	for b := range pmem.Block(5) {
+		if tb.Count(b) != 1 || !tb.IsDetached(b) {
+			t.Fatalf("block %d: count %d detached %v, want 1 and true", b, tb.Count(b), tb.IsDetached(b))
+		}
+	}
+}
+
+// TestReleaseExactlyOnce is the proof named in chunk.dec: holders release
+// their references on a range in random pieces, taking and dropping nested
+// references on the way, while a Detach of the range lands at a random
+// moment. Every block must end up freed exactly once: either directly by the
+// Detach caller (idle when Detach read it) or by onRelease, never both, never
+// twice.
+func TestReleaseExactlyOnce(t *testing.T) {
+	rounds := 400
+	if testing.Short() {
+		rounds = 50
+	}
+	base := uint64(time.Now().UnixNano())
+	t.Logf("base seed %d", base)
+	var st raceStats
+	for r := range rounds {
+		seed := base + uint64(r)
+		if err := exactlyOnceRound(seed, &st); err != nil {
+			t.Fatalf("seed %d (round %d): %v", seed, r, err)
+		}
+	}
+	t.Logf("%d rounds: %d with both idle and detached blocks, %d nested acquires refused as detached",
+		rounds, st.mixed, st.refused.Load())
+}
+
+// raceStats shows that the rounds exercise the races they are meant to.
+type raceStats struct {
+	mixed   int          // rounds where Detach found both idle and referenced blocks
+	refused atomic.Int64 // nested Acquires that met a detached block
+}
+
+func exactlyOnceRound(seed uint64, st *raceStats) error {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	const n = 4 * chunkBlocks
+	e := ext(rng.Uint64N(200), 1+rng.Uint64N(3*chunkBlocks))
+	holders := 2 + rng.IntN(6)
+
+	var mu sync.Mutex // protects released
+	released := map[pmem.Block]int{}
+	tb := New(n, func(runs []pmem.Extent) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range runs {
+			for b := r.Start; b < r.End(); b++ {
+				released[b]++
+			}
+		}
+	})
+	for range holders {
+		if err := tb.Acquire(e); err != nil {
+			return err
+		}
+	}
+
+	// Each holder releases e in shuffled pieces; the Detach fires once a
+	// random number of pieces has been released.
+	plans := make([][]pmem.Extent, holders)
+	total := 0
+	for h := range plans {
+		plans[h] = splitShuffled(rng, e)
+		total += len(plans[h])
+	}
+	fireAt := rng.Int64N(int64(total) + 1)
+	var done atomic.Int64
+	errs := make(chan error, holders+1)
+	var wg sync.WaitGroup
+	for h := range holders {
+		hseed := rng.Uint64()
+		wg.Go(func() {
+			hr := rand.New(rand.NewPCG(hseed, 1))
+			for _, p := range plans[h] {
+				if hr.IntN(3) == 0 {
+					// A nested reference, as a read taking a short-term ref
+					// under a pin: it fails only if the piece was detached.
+					if err := tb.Acquire(p); err == nil {
+						runtime.Gosched()
+						if err := tb.Release(p); err != nil {
+							errs <- fmt.Errorf("nested release %v: %w", p, err)
+							return
+						}
+					} else if errors.Is(err, ErrDetached) {
+						st.refused.Add(1)
+					} else {
+						errs <- fmt.Errorf("nested acquire %v: %w", p, err)
+						return
+					}
+				}
+				if err := tb.Release(p); err != nil {
+					errs <- fmt.Errorf("holder %d release %v: %w", h, p, err)
+					return
+				}
+				done.Add(1)
+				if hr.IntN(4) == 0 {
+					runtime.Gosched()
+				}
+			}
+		})
+	}
+	var busy []pmem.Extent
+	wg.Go(func() {
+		for done.Load() < fireAt {
+			runtime.Gosched()
+		}
+		var err error
+		if busy, err = tb.Detach(e); err != nil {
+			errs <- fmt.Errorf("detach: %w", err)
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+
+	busySet := map[pmem.Block]bool{}
+	for _, r := range busy {
+		if !e.Covers(r) {
+			return fmt.Errorf("busy run %v outside %v", r, e)
+		}
+		for b := r.Start; b < r.End(); b++ {
+			busySet[b] = true
+		}
+	}
+	for b, c := range released {
+		if c != 1 {
+			return fmt.Errorf("block %d reported to onRelease %d times", b, c)
+		}
+		if !busySet[b] {
+			return fmt.Errorf("block %d reported to onRelease but was idle to Detach (freed twice)", b)
+		}
+	}
+	for b := e.Start; b < e.End(); b++ {
+		freedDirectly := !busySet[b]
+		if freedDirectly == (released[b] == 1) {
+			return fmt.Errorf("block %d: freed directly %v, reported %d times; want exactly one of them", b, freedDirectly, released[b])
+		}
+		if tb.Count(b) != 0 || tb.IsDetached(b) {
+			return fmt.Errorf("block %d left with count %d detached %v", b, tb.Count(b), tb.IsDetached(b))
+		}
+	}
+	if len(busySet) > 0 && uint64(len(busySet)) < e.Len {
+		st.mixed++
+	}
+	if len(released) != len(busySet) {
+		return fmt.Errorf("%d blocks reported, %d detached", len(released), len(busySet))
+	}
+	if tb.ReferencedBlocks() != 0 {
+		return fmt.Errorf("ReferencedBlocks = %d at the end", tb.ReferencedBlocks())
+	}
+	return tb.Check()
+}
+
+// splitShuffled cuts e into random pieces in random order.
+func splitShuffled(rng *rand.Rand, e pmem.Extent) []pmem.Extent {
+	var pieces []pmem.Extent
+	for b := e.Start; b < e.End(); {
+		l := min(1+rng.Uint64N(64), uint64(e.End()-b))
+		pieces = append(pieces, pmem.Extent{Start: b, Len: l})
+		b += pmem.Block(l)
+	}
+	rng.Shuffle(len(pieces), func(i, j int) { pieces[i], pieces[j] = pieces[j], pieces[i] })
+	return pieces
+}
