@@ -26,7 +26,8 @@ type breaker struct {
 	key    string
 	reason busyextent.Reason
 	t      *txn
-	fresh  []pmem.Extent // reserved blocks still to hand out (copy-on-write, zero-range)
+	fresh  []pmem.Extent // reserved blocks not yet handed out (copy-on-write, zero-range)
+	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
 	detached []pmem.Extent // blocks moved to busy
 	broken   map[*Pin]bool // pins whose blocks were detached
@@ -177,7 +178,7 @@ func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
 		clear(s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})[from:to])
 		return s.region.FlushBytes(int64(m.start)*s.bs+from, to-from)
 	}
-	e := carve(&b.fresh, 1)
+	e := b.take(1)
 	dst := s.region.Bytes(e)
 	copy(dst, s.region.Bytes(pmem.Extent{Start: m.start, Len: 1}))
 	clear(dst[from:to])
@@ -217,7 +218,7 @@ func (b *breaker) zeroFull(fb, fe uint64) error {
 				return err
 			}
 			for at, left := rfb, r.Len; left > 0; {
-				e := carve(&b.fresh, left)
+				e := b.take(left)
 				b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{fileBlock: at, start: e.Start, n: e.Len, unwritten: true}))
 				at += e.Len
 				left -= e.Len
@@ -274,7 +275,6 @@ func (b *breaker) run(policy BreakPolicy,
 		b.fresh = reserved
 	}
 	b.t = s.newTxn()
-	b.t.claimed = append(b.t.claimed, b.fresh...)
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if s.failed != nil {
@@ -286,10 +286,10 @@ func (b *breaker) run(policy BreakPolicy,
 		b.t.b.Close()
 		return nil, s.fail(err)
 	}
-	if len(b.fresh) > 0 {
-		b.t.b.Close()
-		return nil, s.fail(fmt.Errorf("%d reserved blocks left over", len(b.fresh)))
-	}
+	// A pin may have dropped between plan and apply, so fewer blocks needed
+	// a copy than were reserved: give the rest back.
+	s.unreserveLocked(b.fresh)
+	b.t.claimed = append(b.t.claimed, b.used...)
 	if !b.in.removed {
 		b.in.mtime = time.Now()
 		b.t.setInode(b.in)
@@ -298,6 +298,13 @@ func (b *breaker) run(policy BreakPolicy,
 		return nil, err
 	}
 	return &breakResult{detached: b.detached, broken: b.broken}, nil
+}
+
+// take hands out n fresh blocks (or fewer, contiguous) from the reservation.
+func (b *breaker) take(n uint64) pmem.Extent {
+	e := carve(&b.fresh, n)
+	b.used = append(b.used, e)
+	return e
 }
 
 // unreserveLocked is unreserve for a caller holding commitMu.

@@ -280,7 +280,7 @@ func (f *File) writeAt(p []byte, off int64) error {
 				e := carve(&reserved, h.n)
 				if err := s.writeBlocks(e, h.fileBlock, p, off, true); err != nil {
 					t.b.Close()
-					return err
+					return s.poison(err) // earlier holes may already be mapped
 				}
 				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len}))
 				h.fileBlock += e.Len
@@ -292,7 +292,7 @@ func (f *File) writeAt(p []byte, off int64) error {
 	for _, m := range pieces {
 		if err := s.writeBlocks(m.region(), m.fileBlock, p, off, m.unwritten); err != nil {
 			t.b.Close()
-			return err
+			return s.poison(err)
 		}
 		if m.unwritten {
 			// The blocks now hold their data and zeros: convert them.

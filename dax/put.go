@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/daxstore/daxstore/busyextent"
@@ -60,7 +61,7 @@ func (s *Store) put(key string, value []byte, policy BreakPolicy) (*breakResult,
 		}
 	}()
 	var fresh []mapping
-	left := reserved
+	left := slices.Clone(reserved) // carve edits its slice's elements
 	for fb := uint64(0); fb < nblocks; {
 		e := carve(&left, nblocks-fb)
 		if err := s.writeBlocks(e, fb, value, 0, true); err != nil {
