@@ -1,0 +1,585 @@
+// This file holds the journal's key schema and the versioned, checksummed
+// record codecs, so that every byte the journal persists has exactly one
+// encoder and one strict decoder.
+
+package journal
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// Key prefixes, one byte per record kind. Integers in keys are big-endian so
+// that Pebble's bytewise order is numeric order.
+const (
+	prefixMeta   byte = 'M' // "M"
+	prefixName   byte = 'N' // 'N' + name bytes
+	prefixInode  byte = 'I' // 'I' + ino(8)
+	prefixExtent byte = 'E' // 'E' + ino(8) + fileBlock(8)
+	prefixFree   byte = 'F' // 'F' + start(8)
+	prefixBusy   byte = 'B' // 'B' + start(8)
+)
+
+// recordVersion is the only value format this package writes and reads. The
+// framing - a leading version byte and a trailing CRC32C over the key and the
+// value body - is the same for every version, so a future version can be
+// told apart from a corrupt value.
+const recordVersion byte = 1
+
+// Limits on variable-length fields, checked by the Batch methods before
+// anything is queued and again by the decoders.
+const (
+	MaxKeyLen   = 4096 // bytes in a name (a store key)
+	MaxLabels   = 64   // labels on one busy record
+	MaxLabelLen = 256  // bytes in one label
+)
+
+// crcLen is the size of the CRC32C trailer of every value.
+const crcLen = 4
+
+// ErrInvalidRecord reports a record that the journal refuses to write because
+// it could not be read back: an over-long key or label, too many labels, a
+// negative size, or an empty or wrapping extent. Nothing is queued.
+var ErrInvalidRecord = errors.New("journal: invalid record")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Meta is the store-wide record: the identity of the region the journal
+// belongs to and the next inode number to hand out.
+type Meta struct {
+	UUID       [16]byte
+	BlockSize  uint32
+	BlockCount uint64
+	NextInode  uint64
+}
+
+// Inode is one file: its key (name), size in bytes and modification time.
+type Inode struct {
+	Ino     uint64
+	Key     string
+	Size    int64
+	ModTime int64 // unix nanoseconds
+}
+
+// ExtentRecord maps Len file blocks starting at FileBlock of inode Ino to the
+// region blocks starting at Start. Unwritten extents read as zeros.
+type ExtentRecord struct {
+	Ino       uint64
+	FileBlock uint64
+	Start     pmem.Block
+	Len       uint64
+	Unwritten bool
+}
+
+// BusyRecord is an extent detached from its file while still referenced:
+// who owned it (Ino, Key, FileBlock), why (Reason), since when (DetachedAt,
+// unix nanoseconds) and the labels of the references that held it.
+type BusyRecord struct {
+	Extent     pmem.Extent
+	Ino        uint64
+	Key        string
+	FileBlock  uint64
+	Reason     uint8
+	DetachedAt int64 // unix ns
+	Labels     []string
+}
+
+// ---- keys ----
+
+func metaKey() []byte { return []byte{prefixMeta} }
+
+func nameKey(name string) []byte {
+	k := make([]byte, 1+len(name))
+	k[0] = prefixName
+	copy(k[1:], name)
+	return k
+}
+
+func u64Key(prefix byte, v uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], v)
+	return k
+}
+
+func inodeKey(ino uint64) []byte      { return u64Key(prefixInode, ino) }
+func freeKey(start pmem.Block) []byte { return u64Key(prefixFree, uint64(start)) }
+func busyKey(start pmem.Block) []byte { return u64Key(prefixBusy, uint64(start)) }
+func extentPrefix(ino uint64) []byte  { return u64Key(prefixExtent, ino) }
+func extentKey(ino, fb uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = prefixExtent
+	binary.BigEndian.PutUint64(k[1:], ino)
+	binary.BigEndian.PutUint64(k[9:], fb)
+	return k
+}
+
+// prefixEnd returns the smallest key greater than every key that starts with
+// prefix. prefix must hold at least one byte below 0xff, which every key of
+// this schema does (the kind byte).
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // unreachable for this schema; nil means "no upper bound"
+}
+
+// shortHex renders a key for an error message, eliding the middle of very
+// long keys so that messages stay readable.
+func shortHex(key []byte) string {
+	const limit = 48
+	if len(key) <= limit {
+		return hex.EncodeToString(key)
+	}
+	return hex.EncodeToString(key[:limit/2]) + "..." + hex.EncodeToString(key[len(key)-limit/2:])
+}
+
+// ---- validation shared by Batch and the decoders ----
+
+// checkRun reports why a run of n blocks starting at start is not storable:
+// it must be non-empty and must not wrap around the uint64 block space.
+func checkRun(start, n uint64) string {
+	if n == 0 {
+		return "zero length"
+	}
+	if start > math.MaxUint64-n {
+		return fmt.Sprintf("run %d+%d wraps", start, n)
+	}
+	return ""
+}
+
+func checkName(name string) string {
+	if len(name) > MaxKeyLen {
+		return fmt.Sprintf("key of %d bytes exceeds %d", len(name), MaxKeyLen)
+	}
+	return ""
+}
+
+func checkLabels(labels []string) string {
+	if len(labels) > MaxLabels {
+		return fmt.Sprintf("%d labels exceed %d", len(labels), MaxLabels)
+	}
+	for i, l := range labels {
+		if len(l) > MaxLabelLen {
+			return fmt.Sprintf("label %d of %d bytes exceeds %d", i, len(l), MaxLabelLen)
+		}
+	}
+	return ""
+}
+
+func checkInode(in Inode) string {
+	if r := checkName(in.Key); r != "" {
+		return r
+	}
+	if in.Size < 0 {
+		return fmt.Sprintf("negative size %d", in.Size)
+	}
+	return ""
+}
+
+func checkExtent(r ExtentRecord) string {
+	if s := checkRun(uint64(r.Start), r.Len); s != "" {
+		return "region " + s
+	}
+	if s := checkRun(r.FileBlock, r.Len); s != "" {
+		return "file " + s
+	}
+	return ""
+}
+
+func checkBusy(r BusyRecord) string {
+	if s := checkRun(uint64(r.Extent.Start), r.Extent.Len); s != "" {
+		return s
+	}
+	if s := checkName(r.Key); s != "" {
+		return s
+	}
+	return checkLabels(r.Labels)
+}
+
+// ---- value encoding ----
+
+// newValue starts a value body with the version byte.
+func newValue(sizeHint int) []byte {
+	v := make([]byte, 0, 1+sizeHint+crcLen)
+	return append(v, recordVersion)
+}
+
+func appendString(v []byte, s string) []byte {
+	v = binary.AppendUvarint(v, uint64(len(s)))
+	return append(v, s...)
+}
+
+func appendBool(v []byte, b bool) []byte {
+	if b {
+		return append(v, 1)
+	}
+	return append(v, 0)
+}
+
+// seal appends the CRC32C of key and body to body. Covering the key means a
+// value copied under another key fails its checksum.
+func seal(key, body []byte) []byte {
+	crc := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, body)
+	return binary.BigEndian.AppendUint32(body, crc)
+}
+
+// EncodeMeta returns the key and value of the store's meta record.
+func EncodeMeta(m Meta) (key, value []byte) {
+	key = metaKey()
+	v := newValue(16 + 4 + 8 + 8)
+	v = append(v, m.UUID[:]...)
+	v = binary.BigEndian.AppendUint32(v, m.BlockSize)
+	v = binary.BigEndian.AppendUint64(v, m.BlockCount)
+	v = binary.BigEndian.AppendUint64(v, m.NextInode)
+	return key, seal(key, v)
+}
+
+// EncodeName returns the key and value binding name to inode ino. It does not
+// check limits: a name longer than MaxKeyLen encodes but fails to decode.
+func EncodeName(name string, ino uint64) (key, value []byte) {
+	key = nameKey(name)
+	v := newValue(8)
+	v = binary.BigEndian.AppendUint64(v, ino)
+	return key, seal(key, v)
+}
+
+// EncodeInode returns the key and value of an inode record. It does not check
+// limits; Batch.SetInode does.
+func EncodeInode(in Inode) (key, value []byte) {
+	key = inodeKey(in.Ino)
+	v := newValue(binary.MaxVarintLen64 + len(in.Key) + 16)
+	v = appendString(v, in.Key)
+	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
+	v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
+	return key, seal(key, v)
+}
+
+// EncodeExtent returns the key and value of a file extent record. It does not
+// check limits; Batch.SetExtent does.
+func EncodeExtent(r ExtentRecord) (key, value []byte) {
+	key = extentKey(r.Ino, r.FileBlock)
+	v := newValue(17)
+	v = binary.BigEndian.AppendUint64(v, uint64(r.Start))
+	v = binary.BigEndian.AppendUint64(v, r.Len)
+	v = appendBool(v, r.Unwritten)
+	return key, seal(key, v)
+}
+
+// EncodeFree returns the key and value of a free-space extent record. It does
+// not check limits; Batch.SetFree does.
+func EncodeFree(e pmem.Extent) (key, value []byte) {
+	key = freeKey(e.Start)
+	v := newValue(8)
+	v = binary.BigEndian.AppendUint64(v, e.Len)
+	return key, seal(key, v)
+}
+
+// EncodeBusy returns the key and value of a busy extent record. It does not
+// check limits; Batch.SetBusy does.
+func EncodeBusy(r BusyRecord) (key, value []byte) {
+	key = busyKey(r.Extent.Start)
+	n := 8 + 8 + binary.MaxVarintLen64 + len(r.Key) + 8 + 1 + 8 + binary.MaxVarintLen64
+	for _, l := range r.Labels {
+		n += binary.MaxVarintLen64 + len(l)
+	}
+	v := newValue(n)
+	v = binary.BigEndian.AppendUint64(v, r.Extent.Len)
+	v = binary.BigEndian.AppendUint64(v, r.Ino)
+	v = appendString(v, r.Key)
+	v = binary.BigEndian.AppendUint64(v, r.FileBlock)
+	v = append(v, r.Reason)
+	v = binary.BigEndian.AppendUint64(v, uint64(r.DetachedAt))
+	v = binary.AppendUvarint(v, uint64(len(r.Labels)))
+	for _, l := range r.Labels {
+		v = appendString(v, l)
+	}
+	return key, seal(key, v)
+}
+
+// ---- value decoding ----
+
+// corruptError builds the error every decoder returns: it names the record
+// kind and the key in hex, and wraps pmem.ErrCorrupt.
+func corruptError(kind string, key []byte, format string, args ...any) error {
+	return fmt.Errorf("journal: %s record at key %s: %s: %w",
+		kind, shortHex(key), fmt.Sprintf(format, args...), pmem.ErrCorrupt)
+}
+
+// decoder reads the fields of one value body. The first failure sticks in
+// err and every later read returns zero values, so a decode function reads
+// all its fields and checks err once at the end.
+type decoder struct {
+	kind string
+	key  []byte
+	b    []byte
+	err  error
+}
+
+// openValue checks the framing of value (length, checksum, version) and
+// returns a decoder positioned after the version byte.
+func openValue(kind string, key, value []byte) *decoder {
+	d := &decoder{kind: kind, key: key}
+	if len(value) < 1+crcLen {
+		d.fail("value of %d bytes is too short", len(value))
+		return d
+	}
+	body := value[:len(value)-crcLen]
+	want := binary.BigEndian.Uint32(value[len(value)-crcLen:])
+	got := crc32.Update(crc32.Checksum(key, castagnoli), castagnoli, body)
+	if got != want {
+		d.fail("checksum mismatch (stored %08x, computed %08x)", want, got)
+		return d
+	}
+	if body[0] != recordVersion {
+		d.fail("unsupported version %d", body[0])
+		return d
+	}
+	d.b = body[1:]
+	return d
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = corruptError(d.kind, d.key, format, args...)
+	}
+	d.b = nil
+}
+
+func (d *decoder) take(n int, what string) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) < n {
+		d.fail("truncated %s", what)
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) u64(what string) uint64 {
+	if p := d.take(8, what); p != nil {
+		return binary.BigEndian.Uint64(p)
+	}
+	return 0
+}
+
+func (d *decoder) u32(what string) uint32 {
+	if p := d.take(4, what); p != nil {
+		return binary.BigEndian.Uint32(p)
+	}
+	return 0
+}
+
+func (d *decoder) u8(what string) uint8 {
+	if p := d.take(1, what); p != nil {
+		return p[0]
+	}
+	return 0
+}
+
+func (d *decoder) boolean(what string) bool {
+	switch d.u8(what) {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		d.fail("%s is not 0 or 1", what)
+		return false
+	}
+}
+
+// uvarint reads a canonical (shortest-form) uvarint no larger than limit.
+// Rejecting over-long forms keeps decode-then-encode byte-identical.
+func (d *decoder) uvarint(what string, limit uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	if n != uvarintLen(v) {
+		d.fail("non-canonical %s", what)
+		return 0
+	}
+	if v > limit {
+		d.fail("%s %d exceeds %d", what, v, limit)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) str(what string, limit int) string {
+	n := d.uvarint(what+" length", uint64(limit))
+	return string(d.take(int(n), what))
+}
+
+// done fails on trailing bytes and returns the sticky error.
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	return d.err
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// decodeU64Key parses a prefix+uint64 key.
+func decodeU64Key(kind string, prefix byte, key []byte) (uint64, error) {
+	if len(key) != 9 || key[0] != prefix {
+		return 0, corruptError(kind, key, "malformed key")
+	}
+	return binary.BigEndian.Uint64(key[1:]), nil
+}
+
+// DecodeMeta decodes a meta record. Any defect wraps pmem.ErrCorrupt.
+func DecodeMeta(key, value []byte) (Meta, error) {
+	const kind = "meta"
+	if len(key) != 1 || key[0] != prefixMeta {
+		return Meta{}, corruptError(kind, key, "malformed key")
+	}
+	d := openValue(kind, key, value)
+	var m Meta
+	copy(m.UUID[:], d.take(16, "uuid"))
+	m.BlockSize = d.u32("block size")
+	m.BlockCount = d.u64("block count")
+	m.NextInode = d.u64("next inode")
+	if err := d.done(); err != nil {
+		return Meta{}, err
+	}
+	return m, nil
+}
+
+// DecodeName decodes a name record. Any defect wraps pmem.ErrCorrupt.
+func DecodeName(key, value []byte) (name string, ino uint64, err error) {
+	const kind = "name"
+	if len(key) < 1 || key[0] != prefixName {
+		return "", 0, corruptError(kind, key, "malformed key")
+	}
+	if len(key)-1 > MaxKeyLen {
+		return "", 0, corruptError(kind, key, "name of %d bytes exceeds %d", len(key)-1, MaxKeyLen)
+	}
+	d := openValue(kind, key, value)
+	ino = d.u64("inode")
+	if err := d.done(); err != nil {
+		return "", 0, err
+	}
+	return string(key[1:]), ino, nil
+}
+
+// DecodeInode decodes an inode record. Any defect wraps pmem.ErrCorrupt.
+func DecodeInode(key, value []byte) (Inode, error) {
+	const kind = "inode"
+	ino, err := decodeU64Key(kind, prefixInode, key)
+	if err != nil {
+		return Inode{}, err
+	}
+	d := openValue(kind, key, value)
+	in := Inode{Ino: ino}
+	in.Key = d.str("key", MaxKeyLen)
+	in.Size = int64(d.u64("size"))
+	in.ModTime = int64(d.u64("mtime"))
+	if err := d.done(); err != nil {
+		return Inode{}, err
+	}
+	if s := checkInode(in); s != "" {
+		return Inode{}, corruptError(kind, key, "%s", s)
+	}
+	return in, nil
+}
+
+// DecodeExtent decodes a file extent record. Any defect wraps pmem.ErrCorrupt.
+func DecodeExtent(key, value []byte) (ExtentRecord, error) {
+	const kind = "extent"
+	if len(key) != 17 || key[0] != prefixExtent {
+		return ExtentRecord{}, corruptError(kind, key, "malformed key")
+	}
+	r := ExtentRecord{
+		Ino:       binary.BigEndian.Uint64(key[1:9]),
+		FileBlock: binary.BigEndian.Uint64(key[9:17]),
+	}
+	d := openValue(kind, key, value)
+	r.Start = pmem.Block(d.u64("start"))
+	r.Len = d.u64("length")
+	r.Unwritten = d.boolean("unwritten flag")
+	if err := d.done(); err != nil {
+		return ExtentRecord{}, err
+	}
+	if s := checkExtent(r); s != "" {
+		return ExtentRecord{}, corruptError(kind, key, "%s", s)
+	}
+	return r, nil
+}
+
+// DecodeFree decodes a free-space extent record. Any defect wraps
+// pmem.ErrCorrupt.
+func DecodeFree(key, value []byte) (pmem.Extent, error) {
+	const kind = "free"
+	start, err := decodeU64Key(kind, prefixFree, key)
+	if err != nil {
+		return pmem.Extent{}, err
+	}
+	d := openValue(kind, key, value)
+	e := pmem.Extent{Start: pmem.Block(start), Len: d.u64("length")}
+	if err := d.done(); err != nil {
+		return pmem.Extent{}, err
+	}
+	if s := checkRun(start, e.Len); s != "" {
+		return pmem.Extent{}, corruptError(kind, key, "%s", s)
+	}
+	return e, nil
+}
+
+// DecodeBusy decodes a busy extent record. Any defect wraps pmem.ErrCorrupt.
+// A record with no labels decodes with a nil Labels slice.
+func DecodeBusy(key, value []byte) (BusyRecord, error) {
+	const kind = "busy"
+	start, err := decodeU64Key(kind, prefixBusy, key)
+	if err != nil {
+		return BusyRecord{}, err
+	}
+	d := openValue(kind, key, value)
+	r := BusyRecord{Extent: pmem.Extent{Start: pmem.Block(start)}}
+	r.Extent.Len = d.u64("length")
+	r.Ino = d.u64("inode")
+	r.Key = d.str("key", MaxKeyLen)
+	r.FileBlock = d.u64("file block")
+	r.Reason = d.u8("reason")
+	r.DetachedAt = int64(d.u64("detach time"))
+	if n := d.uvarint("label count", MaxLabels); n > 0 {
+		r.Labels = make([]string, 0, n)
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			r.Labels = append(r.Labels, d.str("label", MaxLabelLen))
+		}
+	}
+	if err := d.done(); err != nil {
+		return BusyRecord{}, err
+	}
+	if s := checkRun(start, r.Extent.Len); s != "" {
+		return BusyRecord{}, corruptError(kind, key, "%s", s)
+	}
+	return r, nil
+}
