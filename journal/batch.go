@@ -1,0 +1,332 @@
+// This file holds Batch, the unit of atomicity: every metadata operation of
+// the store queues its record changes in one Batch and commits it once.
+
+package journal
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// errBatchDone is recorded when a Set or Delete reaches a batch that was
+// already applied or closed.
+var errBatchDone = errors.New("journal: batch already applied or closed")
+
+// Batch collects record changes and applies them atomically: after a crash
+// either all of them are in the journal or none is.
+//
+// Within one Batch a later operation on a key overrides an earlier one, as in
+// Pebble: DeleteName(n) then SetName(n, i) leaves n bound to i, and
+// DeleteExtents(ino) then SetExtent for that inode keeps the new extent.
+//
+// The Set and Delete methods check their arguments; the first failure is kept
+// and returned by Commit or Apply, which then apply nothing. A Batch is not
+// safe for concurrent use. Close it (or let Commit or Apply's wait close it)
+// to return its memory.
+type Batch struct {
+	j       *Journal
+	pb      *pebble.Batch // nil once the batch is closed
+	err     error         // first error from a Set or Delete call, or the closed journal
+	applied bool          // Apply succeeded: pb belongs to the commit pipeline now
+	pending bool          // applied with a WAL sync that nobody has waited for yet
+	waitErr error         // outcome of the sync wait, kept for repeated wait calls
+}
+
+// NewBatch returns an empty batch. On a closed journal the batch's Commit and
+// Apply return ErrClosed.
+func (j *Journal) NewBatch() *Batch {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.db == nil {
+		return &Batch{j: j, err: fmt.Errorf("journal: new batch: %w", ErrClosed)}
+	}
+	return &Batch{j: j, pb: j.db.NewBatch()}
+}
+
+// fail records err unless an earlier error was recorded.
+func (b *Batch) fail(err error) {
+	if b.err == nil {
+		b.err = err
+	}
+}
+
+// writable reports whether b may still take operations, recording why not.
+func (b *Batch) writable() bool {
+	if b.err != nil {
+		return false
+	}
+	if b.pb == nil || b.applied {
+		b.fail(errBatchDone)
+		return false
+	}
+	return true
+}
+
+func (b *Batch) invalid(op, reason string) {
+	b.fail(fmt.Errorf("journal: %s: %s: %w", op, reason, ErrInvalidRecord))
+}
+
+func (b *Batch) set(op string, key, value []byte) {
+	if err := b.pb.Set(key, value, nil); err != nil {
+		b.fail(fmt.Errorf("journal: %s: %w", op, err))
+	}
+}
+
+func (b *Batch) del(op string, key []byte) {
+	if err := b.pb.Delete(key, nil); err != nil {
+		b.fail(fmt.Errorf("journal: %s: %w", op, err))
+	}
+}
+
+// SetMeta queues the store's meta record.
+func (b *Batch) SetMeta(m Meta) {
+	if b.writable() {
+		k, v := EncodeMeta(m)
+		b.set("set meta", k, v)
+	}
+}
+
+// SetName queues binding name to inode ino. A name longer than MaxKeyLen is
+// refused with ErrInvalidRecord.
+func (b *Batch) SetName(name string, ino uint64) {
+	if !b.writable() {
+		return
+	}
+	if s := checkName(name); s != "" {
+		b.invalid("set name", s)
+		return
+	}
+	k, v := EncodeName(name, ino)
+	b.set("set name", k, v)
+}
+
+// DeleteName queues removing name's binding; a missing name is not an error.
+func (b *Batch) DeleteName(name string) {
+	if !b.writable() {
+		return
+	}
+	if s := checkName(name); s != "" {
+		b.invalid("delete name", s)
+		return
+	}
+	b.del("delete name", nameKey(name))
+}
+
+// SetInode queues an inode record. A key longer than MaxKeyLen or a negative
+// size is refused with ErrInvalidRecord.
+func (b *Batch) SetInode(in Inode) {
+	if !b.writable() {
+		return
+	}
+	if s := checkInode(in); s != "" {
+		b.invalid(fmt.Sprintf("set inode %d", in.Ino), s)
+		return
+	}
+	k, v := EncodeInode(in)
+	b.set("set inode", k, v)
+}
+
+// DeleteInode queues removing the inode record of ino. It leaves the inode's
+// name and extents alone; delete those explicitly.
+func (b *Batch) DeleteInode(ino uint64) {
+	if b.writable() {
+		b.del("delete inode", inodeKey(ino))
+	}
+}
+
+// SetExtent queues a file extent record, replacing any record of the same
+// inode at the same FileBlock. An empty extent, or one whose region or file
+// blocks wrap around, is refused with ErrInvalidRecord.
+func (b *Batch) SetExtent(r ExtentRecord) {
+	if !b.writable() {
+		return
+	}
+	if s := checkExtent(r); s != "" {
+		b.invalid(fmt.Sprintf("set extent of inode %d at file block %d", r.Ino, r.FileBlock), s)
+		return
+	}
+	k, v := EncodeExtent(r)
+	b.set("set extent", k, v)
+}
+
+// DeleteExtent queues removing the extent record of ino that starts at file
+// block fileBlock.
+func (b *Batch) DeleteExtent(ino, fileBlock uint64) {
+	if b.writable() {
+		b.del("delete extent", extentKey(ino, fileBlock))
+	}
+}
+
+// DeleteExtents queues removing every extent record of ino, and only those,
+// as one range deletion. Extents set for ino later in the same batch survive.
+func (b *Batch) DeleteExtents(ino uint64) {
+	if !b.writable() {
+		return
+	}
+	start := extentPrefix(ino)
+	if err := b.pb.DeleteRange(start, prefixEnd(start), nil); err != nil {
+		b.fail(fmt.Errorf("journal: delete extents of inode %d: %w", ino, err))
+	}
+}
+
+// SetFree queues a free-space extent record keyed by e.Start. An empty or
+// wrapping extent is refused with ErrInvalidRecord.
+func (b *Batch) SetFree(e pmem.Extent) {
+	if !b.writable() {
+		return
+	}
+	if s := checkRun(uint64(e.Start), e.Len); s != "" {
+		b.invalid("set free "+e.String(), s)
+		return
+	}
+	k, v := EncodeFree(e)
+	b.set("set free", k, v)
+}
+
+// DeleteFree queues removing the free-space record that starts at start.
+func (b *Batch) DeleteFree(start pmem.Block) {
+	if b.writable() {
+		b.del("delete free", freeKey(start))
+	}
+}
+
+// SetBusy queues a busy extent record keyed by r.Extent.Start. An empty or
+// wrapping extent, a key longer than MaxKeyLen, more than MaxLabels labels or
+// a label longer than MaxLabelLen is refused with ErrInvalidRecord.
+func (b *Batch) SetBusy(r BusyRecord) {
+	if !b.writable() {
+		return
+	}
+	if s := checkBusy(r); s != "" {
+		b.invalid("set busy "+r.Extent.String(), s)
+		return
+	}
+	k, v := EncodeBusy(r)
+	b.set("set busy", k, v)
+}
+
+// DeleteBusy queues removing the busy record that starts at start.
+func (b *Batch) DeleteBusy(start pmem.Block) {
+	if b.writable() {
+		b.del("delete busy", busyKey(start))
+	}
+}
+
+// Count returns the number of operations queued; a range deletion counts as
+// one. It is 0 once the batch is closed.
+func (b *Batch) Count() int {
+	if b.pb == nil {
+		return 0
+	}
+	return int(b.pb.Count())
+}
+
+// ready returns why b cannot be applied, if it cannot.
+func (b *Batch) ready(op string) error {
+	if b.err != nil {
+		return b.err
+	}
+	if b.pb == nil || b.applied {
+		return fmt.Errorf("journal: %s: %w", op, errBatchDone)
+	}
+	return nil
+}
+
+// Commit atomically applies the batch. With sync it returns only once the
+// batch is in the write-ahead log on stable storage, unless the journal was
+// opened with Options.NoSync; without sync it returns once the batch is
+// visible, and a power cut may lose it. If a Set or Delete call failed,
+// Commit returns that error and applies nothing. The batch is closed
+// afterwards whatever the outcome.
+func (b *Batch) Commit(sync bool) error {
+	defer b.Close()
+	if err := b.ready("commit"); err != nil {
+		return err
+	}
+	j := b.j
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.db == nil {
+		return fmt.Errorf("journal: commit: %w", ErrClosed)
+	}
+	wo := pebble.NoSync
+	if sync && !j.noSync {
+		wo = pebble.Sync
+	}
+	b.applied = true
+	if err := j.db.Apply(b.pb, wo); err != nil {
+		return fmt.Errorf("journal: commit: %w", err)
+	}
+	return nil
+}
+
+// Apply is the group-commit form of Commit(true). It writes the batch into
+// the write-ahead log and makes it visible, in the order of Apply calls, and
+// returns without waiting for the fsync; wait blocks until the batch is
+// durable and then closes the batch. A caller can thus hold its ordering lock
+// only around Apply and wait outside it, letting concurrent commits share one
+// fsync. With Options.NoSync, wait returns nil at once.
+//
+// On error nothing was applied, the batch is closed, and wait returns the
+// same error. wait may be called more than once; it returns the same result.
+// Closing the batch instead of calling wait also waits for the sync.
+func (b *Batch) Apply() (wait func() error, err error) {
+	if err := b.ready("apply"); err != nil {
+		b.Close()
+		return func() error { return err }, err
+	}
+	if err := b.apply(); err != nil {
+		b.Close()
+		return func() error { return err }, err
+	}
+	return b.wait, nil
+}
+
+func (b *Batch) apply() error {
+	j := b.j
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.db == nil {
+		return fmt.Errorf("journal: apply: %w", ErrClosed)
+	}
+	b.applied = true
+	if j.noSync {
+		if err := j.db.Apply(b.pb, pebble.NoSync); err != nil {
+			return fmt.Errorf("journal: apply: %w", err)
+		}
+		return nil
+	}
+	if err := j.db.ApplyNoSyncWait(b.pb, pebble.Sync); err != nil {
+		return fmt.Errorf("journal: apply: %w", err)
+	}
+	b.pending = true
+	return nil
+}
+
+// wait completes an Apply: it waits for the pending sync, if any, and closes
+// the batch.
+func (b *Batch) wait() error {
+	b.Close()
+	return b.waitErr
+}
+
+// Close discards the batch. After a successful Apply it first waits for the
+// batch's sync, since Pebble may still be writing it. Close is safe to call
+// more than once and after Commit or wait.
+func (b *Batch) Close() {
+	if b.pb == nil {
+		return
+	}
+	if b.pending {
+		b.pending = false
+		if err := b.pb.SyncWait(); err != nil {
+			b.waitErr = fmt.Errorf("journal: wait for sync: %w", err)
+		}
+	}
+	_ = b.pb.Close()
+	b.pb = nil
+}

@@ -1,0 +1,334 @@
+// Package journal persists daxstore's metadata - meta, names, inodes, file
+// extents, free and busy extents - in Pebble. It is the only package that
+// imports Pebble. Every record is versioned and checksummed, every metadata
+// operation is one atomic batch, and Load rebuilds the whole state in one
+// recovery scan.
+//
+// This file holds the Journal itself: opening, closing, the sync policy and
+// the recovery scan.
+package journal
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// ErrClosed is returned by every method of a Journal after Close, including a
+// second Close. It wraps os.ErrClosed.
+var ErrClosed = fmt.Errorf("journal: %w", os.ErrClosed)
+
+// ErrLocked is returned by Open when the directory is already open in another
+// Journal, in this process or another one.
+var ErrLocked = errors.New("journal: directory is locked by another user")
+
+// Pebble sizing. A journal holds metadata only and is read in full once, at
+// Load; afterwards it is write-mostly. Many stores may be open at once in a
+// test binary on a small machine, so the memory footprint stays small.
+const (
+	memTableSize = 4 << 20 // bytes per memtable; Pebble keeps up to 2 before stalling writes
+	cacheSize    = 4 << 20 // bytes of block cache, owned by the Pebble DB
+	maxOpenFiles = 256     // sstables kept open in Pebble's file cache
+)
+
+// Options configures Open. The zero value is safe: every commit asked to sync
+// waits for the WAL fsync, on the real filesystem.
+type Options struct {
+	// NoSync makes commits that ask to sync return without waiting for the
+	// write-ahead log to reach stable storage. THIS TRADES DURABILITY FOR
+	// SPEED: a power cut or kernel crash may lose the most recently
+	// acknowledged operations, and a process crash may lose those Pebble had
+	// not yet handed to the kernel (a window of microseconds). What survives
+	// is always a prefix of the committed batches, each batch whole: the
+	// journal is never corrupted, because Pebble's WAL is checksummed and a
+	// torn tail is discarded on recovery.
+	NoSync bool
+
+	// FS selects the filesystem. nil means the real filesystem; a MemFS keeps
+	// the journal in memory and lets tests simulate power cuts.
+	FS *MemFS
+}
+
+// Journal is an open metadata journal. Its methods are safe for concurrent
+// use; Batches are not (see Batch).
+type Journal struct {
+	dir    string
+	noSync bool
+
+	// mu guards db and lock against Close: every operation that touches the
+	// DB holds it shared for its whole duration (a synced Commit includes its
+	// fsync), and Close holds it exclusively, so Close waits for operations in
+	// flight and no operation ever reaches a closed Pebble DB.
+	mu   sync.RWMutex
+	db   *pebble.DB   // nil once closed
+	lock *pebble.Lock // the directory lock; released after db is closed
+}
+
+// Open opens the journal in dir, creating the directory (mode 0755, parents
+// included) and an empty journal if they are missing. Pebble replays its
+// write-ahead log, so every batch whose commit returned after a sync is
+// present. Open fails with an error wrapping ErrLocked if dir is open
+// elsewhere, and with one wrapping pmem.ErrCorrupt if Pebble finds its files
+// corrupt. Pebble prints nothing in normal operation; background errors go to
+// the standard logger.
+func Open(dir string, opts Options) (*Journal, error) {
+	if dir == "" {
+		return nil, errors.New("journal: open: empty directory name")
+	}
+	wrap := func(err error) error {
+		if pebble.IsCorruptionError(err) && !errors.Is(err, pmem.ErrCorrupt) {
+			return fmt.Errorf("journal: open %s: %w: %w", dir, pmem.ErrCorrupt, err)
+		}
+		return fmt.Errorf("journal: open %s: %w", dir, err)
+	}
+
+	var fs vfs.FS
+	if opts.FS != nil {
+		fs = opts.FS.vfs()
+	} else {
+		fs = vfs.Default
+	}
+	if err := createDir(fs, dir); err != nil {
+		return nil, wrap(err)
+	}
+	lock, err := pebble.LockDirectory(dir, fs)
+	if err != nil {
+		if lockHeld(err) {
+			return nil, wrap(fmt.Errorf("%w: %w", ErrLocked, err))
+		}
+		return nil, wrap(err)
+	}
+
+	po := &pebble.Options{
+		Lock:               lock,
+		FormatMajorVersion: pebble.FormatNewest,
+		MemTableSize:       memTableSize,
+		CacheSize:          cacheSize,
+		MaxOpenFiles:       maxOpenFiles,
+		Logger:             quietLogger{},
+		EventListener: &pebble.EventListener{
+			// Pebble's default kills the process on corruption; the journal
+			// returns the error instead, so report it and carry on.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				quietLogger{}.Errorf("data corruption: %s", info)
+			},
+		},
+	}
+	if opts.FS != nil {
+		// Setting FS skips Pebble's disk-health wrapper, which only makes
+		// sense on a real disk.
+		po.FS = fs
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		_ = lock.Close()
+		return nil, wrap(err)
+	}
+	return &Journal{dir: dir, noSync: opts.NoSync, db: db, lock: lock}, nil
+}
+
+// createDir creates dir and its missing parents, then syncs every directory
+// that gained an entry, so that the new directory survives a power cut.
+func createDir(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// Collect the parents between dir and its closest existing ancestor
+	// (included): those are the directories whose listing changes.
+	var parents []string
+	for p := fs.PathDir(dir); ; p = fs.PathDir(p) {
+		parents = append(parents, p)
+		if fs.PathDir(p) == p {
+			break
+		}
+		if _, err := fs.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range parents {
+		d, err := fs.OpenDir(p)
+		if err != nil {
+			return err
+		}
+		serr := d.Sync()
+		cerr := d.Close()
+		if err := errors.Join(serr, cerr); err != nil {
+			return fmt.Errorf("sync directory %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// lockHeld reports whether a LockDirectory error means someone else holds
+// the lock, as opposed to a failure to create the lock file.
+func lockHeld(err error) bool {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return false // creating the LOCK file failed
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		err.Error() == "lock held by current process"
+}
+
+// Dir returns the directory the journal was opened in.
+func (j *Journal) Dir() string { return j.dir }
+
+// Close waits for commits in flight, then closes Pebble, which syncs its
+// write-ahead log: every batch applied before Close is durable once Close
+// returns nil. A second Close returns an error wrapping ErrClosed, and so does
+// every other method after Close.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.db == nil {
+		return fmt.Errorf("journal: close %s: %w", j.dir, ErrClosed)
+	}
+	err := j.db.Close()
+	j.db = nil
+	if lerr := j.lock.Close(); lerr != nil && err == nil {
+		err = lerr
+	}
+	j.lock = nil
+	if err != nil {
+		return fmt.Errorf("journal: close %s: %w", j.dir, err)
+	}
+	return nil
+}
+
+// State is the whole journal as Load found it.
+type State struct {
+	Meta    Meta
+	HasMeta bool                      // false for a brand-new journal
+	Names   map[string]uint64         // name -> inode
+	Inodes  map[uint64]Inode          // ino -> inode
+	Extents map[uint64][]ExtentRecord // per inode, sorted by FileBlock
+	Free    []pmem.Extent             // sorted by Start
+	Busy    []BusyRecord              // sorted by Extent.Start
+}
+
+// Load reads every record in one consistent snapshot and returns them. It
+// checks each record on its own (framing, checksum, limits) but not the
+// relations between records; that is the caller's Check. Any undecodable
+// record or unknown key prefix fails the whole Load with an error that wraps
+// pmem.ErrCorrupt and names the key in hex.
+func (j *Journal) Load() (*State, error) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	if j.db == nil {
+		return nil, fmt.Errorf("journal: load %s: %w", j.dir, ErrClosed)
+	}
+	it, err := j.db.NewIter(nil)
+	if err != nil {
+		return nil, j.loadError(err)
+	}
+	st, err := j.scan(it)
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = j.loadError(cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (j *Journal) loadError(err error) error {
+	if pebble.IsCorruptionError(err) {
+		return fmt.Errorf("journal: load %s: %w: %w", j.dir, pmem.ErrCorrupt, err)
+	}
+	return fmt.Errorf("journal: load %s: %w", j.dir, err)
+}
+
+// scan decodes every record under it. Keys arrive in order, so the extents of
+// each inode, the free list and the busy list come out sorted.
+func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
+	st := &State{
+		Names:   make(map[string]uint64),
+		Inodes:  make(map[uint64]Inode),
+		Extents: make(map[uint64][]ExtentRecord),
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		key := it.Key()
+		value, err := it.ValueAndErr()
+		if err != nil {
+			return nil, j.loadError(fmt.Errorf("value of key %s: %w", shortHex(key), err))
+		}
+		if len(key) == 0 {
+			return nil, fmt.Errorf("journal: load %s: empty key: %w", j.dir, pmem.ErrCorrupt)
+		}
+		switch key[0] {
+		case prefixMeta:
+			m, err := DecodeMeta(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Meta, st.HasMeta = m, true
+		case prefixName:
+			name, ino, err := DecodeName(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Names[name] = ino
+		case prefixInode:
+			in, err := DecodeInode(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Inodes[in.Ino] = in
+		case prefixExtent:
+			r, err := DecodeExtent(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Extents[r.Ino] = append(st.Extents[r.Ino], r)
+		case prefixFree:
+			e, err := DecodeFree(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Free = append(st.Free, e)
+		case prefixBusy:
+			r, err := DecodeBusy(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Busy = append(st.Busy, r)
+		default:
+			return nil, fmt.Errorf("journal: load %s: unknown record prefix %#02x at key %s: %w",
+				j.dir, key[0], shortHex(key), pmem.ErrCorrupt)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, j.loadError(err)
+	}
+	return st, nil
+}
+
+// quietLogger keeps Pebble silent in normal operation: informational
+// messages are dropped, errors go to the standard logger, and fatal errors
+// end the process as Pebble requires (it does not expect Fatalf to return).
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+
+func (quietLogger) Errorf(format string, args ...any) {
+	log.Printf("journal: pebble: "+format, args...)
+}
+
+func (quietLogger) Fatalf(format string, args ...any) {
+	pebble.DefaultLogger.Fatalf("journal: pebble: "+format, args...)
+}
