@@ -78,10 +78,12 @@ type Options struct {
 	AllocWait time.Duration
 
 	// NoSync makes metadata commits return before the journal reaches
-	// stable storage. THIS IS UNSAFE against power loss and kernel crashes:
-	// the most recent acknowledged operations may be lost (the journal
-	// stays consistent, and a process crash alone loses nothing). Use it
-	// for scratch stores and benchmarks of the data path.
+	// stable storage. THIS IS UNSAFE: a power cut or kernel crash may lose
+	// the most recent acknowledged operations, and even a process crash may
+	// lose the last few microseconds of them (the journal's writer hands
+	// bytes to the kernel in the background). What survives is always a
+	// consistent prefix of whole operations. Use it for scratch stores and
+	// benchmarks of the data path.
 	NoSync bool
 
 	// NoAdminSocket disables DIR/admin.sock, the live inspection endpoint
