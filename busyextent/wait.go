@@ -1,0 +1,106 @@
+package busyextent
+
+// This file exists so that whoever needs space or needs blocks to come back
+// (an allocation out of space, a truncate under the Wait policy) can sleep
+// until the busy set shrinks, with a context and without lost wakeups.
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// Generation returns the busy generation: a counter bumped by every Remove
+// and every Bump, that is, every time space may have come back.
+func (s *Set) Generation() uint64 { return s.gen.Load() }
+
+// Bump advances the generation and wakes every Wait and WaitGone. Callers
+// use it when space came back by another route than Remove, for example a
+// file removed with no pinned blocks.
+func (s *Set) Bump() {
+	s.mu.Lock()
+	s.bumpLocked()
+	s.mu.Unlock()
+}
+
+// bumpLocked advances the generation and wakes every waiter. s.mu must be
+// held: a waiter reads the generation and takes the wake channel under the
+// same lock, so a bump either happens before that (the waiter sees the new
+// generation) or after it (the waiter's channel is closed).
+// TestWaitLosesNoWakeupInRounds and TestWaitLosesNoWakeupUnderStorm prove it.
+func (s *Set) bumpLocked() {
+	s.gen.Add(1)
+	if s.wake != nil {
+		close(s.wake)
+		s.wake = nil
+	}
+}
+
+// wakeLocked returns the channel the next bump closes. s.mu must be held.
+func (s *Set) wakeLocked() <-chan struct{} {
+	if s.wake == nil {
+		s.wake = make(chan struct{})
+	}
+	return s.wake
+}
+
+// Wait blocks until the generation differs from gen and returns the new
+// generation. No wakeup is lost: a Remove or Bump that happens after the
+// caller read gen always ends the wait. If ctx ends first, Wait returns gen
+// and an error wrapping ctx.Err(); a generation that has changed by then wins
+// over the ended context.
+func (s *Set) Wait(ctx context.Context, gen uint64) (uint64, error) {
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	for {
+		s.mu.Lock()
+		cur := s.gen.Load()
+		if cur != gen {
+			s.mu.Unlock()
+			return cur, nil
+		}
+		wake := s.wakeLocked()
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			if cur := s.gen.Load(); cur != gen {
+				return cur, nil
+			}
+			return gen, fmt.Errorf("busyextent: wait for generation after %d: %w", gen, ctx.Err())
+		}
+	}
+}
+
+// WaitGone blocks until no block of e is busy. It returns at once for an
+// empty e, an error wrapping ErrInvalid for an extent that runs past the last
+// block number, and an error wrapping ctx.Err() if ctx ends first. A Remove
+// that frees the last busy block of e always ends the wait.
+func (s *Set) WaitGone(ctx context.Context, e pmem.Extent) error {
+	if e.Empty() {
+		return nil
+	}
+	if err := validate(e); err != nil {
+		return fmt.Errorf("busyextent: wait for %v: %w", e, err)
+	}
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
+	for {
+		s.mu.Lock()
+		if !s.overlapsLocked(e) {
+			s.mu.Unlock()
+			return nil
+		}
+		wake := s.wakeLocked()
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("busyextent: wait for %v to be released: %w", e, ctx.Err())
+		}
+	}
+}
+
+// Waiters returns the number of goroutines inside Wait or WaitGone now.
+func (s *Set) Waiters() int { return int(s.waiters.Load()) }
