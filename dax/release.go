@@ -34,16 +34,16 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 		return s.failed
 	}
 	t := s.newTxn()
+	_, d, err := s.busy.RemoveRuns(runs)
+	if err != nil {
+		// A release of blocks that are not busy would be a double free:
+		// refuse it loudly rather than corrupt free space.
+		t.b.Close()
+		return s.fail(fmt.Errorf("release of %v: %w", runs, err))
+	}
+	applyBusyDelta(t.b, d)
 	var blocks uint64
 	for _, e := range runs {
-		_, d, err := s.busy.Remove(e)
-		if err != nil {
-			// A release of blocks that are not busy would be a double
-			// free: refuse it loudly rather than corrupt free space.
-			t.b.Close()
-			return s.fail(fmt.Errorf("release of %v: %w", e, err))
-		}
-		applyBusyDelta(t.b, d)
 		blocks += e.Len
 	}
 	t.freed = runs
