@@ -132,7 +132,7 @@ func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 		return nil, err
 	}
 	for _, e := range exts {
-		s.region.Prefault(e)
+		s.prefault.touch(e)
 	}
 	return exts, nil
 }

@@ -72,6 +72,7 @@ type Store struct {
 	refs     *pageref.Table
 	busy     *busyextent.Set
 	releaser *busyextent.Releaser
+	prefault *prefaulter
 
 	pinMu     sync.Mutex // protects pins and nextPinID
 	pins      map[uint64]*Pin
@@ -284,6 +285,7 @@ func (s *Store) rebuild(st *journal.State) error {
 
 // start brings up the parts that run while the store is open.
 func (s *Store) start() error {
+	s.prefault = newPrefaulter(s.region)
 	s.refs = pageref.New(s.region.BlockCount(), s.onLastRelease)
 	s.releaser = busyextent.NewReleaser(s.commitRelease)
 	if !s.opts.NoAdminSocket {
@@ -369,6 +371,7 @@ func (s *Store) closeResources() error {
 		// every busy extent) but cheap, and they keep the journal tidy.
 		errs = append(errs, s.releaser.Close())
 	}
+	s.prefault.close()
 	if s.jnl != nil {
 		errs = append(errs, s.jnl.Close())
 	}

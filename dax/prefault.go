@@ -1,0 +1,103 @@
+package dax
+
+// Prefaulting: the first store into a page of a fresh mapping costs a page
+// fault of 1.5-3 µs, ten to twenty times the copy of 4 KiB itself. The
+// store populates the page tables of the region one window at a time, just
+// ahead of where allocation is working, and never the whole region at once:
+// Open of a huge, mostly empty region stays fast and its page tables small.
+
+import (
+	"sync/atomic"
+
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// prefaultWindow is how many bytes of the region one prefault covers.
+const prefaultWindow = 4 << 20
+
+type prefaulter struct {
+	region       *pmem.Region
+	windowBlocks uint64
+	done         []atomic.Uint64 // one bit per window: page tables populated
+	queue        chan uint64     // windows to populate in the background
+	stop         chan struct{}
+	stopped      chan struct{}
+}
+
+func newPrefaulter(r *pmem.Region) *prefaulter {
+	wb := max(1, uint64(prefaultWindow)/uint64(r.BlockSize()))
+	windows := (r.BlockCount() + wb - 1) / wb
+	p := &prefaulter{
+		region: r, windowBlocks: wb,
+		done:    make([]atomic.Uint64, (windows+63)/64),
+		queue:   make(chan uint64, 64),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+// claim marks window w as done and reports whether this call did so.
+func (p *prefaulter) claim(w uint64) bool {
+	if w/64 >= uint64(len(p.done)) {
+		return false
+	}
+	word, bit := &p.done[w/64], uint64(1)<<(w%64)
+	for {
+		old := word.Load()
+		if old&bit != 0 {
+			return false
+		}
+		if word.CompareAndSwap(old, old|bit) {
+			return true
+		}
+	}
+}
+
+func (p *prefaulter) populate(w uint64) {
+	start := w * p.windowBlocks
+	end := min(start+p.windowBlocks, p.region.BlockCount())
+	start = max(start, 1) // block 0 is the superblock
+	if start < end {
+		p.region.Prefault(pmem.Extent{Start: pmem.Block(start), Len: end - start})
+	}
+}
+
+// touch is called for blocks about to be written: it populates their
+// windows now if nobody has, and queues the following window so the next
+// allocation finds it ready.
+func (p *prefaulter) touch(e pmem.Extent) {
+	first, last := uint64(e.Start)/p.windowBlocks, uint64(e.End()-1)/p.windowBlocks
+	for w := first; w <= last; w++ {
+		if p.claim(w) {
+			p.populate(w)
+		}
+	}
+	select {
+	case p.queue <- last + 1:
+	default: // the background goroutine is busy: it will catch up later
+	}
+}
+
+func (p *prefaulter) run() {
+	defer close(p.stopped)
+	for {
+		select {
+		case w := <-p.queue:
+			if p.claim(w) {
+				p.populate(w)
+			}
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+func (p *prefaulter) close() {
+	if p == nil {
+		return
+	}
+	close(p.stop)
+	<-p.stopped
+}
