@@ -207,6 +207,11 @@ func (p *Pin) Bytes() [][]byte {
 // Flush makes stores made through the pin's slices durable.
 func (p *Pin) Flush() error {
 	if p.released.Load() {
+		// A forced Close also marks its pins released: report the closed
+		// store, as Unpin does, rather than a release the holder never made.
+		if p.s.closed.Load() {
+			return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrClosed)
+		}
 		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrUnpinned)
 	}
 	if err := p.s.begin(false); err != nil {
