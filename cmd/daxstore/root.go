@@ -1,0 +1,182 @@
+package main
+
+// The root command: global flags, how commands find and open the store, and
+// the rules every command shares about arguments.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/daxstore/daxstore/dax"
+)
+
+// defaultDir is the store directory when neither --dir nor $DAXSTORE_DIR
+// names one.
+const defaultDir = "daxstore-data"
+
+// cli is one invocation: its global flags and its standard streams.
+type cli struct {
+	args   []string // the command line, for error messages about it
+	name   string   // the command being run, for the progress line
+	dir    string   // --dir
+	region string   // --region
+	in     io.Reader
+	out    io.Writer
+	errOut io.Writer
+}
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "daxstore",
+		Short: "A key-file store whose data lives in a persistent-memory region",
+		Long: `daxstore keeps named files ("keys") in a memory-mapped persistent-memory
+region (a file on an fsdax mount, or any plain file as emulation) and journals
+their metadata. Blocks that a pin still references are never reused: hole
+punch, truncate, zero-range, remove and overwrite move them to the busy list
+until the last pin drops. busy and pins show them, live, even while another
+process holds the store.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q (see 'daxstore --help')", args[0])
+			}
+			return cmd.Help()
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.PersistentFlags().StringVar(&c.dir, "dir", "", "store directory (default $DAXSTORE_DIR, else ./"+defaultDir+")")
+	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
+		c.name = cmd.Name()
+		if c.dir == "" {
+			c.dir = os.Getenv("DAXSTORE_DIR")
+		}
+		if c.dir == "" {
+			c.dir = defaultDir
+		}
+	}
+	root.PersistentFlags().StringVar(&c.region, "region", "",
+		"region file; init creates it there and links DIR/region to it (default DIR/region)")
+	root.SetFlagErrorFunc(c.flagError)
+	root.AddCommand(
+		c.initCommand(), c.putCommand(), c.getCommand(), c.lsCommand(),
+		c.rmCommand(), c.truncateCommand(), c.punchCommand(), c.zeroCommand(),
+		c.statCommand(), c.dfCommand(), c.checkCommand(),
+		c.busyCommand(), c.pinsCommand(), c.demoCommand(),
+	)
+	return root
+}
+
+// negativeNumber matches an argument that the flag parser would take for an
+// unknown short flag although the user meant a negative number.
+var negativeNumber = regexp.MustCompile(`^-[0-9.]`)
+
+// flagError turns flag parsing errors into one-line usage errors, and a
+// negative offset or size, which the flag parser sees as a flag, into the
+// bad-value error it is.
+func (c *cli) flagError(cmd *cobra.Command, err error) error {
+	for _, a := range c.args {
+		if a == "--" {
+			break
+		}
+		if negativeNumber.MatchString(a) {
+			return fmt.Errorf("%s: invalid value %q: offsets, lengths and sizes must not be negative", cmd.Name(), a)
+		}
+	}
+	return usageErrorf("%s: %v (see 'daxstore %s --help')", cmd.Name(), err, cmd.Name())
+}
+
+// argsBetween accepts min to max positional arguments, and otherwise
+// fails with a usage error that shows the command's synopsis.
+func argsBetween(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			return usageErrorf("%s: wrong number of arguments (usage: daxstore %s)", cmd.Name(), cmd.Use)
+		}
+		return nil
+	}
+}
+
+// requireStore fails unless c.dir holds a store. Every command but init and
+// demo calls it first, so that none creates a store by accident (dax.Open
+// would).
+func (c *cli) requireStore() error {
+	_, err := os.Stat(filepath.Join(c.dir, "journal"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("no store in %s (create one with 'daxstore init --dir %s')", c.dir, c.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: %w", c.dir, err)
+	}
+	return nil
+}
+
+// openStore opens the existing store in c.dir.
+func (c *cli) openStore() (*dax.Store, error) {
+	if err := c.requireStore(); err != nil {
+		return nil, err
+	}
+	return dax.Open(c.dir, &dax.Options{RegionPath: c.region})
+}
+
+// withStore opens the store, runs fn and closes the store again, with a
+// progress line on a terminal if that takes more than a second. It returns
+// fn's error, or else Close's.
+func (c *cli) withStore(fn func(s *dax.Store) error) (err error) {
+	stop := startProgress(c.errOut, c.name)
+	defer stop()
+	s, err := c.openStore()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return fn(s)
+}
+
+// snapshot returns the store's figures, busy extents and pins: from the
+// store itself when no other process holds it (which recovers it, as every
+// open does), else live from the holder over its admin socket.
+func (c *cli) snapshot(cmd *cobra.Command) (*dax.Snapshot, error) {
+	if err := c.requireStore(); err != nil {
+		return nil, err
+	}
+	s, err := dax.Open(c.dir, &dax.Options{RegionPath: c.region, NoAdminSocket: true})
+	if errors.Is(err, dax.ErrLocked) {
+		return dax.Inspect(cmd.Context(), c.dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.Snapshot()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	// This process opened the store only to look: nobody else holds it.
+	snap.Live, snap.Pid = false, 0
+	return snap, nil
+}
+
+// displayKey shows a key in a table cell: as is when it is plain, quoted
+// when it holds spaces or control characters that would break the columns.
+func displayKey(k string) string {
+	if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '"' }) {
+		return fmt.Sprintf("%q", k)
+	}
+	return k
+}

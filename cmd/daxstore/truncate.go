@@ -1,0 +1,51 @@
+package main
+
+// truncate: set a key's size; blocks cut off that pins still reference
+// follow --policy.
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/daxstore/daxstore/dax"
+)
+
+func (c *cli) truncateCommand() *cobra.Command {
+	var bf breakFlags
+	cmd := &cobra.Command{
+		Use:   "truncate KEY SIZE",
+		Short: "Set the size of KEY: growing adds a hole, shrinking drops the tail",
+		Args:  argsBetween(2, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			size, err := parseSize("size", args[1])
+			if err != nil {
+				return err
+			}
+			ctx, cancel, bo, err := bf.parse(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			return c.withFile(args[0], func(f *dax.File) error {
+				return f.TruncateWith(ctx, size, bo)
+			})
+		},
+	}
+	bf.register(cmd)
+	return cmd
+}
+
+// withFile opens the store and the key, runs fn, and closes both.
+func (c *cli) withFile(key string, fn func(f *dax.File) error) error {
+	return c.withStore(func(s *dax.Store) (err error) {
+		f, err := s.Open(key)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		return fn(f)
+	})
+}
