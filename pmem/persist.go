@@ -15,7 +15,9 @@ import (
 // Flush makes every store to data blocks e that happened before the call
 // durable: once Flush returns nil, the bytes survive a crash or power loss.
 // On DAX it writes back each cache line (CLWB, CLFLUSHOPT or CLFLUSH) and
-// then fences (SFENCE); otherwise it msyncs (MS_SYNC) the covering pages.
+// then fences (SFENCE); on emulated media it writes the covering cache
+// lines to the file (nothing, silently, after a power cut: see PowerCut);
+// otherwise it msyncs (MS_SYNC) the covering pages.
 // An empty extent is a no-op. It returns an error, and flushes nothing, if
 // e touches block 0 or reaches past BlockCount, or the region is closed.
 func (r *Region) Flush(e Extent) error {
@@ -60,6 +62,9 @@ func (r *Region) FlushBytes(off, n int64) error {
 
 // flush persists bytes [off, off+n) of m, which the caller has checked.
 func (r *Region) flush(m *mapping, off, n int64) error {
+	if r.media != nil {
+		return r.media.flush(off, n)
+	}
 	if r.insn != insnNone {
 		flushLines(r.insn, m.base+uintptr(off), uintptr(n))
 		storeFence()

@@ -32,6 +32,17 @@ type CreateOptions struct {
 	// UUID identifies the store. The zero UUID means: generate one with
 	// NewUUID.
 	UUID [16]byte
+	// PowerCut, for crash-consistency tests only, puts the region on
+	// emulated media that lose unflushed stores when it cuts the power;
+	// see PowerCut. nil means a real mapping of the file.
+	PowerCut *PowerCut
+}
+
+// OpenOptions configures OpenWith. The zero value opens a real mapping.
+type OpenOptions struct {
+	// PowerCut, for crash-consistency tests only, opens the region on
+	// emulated media: see CreateOptions.PowerCut.
+	PowerCut *PowerCut
 }
 
 // superblock validates the options and returns the superblock they
@@ -78,6 +89,7 @@ type Region struct {
 	size  int64     // BlockCount * BlockSize: the mapped length
 	dax   bool      // mapped with MAP_SYNC
 	insn  flushInsn // cache flush instruction for Flush; insnNone means msync
+	media *media    // emulated media (CreateOptions.PowerCut); nil for a real mapping
 
 	// m is the live mapping; nil once closed. Only Close changes it, so
 	// the hot paths pay one atomic load.
@@ -110,7 +122,7 @@ func Create(path string, opts CreateOptions) (*Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pmem: create: %w", err)
 	}
-	r, err := create(path, f, sb)
+	r, err := create(path, f, sb, opts.PowerCut)
 	if err != nil {
 		// The file is ours (O_EXCL), so removing it cannot lose anyone's
 		// data (TestCreateRemovesThePartialFile).
@@ -121,9 +133,10 @@ func Create(path string, opts CreateOptions) (*Region, error) {
 	return r, nil
 }
 
-// create lays out a region in the new, empty file f. On error the caller
-// closes and removes f; create only undoes its own mapping.
-func create(path string, f *os.File, sb Superblock) (*Region, error) {
+// create lays out a region in the new, empty file f, on emulated media if
+// pc is not nil. On error the caller closes and removes f; create only
+// undoes its own mapping.
+func create(path string, f *os.File, sb Superblock, pc *PowerCut) (*Region, error) {
 	enc, err := sb.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -132,14 +145,19 @@ func create(path string, f *os.File, sb Superblock) (*Region, error) {
 	if err := allocate(f, size); err != nil {
 		return nil, err
 	}
-	data, dax, err := mapFile(f, size)
+	r, err := mapRegion(path, f, sb, size, pc)
 	if err != nil {
 		return nil, err
 	}
-	r := newRegion(path, f, sb, data, dax)
 	m := r.m.Load()
 	copy(m.data, enc)
-	if err = r.flush(m, 0, SuperblockSize); err != nil {
+	if r.media != nil {
+		// Creating the region is set-up, not a flush a cut may land in.
+		err = r.media.persist(0, SuperblockSize)
+	} else {
+		err = r.flush(m, 0, SuperblockSize)
+	}
+	if err != nil {
 		err = fmt.Errorf("flush superblock: %w", err)
 	}
 	if err == nil {
@@ -151,10 +169,37 @@ func create(path string, f *os.File, sb Superblock) (*Region, error) {
 		err = syncDir(filepath.Dir(path))
 	}
 	if err != nil {
-		_ = unmapFile(data, dax)
+		_ = r.unmap(m)
 		return nil, err
 	}
 	return r, nil
+}
+
+// mapRegion maps the first size bytes of f, which hold a region with
+// superblock sb: on emulated media if pc is not nil, else for real.
+func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut) (*Region, error) {
+	if pc != nil {
+		md, err := pc.attach(f, size)
+		if err != nil {
+			return nil, err
+		}
+		r := newRegion(path, f, sb, md.view, false)
+		r.media = md
+		return r, nil
+	}
+	data, dax, err := mapFile(f, size)
+	if err != nil {
+		return nil, err
+	}
+	return newRegion(path, f, sb, data, dax), nil
+}
+
+// unmap undoes mapRegion. It never writes anything to the file.
+func (r *Region) unmap(m *mapping) error {
+	if r.media != nil {
+		return r.media.detach()
+	}
+	return unmapFile(m.data, r.dax)
 }
 
 // syncDir makes a new directory entry durable.
@@ -183,12 +228,21 @@ func syncDir(dir string) error {
 // (TestOpenRejectsCorruptRegionsWithoutChangingThem). Open does not touch
 // the data blocks, so a huge, mostly empty region opens in constant time
 // (TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulates); see Prefault.
+// Open is OpenWith with the zero OpenOptions.
 func Open(path string) (*Region, error) {
+	return OpenWith(path, OpenOptions{})
+}
+
+// OpenWith opens an existing region as Open does, with options. On
+// emulated media (opts.PowerCut) it reads the whole file into the view, so
+// it takes time in proportion to the region size, and it fails with an
+// error wrapping ErrPowerOff while the power is cut.
+func OpenWith(path string, opts OpenOptions) (*Region, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pmem: open: %w", err)
 	}
-	r, err := open(path, f)
+	r, err := open(path, f, opts.PowerCut)
 	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("pmem: open %s: %w", path, err)
@@ -196,7 +250,7 @@ func Open(path string) (*Region, error) {
 	return r, nil
 }
 
-func open(path string, f *os.File) (*Region, error) {
+func open(path string, f *os.File, pc *PowerCut) (*Region, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
@@ -218,11 +272,7 @@ func open(path string, f *os.File) (*Region, error) {
 		return nil, fmt.Errorf("%w region: file is %d bytes, but the superblock says %d blocks of %d bytes (%d bytes)",
 			ErrCorrupt, fi.Size(), sb.BlockCount, sb.BlockSize, size)
 	}
-	data, dax, err := mapFile(f, size)
-	if err != nil {
-		return nil, err
-	}
-	return newRegion(path, f, sb, data, dax), nil
+	return mapRegion(path, f, sb, size, pc)
 }
 
 // newRegion wraps a validated superblock and its mapping.
@@ -261,12 +311,20 @@ func (r *Region) Path() string { return r.path }
 // DAX reports whether the region is mapped with MAP_SYNC, that is, lives on
 // a real fsdax filesystem: then writing back the CPU caches alone makes
 // stores durable, and the kernel keeps file metadata in sync on page faults.
-// When false, Flush uses msync.
+// When false, Flush uses msync, or writes to the file on emulated media.
 func (r *Region) DAX() bool { return r.dax }
 
+// Emulated reports whether the region lives on emulated media that a
+// PowerCut controls.
+func (r *Region) Emulated() bool { return r.media != nil }
+
 // FlushMethod names how Flush makes stores durable: "clwb", "clflushopt" or
-// "clflush" (each followed by SFENCE) on DAX, "msync" otherwise.
+// "clflush" (each followed by SFENCE) on DAX, "emulated" on emulated media,
+// "msync" otherwise.
 func (r *Region) FlushMethod() string {
+	if r.media != nil {
+		return "emulated"
+	}
 	if r.insn == insnNone {
 		return "msync"
 	}
@@ -320,15 +378,16 @@ func (r *Region) Prefault(e Extent) {
 }
 
 // Close unmaps the region and closes the file. It does not flush: stores
-// that were not flushed may be lost in a crash. A second Close returns an
-// error wrapping os.ErrClosed. See Region for when Close may be called.
+// that were not flushed may be lost in a crash, and on emulated media they
+// are always lost. A second Close returns an error wrapping os.ErrClosed.
+// See Region for when Close may be called.
 func (r *Region) Close() error {
 	m := r.m.Swap(nil)
 	if m == nil {
 		return fmt.Errorf("pmem: close %s: %w", r.path, os.ErrClosed)
 	}
 	var errs []error
-	if err := unmapFile(m.data, r.dax); err != nil {
+	if err := r.unmap(m); err != nil {
 		errs = append(errs, fmt.Errorf("munmap: %w", err))
 	}
 	if err := m.file.Close(); err != nil {
