@@ -327,7 +327,23 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 		n, gone := len(s.pins), s.pinsGone
 		s.pinMu.Unlock()
 		if n == 0 || opts.Force {
-			break
+			// A Pin in flight holds quiesce shared and registers its pin
+			// before it lets go, so "no pins" is final only under quiesce
+			// held exclusive: look again there, or a pin that Pin has just
+			// returned would be invalidated by a Close that was not forced
+			// (TestCloseRacingPins).
+			s.quiesce.Lock()
+			if s.closed.Load() {
+				s.quiesce.Unlock()
+				return fmt.Errorf("daxstore: close: %w", ErrClosed)
+			}
+			s.pinMu.Lock()
+			n, gone = len(s.pins), s.pinsGone
+			s.pinMu.Unlock()
+			if n == 0 || opts.Force {
+				break // with quiesce held
+			}
+			s.quiesce.Unlock()
 		}
 		if !opts.Wait {
 			return fmt.Errorf("daxstore: close: %w: %s", ErrPinned, describePins(s.Pins()))
@@ -337,11 +353,6 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 		case <-ctx.Done():
 			return fmt.Errorf("daxstore: close: waiting for %d pins: %w", n, ctx.Err())
 		}
-	}
-	s.quiesce.Lock()
-	if s.closed.Load() {
-		s.quiesce.Unlock()
-		return fmt.Errorf("daxstore: close: %w", ErrClosed)
 	}
 	s.closed.Store(true)
 	s.quiesce.Unlock()
