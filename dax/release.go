@@ -27,11 +27,15 @@ func (s *Store) onLastRelease(runs []pmem.Extent) {
 // blocks. And the blocks cannot be handed to a new owner whose own synced
 // commit reaches the disk without this one, because the journal is a single
 // ordered log: syncing a later batch syncs this one too.
+//
+// It returns nil even when it fails the store: a failed store never commits
+// again, so retrying would only wedge the releaser (and Sync); the next Open
+// frees these blocks from the busy records anyway.
 func (s *Store) commitRelease(runs []pmem.Extent) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if s.failed != nil {
-		return s.failed
+		return nil
 	}
 	t := s.newTxn()
 	_, d, err := s.busy.RemoveRuns(runs)
@@ -39,7 +43,8 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 		// A release of blocks that are not busy would be a double free:
 		// refuse it loudly rather than corrupt free space.
 		t.b.Close()
-		return s.fail(fmt.Errorf("release of %v: %w", runs, err))
+		s.fail(fmt.Errorf("release of %v: %w", runs, err))
+		return nil
 	}
 	applyBusyDelta(t.b, d)
 	var blocks uint64
@@ -48,7 +53,7 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 	}
 	t.freed = runs
 	if err := s.commitLocked(t, false); err != nil {
-		return err
+		return nil // commitLocked failed the store
 	}
 	s.stats.released.Add(blocks)
 	s.stats.releaseBatches.Add(1)
@@ -66,6 +71,14 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 		err := op()
 		if err == nil || !errors.Is(err, ErrNoSpace) {
 			return err
+		}
+		if s.releaser.Pending() > 0 {
+			// Blocks whose last pin already dropped are free in all but
+			// the journal: commit them and retry, even when told not to
+			// wait for pins, so Unpin followed by a write finds the space.
+			if serr := s.releaser.Sync(ctx); serr == nil {
+				continue
+			}
 		}
 		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.busy.Generation() == gen) {
 			return s.noSpace(err)
