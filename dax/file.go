@@ -107,7 +107,10 @@ func (f *File) Close() error {
 // it never returns bytes of another key. At the end of the file it returns
 // the bytes read and io.EOF.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
-	if err := checkRange(off, int64(len(p))); err != nil {
+	// Only the offset is checked: the part of p past the end of the file
+	// is not read, and a file may end at MaxFileSize, so a read that
+	// reaches past that end must get io.EOF, not ErrInvalidRange.
+	if err := checkRange(off, 0); err != nil {
 		return 0, f.errorf("read", err)
 	}
 	if err := f.enter(false); err != nil {
