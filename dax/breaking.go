@@ -282,6 +282,7 @@ func (b *breaker) run(policy BreakPolicy,
 		s.unreserveLocked(b.fresh)
 		return nil, s.failed
 	}
+	sizeBefore := b.in.size
 	if err := apply(b); err != nil {
 		b.t.b.Close()
 		return nil, s.fail(err)
@@ -290,6 +291,12 @@ func (b *breaker) run(policy BreakPolicy,
 	// a copy than were reserved: give the rest back.
 	s.unreserveLocked(b.fresh)
 	b.t.claimed = append(b.t.claimed, b.used...)
+	if b.t.b.Count() == 0 && len(b.t.claimed) == 0 && len(b.t.freed) == 0 && b.in.size == sizeBefore {
+		// Nothing in the layout changed (an empty range, a range of holes,
+		// or partial blocks zeroed in place): there is nothing to journal.
+		b.t.b.Close()
+		return &breakResult{}, nil
+	}
 	if !b.in.removed {
 		b.in.mtime = time.Now()
 		b.t.setInode(b.in)
