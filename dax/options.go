@@ -90,6 +90,13 @@ type Options struct {
 	// that `daxstore busy` and `daxstore pins` use while this process holds
 	// the store.
 	NoAdminSocket bool
+
+	// PowerCut is for crash-consistency tests only: it runs the store on
+	// emulated media that lose unflushed stores at a simulated power cut,
+	// with the journal in an in-memory filesystem that loses unsynced
+	// writes. See PowerCutSim. nil means real media and the real
+	// filesystem.
+	PowerCut *PowerCutSim
 }
 
 const (

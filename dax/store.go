@@ -133,7 +133,7 @@ func (s *Store) regionPath() string {
 }
 
 func (s *Store) open() error {
-	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), journal.Options{NoSync: s.opts.NoSync})
+	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), journal.Options{NoSync: s.opts.NoSync, FS: s.opts.PowerCut.journalFS()})
 	if err != nil {
 		return fmt.Errorf("daxstore: %w", err)
 	}
@@ -148,7 +148,7 @@ func (s *Store) open() error {
 		}
 		return s.create()
 	}
-	region, err := pmem.Open(s.regionPath())
+	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device()})
 	if err != nil {
 		return fmt.Errorf("daxstore: open region: %w", err)
 	}
@@ -175,7 +175,7 @@ func (s *Store) create() error {
 		return fmt.Errorf("daxstore: region %s exists but journal %s holds no store; remove one of them: %w",
 			path, filepath.Join(s.dir, "journal"), ErrMismatch)
 	}
-	region, err := pmem.Create(path, pmem.CreateOptions{BlockSize: s.opts.BlockSize, Size: s.opts.Size})
+	region, err := pmem.Create(path, pmem.CreateOptions{BlockSize: s.opts.BlockSize, Size: s.opts.Size, PowerCut: s.opts.PowerCut.device()})
 	if err != nil {
 		return fmt.Errorf("daxstore: create region: %w", err)
 	}
