@@ -58,6 +58,7 @@ const (
 //	create KEY
 //	remove KEY
 //	pin KEY OFF LEN         (changes no content)
+//	unpin INDEX             (of the child's pins, in order; changes no content)
 type crashOp struct {
 	kind string
 	key  string
@@ -150,7 +151,7 @@ func applyCrashOp(m map[string][]byte, op crashOp) {
 			clear(nv[op.a[0]:end])
 		}
 		m[op.key] = nv
-	case "pin":
+	case "pin", "unpin":
 	}
 }
 
@@ -244,6 +245,14 @@ func (c *crashWorker) exec(op crashOp) error {
 		return c.s.Put(op.key, crashBytes(valueSeed(op.key, op.a[0]), op.a[1]))
 	case "remove":
 		return c.s.Remove(op.key)
+	case "unpin":
+		i, err := strconv.Atoi(op.key)
+		if err != nil || i >= len(c.pins) {
+			return fmt.Errorf("no pin %q", op.key)
+		}
+		p := c.pins[i]
+		c.pins = append(c.pins[:i], c.pins[i+1:]...)
+		return p.Unpin()
 	case "create":
 		f, err := c.s.Create(op.key)
 		if err != nil {
@@ -268,7 +277,9 @@ func (c *crashWorker) exec(op crashOp) error {
 	case "pin":
 		var p *dax.Pin
 		p, err = f.Pin(op.a[0], op.a[1], dax.PinOptions{Label: "crash " + op.String(), Writable: true})
-		c.pins = append(c.pins, p)
+		if err == nil {
+			c.pins = append(c.pins, p)
+		}
 	default:
 		err = fmt.Errorf("unknown op %q", op.kind)
 	}
@@ -283,6 +294,15 @@ func (c *crashWorker) pick() crashOp {
 	limit := crashMaxBlocks * bs
 	c.n++
 	put := crashOp{kind: "put", key: key, a: [3]int64{c.round*1_000_000 + c.n, c.rng.Int63n(limit)}}
+	// Pins held across breaks leave busy blocks, and unpins release them
+	// with commits that do not sync: kills land in those paths too.
+	switch p := c.rng.Intn(100); {
+	case p < 6 && exists && size > 0:
+		off := c.rng.Int63n(size)
+		return crashOp{kind: "pin", key: key, a: [3]int64{off, 1 + c.rng.Int63n(min(size-off, 3*bs))}}
+	case p < 12 && len(c.pins) > 0:
+		return crashOp{kind: "unpin", key: strconv.Itoa(c.rng.Intn(len(c.pins)))}
+	}
 	r := c.rng.Intn(100)
 	if !exists {
 		if r < 25 {
@@ -524,7 +544,7 @@ func compareCrash(actual, model map[string][]byte, inflight *crashOp) error {
 		got, exists := actual[k]
 		old, oldOK := model[k]
 		same := func(v []byte, ok bool) bool { return ok == exists && bytes.Equal(v, got) }
-		if inflight == nil || inflight.key != k || inflight.kind == "pin" {
+		if inflight == nil || inflight.key != k || inflight.kind == "pin" || inflight.kind == "unpin" {
 			if !same(old, oldOK) {
 				return fmt.Errorf("key %q (exists %v, %d bytes) differs from its acknowledged state (exists %v, %d bytes) at %d",
 					k, exists, len(got), oldOK, len(old), firstDiff(got, old))
@@ -578,6 +598,7 @@ func TestCrash(t *testing.T) {
 		rng := rand.New(rand.NewSource(seed))
 		stores := []*crashStore{newCrashStore(t, 4096), newCrashStore(t, 512)}
 		total := 0
+		var busy uint64
 		for round := range int64(rounds) {
 			cs := stores[round%2]
 			delay := time.Duration(5+rng.Intn(196)) * time.Millisecond
@@ -586,7 +607,18 @@ func TestCrash(t *testing.T) {
 			lines := c.kill(t, nil)
 			inflight, acked := cs.replay(t, lines)
 			total += acked
-			t.Logf("round %d: killed after %v, %d operations acknowledged, in flight: %v", round, delay, acked, inflight)
+			snap, err := dax.Inspect(context.Background(), cs.dir)
+			if err != nil {
+				t.Fatalf("seed %d round %d: inspect the dead child's store: %v", seed, round, err)
+			}
+			for _, b := range snap.Busy {
+				if !b.Stale {
+					t.Fatalf("seed %d round %d: busy extent %+v of a dead process is not stale", seed, round, b)
+				}
+			}
+			busy += snap.Stats.BusyBlocks
+			t.Logf("round %d: killed after %v, %d operations acknowledged, %d busy blocks left, in flight: %v",
+				round, delay, acked, snap.Stats.BusyBlocks, inflight)
 			cs.recover(t, inflight)
 			if t.Failed() {
 				t.Fatalf("seed %d round %d", seed, round)
@@ -595,6 +627,7 @@ func TestCrash(t *testing.T) {
 		if total == 0 {
 			t.Fatalf("seed %d: no child acknowledged any operation before its kill", seed)
 		}
+		t.Logf("%d operations acknowledged in all, %d busy blocks left by dead children", total, busy)
 	})
 	t.Run("pins held by a killed process leave no busy or leaked block", func(t *testing.T) {
 		cs := newCrashStore(t, 4096)
