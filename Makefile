@@ -30,9 +30,12 @@ test: vet
 demo: build
 	./$(BIN) demo
 
-# Hot-path benchmarks of every package; compare runs with benchstat.
+# Hot-path benchmarks of every package (compare runs with benchstat), then
+# daxstore against bbolt, Pebble, plain files and the hardware limit, on
+# tmpfs when there is one. `daxstore bench` without --quick is the full run.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	TMPDIR=$(TEST_TMPDIR) $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/daxstore bench --quick
 
 # A short run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s

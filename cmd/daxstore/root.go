@@ -73,6 +73,7 @@ process holds the store.`,
 		c.statCommand(), c.dfCommand(), c.checkCommand(),
 		c.busyCommand(), c.pinsCommand(), c.demoCommand(),
 	)
+	root.AddCommand(c.benchCommand())
 	return root
 }
 

@@ -1,0 +1,59 @@
+package main
+
+// bench runs every measurement and prints the report; a tiny run checks the
+// plumbing, not the figures.
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/daxstore/daxstore/test/bench"
+)
+
+// tinyBench are flags that make a bench run take a few seconds.
+var tinyBench = []string{"bench", "--quick", "--sizes", "4KiB", "--duration", "5ms", "--punch-size", "4MiB", "--wakeups", "10"}
+
+func TestBenchReportsFiguresAndTargets(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	t.Run("as JSON", func(t *testing.T) {
+		var rep bench.Report
+		mustJSON(t, &rep, append(tinyBench, "--json", "--path", dir)...)
+		if len(rep.Figures) < 20 || len(rep.Targets) < 5 || rep.Machine.CPUs < 1 {
+			t.Fatalf("report with %d figures, %d targets, machine %+v", len(rep.Figures), len(rep.Targets), rep.Machine)
+		}
+		if !strings.Contains(rep.Command, "bench --quick") || rep.Machine.Path != dir {
+			t.Fatalf("report names command %q and path %q", rep.Command, rep.Machine.Path)
+		}
+	})
+	t.Run("as a table", func(t *testing.T) {
+		out := mustRun(t, nil, append(tinyBench, "--path", dir)...)
+		for _, want := range []string{"machine:", "daxstore Put", "bbolt", "pebble", "ideal path", "TARGET", "Pin+Unpin"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("bench output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+}
+
+func TestBenchRefusesBadFlags(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a value size of zero", []string{"bench", "--sizes", "0"}, "value size"},
+		{"a value size that is not a size", []string{"bench", "--sizes", "4KiB,big"}, "value size"},
+		{"a path that does not exist", []string{"bench", "--path", "/nonexistent/daxstore"}, "path"},
+		{"an argument", []string{"bench", "now"}, "wrong number of arguments"},
+	} {
+		t.Run("it refuses "+c.name, func(t *testing.T) {
+			code := 1
+			if c.want == "wrong number of arguments" {
+				code = 2
+			}
+			wantOneErrorLine(t, runCLI(t, nil, c.args...), code, c.want)
+		})
+	}
+}

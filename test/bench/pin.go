@@ -1,0 +1,87 @@
+package bench
+
+// Pin+Unpin of one block: the latency on one goroutine, and the throughput
+// on every core, each goroutine on its own block or all on the same one.
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/daxstore/daxstore/dax"
+)
+
+// Subjects of the pin figures.
+const (
+	subjPinLatency  = "Pin+Unpin latency, 1 goroutine"
+	subjPinOne      = "Pin+Unpin, 1 goroutine"
+	subjPinDistinct = "Pin+Unpin, all cores, distinct blocks"
+	subjPinSame     = "Pin+Unpin, all cores, same block"
+)
+
+// pinSpacing is the distance in blocks between the blocks that the
+// goroutines of the distinct-blocks measurement pin: 64 KiB apart, as
+// separate buffers would be.
+const pinSpacing = 16
+
+func (r *runner) pinAll() (err error) {
+	r.progress("pin+unpin")
+	dir, err := r.sub("pin")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	s, err := dax.Open(dir, &dax.Options{Size: 64 << 20, NoAdminSocket: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	bs := s.BlockSize()
+	n := procs()
+	value := make([]byte, int64(n*pinSpacing)*bs)
+	fill(value, 7)
+	if err := s.Put("pinned", value); err != nil {
+		return err
+	}
+	f, err := s.Open("pinned")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pinUnpin := func(block int) error {
+		p, err := f.Pin(int64(block)*bs, bs, dax.PinOptions{})
+		if err != nil {
+			return err
+		}
+		return p.Unpin()
+	}
+	d := r.cfg.Duration
+	runtime.GC()
+	res, err := timed(r.ctx, d, 1000, 1000, func(int) error { return pinUnpin(0) })
+	if err != nil {
+		return fmt.Errorf("pin latency: %w", err)
+	}
+	r.add(Figure{Group: "pin", Subject: subjPinLatency, Role: roleDax, Value: res.nsPerOp(), Unit: unitNs})
+	one, err := parallel(r.ctx, 1, d, func(int, int) error { return pinUnpin(0) })
+	if err != nil {
+		return fmt.Errorf("pin throughput: %w", err)
+	}
+	r.add(Figure{Group: "pin", Subject: subjPinOne, Role: roleDax, Value: one.opsPerSec(), Unit: unitOpsPerSec, HigherIsBetter: true})
+	distinct, err := parallel(r.ctx, n, d, func(g, _ int) error { return pinUnpin(g * pinSpacing) })
+	if err != nil {
+		return fmt.Errorf("pin throughput on distinct blocks: %w", err)
+	}
+	r.add(Figure{Group: "pin", Subject: subjPinDistinct, Role: roleDax, Value: distinct.opsPerSec(), Unit: unitOpsPerSec,
+		HigherIsBetter: true, Note: fmt.Sprintf("%d goroutines, one block each, %d KiB apart", n, int64(pinSpacing)*bs>>10)})
+	same, err := parallel(r.ctx, n, d, func(int, int) error { return pinUnpin(0) })
+	if err != nil {
+		return fmt.Errorf("pin throughput on one block: %w", err)
+	}
+	r.add(Figure{Group: "pin", Subject: subjPinSame, Role: roleDax, Value: same.opsPerSec(), Unit: unitOpsPerSec,
+		HigherIsBetter: true, Note: fmt.Sprintf("%d goroutines, all on the same block", n)})
+	return nil
+}

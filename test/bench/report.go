@@ -1,0 +1,330 @@
+package bench
+
+// The report: every figure with its ratios to the best peer and to the
+// limit, the verdict on each target of the benchmark issue, and the table
+// that `daxstore bench` prints.
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Roles of a figure's subject.
+const (
+	roleDax   = "daxstore"
+	rolePeer  = "peer"
+	roleLimit = "limit"
+)
+
+// Units of a figure's value.
+const (
+	unitOpsPerSec = "ops/s"
+	unitNs        = "ns"
+	unitUs        = "µs"
+	unitMs        = "ms"
+	unitBytes     = "bytes"
+)
+
+// Report is the outcome of a Run.
+type Report struct {
+	Machine Machine `json:"machine"`
+	// Command is the command line that produced the report, when the
+	// caller sets it.
+	Command  string    `json:"command,omitempty"`
+	Quick    bool      `json:"quick"`
+	Duration string    `json:"duration_per_figure"`
+	Started  time.Time `json:"started"`
+	Elapsed  string    `json:"elapsed"`
+	Figures  []Figure  `json:"figures"`
+	Targets  []Target  `json:"targets"`
+}
+
+// Figure is one measured figure. Ratios compare Value with another figure
+// of the same group and size: VsBestPeer = Value / the best peer's Value,
+// VsLimit = Value / the limit's Value. Whether above 1 is good depends on
+// HigherIsBetter: a throughput ratio of 2 is twice as fast, a time ratio of
+// 2 is twice as slow.
+type Figure struct {
+	Group          string  `json:"group"` // put, get, pin, punch, wakeup, memory
+	Subject        string  `json:"subject"`
+	Role           string  `json:"role"`           // daxstore, peer or limit
+	Size           int64   `json:"size,omitempty"` // value or file size in bytes
+	Value          float64 `json:"value"`
+	Unit           string  `json:"unit"` // ops/s, ns, µs, ms or bytes
+	HigherIsBetter bool    `json:"higher_is_better"`
+	MBPerSec       float64 `json:"mb_per_sec,omitempty"` // ops/s × size, in 10⁶ bytes per second
+	BestPeer       string  `json:"best_peer,omitempty"`
+	VsBestPeer     float64 `json:"vs_best_peer,omitempty"`
+	VsLimit        float64 `json:"vs_limit,omitempty"`
+	Note           string  `json:"note,omitempty"`
+}
+
+// Target is one goal of the benchmark issue and whether this run met it.
+type Target struct {
+	Goal  string  `json:"goal"`
+	Value float64 `json:"value"` // the ratio or figure the goal is about
+	Text  string  `json:"text"`  // Value for people, with what it was compared to
+	Met   bool    `json:"met"`
+}
+
+// throughput adds a figure measured by a timed loop.
+func (r *runner) throughput(group, subject, role string, size int, res result) {
+	r.report.Figures = append(r.report.Figures, Figure{
+		Group: group, Subject: subject, Role: role, Size: int64(size),
+		Value: res.opsPerSec(), Unit: unitOpsPerSec, HigherIsBetter: true,
+		MBPerSec: res.opsPerSec() * float64(size) / 1e6,
+	})
+}
+
+// add adds any other figure.
+func (r *runner) add(f Figure) { r.report.Figures = append(r.report.Figures, f) }
+
+// find returns the figure of group, subject and size, or nil.
+func (rep *Report) find(group, subject string, size int64) *Figure {
+	for i := range rep.Figures {
+		f := &rep.Figures[i]
+		if f.Group == group && f.Subject == subject && f.Size == size {
+			return f
+		}
+	}
+	return nil
+}
+
+// finish computes every ratio and the targets.
+func (rep *Report) finish() {
+	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5}
+	slices.SortStableFunc(rep.Figures, func(a, b Figure) int { return order[a.Group] - order[b.Group] })
+	type bucket struct {
+		group string
+		size  int64
+	}
+	best := map[bucket]*Figure{}
+	limit := map[bucket]*Figure{}
+	for i := range rep.Figures {
+		f := &rep.Figures[i]
+		b := bucket{f.Group, f.Size}
+		switch f.Role {
+		case rolePeer:
+			if p := best[b]; p == nil || (f.Value > p.Value) == f.HigherIsBetter {
+				best[b] = f
+			}
+		case roleLimit:
+			limit[b] = f
+		}
+	}
+	for i := range rep.Figures {
+		f := &rep.Figures[i]
+		b := bucket{f.Group, f.Size}
+		if p := best[b]; p != nil && p.Value > 0 {
+			f.BestPeer, f.VsBestPeer = p.Subject, f.Value/p.Value
+		}
+		if l := limit[b]; l != nil && l.Value > 0 && f.Role != roleLimit {
+			f.VsLimit = f.Value / l.Value
+		}
+	}
+	rep.Targets = rep.targets()
+}
+
+// targets checks the goals of the benchmark issue against the figures,
+// skipping those whose figures were not measured.
+func (rep *Report) targets() []Target {
+	var out []Target
+	ratio := func(goal, group, subject string, size int64, vsLimit bool, want float64) {
+		f := rep.find(group, subject, size)
+		if f == nil {
+			return
+		}
+		v, other := f.VsBestPeer, f.BestPeer
+		if vsLimit {
+			v, other = f.VsLimit, "the limit"
+		}
+		if v == 0 {
+			return
+		}
+		out = append(out, Target{Goal: goal, Value: v, Text: fmt.Sprintf("%.2fx %s", v, other), Met: v >= want})
+	}
+	peerGoal := map[int64]float64{4 << 10: 1.3, 64 << 10: 4, 1 << 20: 8}
+	for _, size := range rep.sizes("put") {
+		if want, ok := peerGoal[size]; ok {
+			ratio(fmt.Sprintf("Put %s ≥ %.1fx the best peer", sizeName(size), want), "put", "daxstore Put", size, false, want)
+		}
+		ratio(fmt.Sprintf("Put %s ≥ 0.7x the ideal path", sizeName(size)), "put", "daxstore Put", size, true, 0.7)
+	}
+	for _, size := range rep.sizes("get") {
+		for _, s := range []string{"daxstore Get (copy)", "daxstore ReadAt (copy)"} {
+			ratio(fmt.Sprintf("%s %s ≥ 0.8x the limit", strings.TrimPrefix(s, "daxstore "), sizeName(size)), "get", s, size, true, 0.8)
+		}
+	}
+	for _, s := range []string{"daxstore Get (copy)", "daxstore ReadAt (copy)"} {
+		if f, b := rep.find("get", s, 4<<10), rep.find("get", "bbolt", 4<<10); f != nil && b != nil && b.Value > 0 {
+			v := f.Value / b.Value
+			out = append(out, Target{Goal: strings.TrimPrefix(s, "daxstore ") + " 4KiB ≥ 1.5x bbolt", Value: v,
+				Text: fmt.Sprintf("%.2fx bbolt", v), Met: v >= 1.5})
+		}
+	}
+	for _, size := range []int64{64 << 10, 1 << 20} {
+		ratio(fmt.Sprintf("Pin (zero-copy) %s ≥ 0.9x the limit", sizeName(size)), "get", "daxstore Pin (zero-copy)", size, true, 0.9)
+	}
+	if f := rep.find("pin", subjPinLatency, 0); f != nil {
+		out = append(out, Target{Goal: "Pin+Unpin of one block ≤ 100 ns on one goroutine", Value: f.Value,
+			Text: fmt.Sprintf("%.0f ns", f.Value), Met: f.Value <= 100})
+	}
+	if one, all := rep.find("pin", subjPinOne, 0), rep.findPrefix("pin", subjPinDistinct); one != nil && all != nil && one.Value > 0 {
+		v := all.Value / one.Value
+		out = append(out, Target{Goal: "Pin+Unpin throughput on distinct blocks grows with cores", Value: v,
+			Text: fmt.Sprintf("%.2fx one goroutine (%s)", v, all.Subject), Met: v > 1.05})
+	}
+	punch := rep.findPrefix("punch", subjPunch+", nothing pinned")
+	if punch != nil && punch.VsBestPeer > 0 {
+		out = append(out, Target{Goal: "Punch of " + sizeName(punch.Size) + ", nothing pinned, ≤ 0.25x fallocate(PUNCH_HOLE)",
+			Value: punch.VsBestPeer, Text: fmt.Sprintf("%.3fx fallocate", punch.VsBestPeer), Met: punch.VsBestPeer <= 0.25})
+	}
+	if pinned := rep.findPrefix("punch", subjPunch+", 1% pinned"); punch != nil && pinned != nil && punch.Value > 0 {
+		v := pinned.Value / punch.Value
+		out = append(out, Target{Goal: "Punch with 1% pinned ≤ 2x the unpinned punch", Value: v,
+			Text: fmt.Sprintf("%.2fx unpinned", v), Met: v <= 2})
+	}
+	if f := rep.find("wakeup", subjWakeP99, 0); f != nil {
+		out = append(out, Target{Goal: "Release→wakeup p99 ≤ 100 µs", Value: f.Value,
+			Text: fmt.Sprintf("%.1f µs", f.Value), Met: f.Value <= 100})
+	}
+	if f := rep.find("memory", subjMemPerGiB, 0); f != nil {
+		out = append(out, Target{Goal: "Refcount table ≤ 64 KiB per GiB of region, nothing pinned", Value: f.Value,
+			Text: fmt.Sprintf("%.0f bytes", f.Value), Met: f.Value <= 64<<10})
+	}
+	return out
+}
+
+// sizes returns the sizes measured in group, in order.
+func (rep *Report) sizes(group string) []int64 {
+	var out []int64
+	seen := map[int64]bool{}
+	for _, f := range rep.Figures {
+		if f.Group == group && !seen[f.Size] {
+			seen[f.Size] = true
+			out = append(out, f.Size)
+		}
+	}
+	return out
+}
+
+// findPrefix returns the first figure of group whose subject starts with
+// prefix, or nil.
+func (rep *Report) findPrefix(group, prefix string) *Figure {
+	for i := range rep.Figures {
+		if f := &rep.Figures[i]; f.Group == group && strings.HasPrefix(f.Subject, prefix) {
+			return f
+		}
+	}
+	return nil
+}
+
+// Met reports whether every target was met.
+func (rep *Report) Met() bool {
+	for _, t := range rep.Targets {
+		if !t.Met {
+			return false
+		}
+	}
+	return true
+}
+
+// Format writes the report as aligned tables for people: the machine, every
+// figure with its ratios, and the targets.
+func (rep *Report) Format(w io.Writer) error {
+	m := rep.Machine
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s memory, %s %s, GOMAXPROCS %d, %s\n",
+		m.CPUs, m.CPUModel, formatBytes(float64(m.MemoryBytes)), m.OS, m.Kernel, m.GOMAXPROCS, m.GoVersion)
+	fmt.Fprintf(w, "medium:  %s (%s)\n", m.Path, m.Filesystem)
+	if rep.Command != "" {
+		fmt.Fprintf(w, "command: %s\n", rep.Command)
+	}
+	fmt.Fprintf(w, "run:     %s per figure, %s in all\n\n", rep.Duration, rep.Elapsed)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEST\tSIZE\tSUBJECT\tRESULT\tMB/s\tVS BEST PEER\tVS LIMIT\t")
+	prev := ""
+	for _, f := range rep.Figures {
+		if prev != "" && f.Group != prev {
+			fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+		}
+		prev = f.Group
+		size, mbs, peer, lim := "", "", "", ""
+		if f.Size > 0 {
+			size = sizeName(f.Size)
+		}
+		if f.MBPerSec > 0 {
+			mbs = fmt.Sprintf("%.0f", f.MBPerSec)
+		}
+		if f.VsBestPeer > 0 {
+			peer = fmt.Sprintf("%.2fx %s", f.VsBestPeer, f.BestPeer)
+		}
+		if f.VsLimit > 0 {
+			lim = fmt.Sprintf("%.2fx", f.VsLimit)
+		}
+		subject := f.Subject
+		if f.Role != roleDax {
+			subject += " (" + f.Role + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", f.Group, size, subject, formatValue(f.Value, f.Unit), mbs, peer, lim)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Ratios are this figure over the other one: for ops/s higher is better, for times lower is better.")
+	for _, f := range rep.Figures {
+		if f.Note != "" {
+			fmt.Fprintf(w, "%s: %s\n", f.Subject, f.Note)
+		}
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tRESULT\t")
+	for _, t := range rep.Targets {
+		verdict := "met"
+		if !t.Met {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Goal, t.Text, verdict)
+	}
+	return tw.Flush()
+}
+
+// formatValue shows a figure's value with its unit.
+func formatValue(v float64, unit string) string {
+	switch unit {
+	case unitOpsPerSec:
+		switch {
+		case v >= 1e6:
+			return fmt.Sprintf("%.2fM ops/s", v/1e6)
+		case v >= 1e3:
+			return fmt.Sprintf("%.1fk ops/s", v/1e3)
+		}
+		return fmt.Sprintf("%.0f ops/s", v)
+	case unitBytes:
+		return formatBytes(v)
+	}
+	if v < 10 {
+		return fmt.Sprintf("%.2f %s", v, unit)
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
+}
+
+// formatBytes shows a byte count: "512 B", "1.5 KiB", "23.4 GiB".
+func formatBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for math.Abs(v) >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", v)
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
