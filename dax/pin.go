@@ -237,6 +237,13 @@ func (p *Pin) Unpin() error {
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrUnpinned)
 	}
 	s := p.s
+	// Drop the references before leaving the registry: a Close waiting for
+	// the last pin then finds every release already queued, and commits it
+	// before it closes the journal.
+	var errs []error
+	for _, e := range p.runs {
+		errs = append(errs, s.refs.Release(e))
+	}
 	s.pinMu.Lock()
 	delete(s.pins, p.id)
 	if len(s.pins) == 0 {
@@ -244,10 +251,6 @@ func (p *Pin) Unpin() error {
 		s.pinsGone = make(chan struct{})
 	}
 	s.pinMu.Unlock()
-	var errs []error
-	for _, e := range p.runs {
-		errs = append(errs, s.refs.Release(e))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, err)
 	}
