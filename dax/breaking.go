@@ -7,9 +7,11 @@ package dax
 // call OnBreak and (under the Wait policy) wait for the release.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/daxstore/daxstore/busyextent"
@@ -29,8 +31,9 @@ type breaker struct {
 	fresh  []pmem.Extent // reserved blocks not yet handed out (copy-on-write, zero-range)
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
-	detached []pmem.Extent // blocks moved to busy
-	broken   map[*Pin]bool // pins whose blocks were detached
+	detached []pmem.Extent       // blocks moved to busy
+	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
+	broken   map[*Pin]bool       // pins whose blocks were detached
 }
 
 // breakResult is what a breaking operation reports once its locks are gone.
@@ -140,27 +143,68 @@ func (b *breaker) detach(m mapping) error {
 			b.t.freed = append(b.t.freed, pmem.Extent{Start: next, Len: uint64(r.Start - next)})
 		}
 		next = r.End()
-		pins := s.pinsOn(r)
-		labels := make([]string, 0, len(pins))
-		for _, p := range pins {
-			labels = append(labels, p.label)
-			b.broken[p] = true
-		}
-		x := busyextent.Extent{
+		b.pending = append(b.pending, busyextent.Extent{
 			Extent: r, Key: b.key, Ino: b.in.ino, FileBlock: m.fileBlock + uint64(r.Start-m.start),
-			Reason: b.reason, DetachedAt: time.Now(), Labels: labels,
+			Reason: b.reason, DetachedAt: time.Now(),
+		})
+	}
+	if end := m.region().End(); end > next {
+		b.t.freed = append(b.t.freed, pmem.Extent{Start: next, Len: uint64(end - next)})
+	}
+	return nil
+}
+
+// addBusy adds the runs that detach collected to the busy set and the
+// batch, labelled with the pins holding them, and marks those pins broken.
+// The pins are matched against every run in one pass, so detaching the
+// scattered pinned blocks of a large file costs O(pins · log runs), not a
+// pass over all pins per run.
+func (b *breaker) addBusy() error {
+	s := b.s
+	if len(b.pending) == 0 {
+		return nil
+	}
+	order := make([]int, len(b.pending)) // indexes of pending, by region start
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(b.pending[i].Start, b.pending[j].Start) })
+	lastPin := make([]*Pin, len(b.pending)) // the pin last labelled on each run
+	s.pinMu.Lock()
+	for _, p := range s.pins {
+		for _, r := range p.runs {
+			// The first run ending after r starts, then on while they
+			// start before r ends: runs do not overlap each other.
+			k, _ := slices.BinarySearchFunc(order, r.Start, func(i int, start pmem.Block) int {
+				if b.pending[i].End() <= start {
+					return -1
+				}
+				return 1
+			})
+			for ; k < len(order) && b.pending[order[k]].Start < r.End(); k++ {
+				i := order[k]
+				if lastPin[i] != p {
+					lastPin[i] = p
+					b.pending[i].Labels = append(b.pending[i].Labels, p.label)
+					b.broken[p] = true
+				}
+			}
+		}
+	}
+	s.pinMu.Unlock()
+	for _, x := range b.pending {
+		if x.Labels == nil {
+			x.Labels = []string{}
 		}
 		d, err := s.busy.Add(x)
 		if err != nil {
 			return err
 		}
 		applyBusyDelta(b.t.b, d)
-		b.detached = append(b.detached, r)
-		s.stats.detached.Add(r.Len)
+		b.detached = append(b.detached, x.Extent)
+		s.stats.detached.Add(x.Len)
 	}
-	if end := m.region().End(); end > next {
-		b.t.freed = append(b.t.freed, pmem.Extent{Start: next, Len: uint64(end - next)})
-	}
+	b.pending = nil
 	return nil
 }
 
@@ -284,6 +328,10 @@ func (b *breaker) run(policy BreakPolicy,
 	}
 	sizeBefore := b.in.size
 	if err := apply(b); err != nil {
+		b.t.b.Close()
+		return nil, s.fail(err)
+	}
+	if err := b.addBusy(); err != nil {
 		b.t.b.Close()
 		return nil, s.fail(err)
 	}
