@@ -6,6 +6,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 
@@ -16,10 +18,11 @@ import (
 
 func (c *cli) benchCommand() *cobra.Command {
 	var (
-		cfg       bench.Config
-		asJSON    bool
-		sizes     string
-		punchSize string
+		cfg        bench.Config
+		asJSON     bool
+		sizes      string
+		punchSize  string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -52,6 +55,17 @@ takes less than one. The store directory (--dir) is not used.`,
 					return err
 				}
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			progress, stop := c.benchProgress()
 			rep, err := bench.Run(cmd.Context(), cfg, progress)
 			stop()
@@ -74,6 +88,8 @@ takes less than one. The store directory (--dir) is not used.`,
 	f.StringVar(&punchSize, "punch-size", "", "size of the file that truncate and punch empty (default 1GiB)")
 	f.IntVar(&cfg.PunchRuns, "punch-runs", 0, "runs of each truncate and punch figure, median reported (default 3, or 1 with --quick)")
 	f.IntVar(&cfg.Wakeups, "wakeups", 0, "release→wakeup samples (default 2000, or 300 with --quick)")
+	f.StringSliceVar(&cfg.Only, "only", nil, "run only these parts: "+strings.Join(bench.Parts, ", "))
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (see go tool pprof)")
 	return cmd
 }
 

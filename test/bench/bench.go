@@ -28,6 +28,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -60,7 +62,13 @@ type Config struct {
 	// Wakeups is how many release→wakeup latencies are sampled (default
 	// 2000, or 300 with Quick).
 	Wakeups int
+	// Only, when not empty, limits the run to these parts: "put" (Put and
+	// Get), "pin", "punch" (truncate, punch and memory) and "wakeup".
+	Only []string
 }
+
+// Parts are the parts of a run that Config.Only may name.
+var Parts = []string{"put", "pin", "punch", "wakeup"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -113,6 +121,11 @@ func (c Config) check() error {
 		return fmt.Errorf("bench: %d punch runs", c.PunchRuns)
 	case c.Wakeups < 1:
 		return fmt.Errorf("bench: %d wakeups", c.Wakeups)
+	}
+	for _, p := range c.Only {
+		if !slices.Contains(Parts, p) {
+			return fmt.Errorf("bench: unknown part %q (parts are %s)", p, strings.Join(Parts, ", "))
+		}
 	}
 	st, err := os.Stat(c.Path)
 	if err != nil {
@@ -170,8 +183,12 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := []func() error{r.kvAll, r.pinAll, r.punchAll, r.wakeup}
-	for _, step := range steps {
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup}
+	for _, part := range Parts {
+		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
+			continue
+		}
+		step := steps[part]
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("bench: %w", err)
 		}
