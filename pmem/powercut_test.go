@@ -131,7 +131,7 @@ func TestEmulatedRegionCloseNeverWritesTheViewBack(t *testing.T) {
 	}
 }
 
-func TestFlushesAfterACutAreDroppedForGood(t *testing.T) {
+func TestEmulatedFlushesAfterACutAreDroppedForGood(t *testing.T) {
 	pc := NewPowerCut(1)
 	r := emulatedRegion(t, pc, 4)
 	pc.CutNow(0)
@@ -167,7 +167,7 @@ func TestFlushesAfterACutAreDroppedForGood(t *testing.T) {
 	}
 }
 
-func TestCutAfterFiresInsideTheNthFlush(t *testing.T) {
+func TestEmulatedCutAfterFiresInsideTheNthFlush(t *testing.T) {
 	for _, n := range []int{1, 2, 5} {
 		t.Run(fmt.Sprintf("a cut armed for flush %d keeps the flushes before it and loses that one", n), func(t *testing.T) {
 			pc := NewPowerCut(int64(n))
@@ -265,10 +265,10 @@ func TestPowerCutBadInputAndIdempotence(t *testing.T) {
 	})
 }
 
-// TestConcurrentFlushesAndACut proves that a flush either reaches the
+// TestEmulatedConcurrentFlushesAndACut proves that a flush either reaches the
 // media before the cut or not at all: a value whose flush returned while
 // the power was still on is never lost.
-func TestConcurrentFlushesAndACut(t *testing.T) {
+func TestEmulatedConcurrentFlushesAndACut(t *testing.T) {
 	const writers = 4
 	pc := NewPowerCut(3)
 	r := emulatedRegion(t, pc, writers+1)
