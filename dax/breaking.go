@@ -420,6 +420,9 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 				return keep - min(keep, boolBlock(tail != 0)), math.MaxUint64, need, nil
 			},
 			func(b *breaker) error {
+				if err := f.s.zeroPastEOF(b.in, size); err != nil {
+					return err
+				}
 				if size < b.in.size {
 					if err := b.drop(keep, math.MaxUint64); err != nil {
 						return err

@@ -46,16 +46,6 @@ const (
 // writer (alphabet pcStale) is told apart from the key's own bytes.
 const pcStale = 7
 
-// pcTolerateEOFTail, while true, turns one known failure into a logged
-// count: a WriteAt that grows a file through its partly filled last block
-// writes the bytes past the old end in place and flushes them before the new
-// size commits. A cut in between leaves them past the end of the file, and
-// the next operation that grows the file (Truncate, Allocate, a WriteAt
-// further out) exposes them instead of zeros. dax must zero the old last
-// block past the end before it grows a file (as ext4 does), or at recovery.
-// Set this to false once it does.
-const pcTolerateEOFTail = true
-
 func pcAlphabet(b byte) int {
 	if b == 0 {
 		return -1
@@ -145,7 +135,6 @@ type pcCoverage struct {
 	acked    int            // operations acknowledged before a cut
 	inFlight map[string]int // cuts inside an operation, by its kind
 	between  int            // cuts between operations
-	eofTails int            // files found with bytes past their end (see pcTolerateEOFTail)
 }
 
 func TestPowerCut(t *testing.T) {
@@ -171,9 +160,6 @@ func TestPowerCut(t *testing.T) {
 		}
 	}
 	t.Logf("%d operations acknowledged; cuts between operations: %d; cuts inside: %v", cov.acked, cov.between, cov.inFlight)
-	if cov.eofTails > 0 {
-		t.Logf("KNOWN BUG (pcTolerateEOFTail): %d times a file held its own stale bytes past its end after a cut", cov.eofTails)
-	}
 }
 
 // fatalf fails the test with the round's seed and operation log.
@@ -538,12 +524,8 @@ func (r *pcRound) checkTail(k int) {
 	}
 	tail := got[size:]
 	if i := slices.IndexFunc(tail, func(b byte) bool { return b != 0 }); i >= 0 {
-		if !pcTolerateEOFTail || slices.ContainsFunc(tail, func(b byte) bool { return b != 0 && pcAlphabet(b) != k }) {
-			r.fatalf("after the power cut, growing %s (size %d) exposes non-zero bytes from %d%s",
-				pcKey(k), size, size+i, pcDiff(k, got, append(bytes.Clone(st.data), make([]byte, end-size)...)))
-		}
-		r.logf("   ^ KNOWN BUG: %s held its own bytes past its end from %d", pcKey(k), size+i)
-		r.cov.eofTails++
+		r.fatalf("after the power cut, growing %s (size %d) exposes non-zero bytes from %d%s",
+			pcKey(k), size, size+i, pcDiff(k, got, append(bytes.Clone(st.data), make([]byte, end-size)...)))
 	}
 	r.checkKey(k)
 }
