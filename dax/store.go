@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -68,6 +69,7 @@ type Store struct {
 	commitMu      sync.Mutex
 	journaledFree *alloc.ExtentSet // free space exactly as the journal records it
 	failed        error            // first journal failure; the store refuses changes after it
+	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
 
 	refs     *pageref.Table
 	busy     *busyextent.Set
@@ -77,7 +79,7 @@ type Store struct {
 	pinMu     sync.Mutex // protects pins and nextPinID
 	pins      map[uint64]*Pin
 	nextPinID uint64
-	pinsGone  chan struct{} // closed and replaced whenever pins becomes empty; under pinMu
+	pinsGone  chan struct{} // closed when pins becomes empty; made by a Close that waits for it; under pinMu
 
 	admin *adminServer
 	stats counters
@@ -108,15 +110,14 @@ func Open(dir string, o *Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		dir:      dir,
-		opts:     opts,
-		lock:     lock,
-		names:    make(map[string]*inode),
-		inodes:   make(map[uint64]*inode),
-		free:     alloc.New(),
-		pins:     make(map[uint64]*Pin),
-		pinsGone: make(chan struct{}),
-		busy:     busyextent.NewSet(),
+		dir:    dir,
+		opts:   opts,
+		lock:   lock,
+		names:  make(map[string]*inode),
+		inodes: make(map[uint64]*inode),
+		free:   alloc.New(),
+		pins:   make(map[uint64]*Pin),
+		busy:   busyextent.NewSet(),
 	}
 	if err := s.open(); err != nil {
 		s.closeResources()
@@ -148,6 +149,12 @@ func (s *Store) open() error {
 		}
 		return s.create()
 	}
+	if _, err := os.Stat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
+		// A crash between the journal's first batch and the region's
+		// creation: finish creating the store.
+		m := st.Meta
+		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
+	}
 	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device()})
 	if err != nil {
 		return fmt.Errorf("daxstore: open region: %w", err)
@@ -168,28 +175,44 @@ func (s *Store) open() error {
 	return s.start()
 }
 
-// create makes a new region and writes the store's first journal batch.
+// create makes a new store. The journal names it first and the region
+// follows, so a crash in between leaves a journal from which the next Open
+// finishes the creation, never a region that no journal claims.
 func (s *Store) create() error {
 	path := s.regionPath()
 	if _, err := os.Stat(path); err == nil {
 		return fmt.Errorf("daxstore: region %s exists but journal %s holds no store; remove one of them: %w",
 			path, filepath.Join(s.dir, "journal"), ErrMismatch)
 	}
-	region, err := pmem.Create(path, pmem.CreateOptions{BlockSize: s.opts.BlockSize, Size: s.opts.Size, PowerCut: s.opts.PowerCut.device()})
+	uuid, err := pmem.NewUUID()
+	if err != nil {
+		return fmt.Errorf("daxstore: create: %w", err)
+	}
+	sb := pmem.Superblock{Version: pmem.FormatVersion, BlockSize: s.opts.BlockSize,
+		BlockCount: uint64(s.opts.Size / max(1, int64(s.opts.BlockSize))), UUID: uuid}
+	if _, err := sb.MarshalBinary(); err != nil {
+		return fmt.Errorf("daxstore: create: region of %d bytes in blocks of %d: %v: %w", s.opts.Size, s.opts.BlockSize, err, ErrInvalidRange)
+	}
+	b := s.jnl.NewBatch()
+	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
+	b.SetFree(pmem.Extent{Start: 1, Len: sb.BlockCount - 1})
+	if err := b.Commit(true); err != nil {
+		return fmt.Errorf("daxstore: create: %w", err)
+	}
+	return s.createRegion(sb)
+}
+
+// createRegion creates the region the journal already describes, with an
+// empty store in it.
+func (s *Store) createRegion(sb pmem.Superblock) error {
+	region, err := pmem.Create(s.regionPath(), pmem.CreateOptions{BlockSize: sb.BlockSize,
+		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.PowerCut.device()})
 	if err != nil {
 		return fmt.Errorf("daxstore: create region: %w", err)
 	}
 	s.region = region
-	sb := region.Superblock()
 	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
-	b := s.jnl.NewBatch()
-	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
-	b.SetFree(data)
-	if err := b.Commit(true); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("daxstore: create: %w", err)
-	}
 	s.journaledFree = alloc.NewExtentSet()
 	if _, err := s.journaledFree.Insert(data); err != nil {
 		return err
@@ -198,6 +221,12 @@ func (s *Store) create() error {
 		return err
 	}
 	return s.start()
+}
+
+// pristine reports whether a journal holds a store with nothing in it yet.
+func pristine(st *journal.State) bool {
+	return len(st.Names)+len(st.Inodes)+len(st.Extents)+len(st.Busy) == 0 && len(st.Free) == 1 &&
+		st.Free[0] == pmem.Extent{Start: 1, Len: st.Meta.BlockCount - 1}
 }
 
 // rebuild loads the in-memory indexes from the journal's state, then frees
@@ -324,7 +353,7 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 	}
 	for {
 		s.pinMu.Lock()
-		n, gone := len(s.pins), s.pinsGone
+		n, gone := len(s.pins), s.pinsGoneLocked()
 		s.pinMu.Unlock()
 		if n == 0 || opts.Force {
 			// A Pin in flight holds quiesce shared and registers its pin
@@ -338,7 +367,7 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 				return fmt.Errorf("daxstore: close: %w", ErrClosed)
 			}
 			s.pinMu.Lock()
-			n, gone = len(s.pins), s.pinsGone
+			n, gone = len(s.pins), s.pinsGoneLocked()
 			s.pinMu.Unlock()
 			if n == 0 || opts.Force {
 				break // with quiesce held
@@ -404,16 +433,23 @@ func (s *Store) begin(mutating bool) error {
 		s.quiesce.RUnlock()
 		return ErrClosed
 	}
-	if mutating {
+	if mutating && s.hasFailed.Load() {
 		s.commitMu.Lock()
 		failed := s.failed
 		s.commitMu.Unlock()
-		if failed != nil {
-			s.quiesce.RUnlock()
-			return failed
-		}
+		s.quiesce.RUnlock()
+		return failed
 	}
 	return nil
+}
+
+// pinsGoneLocked returns the channel that is closed when the last pin goes,
+// making it if needed. pinMu must be held.
+func (s *Store) pinsGoneLocked() chan struct{} {
+	if s.pinsGone == nil {
+		s.pinsGone = make(chan struct{})
+	}
+	return s.pinsGone
 }
 
 func (s *Store) end() { s.quiesce.RUnlock() }
