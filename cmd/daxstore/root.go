@@ -71,7 +71,7 @@ process holds the store.`,
 		c.initCommand(), c.putCommand(), c.getCommand(), c.lsCommand(),
 		c.rmCommand(), c.truncateCommand(), c.punchCommand(), c.zeroCommand(),
 		c.statCommand(), c.dfCommand(), c.checkCommand(),
-		c.busyCommand(), c.pinsCommand(), c.demoCommand(),
+		c.busyCommand(), c.pinsCommand(), c.demoCommand(), c.stressCommand(),
 	)
 	root.AddCommand(c.benchCommand())
 	return root
