@@ -7,7 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 PKGS     := ./...
 BIN      := bin/daxstore
 
-.PHONY: all build test vet demo bench fuzz dax-test clean
+.PHONY: all build test vet demo stress bench fuzz dax-test clean
 
 all: build
 
@@ -29,6 +29,19 @@ test: vet
 # temporary directory.
 demo: build
 	./$(BIN) demo
+
+# A few minutes of the pin/punch stress tool on a store in $(TEST_TMPDIR):
+# a two-minute run, twenty rounds of crash torture (kill -9, reopen,
+# verify), then the stress and cross-package tests with three times their
+# usual rounds.
+# Each step prints its seed; replay a failure with --seed or -stress.seed.
+stress: build
+	TMPDIR=$(TEST_TMPDIR) ./$(BIN) stress --duration 2m
+	TMPDIR=$(TEST_TMPDIR) ./$(BIN) stress --crash 20
+	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 20m ./test/stress \
+		-stress.duration=30s -stress.rounds=10
+	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 30m ./test \
+		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750
 
 # Hot-path benchmarks of every package (compare runs with benchstat), then
 # daxstore against bbolt, Pebble, plain files and the hardware limit, on
