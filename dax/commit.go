@@ -119,6 +119,7 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 func (s *Store) fail(err error) error {
 	if s.failed == nil {
 		s.failed = fmt.Errorf("daxstore: %w: %v", ErrFailed, err)
+		s.hasFailed.Store(true)
 	}
 	return s.failed
 }

@@ -84,6 +84,19 @@ func (em *extentMap) find(fb, end uint64) []mapping {
 	return out
 }
 
+// at returns the mapping that covers file block fb, if any. A mapping that
+// starts at fb, the common case, is found without allocating.
+func (em *extentMap) at(fb uint64) (mapping, bool) {
+	if m, ok := em.tree.Get(mapping{fileBlock: fb}); ok {
+		return m, true
+	}
+	m, ok := em.before(fb + 1)
+	if !ok || m.fileEnd() <= fb {
+		return mapping{}, false
+	}
+	return m, true
+}
+
 // visit calls fn with every whole mapping that meets [fb, end).
 func (em *extentMap) visit(fb, end uint64, fn func(mapping)) {
 	if fb >= end {

@@ -29,6 +29,11 @@ type Pin struct {
 	runs     []pmem.Extent // region blocks held, file order, each physically contiguous
 	bytes    [][]byte      // the pinned range, one slice per run
 
+	// The storage of runs and bytes for a pin of one run, the common case,
+	// so that such a pin costs one allocation.
+	run1   [1]pmem.Extent
+	bytes1 [1][]byte
+
 	released atomic.Bool // Unpin ran, or a forced Close invalidated the pin
 	broken   atomic.Bool // OnBreak was called
 }
@@ -45,6 +50,9 @@ func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
 	}
 	if n == 0 {
 		return nil, f.errorf("pin", fmt.Errorf("empty range: %w", ErrInvalidRange))
+	}
+	if p := f.pinWritten(off, n, opts); p != nil {
+		return p, nil
 	}
 	var p *Pin
 	err := f.s.retrySpace(context.Background(), func() (err error) {
@@ -100,12 +108,70 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 		onBreak: opts.OnBreak, created: time.Now(), runs: runs,
 	}
 	p.bytes = s.pinnedBytes(runs, off-int64(fb)*s.bs, n)
+	s.registerPin(p)
+	return p, nil
+}
+
+// pinWritten is Pin's fast path, for a range that lies in one written
+// extent: nothing needs to be allocated, zeroed or committed, so it takes
+// the file's invalidate lock shared, looks the extent up, takes the
+// references and registers the pin, with one allocation and no store-wide
+// lock but quiesce. It returns nil, having changed nothing, whenever the
+// general path must run instead, which then also reports any error.
+func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
+	s, in := f.s, f.in
+	if f.closed.Load() {
+		return nil
+	}
+	s.quiesce.RLock()
+	defer s.quiesce.RUnlock()
+	if s.closed.Load() || s.hasFailed.Load() {
+		return nil
+	}
+	in.invalMu.RLock()
+	defer in.invalMu.RUnlock()
+	in.mapMu.Lock()
+	if in.removed || off+n > in.size {
+		in.mapMu.Unlock()
+		return nil
+	}
+	fb, fe := s.blockSpan(off, n)
+	m, ok := in.extents.at(fb)
+	if !ok || m.unwritten || m.fileEnd() < fe {
+		in.mapMu.Unlock()
+		return nil
+	}
+	// Rename changes the key with mapMu held too, so it is read here.
+	key := in.key
+	in.mapMu.Unlock()
+	// Only a layout-breaking operation, which needs the invalidate lock
+	// exclusive, can take these written blocks from the file: the
+	// references need not be taken under mapMu.
+	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
+	if s.refs.Acquire(run) != nil {
+		return nil
+	}
+	p := &Pin{
+		s: s, ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
+		onBreak: opts.OnBreak, created: time.Now(),
+	}
+	skip := off - int64(fb)*s.bs
+	p.run1[0] = run
+	p.bytes1[0] = s.region.Bytes(run)[skip : skip+n : skip+n]
+	p.runs, p.bytes = p.run1[:], p.bytes1[:]
+	// Registered before the invalidate lock is dropped, so that a break
+	// that detaches these blocks finds the pin (labels, OnBreak).
+	s.registerPin(p)
+	return p
+}
+
+// registerPin gives p its id and adds it to the registry.
+func (s *Store) registerPin(p *Pin) {
 	s.pinMu.Lock()
 	s.nextPinID++
 	p.id = s.nextPinID
 	s.pins[p.id] = p
 	s.pinMu.Unlock()
-	return p, nil
 }
 
 // materialize makes every block of file blocks [fb, fe) written: holes get
@@ -242,13 +308,15 @@ func (p *Pin) Unpin() error {
 	// before it closes the journal.
 	var errs []error
 	for _, e := range p.runs {
-		errs = append(errs, s.refs.Release(e))
+		if err := s.refs.Release(e); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	s.pinMu.Lock()
 	delete(s.pins, p.id)
-	if len(s.pins) == 0 {
+	if len(s.pins) == 0 && s.pinsGone != nil {
 		close(s.pinsGone)
-		s.pinsGone = make(chan struct{})
+		s.pinsGone = nil
 	}
 	s.pinMu.Unlock()
 	if err := errors.Join(errs...); err != nil {
