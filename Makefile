@@ -54,6 +54,7 @@ bench:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeSuperblock -fuzztime $(FUZZTIME) ./pmem
+	TMPDIR=$(TEST_TMPDIR) $(GO) test -run '^$$' -fuzz '^FuzzFsx$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./test
 	for f in $$($(GO) test -list 'Fuzz.*' ./journal | grep ^Fuzz); do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./journal || exit 1; \
 	done
