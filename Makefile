@@ -65,6 +65,8 @@ FSDAX_GUEST ?= ../shared/tools/fsdax-guest
 dax-test:
 	CGO_ENABLED=0 $(GO) test -c -o bin/pmem.test ./pmem
 	$(FSDAX_GUEST) bin/pmem.test -test.v -test.run 'Fsdax|RoundTrip' -fsdax-dir=/mnt
+	CGO_ENABLED=0 $(GO) test -c -o bin/dax.test ./dax
+	$(FSDAX_GUEST) bin/dax.test -test.v -test.run 'Fsdax' -fsdax-dir=/mnt
 
 clean:
 	rm -rf bin
