@@ -46,3 +46,49 @@ func TestCrashRefusesNoSync(t *testing.T) {
 		t.Fatal("Crash accepted NoSync, which may lose acknowledged operations by design")
 	}
 }
+
+func TestLearnKnowsOnlyWhatNothingOverlapped(t *testing.T) {
+	const key = "stress/k00"
+	put := func(begin, end int, status string) *loggedOp {
+		return &loggedOp{kind: "put", key: key, gen: uint32(begin + 1), n: 16, begin: begin, end: end, status: status}
+	}
+	op := func(kind string, begin, end int, status string) *loggedOp {
+		return &loggedOp{kind: kind, key: key, begin: begin, end: end, status: status}
+	}
+	for _, tc := range []struct {
+		name  string
+		ops   []*loggedOp
+		known bool
+		want  expectedValue
+	}{
+		{"an acknowledged put alone is known", []*loggedOp{put(0, 1, "ack")},
+			true, expectedValue{present: true, w: word{1, 1}, n: 16}},
+		{"an acknowledged remove last is known", []*loggedOp{put(0, 1, "ack"), op("remove", 2, 3, "ack")},
+			true, expectedValue{}},
+		{"a put after a write that ended first is known", []*loggedOp{op("write", 0, 1, "ack"), put(2, 3, "ack")},
+			true, expectedValue{present: true, w: word{1, 3}, n: 16}},
+		{"a put overlapping a write that ended after it began is unknown",
+			[]*loggedOp{op("write", 0, 3, "ack"), put(1, 2, "ack")}, false, expectedValue{}},
+		{"a put followed by a write that never ended is unknown",
+			[]*loggedOp{put(0, 1, "ack"), op("write", 2, -1, "")}, false, expectedValue{}},
+		{"a later operation that changed nothing does not count",
+			[]*loggedOp{put(0, 1, "ack"), op("punch", 2, 3, "nack")}, true, expectedValue{present: true, w: word{1, 1}, n: 16}},
+		{"a put that was never acknowledged is unknown", []*loggedOp{put(0, -1, "")}, false, expectedValue{}},
+		{"a failed put is unknown", []*loggedOp{put(0, 1, "fail")}, false, expectedValue{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cr := &crashRun{c: Config{}.EnsureDefaults(), known: map[string]expectedValue{
+				key:          {present: true, w: word{1, 99}, n: 8}, // from an earlier round
+				"stress/k01": {},                                    // untouched this round
+			}}
+			cr.learn(tc.ops)
+			got, known := cr.known[key]
+			if known != tc.known || got != tc.want {
+				t.Fatalf("known %v %+v, want %v %+v", known, got, tc.known, tc.want)
+			}
+			if _, ok := cr.known["stress/k01"]; !ok {
+				t.Fatal("a key the round did not touch was forgotten")
+			}
+		})
+	}
+}

@@ -394,8 +394,8 @@ func (x *task) remove() {
 }
 
 // breakCall runs a layout-breaking call with the operation's policy. Under
-// Wait it bounds the call and judges how soon it returned after the pins
-// over the range dropped.
+// Wait it bounds the call, abandons it once it is overdue (see overdue),
+// and judges how soon it returned after the pins over the range dropped.
 func (x *task) breakCall(k *keyState, over span, call func(context.Context, dax.BreakOptions) error) error {
 	bo := dax.BreakOptions{Policy: x.op.Policy}
 	if x.op.Policy != dax.Wait {
@@ -403,23 +403,72 @@ func (x *task) breakCall(k *keyState, over span, call func(context.Context, dax.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), x.r.c.waitTimeout())
 	defer cancel()
+	ctx, abandon := context.WithCancelCause(ctx)
+	defer abandon(nil)
 	t0 := time.Now()
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		x.watchWait(k, over, t0, done, abandon)
+	}()
 	err := call(ctx, bo)
 	t1 := time.Now()
-	return x.judgeWait(k, over, t0, t1, err)
+	close(done)
+	<-watched
+	return x.judgeWait(k, over, t0, t1, err, context.Cause(ctx))
+}
+
+// errOverdue is why a Wait-policy call was abandoned.
+var errOverdue = errors.New("stress: no pin over the range has been held for longer than the wake bound")
+
+// watchWait abandons a Wait-policy call over span over of key k, begun at
+// t0, as soon as it is overdue, until done is closed.
+func (x *task) watchWait(k *keyState, over span, t0 time.Time, done <-chan struct{}, abandon context.CancelCauseFunc) {
+	t := time.NewTicker(max(time.Millisecond, x.r.c.WakeBound/20))
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			if _, _, late := x.overdue(k, over, t0, now); late {
+				abandon(errOverdue)
+				return
+			}
+		}
+	}
+}
+
+// overdue reports whether a Wait-policy call over span over of key k, begun
+// at t0 and still waiting at now, waits longer than it may: every pin over
+// the range has been released (last is the latest Unpin call) and more than
+// WakeBound has passed since then and since t0. Such a call waits for
+// nothing the run holds: its wakeup was lost.
+func (x *task) overdue(k *keyState, over span, t0, now time.Time) (pins []*pinRecord, last int64, late bool) {
+	pins = k.pinsOver(over, now)
+	for _, p := range pins {
+		u0 := p.unpinning.Load()
+		if u0 == 0 {
+			return pins, 0, false // still held: the wait is legitimate
+		}
+		last = max(last, u0)
+	}
+	since := max(t0.UnixNano(), last)
+	return pins, last, now.UnixNano()-since > int64(x.r.c.WakeBound)
 }
 
 // judgeWait judges a Wait-policy call over span over of key k that ran from
-// t0 to t1 and returned err. A call that returned is a latency sample: the
-// time since the latest Unpin (called before t1, returned after t0) of a
-// pin over the range. A call that timed out although every pin over the
-// range had dropped more than WakeBound before is a lost wakeup.
-func (x *task) judgeWait(k *keyState, over span, t0, t1 time.Time, err error) error {
-	pins := k.pinsOver(over, t1)
+// t0 to t1 and returned err (cause: why its context ended, if it did). A
+// call that returned is a latency sample: the time since the latest Unpin
+// (called before t1, returned after t0) of a pin over the range. A call
+// that was abandoned as overdue, or timed out while overdue, lost its
+// wakeup; one that timed out while a pin was still held did not.
+func (x *task) judgeWait(k *keyState, over span, t0, t1 time.Time, err, cause error) error {
 	bound := x.r.c.WakeBound
 	if err == nil {
 		var last int64
-		for _, p := range pins {
+		for _, p := range k.pinsOver(over, t1) {
 			if u0 := p.unpinning.Load(); u0 == 0 || u0 > t1.UnixNano() {
 				continue // not released before the call returned: not waited for
 			}
@@ -437,16 +486,12 @@ func (x *task) judgeWait(k *keyState, over span, t0, t1 time.Time, err error) er
 		}
 		return nil
 	}
-	if !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	var last int64
-	for _, p := range pins {
-		u0 := p.unpinning.Load()
-		if u0 == 0 || u0 > t1.Add(-bound).UnixNano() {
-			return &waitTimeoutError{err: err} // a pin held long, or dropped just now
-		}
-		last = max(last, u0)
+	pins, last, late := x.overdue(k, over, t0, t1)
+	if !late && !errors.Is(cause, errOverdue) {
+		return &waitTimeoutError{err: err} // a pin held long, or dropped just now
 	}
 	ago := "there were none"
 	if last > 0 {
