@@ -328,7 +328,7 @@ func printStressReport(w io.Writer, r *stress.Report) error {
 	} else {
 		fmt.Fprintln(w, "wake latency after release: no samples (no Wait-policy operation waited for a pin)")
 	}
-	fmt.Fprintf(w, "checks: %d, %s\n", r.Checks, r.CheckResult)
+	fmt.Fprintf(w, "checks: %d (%v, every operation paused), %s\n", r.Checks, roundDur(r.CheckTime), r.CheckResult)
 	fmt.Fprintf(w, "verified: %d canaries, %d words; %d pin breaks\n", r.Canaries, r.WordsChecked, r.Breaks)
 	fi := r.Final
 	fmt.Fprintf(w, "after reopen: %d data blocks: %d free, %d used (keys own %d in %d files), %d busy; %d detached and %d released during the run\n",
