@@ -170,8 +170,7 @@ func (b *breaker) addBusy() error {
 	}
 	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(b.pending[i].Start, b.pending[j].Start) })
 	lastPin := make([]*Pin, len(b.pending)) // the pin last labelled on each run
-	s.pinMu.Lock()
-	for _, p := range s.pins {
+	s.pins.each(func(p *Pin) {
 		for _, r := range p.runs {
 			// The first run ending after r starts, then on while they
 			// start before r ends: runs do not overlap each other.
@@ -190,8 +189,7 @@ func (b *breaker) addBusy() error {
 				}
 			}
 		}
-	}
-	s.pinMu.Unlock()
+	})
 	for _, x := range b.pending {
 		if x.Labels == nil {
 			x.Labels = []string{}

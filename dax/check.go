@@ -24,8 +24,8 @@ import (
 // It returns nil, or an error wrapping ErrCorrupt that lists every
 // violation.
 func (s *Store) Check() error {
-	s.quiesce.Lock()
-	defer s.quiesce.Unlock()
+	s.lockOut()
+	defer s.unlockOut()
 	if s.closed.Load() {
 		return fmt.Errorf("daxstore: check: %w", ErrClosed)
 	}
@@ -39,18 +39,16 @@ func (s *Store) Check() error {
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	checkJournal(st, s.bs, bad)
 	s.compareMemory(st, bad)
-	s.pinMu.Lock()
-	for _, p := range s.pins {
+	s.pins.each(func(p *Pin) {
 		if p.released.Load() {
-			continue // an Unpin in progress: its blocks may be free already
+			return // an Unpin in progress: its blocks may be free already
 		}
 		for _, r := range p.runs {
 			if s.journaledFree.Overlaps(r) || s.free.Overlaps(r) {
 				bad("pin %q holds region blocks %v that are free", p.label, r)
 			}
 		}
-	}
-	s.pinMu.Unlock()
+	})
 	if s.failed != nil {
 		bad("store failed: %v", s.failed)
 	}

@@ -69,17 +69,17 @@ func busyExtent(x busyextent.Extent, bs int64) BusyExtent {
 
 // Pins returns the outstanding pins, oldest first.
 func (s *Store) Pins() []PinInfo {
-	s.pinMu.Lock()
-	pins := make([]*Pin, 0, len(s.pins))
-	for _, p := range s.pins {
-		pins = append(pins, p)
-	}
-	s.pinMu.Unlock()
+	pins := s.pins.all()
 	out := make([]PinInfo, 0, len(pins))
 	for _, p := range pins {
 		out = append(out, p.info())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 
@@ -118,9 +118,7 @@ func (s *Store) statsLocked() Stats {
 	s.nsMu.RLock()
 	files := len(s.inodes)
 	s.nsMu.RUnlock()
-	s.pinMu.Lock()
-	pins := len(s.pins)
-	s.pinMu.Unlock()
+	pins := s.pins.len()
 	data := s.region.BlockCount() - 1
 	free, busy := s.free.FreeBlocks(), s.busy.Blocks()
 	return Stats{

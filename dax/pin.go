@@ -25,7 +25,7 @@ type Pin struct {
 	label    string
 	writable bool
 	onBreak  func()
-	created  time.Time
+	age      time.Duration // when it was pinned: s.epoch plus age (see pinAge)
 	runs     []pmem.Extent // region blocks held, file order, each physically contiguous
 	bytes    [][]byte      // the pinned range, one slice per run
 
@@ -36,6 +36,10 @@ type Pin struct {
 
 	released atomic.Bool // Unpin ran, or a forced Close invalidated the pin
 	broken   atomic.Bool // OnBreak was called
+
+	// The registry's links, under the lock of shard shard.
+	prev, next *Pin
+	shard      uint8
 }
 
 // Pin pins bytes [off, off+n) of the file, which must lie inside it. Holes
@@ -105,10 +109,10 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 	}
 	p := &Pin{
 		s: s, ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
-		onBreak: opts.OnBreak, created: time.Now(), runs: runs,
+		onBreak: opts.OnBreak, age: s.pinAge(), runs: runs,
 	}
 	p.bytes = s.pinnedBytes(runs, off-int64(fb)*s.bs, n)
-	s.registerPin(p)
+	s.pins.add(p, pinHint(runs[0].Start))
 	return p, nil
 }
 
@@ -121,11 +125,6 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 	s, in := f.s, f.in
 	if f.closed.Load() {
-		return nil
-	}
-	s.quiesce.RLock()
-	defer s.quiesce.RUnlock()
-	if s.closed.Load() || s.hasFailed.Load() {
 		return nil
 	}
 	in.invalMu.RLock()
@@ -144,16 +143,26 @@ func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 	// Rename changes the key with mapMu held too, so it is read here.
 	key := in.key
 	in.mapMu.Unlock()
+	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
+	hint := pinHint(run.Start)
+	// The gate, not quiesce, keeps Close and Check out: its shards spread
+	// pins on different cores over different cache lines. Taking it after
+	// the invalidate lock is safe: its only exclusive holders, Close and
+	// Check, take no file lock.
+	gate := s.pinGate.rlock(hint)
+	defer gate.RUnlock()
+	if s.closed.Load() || s.hasFailed.Load() {
+		return nil
+	}
 	// Only a layout-breaking operation, which needs the invalidate lock
 	// exclusive, can take these written blocks from the file: the
 	// references need not be taken under mapMu.
-	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
 	if s.refs.Acquire(run) != nil {
 		return nil
 	}
 	p := &Pin{
 		s: s, ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
-		onBreak: opts.OnBreak, created: time.Now(),
+		onBreak: opts.OnBreak, age: s.pinAge(),
 	}
 	skip := off - int64(fb)*s.bs
 	p.run1[0] = run
@@ -161,18 +170,14 @@ func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 	p.runs, p.bytes = p.run1[:], p.bytes1[:]
 	// Registered before the invalidate lock is dropped, so that a break
 	// that detaches these blocks finds the pin (labels, OnBreak).
-	s.registerPin(p)
+	s.pins.add(p, hint)
 	return p
 }
 
-// registerPin gives p its id and adds it to the registry.
-func (s *Store) registerPin(p *Pin) {
-	s.pinMu.Lock()
-	s.nextPinID++
-	p.id = s.nextPinID
-	s.pins[p.id] = p
-	s.pinMu.Unlock()
-}
+// pinAge returns the time since the store was opened, for a pin's creation
+// time. It reads only the monotonic clock, half the cost of time.Now, which
+// Pin's fast path feels.
+func (s *Store) pinAge() time.Duration { return time.Since(s.epoch) }
 
 // materialize makes every block of file blocks [fb, fe) written: holes get
 // new zeroed blocks, unwritten blocks are zeroed, both flushed and committed
@@ -312,13 +317,7 @@ func (p *Pin) Unpin() error {
 			errs = append(errs, err)
 		}
 	}
-	s.pinMu.Lock()
-	delete(s.pins, p.id)
-	if len(s.pins) == 0 && s.pinsGone != nil {
-		close(s.pinsGone)
-		s.pinsGone = nil
-	}
-	s.pinMu.Unlock()
+	s.pins.remove(p)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, err)
 	}
@@ -349,7 +348,7 @@ type PinInfo struct {
 }
 
 func (p *Pin) info() PinInfo {
-	pi := PinInfo{ID: p.id, Key: p.key, Ino: p.ino, Offset: p.off, Length: p.n, Label: p.label, Writable: p.writable, Created: p.created}
+	pi := PinInfo{ID: p.id, Key: p.key, Ino: p.ino, Offset: p.off, Length: p.n, Label: p.label, Writable: p.writable, Created: p.s.epoch.Add(p.age)}
 	for _, e := range p.runs {
 		pi.Blocks += e.Len
 		for _, x := range p.s.busy.Overlapping(e) {
@@ -363,16 +362,14 @@ func (p *Pin) info() PinInfo {
 
 // pinsOn returns the pins holding any block of e.
 func (s *Store) pinsOn(e pmem.Extent) []*Pin {
-	s.pinMu.Lock()
-	defer s.pinMu.Unlock()
 	var out []*Pin
-	for _, p := range s.pins {
+	s.pins.each(func(p *Pin) {
 		for _, r := range p.runs {
 			if r.Overlaps(e) {
 				out = append(out, p)
 				break
 			}
 		}
-	}
+	})
 	return out
 }

@@ -76,10 +76,9 @@ type Store struct {
 	releaser *busyextent.Releaser
 	prefault *prefaulter
 
-	pinMu     sync.Mutex // protects pins and nextPinID
-	pins      map[uint64]*Pin
-	nextPinID uint64
-	pinsGone  chan struct{} // closed when pins becomes empty; made by a Close that waits for it; under pinMu
+	pins    pinRegistry // every outstanding pin
+	epoch   time.Time   // when Open began; pins record their time relative to it
+	pinGate pinGate     // held shared by Pin's fast path; see lockOut
 
 	admin *adminServer
 	stats counters
@@ -116,8 +115,8 @@ func Open(dir string, o *Options) (*Store, error) {
 		names:  make(map[string]*inode),
 		inodes: make(map[uint64]*inode),
 		free:   alloc.New(),
-		pins:   make(map[uint64]*Pin),
 		busy:   busyextent.NewSet(),
+		epoch:  time.Now(),
 	}
 	if err := s.open(); err != nil {
 		s.closeResources()
@@ -352,47 +351,43 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 		return fmt.Errorf("daxstore: close: %w", ErrClosed)
 	}
 	for {
-		s.pinMu.Lock()
-		n, gone := len(s.pins), s.pinsGoneLocked()
-		s.pinMu.Unlock()
+		gone, done := s.pins.emptied()
+		n := s.pins.len()
 		if n == 0 || opts.Force {
-			// A Pin in flight holds quiesce shared and registers its pin
-			// before it lets go, so "no pins" is final only under quiesce
-			// held exclusive: look again there, or a pin that Pin has just
-			// returned would be invalidated by a Close that was not forced
-			// (TestCloseRacingPins).
-			s.quiesce.Lock()
+			// A Pin in flight holds quiesce or the pin gate shared and
+			// registers its pin before it lets go, so "no pins" is final
+			// only with both held exclusive: look again there, or a pin
+			// that Pin has just returned would be invalidated by a Close
+			// that was not forced (TestCloseRacingPins).
+			s.lockOut()
 			if s.closed.Load() {
-				s.quiesce.Unlock()
+				s.unlockOut()
+				done()
 				return fmt.Errorf("daxstore: close: %w", ErrClosed)
 			}
-			s.pinMu.Lock()
-			n, gone = len(s.pins), s.pinsGoneLocked()
-			s.pinMu.Unlock()
+			n = s.pins.len()
 			if n == 0 || opts.Force {
-				break // with quiesce held
+				done()
+				break // with quiesce and the gate held
 			}
-			s.quiesce.Unlock()
+			s.unlockOut()
 		}
 		if !opts.Wait {
+			done()
 			return fmt.Errorf("daxstore: close: %w: %s", ErrPinned, describePins(s.Pins()))
 		}
 		select {
 		case <-gone:
+			done()
 		case <-ctx.Done():
+			done()
 			return fmt.Errorf("daxstore: close: waiting for %d pins: %w", n, ctx.Err())
 		}
 	}
 	s.closed.Store(true)
-	s.quiesce.Unlock()
+	s.unlockOut()
 
-	s.pinMu.Lock()
-	forced := len(s.pins)
-	for id, p := range s.pins {
-		p.released.Store(true)
-		delete(s.pins, id)
-	}
-	s.pinMu.Unlock()
+	forced := s.pins.drain(func(p *Pin) { p.released.Store(true) })
 	if forced > 0 {
 		// The holders may still touch their slices: keep the mapping.
 		s.region = nil
@@ -443,13 +438,16 @@ func (s *Store) begin(mutating bool) error {
 	return nil
 }
 
-// pinsGoneLocked returns the channel that is closed when the last pin goes,
-// making it if needed. pinMu must be held.
-func (s *Store) pinsGoneLocked() chan struct{} {
-	if s.pinsGone == nil {
-		s.pinsGone = make(chan struct{})
-	}
-	return s.pinsGone
+// lockOut waits for every operation and pin in flight to finish and keeps
+// new ones out until unlockOut: quiesce and the pin gate held exclusive.
+func (s *Store) lockOut() {
+	s.quiesce.Lock()
+	s.pinGate.lock()
+}
+
+func (s *Store) unlockOut() {
+	s.pinGate.unlock()
+	s.quiesce.Unlock()
 }
 
 func (s *Store) end() { s.quiesce.RUnlock() }

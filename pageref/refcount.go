@@ -43,7 +43,7 @@ func (t *Table) Acquire(e pmem.Extent) error {
 		for i := lo; i < hi; i++ {
 			old, err := c.inc(i)
 			if err != nil {
-				t.stripe(ci).Add(fresh)
+				t.stripe(ci, lo).Add(fresh)
 				b := blockOf(ci, i)
 				t.undoAcquire(pmem.Extent{Start: e.Start, Len: uint64(b - e.Start)})
 				return fmt.Errorf("pageref: acquire %v: block %d: %w", e, b, err)
@@ -53,7 +53,7 @@ func (t *Table) Acquire(e pmem.Extent) error {
 			}
 		}
 		if fresh != 0 {
-			t.stripe(ci).Add(fresh)
+			t.stripe(ci, lo).Add(fresh)
 		}
 	}
 	return nil
@@ -173,7 +173,7 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 			}
 		}
 		if idle != 0 {
-			t.stripe(ci).Add(-idle)
+			t.stripe(ci, lo).Add(-idle)
 			// The decrements above are ordered before this load of the
 			// bucket's waiter count; see wake for why no wakeup is lost.
 			t.wake(ci)

@@ -93,7 +93,10 @@ type refStripe struct {
 	_ [56]byte
 }
 
-const refStripes = 64
+const (
+	refStripeBits = 6
+	refStripes    = 1 << refStripeBits
+)
 
 // Table is a sparse table of per-block reference counts with detached marks.
 // All methods are safe for concurrent use.
@@ -116,7 +119,7 @@ type Table struct {
 	memBytes atomic.Int64 // directory, pages and chunks allocated so far
 	fixed    int64        // bytes of the Table struct itself
 
-	refs [refStripes]refStripe // blocks with count > 0, sharded by chunk
+	refs [refStripes]refStripe // blocks with count > 0, summed over the stripes
 
 	waiting atomic.Int64 // goroutines inside WaitIdle
 	buckets [waitBuckets]bucket
@@ -309,7 +312,14 @@ func (t *Table) chunkOrCreate(ci uint64) *chunk {
 }
 
 // stripe returns the referenced-blocks counter shard of chunk ci.
-func (t *Table) stripe(ci uint64) *atomic.Int64 { return &t.refs[ci%refStripes].n }
+// stripe returns the counter that a change of the blocks of chunk ci from
+// word lo on is added to. Only the sum of the stripes means anything, so any
+// stripe would do; hashing the first block rather than the chunk keeps
+// references to distinct blocks of one chunk, taken on different cores,
+// off each other's cache line.
+func (t *Table) stripe(ci uint64, lo int) *atomic.Int64 {
+	return &t.refs[(uint64(blockOf(ci, lo))*0x9E3779B97F4A7C15)>>(64-refStripeBits)].n
+}
 
 // chunkOf returns the index of the chunk holding block b.
 func chunkOf(b pmem.Block) uint64 { return uint64(b) >> chunkShift }
