@@ -97,6 +97,16 @@ func (em *extentMap) at(fb uint64) (mapping, bool) {
 	return m, true
 }
 
+// pieces is find for the hot read paths: when one mapping covers all of
+// [fb, end), the common case, it returns it in one[:] without allocating.
+func (em *extentMap) pieces(fb, end uint64, one *[1]mapping) []mapping {
+	if m, ok := em.at(fb); ok && m.fileEnd() >= end {
+		one[0], _ = m.clip(fb, end)
+		return one[:]
+	}
+	return em.find(fb, end)
+}
+
 // visit calls fn with every whole mapping that meets [fb, end).
 func (em *extentMap) visit(fb, end uint64, fn func(mapping)) {
 	if fb >= end {

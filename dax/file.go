@@ -140,7 +140,9 @@ func (f *File) readLocked(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), in.size-off)
-	pieces, err := f.s.holdWritten(in.extents.find(f.s.blockSpan(off, n)))
+	var one [1]mapping
+	fb, fe := f.s.blockSpan(off, n)
+	pieces, err := f.s.holdWritten(in.extents.pieces(fb, fe, &one))
 	in.mapMu.Unlock()
 	if err != nil {
 		return 0, err
@@ -174,8 +176,11 @@ func (s *Store) holdWritten(pieces []mapping) ([]mapping, error) {
 func (s *Store) releasePieces(pieces []mapping) error {
 	var errs []error
 	for _, m := range pieces {
-		if !m.unwritten {
-			errs = append(errs, s.refs.Release(m.region()))
+		if m.unwritten {
+			continue
+		}
+		if err := s.refs.Release(m.region()); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -115,34 +115,69 @@ func (s *Store) put(key string, value []byte, policy BreakPolicy) (*breakResult,
 
 // Get returns a copy of the value of key.
 func (s *Store) Get(key string) ([]byte, error) {
-	f, err := s.Open(key)
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	if err := s.begin(false); err != nil {
+		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	in := s.names[key]
+	s.nsMu.RUnlock()
+	if in == nil {
+		return nil, fmt.Errorf("daxstore: get %q: %w", key, ErrNotFound)
+	}
+	// Hold the IO lock shared across size and read: a Put or truncate
+	// cannot slip in between, so the copy is one consistent value.
+	in.ioMu.RLock()
+	defer in.ioMu.RUnlock()
+	f := File{s: s, in: in}
+	buf, err := f.readAll()
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
+	}
+	return buf, nil
+}
+
+// readAll returns a copy of the whole file. The IO lock must be held
+// shared. A file that is one written extent, the common case, is copied
+// straight into a new slice that is not zeroed first.
+func (f *File) readAll() ([]byte, error) {
+	s, in := f.s, f.in
+	in.mapMu.Lock()
+	if err := f.live(); err != nil {
+		in.mapMu.Unlock()
+		return nil, err
+	}
+	size := in.size
+	if size == 0 {
+		in.mapMu.Unlock()
+		return []byte{}, nil
+	}
+	fb, fe := s.blockSpan(0, size)
+	m, ok := in.extents.at(fb)
+	if !ok || m.unwritten || m.fileEnd() < fe {
+		in.mapMu.Unlock()
+		buf := make([]byte, size)
+		n, err := f.readLocked(buf, 0)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
+	err := s.refs.Acquire(run)
+	in.mapMu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	// Hold the IO lock shared across size and read: a Put or truncate
-	// cannot slip in between, so the copy is one consistent value.
-	if err := f.enter(false); err != nil {
-		return nil, f.errorf("get", err)
+	// append to a nil slice allocates without clearing what it copies.
+	buf := append([]byte(nil), s.region.Bytes(run)[:size]...)
+	if err := s.refs.Release(run); err != nil {
+		return nil, err
 	}
-	f.in.ioMu.RLock()
-	f.in.mapMu.Lock()
-	size, removed := f.in.size, f.in.removed
-	f.in.mapMu.Unlock()
-	buf := make([]byte, size)
-	var n int
-	if !removed {
-		n, err = f.readLocked(buf, 0)
-	}
-	f.in.ioMu.RUnlock()
-	f.s.end()
-	switch {
-	case removed:
-		return nil, fmt.Errorf("daxstore: get %q: %w", key, ErrNotFound)
-	case err != nil && err != io.EOF:
-		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
-	}
-	return buf[:n], nil
+	return buf, nil
 }
 
 // Remove deletes key with the default break policy. See RemoveWith.
