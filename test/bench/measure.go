@@ -133,29 +133,36 @@ func median(samples []time.Duration) time.Duration {
 // sink keeps the compiler from dropping reads whose result is unused.
 var sink atomic.Uint64
 
-// readAll reads every byte of b, eight at a time, the way a consumer of a
-// zero-copy buffer (a checksum, a parser) would, and returns their sum so
-// the reads cannot be optimised away.
+// readAll reads every byte of b, eight bytes at a time and with eight
+// independent sums so the loads overlap, the way a consumer of a zero-copy
+// buffer (a checksum, a parser) would, and returns their sum so the reads
+// cannot be optimised away.
 func readAll(b []byte) uint64 {
-	var s0, s1, s2, s3 uint64
-	n := len(b) / 8
-	if n > 0 {
-		w := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), n)
-		i := 0
-		for ; i+4 <= n; i += 4 {
-			s0 += w[i]
-			s1 += w[i+1]
-			s2 += w[i+2]
-			s3 += w[i+3]
-		}
-		for ; i < n; i++ {
-			s0 += w[i]
+	var s0, s1, s2, s3, s4, s5, s6, s7 uint64
+	lines := len(b) / 64
+	if lines > 0 {
+		w := unsafe.Slice((*[8]uint64)(unsafe.Pointer(unsafe.SliceData(b))), lines)
+		for i := range w {
+			x := &w[i]
+			s0 += x[0]
+			s1 += x[1]
+			s2 += x[2]
+			s3 += x[3]
+			s4 += x[4]
+			s5 += x[5]
+			s6 += x[6]
+			s7 += x[7]
 		}
 	}
-	for _, c := range b[n*8:] {
+	rest := b[lines*64:]
+	for len(rest) >= 8 {
+		s0 += *(*uint64)(unsafe.Pointer(&rest[0]))
+		rest = rest[8:]
+	}
+	for _, c := range rest {
 		s1 += uint64(c)
 	}
-	return s0 + s1 + s2 + s3
+	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
 }
 
 // fill fills b with a pattern that depends on seed, so no two values of a
