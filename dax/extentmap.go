@@ -100,6 +100,9 @@ func (em *extentMap) at(fb uint64) (mapping, bool) {
 // pieces is find for the hot read paths: when one mapping covers all of
 // [fb, end), the common case, it returns it in one[:] without allocating.
 func (em *extentMap) pieces(fb, end uint64, one *[1]mapping) []mapping {
+	if fb >= end {
+		return nil
+	}
 	if m, ok := em.at(fb); ok && m.fileEnd() >= end {
 		one[0], _ = m.clip(fb, end)
 		return one[:]
