@@ -113,7 +113,7 @@ afterwards unless --keep; or to --dir, which must not hold a store yet, and
 	fl.DurationVar(&f.wakeBound, "wake-bound", stress.DefaultWakeBound, "a Wait-policy waiter must wake this soon after its release")
 	fl.DurationVar(&f.checkEvery, "check-every", stress.DefaultCheckEvery, "run Check this often (it pauses every operation; 0: only at the end)")
 	fl.DurationVar(&f.allocWait, "alloc-wait", stress.DefaultAllocWait, "how long an allocation waits for busy blocks (the store's AllocWait)")
-	fl.StringVar(&f.freeTarget, "free-target", "", "free space the pressure workers keep (default: an eighth of --size)")
+	fl.StringVar(&f.freeTarget, "free-target", "", "free space the pressure workers keep (default: 1/32 of --size, at least twice --value-max)")
 	fl.BoolVar(&f.noSync, "no-sync", false, "skip the journal sync of each commit (unsafe; not with --crash)")
 	fl.IntVar(&f.crash, "crash", 0, "crash torture: run N rounds of kill -9 and recovery instead")
 	fl.DurationVar(&f.killAfter, "kill-after", stress.DefaultKillAfterMax, "with --crash: longest time before the kill")

@@ -80,8 +80,9 @@ type Config struct {
 	CheckEvery time.Duration `json:"check_every"`
 
 	// FreeTarget is the free space the allocation-pressure workers keep,
-	// in bytes (default Size/8): they add fillers while more is free and
-	// remove them while less is.
+	// in bytes (default Size/32, at least 2*ValueMax): they add fillers
+	// while more is free and remove them while less is, so freed blocks
+	// are reused at once and other workers now and then meet ErrNoSpace.
 	FreeTarget int64 `json:"free_target"`
 
 	// AllocWait and NoSync are passed to dax.Options: how long an
@@ -242,7 +243,7 @@ func (c Config) EnsureDefaults() Config {
 		c.CheckEvery = DefaultCheckEvery
 	}
 	if c.FreeTarget == 0 {
-		c.FreeTarget = c.Size / 8
+		c.FreeTarget = max(c.Size/32, 2*c.ValueMax)
 	}
 	if c.AllocWait == 0 {
 		c.AllocWait = DefaultAllocWait
