@@ -10,6 +10,7 @@ package bench
 
 import (
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -215,6 +216,35 @@ func BenchmarkPinUnpinOneBlock(b *testing.B) {
 			<-mu
 			for pb.Next() {
 				pinUnpin(block)
+			}
+		})
+	})
+	b.Run("parallel distinct files", func(b *testing.B) {
+		var files []*dax.File
+		for g := range 64 {
+			key := fmt.Sprintf("file-%d", g)
+			if err := s.Put(key, make([]byte, pinSpacing*bs)); err != nil {
+				b.Fatal(err)
+			}
+			f, err := s.Open(key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		var next atomic.Int64
+		b.ReportAllocs()
+		reportCPU(b)
+		b.RunParallel(func(pb *testing.PB) {
+			f := files[next.Add(1)%int64(len(files))]
+			for pb.Next() {
+				p, err := f.Pin(0, bs, dax.PinOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := p.Unpin(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	})
