@@ -21,6 +21,7 @@ type Machine struct {
 	OS          string `json:"os"`
 	Kernel      string `json:"kernel"`
 	GoVersion   string `json:"go_version"`
+	GOGC        string `json:"gogc"` // $GOGC, "100" (the default) when unset: Go's GC weighs on every allocating path
 	Path        string `json:"path"`       // where the run's files lived
 	Filesystem  string `json:"filesystem"` // tmpfs, ext4, xfs, ... of Path
 }
@@ -29,6 +30,10 @@ func describeMachine(path string) Machine {
 	m := Machine{
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS,
 		GoVersion: runtime.Version(), Path: path, CPUModel: "unknown", Filesystem: "unknown",
+		GOGC: os.Getenv("GOGC"),
+	}
+	if m.GOGC == "" {
+		m.GOGC = "100"
 	}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {

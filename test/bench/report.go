@@ -243,8 +243,8 @@ func (rep *Report) Met() bool {
 // figure with its ratios, and the targets.
 func (rep *Report) Format(w io.Writer) error {
 	m := rep.Machine
-	fmt.Fprintf(w, "machine: %d CPUs (%s), %s memory, %s %s, GOMAXPROCS %d, %s\n",
-		m.CPUs, m.CPUModel, formatBytes(float64(m.MemoryBytes)), m.OS, m.Kernel, m.GOMAXPROCS, m.GoVersion)
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s memory, %s %s, %s, GOMAXPROCS %d, GOGC %s\n",
+		m.CPUs, m.CPUModel, formatBytes(float64(m.MemoryBytes)), m.OS, m.Kernel, m.GoVersion, m.GOMAXPROCS, m.GOGC)
 	fmt.Fprintf(w, "medium:  %s (%s)\n", m.Path, m.Filesystem)
 	if rep.Command != "" {
 		fmt.Fprintf(w, "command: %s\n", rep.Command)
