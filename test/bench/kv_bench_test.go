@@ -164,7 +164,7 @@ func BenchmarkDaxRead(b *testing.B) {
 			reportCPU(b)
 			i := 0
 			for b.Loop() {
-				sum, err := d.pinRead(i%slots, int64(size))
+				sum, err := d.pinRead(i%slots, int64(size), countLines)
 				if err != nil {
 					b.Fatal(err)
 				}

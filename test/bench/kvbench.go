@@ -165,7 +165,7 @@ func (r *runner) kvOne(sys kvSystem, size int, k keys, vals [][]byte) (err error
 		return err
 	}
 	for slot := range slots {
-		sum, err := dx.pinRead(slot, int64(size))
+		sum, err := dx.pinRead(slot, int64(size), readAll)
 		if err != nil {
 			return fmt.Errorf("pin: %w", err)
 		}
@@ -174,7 +174,7 @@ func (r *runner) kvOne(sys kvSystem, size int, k keys, vals [][]byte) (err error
 		}
 	}
 	return getOne("daxstore Pin (zero-copy)", roleDax, func(slot int) error {
-		sum, err := dx.pinRead(slot, int64(size))
+		sum, err := dx.pinRead(slot, int64(size), countLines)
 		sink.Add(sum)
 		return err
 	})
