@@ -21,7 +21,7 @@ type Machine struct {
 	OS          string `json:"os"`
 	Kernel      string `json:"kernel"`
 	GoVersion   string `json:"go_version"`
-	GOGC        string `json:"gogc"` // $GOGC, "100" (the default) when unset: Go's GC weighs on every allocating path
+	GOGC        string `json:"gogc"`       // $GOGC, "100" (the default) when unset: Go's GC weighs on every allocating path
 	Path        string `json:"path"`       // where the run's files lived
 	Filesystem  string `json:"filesystem"` // tmpfs, ext4, xfs, ... of Path
 }
