@@ -201,6 +201,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		}
 	}
 	r.report.Elapsed = time.Since(r.report.Started).Round(time.Millisecond).String()
+	r.report.Machine.LoadAfter = loadAverage()
 	r.report.finish()
 	return r.report, nil
 }

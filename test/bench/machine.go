@@ -24,13 +24,29 @@ type Machine struct {
 	GOGC        string `json:"gogc"`       // $GOGC, "100" (the default) when unset: Go's GC weighs on every allocating path
 	Path        string `json:"path"`       // where the run's files lived
 	Filesystem  string `json:"filesystem"` // tmpfs, ext4, xfs, ... of Path
+	// LoadBefore and LoadAfter are /proc/loadavg's 1-minute load when the
+	// run began and ended: other work on the machine skews every figure.
+	LoadBefore string `json:"load_before,omitempty"`
+	LoadAfter  string `json:"load_after,omitempty"`
+}
+
+// loadAverage returns the 1-minute load average, or "" where unknown.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
 
 func describeMachine(path string) Machine {
 	m := Machine{
 		CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), OS: runtime.GOOS,
 		GoVersion: runtime.Version(), Path: path, CPUModel: "unknown", Filesystem: "unknown",
-		GOGC: os.Getenv("GOGC"),
+		GOGC: os.Getenv("GOGC"), LoadBefore: loadAverage(),
 	}
 	if m.GOGC == "" {
 		m.GOGC = "100"

@@ -249,7 +249,8 @@ func (rep *Report) Format(w io.Writer) error {
 	if rep.Command != "" {
 		fmt.Fprintf(w, "command: %s\n", rep.Command)
 	}
-	fmt.Fprintf(w, "run:     %s per figure, %s in all\n\n", rep.Duration, rep.Elapsed)
+	fmt.Fprintf(w, "run:     %s per figure, %s in all; load average %s before, %s after\n\n",
+		rep.Duration, rep.Elapsed, m.LoadBefore, m.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tSIZE\tSUBJECT\tRESULT\tMB/s\tVS BEST PEER\tVS LIMIT\t")
 	prev := ""
