@@ -280,25 +280,12 @@ func (f *File) writeAt(p []byte, off int64) error {
 	pieces := in.extents.find(fb, fe)
 	gaps := holes(pieces, fb, fe)
 	t := s.newTxn()
-	if need := holeBlocks(gaps); need > 0 {
-		reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
-		if err != nil {
-			t.b.Close()
-			return err
-		}
-		t.claimed = append(t.claimed, reserved...)
-		for _, h := range gaps {
-			for h.n > 0 {
-				e := carve(&reserved, h.n)
-				if err := s.writeBlocks(e, h.fileBlock, p, off, true); err != nil {
-					t.b.Close()
-					return s.poison(err) // earlier holes may already be mapped
-				}
-				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len}))
-				h.fileBlock += e.Len
-				h.n -= e.Len
-			}
-		}
+	err := s.fillHoles(t, in, gaps, false, func(e pmem.Extent, fileBlock uint64) error {
+		return s.writeBlocks(e, fileBlock, p, off, true)
+	})
+	if err != nil {
+		t.b.Close()
+		return err
 	}
 	changed := len(t.claimed) > 0
 	for _, m := range pieces {
@@ -308,10 +295,7 @@ func (f *File) writeAt(p []byte, off int64) error {
 		}
 		if m.unwritten {
 			// The blocks now hold their data and zeros: convert them.
-			_, ops := in.extents.remove(m.fileBlock, m.fileEnd())
-			t.mapOps(in.ino, ops)
-			m.unwritten = false
-			t.mapOps(in.ino, in.extents.insert(m))
+			t.markWritten(in, m)
 			changed = true
 		}
 	}
@@ -327,6 +311,46 @@ func (f *File) writeAt(p []byte, off int64) error {
 	in.mtime = time.Now()
 	t.setInode(in)
 	return s.commit(t)
+}
+
+// fillHoles reserves region blocks for the holes gaps of in, near the
+// blocks before them, has fill (if any) put every new run's bytes in place
+// and flushed, and maps the runs, unwritten or written, in t. A failure of
+// fill fails the store: earlier runs may already be mapped in memory. The
+// extent-map lock must be held.
+func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill func(e pmem.Extent, fileBlock uint64) error) error {
+	need := holeBlocks(gaps)
+	if need == 0 {
+		return nil
+	}
+	reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
+	if err != nil {
+		return err
+	}
+	t.claimed = append(t.claimed, reserved...)
+	for _, h := range gaps {
+		for h.n > 0 {
+			e := carve(&reserved, h.n)
+			if fill != nil {
+				if err := fill(e, h.fileBlock); err != nil {
+					return s.poison(err)
+				}
+			}
+			t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: unwritten}))
+			h.fileBlock += e.Len
+			h.n -= e.Len
+		}
+	}
+	return nil
+}
+
+// markWritten records in t that the unwritten blocks of m now hold their
+// data (and zeros), flushed.
+func (t *txn) markWritten(in *inode, m mapping) {
+	_, ops := in.extents.remove(m.fileBlock, m.fileEnd())
+	t.mapOps(in.ino, ops)
+	m.unwritten = false
+	t.mapOps(in.ino, in.extents.insert(m))
 }
 
 // writeBlocks copies the part of p (the file bytes at off) that falls into
@@ -388,21 +412,10 @@ func (f *File) allocate(off, n int64) error {
 	fb, fe := s.blockSpan(off, n)
 	gaps := holes(in.extents.find(fb, fe), fb, fe)
 	t := s.newTxn()
-	if need := holeBlocks(gaps); need > 0 {
-		reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
-		if err != nil {
-			t.b.Close()
-			return err
-		}
-		t.claimed = append(t.claimed, reserved...)
-		for _, h := range gaps {
-			for h.n > 0 {
-				e := carve(&reserved, h.n)
-				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: true}))
-				h.fileBlock += e.Len
-				h.n -= e.Len
-			}
-		}
+	// Unwritten blocks read as zeros whatever they hold: nothing to write.
+	if err := s.fillHoles(t, in, gaps, true, nil); err != nil {
+		t.b.Close()
+		return err
 	}
 	if off+n > in.size {
 		in.size = off + n

@@ -186,28 +186,11 @@ func (s *Store) materialize(in *inode, fb, fe uint64) error {
 	pieces := in.extents.find(fb, fe)
 	gaps := holes(pieces, fb, fe)
 	t := s.newTxn()
-	changed := false
-	if need := holeBlocks(gaps); need > 0 {
-		reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
-		if err != nil {
-			t.b.Close()
-			return err
-		}
-		t.claimed = append(t.claimed, reserved...)
-		for _, h := range gaps {
-			for h.n > 0 {
-				e := carve(&reserved, h.n)
-				if err := s.zeroBlocks(e); err != nil {
-					t.b.Close()
-					return s.poison(err)
-				}
-				t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len}))
-				h.fileBlock += e.Len
-				h.n -= e.Len
-			}
-		}
-		changed = true
+	if err := s.fillHoles(t, in, gaps, false, func(e pmem.Extent, _ uint64) error { return s.zeroBlocks(e) }); err != nil {
+		t.b.Close()
+		return err
 	}
+	changed := len(gaps) > 0
 	for _, m := range pieces {
 		if !m.unwritten {
 			continue
@@ -216,10 +199,7 @@ func (s *Store) materialize(in *inode, fb, fe uint64) error {
 			t.b.Close()
 			return s.poison(err)
 		}
-		_, ops := in.extents.remove(m.fileBlock, m.fileEnd())
-		t.mapOps(in.ino, ops)
-		m.unwritten = false
-		t.mapOps(in.ino, in.extents.insert(m))
+		t.markWritten(in, m)
 		changed = true
 	}
 	if !changed {
