@@ -5,11 +5,9 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"runtime/pprof"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -113,26 +111,12 @@ func parseSizes(s string) ([]int, error) {
 	return out, nil
 }
 
-// benchProgress shows what the benchmark measures now on one line of a
-// terminal; elsewhere it shows nothing. stop erases the line.
+// benchProgress shows what the benchmark measures now beside a spinner on
+// a terminal; elsewhere it shows nothing. stop erases it.
 func (c *cli) benchProgress() (progress bench.Progress, stop func()) {
-	if !isTerminal(c.errOut) {
+	p := newProgress(c.errOut, -1, "daxstore bench")
+	if p == nil {
 		return nil, func() {}
 	}
-	var mu sync.Mutex
-	w := c.errOut
-	drawn := false
-	progress = func(what string) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(w, "\r\x1b[Kdaxstore bench: %s...", what)
-		drawn = true
-	}
-	return progress, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if drawn {
-			io.WriteString(w, "\r\x1b[K")
-		}
-	}
+	return func(what string) { p.describe("daxstore bench: " + what + "...") }, p.done
 }

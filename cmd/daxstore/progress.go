@@ -1,26 +1,90 @@
 package main
 
-// A progress line on a terminal for commands that run longer than a second:
-// a large put or get, a check of a big store, a wait for pins to drop.
+// Progress on a terminal, drawn by a progress-bar library: a spinner for a
+// command that runs longer than a second, a bar for a run of known length
+// (stress --duration), and a status line for the benchmark's steps. Off a
+// terminal nothing is drawn, so scripts and pipes see only the output.
 
 import (
-	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 )
 
-// progressDelay is how long a command runs silently before it shows
-// progress, and progressEvery how often the line is redrawn.
+// progressDelay is how long a command runs silently before it shows a
+// spinner, and progressEvery how often a drawing is refreshed.
 const (
 	progressDelay = time.Second
 	progressEvery = 250 * time.Millisecond
 )
 
-// startProgress shows "daxstore: what... 3s" on w after progressDelay when
-// w is a terminal, and keeps the elapsed time current. The returned stop
-// erases the line and returns once nothing more will be drawn, so the
-// caller's own output never interleaves with it.
+// progress is a bar or spinner on a terminal, and nothing elsewhere. Its
+// methods are safe on a nil *progress and for concurrent use.
+type progress struct {
+	mu  sync.Mutex // serialises drawing
+	bar *progressbar.ProgressBar
+}
+
+// newProgress draws on w, when w is a terminal, a bar from 0 to max or, for
+// max < 0, a spinner; what describes it.
+func newProgress(w io.Writer, max int64, what string) *progress {
+	if !isTerminal(w) {
+		return nil
+	}
+	return &progress{bar: progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(max > 0),
+		progressbar.OptionThrottle(progressEvery),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetWidth(20),
+	)}
+}
+
+// describe replaces the text beside the bar.
+func (p *progress) describe(s string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bar.Describe(s)
+	_ = p.bar.RenderBlank()
+}
+
+// set moves the bar to n (for a spinner: advances it).
+func (p *progress) set(n int64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar.GetMax64() < 0 {
+		_ = p.bar.Add(1)
+		return
+	}
+	_ = p.bar.Set64(min(n, p.bar.GetMax64()))
+}
+
+// done erases the drawing, so the command's own output starts on a clean
+// line.
+func (p *progress) done() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_ = p.bar.Clear()
+	_ = p.bar.Exit()
+}
+
+// startProgress shows a spinner saying "what" on w after progressDelay when
+// w is a terminal. The returned stop erases it and returns once nothing
+// more will be drawn, so the caller's output never interleaves with it.
 func startProgress(w io.Writer, what string) (stop func()) {
 	if !isTerminal(w) {
 		return func() {}
@@ -30,20 +94,19 @@ func startProgress(w io.Writer, what string) (stop func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		start := time.Now()
 		timer := time.NewTimer(progressDelay)
 		defer timer.Stop()
-		drawn := false
+		var p *progress
 		for {
 			select {
 			case <-done:
-				if drawn {
-					fmt.Fprint(w, "\r\x1b[K")
-				}
+				p.done()
 				return
 			case <-timer.C:
-				fmt.Fprintf(w, "\r\x1b[Kdaxstore: %s... %s", what, time.Since(start).Round(time.Second))
-				drawn = true
+				if p == nil {
+					p = newProgress(w, -1, "daxstore: "+what)
+				}
+				p.set(0)
 				timer.Reset(progressEvery)
 			}
 		}

@@ -12,11 +12,9 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/daxstore/daxstore/test/stress"
 )
@@ -248,9 +246,16 @@ func (c *cli) runStress(cmd *cobra.Command, f *stressFlags) error {
 	if f.crash > 0 {
 		return c.runCrash(cmd.Context(), cfg, f)
 	}
-	line := newProgressLine(c.errOut)
-	rep, err := stress.Run(cmd.Context(), cfg, func(p stress.Progress) { line.draw(formatStressProgress(p, cfg.Duration)) })
-	line.clear()
+	max := int64(-1) // a run bounded by --ops only has no known length
+	if cfg.Duration > 0 {
+		max = cfg.Duration.Milliseconds()
+	}
+	bar := newProgress(c.errOut, max, "daxstore stress")
+	rep, err := stress.Run(cmd.Context(), cfg, func(p stress.Progress) {
+		bar.describe(formatStressProgress(p))
+		bar.set(p.Elapsed.Milliseconds())
+	})
+	bar.done()
 	if err != nil {
 		return err
 	}
@@ -372,13 +377,9 @@ func roundDur(d time.Duration) time.Duration {
 
 // formatStressProgress is the live line: elapsed time, the total rate and
 // the busiest kinds' rates, and the store's busy blocks, pins and waiters.
-func formatStressProgress(p stress.Progress, total time.Duration) string {
+func formatStressProgress(p stress.Progress) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "daxstore stress: %v", p.Elapsed.Round(time.Second))
-	if total > 0 {
-		fmt.Fprintf(&b, "/%v", total)
-	}
-	fmt.Fprintf(&b, "  %s ops/s", formatCount(p.OpsPerSec))
+	fmt.Fprintf(&b, "stress: %s ops/s", formatCount(p.OpsPerSec))
 	for _, k := range p.Kinds {
 		if k.OpsPerSec >= 0.5 {
 			fmt.Fprintf(&b, " %s %s", k.Kind, formatCount(k.OpsPerSec))
@@ -399,41 +400,4 @@ func formatCount(v float64) string {
 		return fmt.Sprintf("%.1fk", v/1e3)
 	}
 	return fmt.Sprintf("%.0f", v)
-}
-
-// progressLine redraws one line on a terminal; elsewhere it draws nothing.
-type progressLine struct {
-	w     io.Writer
-	on    bool
-	mu    sync.Mutex // protects drawn
-	drawn bool
-}
-
-func newProgressLine(w io.Writer) *progressLine { return &progressLine{w: w, on: isTerminal(w)} }
-
-// draw replaces the line with s, cut to the terminal's width so it never
-// wraps (a wrapped line cannot be redrawn with \r).
-func (l *progressLine) draw(s string) {
-	if !l.on {
-		return
-	}
-	if f, ok := l.w.(*os.File); ok {
-		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil && ws.Col > 1 && len(s) >= int(ws.Col) {
-			s = s[:ws.Col-1]
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "\r\x1b[K%s", s)
-	l.drawn = true
-}
-
-// clear erases the line, so the summary starts on a clean one.
-func (l *progressLine) clear() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.drawn {
-		fmt.Fprint(l.w, "\r\x1b[K")
-		l.drawn = false
-	}
 }
