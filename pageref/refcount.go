@@ -330,6 +330,12 @@ func (t *Table) unmark(runs []pmem.Extent) (lost int) {
 
 // firstDetached returns the first detached block of e.
 func (t *Table) firstDetached(e pmem.Extent) (pmem.Block, bool) {
+	return t.firstWith(e, detachedBit)
+}
+
+// firstWith returns the first block of e whose word has any of mask's bits
+// set, skipping chunks that were never created.
+func (t *Table) firstWith(e pmem.Extent, mask uint32) (pmem.Block, bool) {
 	last := chunkOf(e.End() - 1)
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
 		c := t.chunk(ci)
@@ -338,7 +344,7 @@ func (t *Table) firstDetached(e pmem.Extent) (pmem.Block, bool) {
 		}
 		lo, hi := span(e, ci)
 		for i := lo; i < hi; i++ {
-			if c.words[i].Load()&detachedBit != 0 {
+			if c.words[i].Load()&mask != 0 {
 				return blockOf(ci, i), true
 			}
 		}

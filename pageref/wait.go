@@ -120,18 +120,5 @@ func (t *Table) Waiters() int { return int(t.waiting.Load()) }
 
 // firstReferenced returns the first block of e whose count is above 0.
 func (t *Table) firstReferenced(e pmem.Extent) (pmem.Block, bool) {
-	last := chunkOf(e.End() - 1)
-	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
-		c := t.chunk(ci)
-		if c == nil {
-			continue
-		}
-		lo, hi := span(e, ci)
-		for i := lo; i < hi; i++ {
-			if c.words[i].Load()&countMask != 0 {
-				return blockOf(ci, i), true
-			}
-		}
-	}
-	return 0, false
+	return t.firstWith(e, countMask)
 }

@@ -23,6 +23,8 @@
 package bench
 
 import (
+	"github.com/daxstore/daxstore/dax"
+
 	"context"
 	"errors"
 	"fmt"
@@ -213,4 +215,23 @@ func (r *runner) sub(name string) (string, error) {
 		return "", err
 	}
 	return d, nil
+}
+
+// scratchStore opens a fresh store with a region of size bytes in a
+// directory of its own. done closes it, removes the directory and returns
+// the close error.
+func (r *runner) scratchStore(name string, size int64) (s *dax.Store, done func() error, err error) {
+	dir, err := r.sub(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err = dax.Open(dir, &dax.Options{Size: size, NoAdminSocket: true})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return s, func() error {
+		defer os.RemoveAll(dir)
+		return s.Close()
+	}, nil
 }

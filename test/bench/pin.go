@@ -5,7 +5,6 @@ package bench
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 
 	"github.com/daxstore/daxstore/dax"
@@ -27,17 +26,12 @@ const pinSpacing = 16
 
 func (r *runner) pinAll() (err error) {
 	r.progress("pin+unpin")
-	dir, err := r.sub("pin")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	s, err := dax.Open(dir, &dax.Options{Size: 64 << 20, NoAdminSocket: true})
+	s, done, err := r.scratchStore("pin", 64<<20)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := s.Close(); err == nil {
+		if cerr := done(); err == nil {
 			err = cerr
 		}
 	}()

@@ -101,14 +101,9 @@ func (r *runner) punchCase(subject string, pinned bool) (err error) {
 		what = "1% pinned"
 	}
 	r.progress(fmt.Sprintf("%s of %s, %s", subject, sizeName(r.cfg.PunchBytes), what))
-	dir, err := r.sub("punch")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	n := r.cfg.PunchBytes
 	regionBytes := n + 64<<20
-	s, err := dax.Open(dir, &dax.Options{Size: regionBytes, NoAdminSocket: true})
+	s, done, err := r.scratchStore("punch", regionBytes)
 	if err != nil {
 		return err
 	}
@@ -117,7 +112,7 @@ func (r *runner) punchCase(subject string, pinned bool) (err error) {
 		for _, p := range pins {
 			p.Unpin()
 		}
-		if cerr := s.Close(); err == nil {
+		if cerr := done(); err == nil {
 			err = cerr
 		}
 	}()

@@ -7,7 +7,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"time"
@@ -29,17 +28,12 @@ const parkTime = 200 * time.Microsecond
 
 func (r *runner) wakeup() (err error) {
 	r.progress("release→wakeup latency")
-	dir, err := r.sub("wakeup")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	s, err := dax.Open(dir, &dax.Options{Size: 64 << 20, NoAdminSocket: true})
+	s, done, err := r.scratchStore("wakeup", 64<<20)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := s.Close(); err == nil {
+		if cerr := done(); err == nil {
 			err = cerr
 		}
 	}()
