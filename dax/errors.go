@@ -18,6 +18,9 @@ var (
 	ErrInvalidKey = errors.New("invalid key")
 	// ErrInvalidRange: a negative, overflowing or out-of-file offset or length.
 	ErrInvalidRange = errors.New("invalid range")
+	// ErrTooLarge: a value is larger than Get returns (MaxGetSize); read it
+	// through a File instead.
+	ErrTooLarge = errors.New("value too large")
 	// ErrNoSpace: the region has no free block left for the operation.
 	ErrNoSpace = alloc.ErrNoSpace
 	// ErrPinned: blocks are still referenced by pins.
