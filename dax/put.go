@@ -159,7 +159,7 @@ func (v *pendingValue) fill(ctx context.Context, r io.Reader, size int64) error 
 			}
 			if size < 0 {
 				if err := reserve(s.blocksFor(int64(n))); err != nil {
-					return err
+					return fmt.Errorf("value longer than %d bytes: %w", v.size+int64(n), err)
 				}
 			}
 			if err := v.write(p[:n]); err != nil {
