@@ -17,6 +17,15 @@ import (
 // File is an open handle on a key. It implements io.ReaderAt, io.WriterAt
 // and io.Closer, and is safe for concurrent use. A File whose key is removed
 // returns ErrNotFound from then on.
+//
+// A region file that shrinks under the store (another process truncates
+// it) or media that fail make the store's own copies fault: ReadAt, WriteAt,
+// Get, Put and Pin then return an error wrapping ErrCorrupt instead of the
+// process dying, and the store refuses further changes (ErrFailed) until it
+// is reopened. Only the slices a Pin hands out are
+// beyond this: a fault in the caller's own loads from them kills the
+// process, as with any mmap. Deleting the region file does no harm: the
+// mapping keeps its inode alive until Close.
 type File struct {
 	s      *Store
 	in     *inode
@@ -226,6 +235,16 @@ func (s *Store) faulted(err error) error {
 	return err
 }
 
+// poisonCause is poison for an error that left memory ahead of the
+// journal, but returns a fault on the mapping itself, so the caller learns
+// the cause (ErrCorrupt); later changes get the store's failure.
+func (s *Store) poisonCause(err error) error {
+	if errors.Is(err, pmem.ErrFault) {
+		return s.faulted(err)
+	}
+	return s.poison(err)
+}
+
 // WriteAt writes p at off, growing the file when it writes past the end.
 // Bytes of new blocks that p does not cover are zeroed, and the data is
 // flushed before the new blocks are committed, so a crash never shows a
@@ -309,7 +328,7 @@ func (f *File) writeAt(p []byte, off int64) error {
 	for _, m := range pieces {
 		if err := s.writeBlocks(m.region(), m.fileBlock, p, off, m.unwritten); err != nil {
 			t.b.Close()
-			return s.poison(err)
+			return s.poisonCause(err)
 		}
 		if m.unwritten {
 			// The blocks now hold their data and zeros: convert them.
@@ -351,7 +370,7 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 			e := carve(&reserved, h.n)
 			if fill != nil {
 				if err := fill(e, h.fileBlock); err != nil {
-					return s.poison(err)
+					return s.poisonCause(err)
 				}
 			}
 			t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: unwritten}))
@@ -475,10 +494,10 @@ func (s *Store) zeroPastEOF(in *inode, upto int64) error {
 	// media too: the common case costs a scan and no flush. The scan reads
 	// the mapping, guarded against a fault as the copies are.
 	if zero, err := pmem.IsZero(tail); zero || err != nil {
-		return err
+		return s.faulted(err)
 	}
 	if err := pmem.Clear(tail); err != nil {
-		return err
+		return s.faulted(err)
 	}
 	return s.region.FlushBytes(int64(ms[0].start)*s.bs+from, to-from)
 }

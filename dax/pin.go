@@ -197,7 +197,7 @@ func (s *Store) materialize(in *inode, fb, fe uint64) error {
 		}
 		if err := s.zeroBlocks(m.region()); err != nil {
 			t.b.Close()
-			return s.poison(err)
+			return s.poisonCause(err)
 		}
 		t.markWritten(in, m)
 		changed = true

@@ -48,8 +48,8 @@ func TestRegionShrunkUnderTheStore(t *testing.T) {
 	}{
 		{"Get returns an error", func(s *Store, _ *File) error { _, err := s.Get("k"); return err }, ErrCorrupt},
 		{"ReadAt returns an error", func(_ *Store, f *File) error { _, err := f.ReadAt(buf, 200<<10); return err }, ErrCorrupt},
-		{"WriteAt over written blocks returns an error", func(_ *Store, f *File) error { _, err := f.WriteAt(buf, 200<<10); return err }, ErrFailed},
-		{"WriteAt into new blocks returns an error", func(_ *Store, f *File) error { _, err := f.WriteAt(buf, 2<<20); return err }, ErrFailed},
+		{"WriteAt over written blocks returns an error", func(_ *Store, f *File) error { _, err := f.WriteAt(buf, 200<<10); return err }, ErrCorrupt},
+		{"WriteAt into new blocks returns an error", func(_ *Store, f *File) error { _, err := f.WriteAt(buf, 2<<20); return err }, ErrCorrupt},
 		{"Put returns an error", func(s *Store, _ *File) error { return s.Put("new", val) }, ErrCorrupt},
 		{"Pin of a hole returns an error", func(_ *Store, f *File) error {
 			if err := f.Truncate(2 << 20); err != nil {
@@ -60,7 +60,7 @@ func TestRegionShrunkUnderTheStore(t *testing.T) {
 				_ = p.Unpin()
 			}
 			return err
-		}, ErrFailed},
+		}, ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -66,8 +66,8 @@ func (r *Region) flush(m *mapping, off, n int64) error {
 		return r.media.flush(off, n)
 	}
 	if r.insn != insnNone {
-		// A write-back of a line whose page the file no longer backs
-		// faults like a load.
+		// CLWB, CLFLUSHOPT and CLFLUSH check the page as a load does:
+		// on a line whose page the file no longer backs they fault too.
 		return guard(func() {
 			flushLines(r.insn, m.base+uintptr(off), uintptr(n))
 			storeFence()
