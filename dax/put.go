@@ -22,7 +22,8 @@ func (s *Store) Put(key string, value []byte) error {
 // The value is copied into new blocks and flushed first; one journal batch
 // then swaps the file's extent map. After a crash the key holds the old or
 // the new value, never a mix. The old blocks are freed, or detached to busy
-// while pins still reference them (they keep the old value).
+// while pins still reference them (they keep the old value). PutReader
+// does the same from an io.Reader, for values not held in memory.
 func (s *Store) PutWith(ctx context.Context, key string, value []byte, bo BreakOptions) error {
 	if err := validKey(key); err != nil {
 		return err
