@@ -29,7 +29,9 @@ var (
 	ErrLocked = errors.New("store is locked by another process")
 	// ErrClosed: the Store, File or Pin was already closed.
 	ErrClosed = errors.New("use after close")
-	// ErrCorrupt: bad magic, bad checksum, a short region or an undecodable record.
+	// ErrCorrupt: bad magic, bad checksum, a short region, a fault on the
+	// region mapping (a region file shrunk under the store) or an
+	// undecodable record.
 	ErrCorrupt = pmem.ErrCorrupt
 	// ErrMismatch: the region and the journal belong to different stores.
 	ErrMismatch = errors.New("region and journal do not match")
