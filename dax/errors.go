@@ -37,8 +37,9 @@ var (
 	ErrMismatch = errors.New("region and journal do not match")
 	// ErrUnpinned: Unpin or Bytes on a pin that was already released.
 	ErrUnpinned = errors.New("pin already released")
-	// ErrFailed: an earlier journal commit failed, so the in-memory state can
-	// no longer be trusted to match the journal. The store refuses further
+	// ErrFailed: an earlier journal commit failed, or a copy faulted on the
+	// region mapping, so the in-memory state can no longer be trusted to
+	// match the journal and the region. The store refuses further
 	// changes; close and reopen it to recover from the journal.
 	ErrFailed = errors.New("store failed after a journal error; reopen it")
 )
