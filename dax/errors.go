@@ -18,6 +18,9 @@ var (
 	ErrInvalidKey = errors.New("invalid key")
 	// ErrInvalidRange: a negative, overflowing or out-of-file offset or length.
 	ErrInvalidRange = errors.New("invalid range")
+	// ErrTooLarge: a value is larger than Get returns (MaxGetSize); read it
+	// through a File instead.
+	ErrTooLarge = errors.New("value too large")
 	// ErrNoSpace: the region has no free block left for the operation.
 	ErrNoSpace = alloc.ErrNoSpace
 	// ErrPinned: blocks are still referenced by pins.
@@ -26,14 +29,17 @@ var (
 	ErrLocked = errors.New("store is locked by another process")
 	// ErrClosed: the Store, File or Pin was already closed.
 	ErrClosed = errors.New("use after close")
-	// ErrCorrupt: bad magic, bad checksum, a short region or an undecodable record.
+	// ErrCorrupt: bad magic, bad checksum, a short region, a fault on the
+	// region mapping (a region file shrunk under the store) or an
+	// undecodable record.
 	ErrCorrupt = pmem.ErrCorrupt
 	// ErrMismatch: the region and the journal belong to different stores.
 	ErrMismatch = errors.New("region and journal do not match")
 	// ErrUnpinned: Unpin or Bytes on a pin that was already released.
 	ErrUnpinned = errors.New("pin already released")
-	// ErrFailed: an earlier journal commit failed, so the in-memory state can
-	// no longer be trusted to match the journal. The store refuses further
+	// ErrFailed: an earlier journal commit failed, or a copy faulted on the
+	// region mapping, so the in-memory state can no longer be trusted to
+	// match the journal and the region. The store refuses further
 	// changes; close and reopen it to recover from the journal.
 	ErrFailed = errors.New("store failed after a journal error; reopen it")
 )

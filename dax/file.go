@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +17,15 @@ import (
 // File is an open handle on a key. It implements io.ReaderAt, io.WriterAt
 // and io.Closer, and is safe for concurrent use. A File whose key is removed
 // returns ErrNotFound from then on.
+//
+// A region file that shrinks under the store (another process truncates
+// it) or media that fail make the store's own copies fault: ReadAt, WriteAt,
+// Get, Put and Pin then return an error wrapping ErrCorrupt instead of the
+// process dying, and the store refuses further changes (ErrFailed) until it
+// is reopened. Only the slices a Pin hands out are
+// beyond this: a fault in the caller's own loads from them kills the
+// process, as with any mmap. Deleting the region file does no harm: the
+// mapping keeps its inode alive until Close.
 type File struct {
 	s      *Store
 	in     *inode
@@ -147,9 +155,12 @@ func (f *File) readLocked(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	f.s.copyOut(p[:n], off, pieces)
-	if err := f.s.releasePieces(pieces); err != nil {
-		return 0, err
+	err = f.s.copyOut(p[:n], off, pieces)
+	if rerr := f.s.releasePieces(pieces); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, f.s.faulted(err)
 	}
 	if n < int64(len(p)) {
 		return int(n), io.EOF
@@ -187,8 +198,9 @@ func (s *Store) releasePieces(pieces []mapping) error {
 }
 
 // copyOut fills p, the file bytes at off, from pieces (file order, clipped
-// to p's blocks); everything else reads as zeros.
-func (s *Store) copyOut(p []byte, off int64, pieces []mapping) {
+// to p's blocks); everything else reads as zeros. A fault on the mapping
+// stops it with an error wrapping ErrCorrupt.
+func (s *Store) copyOut(p []byte, off int64, pieces []mapping) error {
 	pos := off // next file offset of p not yet filled
 	end := off + int64(len(p))
 	for _, m := range pieces {
@@ -200,12 +212,37 @@ func (s *Store) copyOut(p []byte, off int64, pieces []mapping) {
 		clear(p[pos-off : lo-off])
 		if m.unwritten {
 			clear(p[lo-off : hi-off])
-		} else {
-			copy(p[lo-off:hi-off], s.region.Bytes(m.region())[lo-base:hi-base])
+		} else if _, err := pmem.Copy(p[lo-off:hi-off], s.region.Bytes(m.region())[lo-base:hi-base]); err != nil {
+			return err
 		}
 		pos = hi
 	}
 	clear(p[pos-off:])
+	return nil
+}
+
+// faulted marks the store failed when err is a fault on the region mapping
+// (pmem.ErrFault), and returns err. Such a fault means the region file was
+// truncated under the store or its media failed: the region no longer
+// holds what the journal describes, so the store refuses further changes
+// (ErrFailed) until it is reopened, which checks the region's size. Reads
+// go on, and those that touch the lost part return the fault, which wraps
+// ErrCorrupt. The process is never killed (TestRegionShrunkUnderTheStore).
+func (s *Store) faulted(err error) error {
+	if errors.Is(err, pmem.ErrFault) {
+		_ = s.poison(err)
+	}
+	return err
+}
+
+// poisonCause is poison for an error that left memory ahead of the
+// journal, but returns a fault on the mapping itself, so the caller learns
+// the cause (ErrCorrupt); later changes get the store's failure.
+func (s *Store) poisonCause(err error) error {
+	if errors.Is(err, pmem.ErrFault) {
+		return s.faulted(err)
+	}
+	return s.poison(err)
 }
 
 // WriteAt writes p at off, growing the file when it writes past the end.
@@ -291,7 +328,7 @@ func (f *File) writeAt(p []byte, off int64) error {
 	for _, m := range pieces {
 		if err := s.writeBlocks(m.region(), m.fileBlock, p, off, m.unwritten); err != nil {
 			t.b.Close()
-			return s.poison(err)
+			return s.poisonCause(err)
 		}
 		if m.unwritten {
 			// The blocks now hold their data and zeros: convert them.
@@ -333,7 +370,7 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 			e := carve(&reserved, h.n)
 			if fill != nil {
 				if err := fill(e, h.fileBlock); err != nil {
-					return s.poison(err)
+					return s.poisonCause(err)
 				}
 			}
 			t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: unwritten}))
@@ -364,10 +401,18 @@ func (s *Store) writeBlocks(e pmem.Extent, fileBlock uint64, p []byte, off int64
 	if lo > hi {
 		lo, hi = base, base // p does not reach these blocks
 	}
-	copy(dst[lo-base:hi-base], p[lo-off:hi-off])
+	// A fault on the mapping (a region file truncated under the store)
+	// becomes an error; callers fail the store.
+	if _, err := pmem.Copy(dst[lo-base:hi-base], p[lo-off:hi-off]); err != nil {
+		return err
+	}
 	if zeroRest {
-		clear(dst[:lo-base])
-		clear(dst[hi-base:])
+		if err := pmem.Clear(dst[:lo-base]); err != nil {
+			return err
+		}
+		if err := pmem.Clear(dst[hi-base:]); err != nil {
+			return err
+		}
 		return s.region.Flush(e)
 	}
 	if hi == lo {
@@ -446,10 +491,13 @@ func (s *Store) zeroPastEOF(in *inode, upto int64) error {
 	from, to := size%s.bs, min(s.bs, upto-int64(fb)*s.bs)
 	tail := s.region.Bytes(pmem.Extent{Start: ms[0].start, Len: 1})[from:to]
 	// Every zeroing is flushed, so bytes that read as zero are zero on the
-	// media too: the common case costs a scan and no flush.
-	if !slices.ContainsFunc(tail, func(b byte) bool { return b != 0 }) {
-		return nil
+	// media too: the common case costs a scan and no flush. The scan reads
+	// the mapping, guarded against a fault as the copies are.
+	if zero, err := pmem.IsZero(tail); zero || err != nil {
+		return s.faulted(err)
 	}
-	clear(tail)
+	if err := pmem.Clear(tail); err != nil {
+		return s.faulted(err)
+	}
 	return s.region.FlushBytes(int64(ms[0].start)*s.bs+from, to-from)
 }

@@ -197,7 +197,7 @@ func (s *Store) materialize(in *inode, fb, fe uint64) error {
 		}
 		if err := s.zeroBlocks(m.region()); err != nil {
 			t.b.Close()
-			return s.poison(err)
+			return s.poisonCause(err)
 		}
 		t.markWritten(in, m)
 		changed = true
@@ -214,7 +214,9 @@ func (s *Store) materialize(in *inode, fb, fe uint64) error {
 
 // zeroBlocks zeroes region blocks e and flushes them.
 func (s *Store) zeroBlocks(e pmem.Extent) error {
-	clear(s.region.Bytes(e))
+	if err := pmem.Clear(s.region.Bytes(e)); err != nil {
+		return err
+	}
 	return s.region.Flush(e)
 }
 

@@ -66,9 +66,12 @@ func (r *Region) flush(m *mapping, off, n int64) error {
 		return r.media.flush(off, n)
 	}
 	if r.insn != insnNone {
-		flushLines(r.insn, m.base+uintptr(off), uintptr(n))
-		storeFence()
-		return nil
+		// CLWB, CLFLUSHOPT and CLFLUSH check the page as a load does:
+		// on a line whose page the file no longer backs they fault too.
+		return guard(func() {
+			flushLines(r.insn, m.base+uintptr(off), uintptr(n))
+			storeFence()
+		})
 	}
 	// msync wants a page-aligned address; it rounds the length up itself.
 	start := off &^ (pageSize - 1)
