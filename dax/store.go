@@ -70,6 +70,7 @@ type Store struct {
 	journaledFree *alloc.ExtentSet // free space exactly as the journal records it
 	failed        error            // first journal failure; the store refuses changes after it
 	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
+	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
 
 	refs     *pageref.Table
 	busy     *busyextent.Set
