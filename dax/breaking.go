@@ -367,6 +367,9 @@ func (s *Store) unreserveLocked(exts []pmem.Extent) {
 			s.fail(fmt.Errorf("unreserve %v: %w", e, err))
 		}
 	}
+	if len(exts) > 0 {
+		s.busy.Bump()
+	}
 }
 
 // countReferencedPartial counts the partial blocks among fbs that are

@@ -247,7 +247,10 @@ func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 }
 
 // unreserve returns reserved blocks that were never committed. They never
-// left journaled free space, so there is nothing to journal.
+// left journaled free space, so there is nothing to journal. Space came
+// back, so it wakes whoever waits for space: an allocation that failed
+// while these blocks were reserved would otherwise sleep until its deadline
+// (TestUnreserveWakesSpaceWaiters).
 func (s *Store) unreserve(exts []pmem.Extent) {
 	for _, e := range exts {
 		if err := s.free.Free(e); err != nil {
@@ -255,6 +258,9 @@ func (s *Store) unreserve(exts []pmem.Extent) {
 			s.fail(fmt.Errorf("unreserve %v: %w", e, err))
 			s.commitMu.Unlock()
 		}
+	}
+	if len(exts) > 0 {
+		s.busy.Bump()
 	}
 }
 

@@ -92,6 +92,15 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 			s.stats.allocWaits.Add(1)
 		}
 		if _, werr := s.busy.Wait(wctx, gen); werr != nil {
+			if ctx.Err() != nil {
+				return s.noSpace(err) // the caller gave up
+			}
+			// AllocWait is over. Space that came back by a route that
+			// did not wake us, or just at the deadline, still counts:
+			// one last try (TestRetrySpaceTriesOnceMoreAtItsDeadline).
+			if err = op(); err == nil || !errors.Is(err, ErrNoSpace) {
+				return err
+			}
 			return s.noSpace(err)
 		}
 	}
