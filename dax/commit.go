@@ -190,8 +190,9 @@ func (u *undurableFree) snapshot() []pmem.Extent {
 // undurableLimit is how many freed blocks NoSync may hold back before a
 // commit syncs the journal to release them: an eighth of the region, so
 // that the space an allocation cannot see stays small while syncs stay
-// rare.
-func (s *Store) undurableLimit() uint64 { return max(1, s.region.BlockCount()/8) }
+// rare. It reads the region size from the reference table, which outlives
+// a forced Close that lets the region go.
+func (s *Store) undurableLimit() uint64 { return max(1, s.refs.Blocks()/8) }
 
 // syncFreedLocked syncs the journal, which makes every commit so far
 // durable, then hands the blocks those commits freed to the allocator.
