@@ -220,6 +220,31 @@ func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
 		clear(s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})[from:to])
 		return s.region.FlushBytes(int64(m.start)*s.bs+from, to-from)
 	}
+	return b.copyZeroed(fb, m, from, to)
+}
+
+// shrinkTail prepares the last kept block fb of a shrink to the block offset
+// from. Its bytes past the new end are left alone: they lie past the end of
+// the file, where nothing reads, and the next grow zeroes them
+// (zeroPastEOF) before it exposes them. Zeroing them here, before the
+// size commit, would let a crash in between keep the old size with those
+// bytes already zeroed (TestTruncatePowerCutKeepsTheOldBytesOrTheNewSize).
+// A referenced block is the exception: a later grow would zero, in place,
+// bytes its pin holder sees, so the file gets a copy with the tail zeroed,
+// which no reader sees before the commit maps it.
+func (b *breaker) shrinkTail(fb uint64, from int64) error {
+	m, referenced, ok := b.s.blockReferenced(b.in, fb)
+	if !ok || !referenced {
+		return nil
+	}
+	return b.copyZeroed(fb, m, from, b.s.bs)
+}
+
+// copyZeroed gives file block fb, mapped by m and referenced, a fresh copy
+// with bytes [from, to) zeroed, and detaches the old block, whose holders
+// keep their bytes.
+func (b *breaker) copyZeroed(fb uint64, m mapping, from, to int64) error {
+	s := b.s
 	e := b.take(1)
 	dst := s.region.Bytes(e)
 	copy(dst, s.region.Bytes(pmem.Extent{Start: m.start, Len: 1}))
@@ -395,9 +420,10 @@ func (f *File) Truncate(size int64) error {
 }
 
 // TruncateWith sets the file size. Growing adds a hole. Shrinking unmaps the
-// blocks past the end, and zeroes the rest of the last block, so growing
-// again reads zeros; blocks still pinned are detached, waited for, or make
-// it fail, as the policy says.
+// blocks past the end; growing again reads zeros there. Blocks still pinned
+// are detached, waited for, or make it fail, as the policy says. Nothing
+// inside the file changes before the new size is committed, so a crash
+// leaves the old size with the old bytes, or the new size.
 func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) error {
 	if err := checkRange(size, 0); err != nil {
 		return f.errorf("truncate", err)
@@ -429,7 +455,7 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 						return err
 					}
 					if tail != 0 {
-						if err := b.zeroPartial(keep-1, tail, bs); err != nil {
+						if err := b.shrinkTail(keep-1, tail); err != nil {
 							return err
 						}
 					}
