@@ -32,6 +32,7 @@ type breaker struct {
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
 	detached []pmem.Extent       // blocks moved to busy
+	ticket   uint64              // stamps this operation's busy extents, for the Wait policy
 	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
 	broken   map[*Pin]bool       // pins whose blocks were detached
 }
@@ -39,6 +40,7 @@ type breaker struct {
 // breakResult is what a breaking operation reports once its locks are gone.
 type breakResult struct {
 	detached []pmem.Extent
+	ticket   uint64 // the busy set's ticket on detached
 	broken   map[*Pin]bool
 }
 
@@ -71,11 +73,12 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 			p.onBreak()
 		}
 	}
-	if policy == Wait {
-		for _, e := range res.detached {
-			if err := s.busy.WaitGone(ctx, e); err != nil {
-				return fmt.Errorf("waiting for %d detached blocks at %v to be released: %w", e.Len, e, err)
-			}
+	if policy == Wait && len(res.detached) > 0 {
+		// Wait for this operation's ticket, not for the block numbers:
+		// released blocks may be reused and detached again by another
+		// operation before this wait looks (TestWaitPolicyIgnoresReusedBlocks).
+		if err := s.busy.WaitReleased(ctx, res.ticket, res.detached...); err != nil {
+			return fmt.Errorf("waiting for %d detached extents to be released: %w", len(res.detached), err)
 		}
 	}
 	return nil
@@ -190,10 +193,14 @@ func (b *breaker) addBusy() error {
 			}
 		}
 	})
+	if b.ticket == 0 {
+		b.ticket = s.busy.NewTicket()
+	}
 	for _, x := range b.pending {
 		if x.Labels == nil {
 			x.Labels = []string{}
 		}
+		x.Ticket = b.ticket
 		d, err := s.busy.Add(x)
 		if err != nil {
 			return err
@@ -375,7 +382,7 @@ func (b *breaker) run(policy BreakPolicy,
 	if err := s.commitLocked(b.t, true); err != nil {
 		return nil, err
 	}
-	return &breakResult{detached: b.detached, broken: b.broken}, nil
+	return &breakResult{detached: b.detached, ticket: b.ticket, broken: b.broken}, nil
 }
 
 // take hands out n fresh blocks (or fewer, contiguous) from the reservation.
