@@ -317,13 +317,12 @@ func (f *File) breakFile(op string, reason busyextent.Reason, policy BreakPolicy
 		return nil, err
 	}
 	defer s.end()
-	key := f.Key()
 	in.lockAll()
 	defer in.unlockAll()
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: s, in: in, key: key, reason: reason, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
 	return b.run(policy, plan, apply)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/journal"
@@ -30,6 +31,11 @@ func (s *Store) Check() error {
 	if s.closed.Load() {
 		return fmt.Errorf("daxstore: check: %w", ErrClosed)
 	}
+	// The namespace and the extent maps come first in the lock order, and
+	// commitMu after them: copy the files, then freeze commits. Nothing
+	// changes a file while quiesce is held exclusive; commitMu keeps out
+	// the releaser, which commits without quiesce.
+	files := s.fileImages()
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	st, err := s.jnl.Load()
@@ -39,7 +45,7 @@ func (s *Store) Check() error {
 	var v []string
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	checkJournal(st, s.bs, bad)
-	s.compareMemory(st, bad)
+	s.compareMemory(st, files, bad)
 	s.pins.each(func(p *Pin) {
 		if p.released.Load() {
 			return // an Unpin in progress: its blocks may be free already
@@ -128,9 +134,9 @@ func checkJournal(st *journal.State, bs int64, bad func(string, ...any)) {
 	}
 }
 
-// compareMemory reports where the in-memory state differs from the journal.
-// commitMu and quiesce must be held.
-func (s *Store) compareMemory(st *journal.State, bad func(string, ...any)) {
+// compareMemory reports where the in-memory state (files as fileImages
+// copied them) differs from the journal. commitMu and quiesce must be held.
+func (s *Store) compareMemory(st *journal.State, files []fileImage, bad func(string, ...any)) {
 	if got := s.journaledFree.Extents(); !slices.Equal(got, st.Free) {
 		bad("free space in memory %v differs from the journal %v", got, st.Free)
 	}
@@ -156,28 +162,51 @@ func (s *Store) compareMemory(st *journal.State, bad func(string, ...any)) {
 	if !slices.Equal(busy, jbusy) {
 		bad("busy extents in memory %v differ from the journal %v", busy, jbusy)
 	}
-	s.nsMu.RLock()
-	defer s.nsMu.RUnlock()
-	if len(s.names) != len(st.Names) {
-		bad("%d keys in memory, %d in the journal", len(s.names), len(st.Names))
+	if len(files) != len(st.Names) {
+		bad("%d keys in memory, %d in the journal", len(files), len(st.Names))
 	}
-	for name, in := range s.names {
+	for _, f := range files {
+		name := f.name
 		jin, ok := st.Inodes[st.Names[name]]
-		if !ok || st.Names[name] != in.ino {
-			bad("key %q (inode %d) is missing from the journal", name, in.ino)
+		if !ok || st.Names[name] != f.ino {
+			bad("key %q (inode %d) is missing from the journal", name, f.ino)
 			continue
 		}
-		in.mapMu.Lock()
-		if jin.Size != in.size {
-			bad("%q: size %d in memory, %d in the journal", name, in.size, jin.Size)
+		if jin.Size != f.size {
+			bad("%q: size %d in memory, %d in the journal", name, f.size, jin.Size)
 		}
-		var recs []journal.ExtentRecord
-		for _, m := range in.extents.all() {
-			recs = append(recs, journal.ExtentRecord{Ino: in.ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten})
-		}
-		in.mapMu.Unlock()
-		if !slices.Equal(recs, st.Extents[in.ino]) {
-			bad("%q: extent map in memory %v differs from the journal %v", name, recs, st.Extents[in.ino])
+		if !slices.Equal(f.extents, st.Extents[f.ino]) {
+			bad("%q: extent map in memory %v differs from the journal %v", name, f.extents, st.Extents[f.ino])
 		}
 	}
+}
+
+// fileImage is what Check compares of one file: its name in the namespace,
+// inode, size and extent map as journal records.
+type fileImage struct {
+	name    string
+	ino     uint64
+	keyName string // the inode's own idea of its key
+	size    int64
+	extents []journal.ExtentRecord
+}
+
+// fileImages copies every file's metadata, taking the namespace lock and
+// then each extent-map lock, in the documented order. quiesce must be held
+// exclusive, so that the copy is one consistent state.
+func (s *Store) fileImages() []fileImage {
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	out := make([]fileImage, 0, len(s.names))
+	for name, in := range s.names {
+		in.mapMu.Lock()
+		f := fileImage{name: name, ino: in.ino, keyName: in.name(), size: in.size}
+		for _, m := range in.extents.all() {
+			f.extents = append(f.extents, journal.ExtentRecord{Ino: in.ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten})
+		}
+		in.mapMu.Unlock()
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b fileImage) int { return strings.Compare(a.name, b.name) })
+	return out
 }

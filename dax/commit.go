@@ -27,7 +27,7 @@ func (s *Store) newTxn() *txn { return &txn{b: s.jnl.NewBatch()} }
 
 // setInode records an inode's current name, size and time.
 func (t *txn) setInode(in *inode) {
-	t.b.SetInode(journal.Inode{Ino: in.ino, Key: in.key, Size: in.size, ModTime: in.mtime.UnixNano()})
+	t.b.SetInode(journal.Inode{Ino: in.ino, Key: in.name(), Size: in.size, ModTime: in.mtime.UnixNano()})
 }
 
 // mapOps records extent-map changes of inode ino, in order.

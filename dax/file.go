@@ -30,12 +30,9 @@ var (
 	_ io.Closer   = (*File)(nil)
 )
 
-// Key returns the file's current name.
-func (f *File) Key() string {
-	f.s.nsMu.RLock()
-	defer f.s.nsMu.RUnlock()
-	return f.in.key
-}
+// Key returns the file's current name. It takes no lock, so error paths
+// may call it while they hold the file's locks.
+func (f *File) Key() string { return f.in.name() }
 
 // enter starts an operation on f (see Store.begin); end it with f.s.end().
 func (f *File) enter(mutating bool) error {

@@ -140,8 +140,7 @@ func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 		in.mapMu.Unlock()
 		return nil
 	}
-	// Rename changes the key with mapMu held too, so it is read here.
-	key := in.key
+	key := in.name()
 	in.mapMu.Unlock()
 	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
 	hint := pinHint(run.Start)
