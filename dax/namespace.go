@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -30,14 +29,14 @@ type inode struct {
 	// ioMu is the IO lock: reads and writes hold it shared; truncate,
 	// punch, zero-range, remove and Put hold it exclusive, which drains
 	// the reads and writes in flight.
-	ioMu sync.RWMutex
+	ioMu rankedRWMutex[ioRank]
 	// invalMu is the invalidate lock: Pin holds it shared; layout-breaking
 	// operations hold it exclusive so no pin can start while they run.
-	invalMu sync.RWMutex
+	invalMu rankedRWMutex[invalidateRank]
 	// mapMu is the extent-map lock: it protects extents, size, mtime and
 	// removed. Writers hold it for the whole write so two writes cannot
 	// both fill the same hole.
-	mapMu   sync.Mutex
+	mapMu   rankedMutex[extentMapRank]
 	extents *extentMap
 	size    int64
 	mtime   time.Time
