@@ -62,3 +62,11 @@ func (a *Allocator) check() error {
 	})
 	return err
 }
+
+// Check verifies the set's invariants (see check) and returns an error
+// describing the first violation. It is for a store's own Check, which must
+// prove every invariant of the structures it composes.
+func (s *ExtentSet) Check() error { return s.check() }
+
+// Check verifies the allocator's invariants (see check).
+func (a *Allocator) Check() error { return a.check() }

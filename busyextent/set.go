@@ -20,6 +20,7 @@ import (
 // detached and which pins held them.
 type Extent struct {
 	pmem.Extent           // the region blocks
+	Ticket      uint64    // the operation that detached it (NewTicket); 0 for none. Not journaled
 	Key         string    // owning key at detach time
 	Ino         uint64    // owning inode at detach time
 	FileBlock   uint64    // file block that Start was mapped at
@@ -76,7 +77,8 @@ type Set struct {
 	wake   chan struct{}         // closed by the next bump; nil until a waiter needs it
 
 	gen     atomic.Uint64 // the generation; written only with mu held, read without it
-	waiters atomic.Int64  // goroutines inside Wait or WaitGone
+	waiters atomic.Int64  // goroutines inside Wait or WaitReleased
+	tickets atomic.Uint64 // the last ticket NewTicket handed out
 }
 
 // btreeDegree trades node size against depth; busy sets are usually small,
@@ -186,7 +188,7 @@ func (s *Set) Remove(e pmem.Extent) (released []Extent, d Delta, err error) {
 // released holds the removed pieces in start order, each with its owner and
 // adjusted FileBlock. d holds the journal records to rewrite, net of the
 // whole call. Unless runs is empty, RemoveRuns bumps the generation and wakes
-// every Wait and WaitGone. All returned extents are the caller's to keep.
+// every Wait and WaitReleased. All returned extents are the caller's to keep.
 func (s *Set) RemoveRuns(runs []pmem.Extent) (released []Extent, d Delta, err error) {
 	sorted := slices.Clone(runs)
 	slices.SortFunc(sorted, func(a, b pmem.Extent) int {

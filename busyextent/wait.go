@@ -15,7 +15,7 @@ import (
 // and every Bump, that is, every time space may have come back.
 func (s *Set) Generation() uint64 { return s.gen.Load() }
 
-// Bump advances the generation and wakes every Wait and WaitGone. Callers
+// Bump advances the generation and wakes every Wait and WaitReleased. Callers
 // use it when space came back by another route than Remove, for example a
 // file removed with no pinned blocks.
 func (s *Set) Bump() {
@@ -73,22 +73,38 @@ func (s *Set) Wait(ctx context.Context, gen uint64) (uint64, error) {
 	}
 }
 
-// WaitGone blocks until no block of e is busy. It returns at once for an
-// empty e, an error wrapping ErrInvalid for an extent that runs past the last
-// block number, and an error wrapping ctx.Err() if ctx ends first. A Remove
-// that frees the last busy block of e always ends the wait.
-func (s *Set) WaitGone(ctx context.Context, e pmem.Extent) error {
-	if e.Empty() {
-		return nil
-	}
-	if err := validate(e); err != nil {
-		return fmt.Errorf("busyextent: wait for %v: %w", e, err)
+// NewTicket returns a ticket that no earlier call on s returned, never 0. An
+// operation that detaches blocks stamps its busy extents with one (Extent.
+// Ticket), so that it can wait for its own blocks with WaitReleased.
+func (s *Set) NewTicket() uint64 { return s.tickets.Add(1) }
+
+// WaitReleased blocks until no busy extent that overlaps one of exts carries
+// ticket, or, for ticket 0, until no block of exts is busy at all. Waiting
+// on the ticket and not on block numbers matters: once the blocks are
+// released they may be allocated, pinned and detached again by another
+// operation before the waiter looks, and that operation's pin must not
+// keep this waiter asleep (TestWaitReleasedIgnoresLaterOwners). Pieces of
+// a trimmed or split extent keep its ticket.
+//
+// It returns at once when nothing matches, an error wrapping ErrInvalid for
+// an extent that runs past the last block number, and an error wrapping
+// ctx.Err() if ctx ends first. No wakeup is lost: a Remove that releases
+// the last matching block always ends the wait.
+func (s *Set) WaitReleased(ctx context.Context, ticket uint64, exts ...pmem.Extent) error {
+	for _, e := range exts {
+		if e.Empty() {
+			continue
+		}
+		if err := validate(e); err != nil {
+			return fmt.Errorf("busyextent: wait for %v: %w", e, err)
+		}
 	}
 	s.waiters.Add(1)
 	defer s.waiters.Add(-1)
 	for {
 		s.mu.Lock()
-		if !s.overlapsLocked(e) {
+		e, held := s.heldLocked(ticket, exts)
+		if !held {
 			s.mu.Unlock()
 			return nil
 		}
@@ -102,5 +118,24 @@ func (s *Set) WaitGone(ctx context.Context, e pmem.Extent) error {
 	}
 }
 
-// Waiters returns the number of goroutines inside Wait or WaitGone now.
+// heldLocked returns the first extent of exts that still overlaps a busy
+// extent carrying ticket (any, for 0). s.mu must be held.
+func (s *Set) heldLocked(ticket uint64, exts []pmem.Extent) (pmem.Extent, bool) {
+	for _, e := range exts {
+		if e.Empty() {
+			continue
+		}
+		held := false
+		s.visit(e, func(x Extent) bool {
+			held = ticket == 0 || x.Ticket == ticket
+			return !held
+		})
+		if held {
+			return e, true
+		}
+	}
+	return pmem.Extent{}, false
+}
+
+// Waiters returns the number of goroutines inside Wait or WaitReleased now.
 func (s *Set) Waiters() int { return int(s.waiters.Load()) }

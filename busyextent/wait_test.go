@@ -204,20 +204,20 @@ func TestWaitLosesNoWakeupUnderStorm(t *testing.T) {
 	}
 }
 
-func TestWaitGone(t *testing.T) {
+func TestWaitReleasedAnyOwner(t *testing.T) {
 	t.Run("returns at once for blocks that are not busy", func(t *testing.T) {
 		s := mustSet(t, busy(10, 5, "a", 0))
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		for _, e := range []struct{ start, n uint64 }{{0, 10}, {15, 5}, {12, 0}} {
-			if err := s.WaitGone(ctx, ext(e.start, e.n)); err != nil {
-				t.Fatalf("WaitGone(%v) = %v", ext(e.start, e.n), err)
+			if err := s.WaitReleased(ctx, 0, ext(e.start, e.n)); err != nil {
+				t.Fatalf("WaitReleased(%v) = %v", ext(e.start, e.n), err)
 			}
 		}
 	})
 	t.Run("rejects an extent past the last block number", func(t *testing.T) {
-		if err := NewSet().WaitGone(context.Background(), ext(1<<63, 1<<63)); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("WaitGone = %v, want ErrInvalid", err)
+		if err := NewSet().WaitReleased(context.Background(), 0, ext(1<<63, 1<<63)); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("WaitReleased = %v, want ErrInvalid", err)
 		}
 	})
 	t.Run("waits until the last busy block of the range is removed", func(t *testing.T) {
@@ -226,16 +226,16 @@ func TestWaitGone(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), generous)
 			defer cancel()
-			got <- s.WaitGone(ctx, ext(12, 10))
+			got <- s.WaitReleased(ctx, 0, ext(12, 10))
 		}()
-		waitFor(t, "the waiter is inside WaitGone", func() bool { return s.Waiters() == 1 })
+		waitFor(t, "the waiter is inside WaitReleased", func() bool { return s.Waiters() == 1 })
 		for _, r := range []struct{ start, n uint64 }{{10, 2}, {12, 3}, {24, 1}, {20, 1}} {
 			if _, _, err := s.Remove(ext(r.start, r.n)); err != nil {
 				t.Fatal(err)
 			}
 			select {
 			case err := <-got:
-				t.Fatalf("WaitGone returned %v while %v is busy", err, s.Overlapping(ext(12, 10)))
+				t.Fatalf("WaitReleased returned %v while %v is busy", err, s.Overlapping(ext(12, 10)))
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
@@ -243,7 +243,7 @@ func TestWaitGone(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := <-got; err != nil {
-			t.Fatalf("WaitGone: %v", err)
+			t.Fatalf("WaitReleased: %v", err)
 		}
 		if s.Blocks() != 2 {
 			t.Fatalf("Blocks = %d, want the 2 outside the range", s.Blocks())
@@ -253,11 +253,54 @@ func TestWaitGone(t *testing.T) {
 		s := mustSet(t, busy(10, 5, "a", 0))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 		defer cancel()
-		if err := s.WaitGone(ctx, ext(10, 1)); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("WaitGone = %v, want the deadline", err)
+		if err := s.WaitReleased(ctx, 0, ext(10, 1)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitReleased = %v, want the deadline", err)
 		}
 		if s.Waiters() != 0 {
 			t.Fatalf("Waiters = %d after the wait ended", s.Waiters())
 		}
 	})
+}
+
+// TestWaitReleasedIgnoresLaterOwners replays the ABA interleaving: the
+// blocks a waiter waits for are released, then detached again by another
+// operation (another ticket) before the waiter looks. The waiter must
+// return: its own blocks came back.
+func TestWaitReleasedIgnoresLaterOwners(t *testing.T) {
+	s := NewSet()
+	first, second := s.NewTicket(), s.NewTicket()
+	if first == 0 || first == second {
+		t.Fatalf("tickets %d and %d: want distinct and non-zero", first, second)
+	}
+	x := busy(10, 4, "a", 0)
+	x.Ticket = first
+	if _, err := s.Add(x); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), generous)
+	defer cancel()
+	go func() { got <- s.WaitReleased(ctx, first, ext(10, 4)) }()
+	waitFor(t, "the waiter is inside WaitReleased", func() bool { return s.Waiters() == 1 })
+	// Whether the waiter has looked once or not yet, it must find the
+	// blocks busy under another ticket and return.
+	// Release the first owner's blocks and detach them again for the
+	// second, in one step as far as the waiter can tell: it wakes to find
+	// the same blocks busy.
+	s.mu.Lock()
+	s.tree.Delete(x)
+	y := busy(10, 4, "b", 0)
+	y.Ticket = second
+	s.tree.ReplaceOrInsert(y)
+	s.bumpLocked()
+	s.mu.Unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("the first owner's blocks were released, but the waiter reports %v", err)
+	}
+	if !s.Overlaps(ext(10, 4)) {
+		t.Fatal("the second owner's blocks should still be busy")
+	}
+	if err := s.Check(); err != nil {
+		t.Fatal(err)
+	}
 }

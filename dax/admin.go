@@ -9,10 +9,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,27 +25,71 @@ import (
 const AdminSocketName = "admin.sock"
 
 type adminServer struct {
-	path string
-	ln   net.Listener
-	srv  *http.Server
-	done chan struct{}
+	path  string
+	ln    net.Listener
+	srv   *http.Server
+	done  chan struct{}  // closed when Serve has returned
+	conns sync.WaitGroup // connections accepted and not yet closed
+	open  atomic.Int64   // the same count, for tests to watch
 }
 
+// Bounds on one admin request: a snapshot request is a few hundred bytes,
+// and a client that stalls must not hold a connection for long.
+const (
+	adminReadTimeout  = 5 * time.Second
+	adminWriteTimeout = 10 * time.Second
+	adminIdleTimeout  = 30 * time.Second
+	adminMaxHeader    = 8 << 10
+)
+
+// adminTempPrefix names the private directory the socket is bound in.
+const adminTempPrefix = ".admin-"
+
+// adminBound, when set by a test, is called with the socket's temporary
+// path after it is bound and made 0600, before it is renamed into place.
+var adminBound func(path string)
+
 // startAdmin listens on DIR/admin.sock. A socket file left by a dead holder
-// is removed first: this process holds the directory lock, so no live
-// process can be serving it.
+// is replaced: this process holds the directory lock, so no live process
+// can be serving it.
+//
+// The socket never exists with a mode other than 0600 where others can
+// reach it: it is bound inside a fresh directory of mode 0700, made 0600
+// there, and renamed into place. (Setting the umask would do it too, but
+// the umask is process-wide and the host may be creating files meanwhile.)
 func startAdmin(s *Store) (*adminServer, error) {
 	path := filepath.Join(s.dir, AdminSocketName)
-	if len(path) > 107 {
-		// sun_path is 108 bytes; a store that deep simply has no socket.
-		return nil, nil
+	// Directories a crashed holder left between bind and rename.
+	if stale, err := filepath.Glob(filepath.Join(s.dir, adminTempPrefix+"*")); err == nil {
+		for _, d := range stale {
+			_ = os.RemoveAll(d)
+		}
 	}
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
+	tmpDir, err := os.MkdirTemp(s.dir, adminTempPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("daxstore: admin socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, "s")
+	if len(tmp) > 107 || len(path) > 107 {
+		// sun_path is 108 bytes; a store that deep simply has no socket.
+		return nil, nil
+	}
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: admin socket: %w", err)
+	}
+	// The path the listener would unlink on Close is the temporary one;
+	// close removes the final path itself.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("daxstore: admin socket: %w", err)
+	}
+	if adminBound != nil {
+		adminBound(tmp)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("daxstore: admin socket: %w", err)
 	}
@@ -54,8 +103,26 @@ func startAdmin(s *Store) (*adminServer, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(snap)
 	})
-	a := &adminServer{path: path, ln: ln, done: make(chan struct{}),
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	a := &adminServer{path: path, ln: ln, done: make(chan struct{})}
+	a.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: adminReadTimeout,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       adminIdleTimeout,
+		MaxHeaderBytes:    adminMaxHeader,
+		ErrorLog:          log.New(io.Discard, "", 0), // a library prints nothing
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				a.conns.Add(1)
+				a.open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				a.open.Add(-1)
+				a.conns.Done()
+			}
+		},
+	}
 	go func() {
 		defer close(a.done)
 		_ = a.srv.Serve(ln)
@@ -63,19 +130,25 @@ func startAdmin(s *Store) (*adminServer, error) {
 	return a, nil
 }
 
+// close stops serving: it closes the listener and cuts every connection,
+// idle or not (a client that never reads must not keep the store's
+// goroutines and descriptors), waits until each connection's goroutine has
+// let go of it, and removes the socket. The store is closed either way, so
+// a client cut off mid-request is not an error of Close.
 func (a *adminServer) close() error {
 	if a == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	err := a.srv.Shutdown(ctx)
+	err := a.srv.Close()
 	<-a.done
-	_ = os.Remove(a.path)
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
+	a.conns.Wait()
+	if rerr := os.Remove(a.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	return nil
 }
 
 // querySocket asks the process serving dir's admin socket for a snapshot.

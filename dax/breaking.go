@@ -32,6 +32,7 @@ type breaker struct {
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
 	detached []pmem.Extent       // blocks moved to busy
+	ticket   uint64              // stamps this operation's busy extents, for the Wait policy
 	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
 	broken   map[*Pin]bool       // pins whose blocks were detached
 }
@@ -39,6 +40,7 @@ type breaker struct {
 // breakResult is what a breaking operation reports once its locks are gone.
 type breakResult struct {
 	detached []pmem.Extent
+	ticket   uint64 // the busy set's ticket on detached
 	broken   map[*Pin]bool
 }
 
@@ -71,11 +73,12 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 			p.onBreak()
 		}
 	}
-	if policy == Wait {
-		for _, e := range res.detached {
-			if err := s.busy.WaitGone(ctx, e); err != nil {
-				return fmt.Errorf("waiting for %d detached blocks at %v to be released: %w", e.Len, e, err)
-			}
+	if policy == Wait && len(res.detached) > 0 {
+		// Wait for this operation's ticket, not for the block numbers:
+		// released blocks may be reused and detached again by another
+		// operation before this wait looks (TestWaitPolicyIgnoresReusedBlocks).
+		if err := s.busy.WaitReleased(ctx, res.ticket, res.detached...); err != nil {
+			return fmt.Errorf("waiting for %d detached extents to be released: %w", len(res.detached), err)
 		}
 	}
 	return nil
@@ -190,10 +193,14 @@ func (b *breaker) addBusy() error {
 			}
 		}
 	})
+	if b.ticket == 0 {
+		b.ticket = s.busy.NewTicket()
+	}
 	for _, x := range b.pending {
 		if x.Labels == nil {
 			x.Labels = []string{}
 		}
+		x.Ticket = b.ticket
 		d, err := s.busy.Add(x)
 		if err != nil {
 			return err
@@ -220,6 +227,31 @@ func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
 		clear(s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})[from:to])
 		return s.region.FlushBytes(int64(m.start)*s.bs+from, to-from)
 	}
+	return b.copyZeroed(fb, m, from, to)
+}
+
+// shrinkTail prepares the last kept block fb of a shrink to the block offset
+// from. Its bytes past the new end are left alone: they lie past the end of
+// the file, where nothing reads, and the next grow zeroes them
+// (zeroPastEOF) before it exposes them. Zeroing them here, before the
+// size commit, would let a crash in between keep the old size with those
+// bytes already zeroed (TestTruncatePowerCutKeepsTheOldBytesOrTheNewSize).
+// A referenced block is the exception: a later grow would zero, in place,
+// bytes its pin holder sees, so the file gets a copy with the tail zeroed,
+// which no reader sees before the commit maps it.
+func (b *breaker) shrinkTail(fb uint64, from int64) error {
+	m, referenced, ok := b.s.blockReferenced(b.in, fb)
+	if !ok || !referenced {
+		return nil
+	}
+	return b.copyZeroed(fb, m, from, b.s.bs)
+}
+
+// copyZeroed gives file block fb, mapped by m and referenced, a fresh copy
+// with bytes [from, to) zeroed, and detaches the old block, whose holders
+// keep their bytes.
+func (b *breaker) copyZeroed(fb uint64, m mapping, from, to int64) error {
+	s := b.s
 	e := b.take(1)
 	dst := s.region.Bytes(e)
 	copy(dst, s.region.Bytes(pmem.Extent{Start: m.start, Len: 1}))
@@ -285,13 +317,12 @@ func (f *File) breakFile(op string, reason busyextent.Reason, policy BreakPolicy
 		return nil, err
 	}
 	defer s.end()
-	key := f.Key()
 	in.lockAll()
 	defer in.unlockAll()
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: s, in: in, key: key, reason: reason, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
 	return b.run(policy, plan, apply)
 }
 
@@ -350,7 +381,7 @@ func (b *breaker) run(policy BreakPolicy,
 	if err := s.commitLocked(b.t, true); err != nil {
 		return nil, err
 	}
-	return &breakResult{detached: b.detached, broken: b.broken}, nil
+	return &breakResult{detached: b.detached, ticket: b.ticket, broken: b.broken}, nil
 }
 
 // take hands out n fresh blocks (or fewer, contiguous) from the reservation.
@@ -366,6 +397,9 @@ func (s *Store) unreserveLocked(exts []pmem.Extent) {
 		if err := s.free.Free(e); err != nil {
 			s.fail(fmt.Errorf("unreserve %v: %w", e, err))
 		}
+	}
+	if len(exts) > 0 {
+		s.busy.Bump()
 	}
 }
 
@@ -392,9 +426,10 @@ func (f *File) Truncate(size int64) error {
 }
 
 // TruncateWith sets the file size. Growing adds a hole. Shrinking unmaps the
-// blocks past the end, and zeroes the rest of the last block, so growing
-// again reads zeros; blocks still pinned are detached, waited for, or make
-// it fail, as the policy says.
+// blocks past the end; growing again reads zeros there. Blocks still pinned
+// are detached, waited for, or make it fail, as the policy says. Nothing
+// inside the file changes before the new size is committed, so a crash
+// leaves the old size with the old bytes, or the new size.
 func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) error {
 	if err := checkRange(size, 0); err != nil {
 		return f.errorf("truncate", err)
@@ -426,7 +461,7 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 						return err
 					}
 					if tail != 0 {
-						if err := b.zeroPartial(keep-1, tail, bs); err != nil {
+						if err := b.shrinkTail(keep-1, tail); err != nil {
 							return err
 						}
 					}

@@ -4,51 +4,58 @@ package dax
 // recovery would rebuild from, and compares it with memory.
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/journal"
 	"github.com/daxstore/daxstore/pmem"
 )
 
-// Check verifies, with no operation in flight:
+// Check verifies, with no operation in flight, every invariant the design
+// names:
 //   - every data block is in exactly one of: free space, one file extent,
 //     the busy list (none is lost, none is claimed twice);
 //   - the extents of a file do not overlap and lie inside its size;
-//   - names and inodes match one to one;
+//   - names and inodes match one to one, in the journal and in memory;
 //   - memory (free space, busy list, names, sizes, extent maps) equals the
-//     journal;
-//   - no pinned block is free.
+//     journal, where free space in memory is the allocatable blocks plus
+//     those NoSync holds back until a journal sync;
+//   - the reference table, the busy set and both free-space indexes pass
+//     their own checks;
+//   - every block's reference count is the number of pins covering it, and
+//     only written file blocks and busy blocks are referenced;
+//   - a block carries the detached mark exactly when it is busy and still
+//     referenced; busy blocks no longer referenced wait in the releaser.
 //
 // It returns nil, or an error wrapping ErrCorrupt that lists every
-// violation.
+// violation. TestCheckCatchesCorruption corrupts each in turn.
 func (s *Store) Check() error {
 	s.lockOut()
 	defer s.unlockOut()
 	if s.closed.Load() {
 		return fmt.Errorf("daxstore: check: %w", ErrClosed)
 	}
+	var v []string
+	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	// The namespace and the extent maps come first in the lock order, and
+	// commitMu after them: copy the files, then freeze commits. Nothing
+	// changes a file while quiesce is held exclusive; commitMu keeps out
+	// the releaser, which commits without quiesce.
+	files := s.fileImages(bad)
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	st, err := s.jnl.Load()
 	if err != nil {
 		return fmt.Errorf("daxstore: check: %w", err)
 	}
-	var v []string
-	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	checkJournal(st, s.bs, bad)
-	s.compareMemory(st, bad)
-	s.pins.each(func(p *Pin) {
-		if p.released.Load() {
-			return // an Unpin in progress: its blocks may be free already
-		}
-		for _, r := range p.runs {
-			if s.journaledFree.Overlaps(r) || s.free.Overlaps(r) {
-				bad("pin %q holds region blocks %v that are free", p.label, r)
-			}
-		}
-	})
+	s.compareMemory(st, files, bad)
+	s.checkStructures(bad)
+	s.checkReferences(files, bad)
 	if s.failed != nil {
 		bad("store failed: %v", s.failed)
 	}
@@ -56,6 +63,167 @@ func (s *Store) Check() error {
 		return nil
 	}
 	return fmt.Errorf("daxstore: check: %d violations: %w:\n  %s", len(v), ErrCorrupt, joinLines(v))
+}
+
+// checkStructures runs the own checks of the structures the store
+// composes. commitMu and quiesce must be held.
+func (s *Store) checkStructures(bad func(string, ...any)) {
+	for _, c := range []struct {
+		what  string
+		check func() error
+	}{
+		{"reference table", s.refs.Check},
+		{"busy set", s.busy.Check},
+		{"allocatable space", s.free.Check},
+		{"journaled free space", s.journaledFree.Check},
+	} {
+		if err := c.check(); err != nil {
+			bad("%s: %v", c.what, err)
+		}
+	}
+}
+
+// checkReferences compares the reference table (counts and detached marks)
+// with the pins, the files, the busy set and free space. With quiesce and
+// the pin gate held exclusive no reference is taken or dropped (reads,
+// pins and Unpin all hold one of them), and commitMu keeps the releaser
+// from committing, so the comparison is exact.
+func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) {
+	region := pmem.Extent{Start: 1, Len: s.refs.Blocks() - 1}
+	referenced := s.refs.Referenced(region)
+	detached := s.refs.Detached(region)
+
+	var written []pmem.Extent
+	for _, f := range files {
+		for _, r := range f.extents {
+			if !r.Unwritten {
+				written = append(written, pmem.Extent{Start: r.Start, Len: r.Len})
+			}
+		}
+	}
+	sortExtents(written)
+	var busy []pmem.Extent
+	for _, x := range s.busy.All() {
+		busy = append(busy, x.Extent)
+	}
+	free := append(s.free.Extents(), s.undurable.snapshot()...)
+	sortExtents(free)
+
+	if x := intersect(referenced, free); len(x) > 0 {
+		bad("free blocks %v are referenced", x)
+	}
+	if x := subtract(referenced, append(slices.Clone(written), busy...)); len(x) > 0 {
+		bad("blocks %v are referenced but neither written file blocks nor busy", x)
+	}
+	if x := subtract(detached, busy); len(x) > 0 {
+		bad("blocks %v are marked detached but not busy", x)
+	}
+	if x := subtract(detached, referenced); len(x) > 0 {
+		bad("blocks %v are marked detached with no reference", x)
+	}
+	refBusy := intersect(referenced, busy)
+	if x := subtract(refBusy, detached); len(x) > 0 {
+		bad("busy blocks %v are referenced but not marked detached", x)
+	}
+	// A busy block whose last reference dropped waits in the releaser.
+	if idle, pending := blocksIn(busy)-blocksIn(refBusy), s.releaser.Pending(); idle > pending {
+		bad("%d busy blocks have no reference, but only %d wait for release", idle, pending)
+	}
+
+	// Each block's count is the number of pins that cover it.
+	var edges []pinEdge
+	s.pins.each(func(p *Pin) {
+		for _, r := range p.runs {
+			edges = append(edges, pinEdge{r.Start, 1}, pinEdge{r.End(), -1})
+		}
+	})
+	slices.SortFunc(edges, func(a, b pinEdge) int { return cmp.Compare(a.at, b.at) })
+	var covered []pmem.Extent
+	depth := 0
+	for i, e := range edges {
+		depth += e.delta
+		if i+1 < len(edges) && edges[i+1].at > e.at && depth > 0 {
+			run := pmem.Extent{Start: e.at, Len: uint64(edges[i+1].at - e.at)}
+			covered = append(covered, run)
+			for b := run.Start; b < run.End(); b++ {
+				if got := s.refs.Count(b); got != uint32(depth) {
+					bad("block %d has %d references, but %d pins cover it", b, got, depth)
+					break
+				}
+			}
+		}
+	}
+	if x := subtract(referenced, covered); len(x) > 0 {
+		bad("blocks %v are referenced by no pin", x)
+	}
+}
+
+// pinEdge is where a pinned run starts (+1) or ends (-1).
+type pinEdge struct {
+	at    pmem.Block
+	delta int
+}
+
+func sortExtents(es []pmem.Extent) {
+	slices.SortFunc(es, func(a, b pmem.Extent) int { return cmp.Compare(a.Start, b.Start) })
+}
+
+// intersect returns the blocks in both a and b, which must each be sorted
+// by start and free of overlaps.
+func intersect(a, b []pmem.Extent) []pmem.Extent {
+	var out []pmem.Extent
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		if x, ok := a[i].Intersect(b[j]); ok {
+			out = append(out, x)
+		}
+		if a[i].End() < b[j].End() {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
+// subtract returns the blocks of a (sorted, no overlaps) that are in no
+// extent of b (any order, overlaps allowed).
+func subtract(a, b []pmem.Extent) []pmem.Extent {
+	var cut []pmem.Extent // b sorted and merged
+	for _, e := range slices.SortedFunc(slices.Values(b), func(x, y pmem.Extent) int { return cmp.Compare(x.Start, y.Start) }) {
+		if k := len(cut) - 1; k >= 0 && e.Start <= cut[k].End() {
+			if e.End() > cut[k].End() {
+				cut[k].Len = uint64(e.End() - cut[k].Start)
+			}
+			continue
+		}
+		cut = append(cut, e)
+	}
+	var out []pmem.Extent
+	j := 0
+	for _, e := range a {
+		next := e.Start
+		for j < len(cut) && cut[j].End() <= next {
+			j++
+		}
+		for k := j; k < len(cut) && cut[k].Start < e.End(); k++ {
+			if cut[k].Start > next {
+				out = append(out, pmem.Extent{Start: next, Len: uint64(cut[k].Start - next)})
+			}
+			next = max(next, cut[k].End())
+		}
+		if next < e.End() {
+			out = append(out, pmem.Extent{Start: next, Len: uint64(e.End() - next)})
+		}
+	}
+	return out
+}
+
+func blocksIn(es []pmem.Extent) uint64 {
+	var n uint64
+	for _, e := range es {
+		n += e.Len
+	}
+	return n
 }
 
 func joinLines(v []string) string {
@@ -127,14 +295,22 @@ func checkJournal(st *journal.State, bs int64, bad func(string, ...any)) {
 	}
 }
 
-// compareMemory reports where the in-memory state differs from the journal.
-// commitMu and quiesce must be held.
-func (s *Store) compareMemory(st *journal.State, bad func(string, ...any)) {
+// compareMemory reports where the in-memory state (files as fileImages
+// copied them) differs from the journal. commitMu and quiesce must be held.
+func (s *Store) compareMemory(st *journal.State, files []fileImage, bad func(string, ...any)) {
 	if got := s.journaledFree.Extents(); !slices.Equal(got, st.Free) {
 		bad("free space in memory %v differs from the journal %v", got, st.Free)
 	}
-	if got := s.free.Extents(); !slices.Equal(got, st.Free) {
-		bad("allocatable space %v differs from the journal's free space %v", got, st.Free)
+	// Allocatable space plus the blocks NoSync holds back until a sync is
+	// the journal's free space.
+	avail := alloc.NewExtentSet()
+	for _, e := range append(s.free.Extents(), s.undurable.snapshot()...) {
+		if _, err := avail.Insert(e); err != nil {
+			bad("free block run %v is both allocatable and waiting for a sync: %v", e, err)
+		}
+	}
+	if got := avail.Extents(); !slices.Equal(got, st.Free) {
+		bad("allocatable space %v (with %v waiting for a sync) differs from the journal's free space %v", s.free.Extents(), s.undurable.snapshot(), st.Free)
 	}
 	var busy []pmem.Extent
 	for _, x := range s.busy.All() {
@@ -147,28 +323,60 @@ func (s *Store) compareMemory(st *journal.State, bad func(string, ...any)) {
 	if !slices.Equal(busy, jbusy) {
 		bad("busy extents in memory %v differ from the journal %v", busy, jbusy)
 	}
-	s.nsMu.RLock()
-	defer s.nsMu.RUnlock()
-	if len(s.names) != len(st.Names) {
-		bad("%d keys in memory, %d in the journal", len(s.names), len(st.Names))
+	if len(files) != len(st.Names) {
+		bad("%d keys in memory, %d in the journal", len(files), len(st.Names))
 	}
-	for name, in := range s.names {
+	for _, f := range files {
+		name := f.name
 		jin, ok := st.Inodes[st.Names[name]]
-		if !ok || st.Names[name] != in.ino {
-			bad("key %q (inode %d) is missing from the journal", name, in.ino)
+		if !ok || st.Names[name] != f.ino {
+			bad("key %q (inode %d) is missing from the journal", name, f.ino)
 			continue
 		}
-		in.mapMu.Lock()
-		if jin.Size != in.size {
-			bad("%q: size %d in memory, %d in the journal", name, in.size, jin.Size)
+		if jin.Size != f.size {
+			bad("%q: size %d in memory, %d in the journal", name, f.size, jin.Size)
 		}
-		var recs []journal.ExtentRecord
-		for _, m := range in.extents.all() {
-			recs = append(recs, journal.ExtentRecord{Ino: in.ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten})
-		}
-		in.mapMu.Unlock()
-		if !slices.Equal(recs, st.Extents[in.ino]) {
-			bad("%q: extent map in memory %v differs from the journal %v", name, recs, st.Extents[in.ino])
+		if !slices.Equal(f.extents, st.Extents[f.ino]) {
+			bad("%q: extent map in memory %v differs from the journal %v", name, f.extents, st.Extents[f.ino])
 		}
 	}
+}
+
+// fileImage is what Check compares of one file: its name in the namespace,
+// inode, size and extent map as journal records.
+type fileImage struct {
+	name    string
+	ino     uint64
+	size    int64
+	extents []journal.ExtentRecord
+}
+
+// fileImages copies every file's metadata, taking the namespace lock and
+// then each extent-map lock, in the documented order, and reports where
+// names and inodes do not match one to one. quiesce must be held
+// exclusive, so that the copy is one consistent state.
+func (s *Store) fileImages(bad func(string, ...any)) []fileImage {
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	if len(s.inodes) != len(s.names) {
+		bad("%d keys but %d inodes in memory", len(s.names), len(s.inodes))
+	}
+	out := make([]fileImage, 0, len(s.names))
+	for name, in := range s.names {
+		if s.inodes[in.ino] != in {
+			bad("key %q names inode %d, which the inode table does not hold", name, in.ino)
+		}
+		if k := in.name(); k != name {
+			bad("key %q names inode %d, which calls itself %q", name, in.ino, k)
+		}
+		in.mapMu.Lock()
+		f := fileImage{name: name, ino: in.ino, size: in.size}
+		for _, m := range in.extents.all() {
+			f.extents = append(f.extents, journal.ExtentRecord{Ino: in.ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten})
+		}
+		in.mapMu.Unlock()
+		out = append(out, f)
+	}
+	slices.SortFunc(out, func(a, b fileImage) int { return strings.Compare(a.name, b.name) })
+	return out
 }

@@ -5,7 +5,10 @@ package dax
 // space, and commit turns them into a single atomic batch.
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
@@ -24,7 +27,7 @@ func (s *Store) newTxn() *txn { return &txn{b: s.jnl.NewBatch()} }
 
 // setInode records an inode's current name, size and time.
 func (t *txn) setInode(in *inode) {
-	t.b.SetInode(journal.Inode{Ino: in.ino, Key: in.key, Size: in.size, ModTime: in.mtime.UnixNano()})
+	t.b.SetInode(journal.Inode{Ino: in.ino, Key: in.name(), Size: in.size, ModTime: in.mtime.UnixNano()})
 }
 
 // mapOps records extent-map changes of inode ino, in order.
@@ -104,15 +107,110 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 	if err := t.b.Commit(sync); err != nil {
 		return s.fail(err)
 	}
-	for _, e := range t.freed {
+	if len(t.freed) == 0 {
+		return nil
+	}
+	if s.opts.NoSync {
+		// The commit may still be lost: hold its freed blocks back until a
+		// journal sync makes it durable (see undurableFree).
+		if s.undurable.add(t.freed) < s.undurableLimit() {
+			return nil
+		}
+		return s.syncFreedLocked()
+	}
+	return s.freeNow(t.freed)
+}
+
+// freeNow hands blocks freed by a durable commit to the allocator and wakes
+// whoever waits for space. commitMu must be held.
+func (s *Store) freeNow(exts []pmem.Extent) error {
+	for _, e := range exts {
 		if err := s.free.Free(e); err != nil {
 			return s.fail(fmt.Errorf("free %v: %w", e, err))
 		}
 	}
-	if len(t.freed) > 0 {
-		s.busy.Bump() // space came back: wake allocations waiting for it
-	}
+	s.busy.Bump() // space came back: wake allocations waiting for it
 	return nil
+}
+
+// undurableFree holds, under Options.NoSync, the blocks freed by commits
+// that may not be durable yet. They are not allocatable: were one handed to
+// a new owner, the new owner's bytes could reach the media while a power
+// cut still loses the commit that freed it, and the old file would then
+// read another key's bytes after recovery. This is the rule XFS keeps for
+// its busy extents: a freed block is not reused until the commit that freed
+// it is durable. One journal sync makes every held block allocatable; it
+// runs when an allocation would otherwise fail and when the held blocks
+// pass undurableLimit. TestNoSyncPowerCutNeverShowsReusedBlocks proves it.
+//
+// Without NoSync every commit that frees blocks is durable before it
+// returns, except the releaser's busy → free batches, which are safe to
+// free at once: their blocks were detached by a synced commit, and a lost
+// release batch leaves only busy records, which recovery frees.
+type undurableFree struct {
+	mu     sync.Mutex    // protects exts and blocks; taken after commitMu
+	exts   []pmem.Extent // freed by commits not known to be durable
+	blocks uint64        // blocks in exts
+}
+
+// add holds exts back and returns the blocks now held.
+func (u *undurableFree) add(exts []pmem.Extent) uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, e := range exts {
+		u.exts = append(u.exts, e)
+		u.blocks += e.Len
+	}
+	return u.blocks
+}
+
+// take empties the held blocks and returns them.
+func (u *undurableFree) take() []pmem.Extent {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	exts := u.exts
+	u.exts, u.blocks = nil, 0
+	return exts
+}
+
+// held returns the blocks held now.
+func (u *undurableFree) held() uint64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.blocks
+}
+
+// snapshot returns a copy of the held extents, for Check.
+func (u *undurableFree) snapshot() []pmem.Extent {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.exts)
+}
+
+// undurableLimit is how many freed blocks NoSync may hold back before a
+// commit syncs the journal to release them: an eighth of the region, so
+// that the space an allocation cannot see stays small while syncs stay
+// rare. It reads the region size from the reference table, which outlives
+// a forced Close that lets the region go.
+func (s *Store) undurableLimit() uint64 { return max(1, s.refs.Blocks()/8) }
+
+// syncFreedLocked syncs the journal, which makes every commit so far
+// durable, then hands the blocks those commits freed to the allocator.
+// commitMu must be held, so no commit that freed blocks can slip between
+// the take and the sync unseen: every held block was freed by a commit that
+// returned before the sync began.
+func (s *Store) syncFreedLocked() error {
+	if s.failed != nil {
+		return s.failed
+	}
+	exts := s.undurable.take()
+	if len(exts) == 0 {
+		return nil
+	}
+	if err := s.jnl.Sync(); err != nil {
+		return s.fail(err)
+	}
+	return s.freeNow(exts)
 }
 
 // fail records the store's first journal failure; commitMu must be held.
@@ -129,6 +227,17 @@ func (s *Store) fail(err error) error {
 // (txn.claimed) or gives them back with unreserve.
 func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 	exts, err := s.free.Alloc(n, goal)
+	if errors.Is(err, alloc.ErrNoSpace) && s.undurable.held() > 0 {
+		// Blocks freed under NoSync wait for a sync: sync now rather
+		// than fail while they could serve this allocation.
+		s.commitMu.Lock()
+		serr := s.syncFreedLocked()
+		s.commitMu.Unlock()
+		if serr != nil {
+			return nil, serr
+		}
+		exts, err = s.free.Alloc(n, goal)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +248,10 @@ func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 }
 
 // unreserve returns reserved blocks that were never committed. They never
-// left journaled free space, so there is nothing to journal.
+// left journaled free space, so there is nothing to journal. Space came
+// back, so it wakes whoever waits for space: an allocation that failed
+// while these blocks were reserved would otherwise sleep until its deadline
+// (TestUnreserveWakesSpaceWaiters).
 func (s *Store) unreserve(exts []pmem.Extent) {
 	for _, e := range exts {
 		if err := s.free.Free(e); err != nil {
@@ -147,6 +259,9 @@ func (s *Store) unreserve(exts []pmem.Extent) {
 			s.fail(fmt.Errorf("unreserve %v: %w", e, err))
 			s.commitMu.Unlock()
 		}
+	}
+	if len(exts) > 0 {
+		s.busy.Bump()
 	}
 }
 

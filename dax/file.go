@@ -38,12 +38,9 @@ var (
 	_ io.Closer   = (*File)(nil)
 )
 
-// Key returns the file's current name.
-func (f *File) Key() string {
-	f.s.nsMu.RLock()
-	defer f.s.nsMu.RUnlock()
-	return f.in.key
-}
+// Key returns the file's current name. It takes no lock, so error paths
+// may call it while they hold the file's locks.
+func (f *File) Key() string { return f.in.name() }
 
 // enter starts an operation on f (see Store.begin); end it with f.s.end().
 func (f *File) enter(mutating bool) error {
@@ -472,12 +469,14 @@ func (f *File) allocate(off, n int64) error {
 
 // zeroPastEOF zeroes the bytes of the file's last block from the end of the
 // file up to upto (at most the end of that block) and flushes them, before
-// an operation grows the file over them. They are zero in a clean store,
-// but a crash between an extending write's flush and the commit of its new
-// size leaves that write's bytes there, and growing the file must not show
-// them (TestPowerCut found this). No pin can see these bytes: pins lie
-// inside the file, and a shrink copies a pinned last block before zeroing
-// its tail. The extent-map lock must be held.
+// an operation grows the file over them. A shrink leaves the bytes past its
+// new end in place (see breaker.shrinkTail), and a crash between an
+// extending write's flush and the commit of its new size leaves that
+// write's bytes there: growing the file must not show them (TestPowerCut
+// found this). Every path that grows a file (WriteAt, Truncate, Allocate)
+// calls it; Put writes whole new blocks and Pin never reaches past the end.
+// No pin can see these bytes: pins lie inside the file, and a shrink copies
+// a pinned last block. The extent-map lock must be held.
 func (s *Store) zeroPastEOF(in *inode, upto int64) error {
 	size := in.size
 	if size%s.bs == 0 || upto <= size {

@@ -120,7 +120,9 @@ func (s *Store) statsLocked() Stats {
 	s.nsMu.RUnlock()
 	pins := s.pins.len()
 	data := s.region.BlockCount() - 1
-	free, busy := s.free.FreeBlocks(), s.busy.Blocks()
+	// Blocks that NoSync holds back until a journal sync are free: the next
+	// allocation that needs them syncs and takes them.
+	free, busy := s.free.FreeBlocks()+s.undurable.held(), s.busy.Blocks()
 	return Stats{
 		Region: s.regionPath(), DAX: s.region.DAX(), BlockSize: s.bs,
 		DataBlocks: data, FreeBlocks: free, UsedBlocks: data - min(data, free+busy), BusyBlocks: busy,

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -29,25 +29,34 @@ type inode struct {
 	// ioMu is the IO lock: reads and writes hold it shared; truncate,
 	// punch, zero-range, remove and Put hold it exclusive, which drains
 	// the reads and writes in flight.
-	ioMu sync.RWMutex
+	ioMu rankedRWMutex[ioRank]
 	// invalMu is the invalidate lock: Pin holds it shared; layout-breaking
 	// operations hold it exclusive so no pin can start while they run.
-	invalMu sync.RWMutex
+	invalMu rankedRWMutex[invalidateRank]
 	// mapMu is the extent-map lock: it protects extents, size, mtime and
 	// removed. Writers hold it for the whole write so two writes cannot
 	// both fill the same hole.
-	mapMu   sync.Mutex
+	mapMu   rankedMutex[extentMapRank]
 	extents *extentMap
 	size    int64
 	mtime   time.Time
 	removed bool // the key was removed; open Files get ErrNotFound
 
-	key string // protected by the store's namespace lock
+	// key is the file's name. Rename changes it with the namespace lock
+	// and mapMu held; anyone may read it without a lock, so that an error
+	// message can name the file while holding a file lock, which must not
+	// take the namespace lock (it comes first in the lock order).
+	key atomic.Pointer[string]
 }
 
 func newInode(ino uint64, key string, size int64, mtime time.Time) *inode {
-	return &inode{ino: ino, key: key, size: size, mtime: mtime, extents: newExtentMap()}
+	in := &inode{ino: ino, size: size, mtime: mtime, extents: newExtentMap()}
+	in.key.Store(&key)
+	return in
 }
+
+// name returns the file's current key; it takes no lock.
+func (in *inode) name() string { return *in.key.Load() }
 
 // lockAll takes the file's three locks exclusive, in order.
 func (in *inode) lockAll() {
@@ -105,14 +114,14 @@ func (s *Store) Create(key string) (*File, error) {
 // recordNewInode adds a new inode's name, inode and the advanced inode
 // counter to t. nsMu must be held exclusive.
 func (s *Store) recordNewInode(t *txn, in *inode) {
-	t.b.SetName(in.key, in.ino)
+	t.b.SetName(in.name(), in.ino)
 	t.setInode(in)
 	t.b.SetMeta(journal.Meta{UUID: s.uuid, BlockSize: uint32(s.bs), BlockCount: s.region.BlockCount(), NextInode: in.ino + 1})
 }
 
 // addInode publishes a committed new inode. nsMu must be held exclusive.
 func (s *Store) addInode(in *inode) {
-	s.names[in.key] = in
+	s.names[in.name()] = in
 	s.inodes[in.ino] = in
 	s.nextIno = in.ino + 1
 }
@@ -164,11 +173,11 @@ func (s *Store) Rename(old, new string) error {
 	t := s.newTxn()
 	t.b.DeleteName(old)
 	t.b.SetName(new, in.ino)
-	prev := in.key
-	in.key = new
+	prev := in.key.Load()
+	in.key.Store(&new)
 	t.setInode(in)
 	if err := s.commit(t); err != nil {
-		in.key = prev
+		in.key.Store(prev)
 		return fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
 	delete(s.names, old)
@@ -203,8 +212,8 @@ func (s *Store) Stat(key string) (FileInfo, error) {
 	return info(key, in), nil
 }
 
-// info describes in under the name key (in.key is the namespace lock's, so
-// the caller passes the name it looked up).
+// info describes in under the name key, the one the caller looked up: a
+// rename since then does not move a listing entry.
 func info(key string, in *inode) FileInfo {
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()

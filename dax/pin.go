@@ -140,8 +140,7 @@ func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 		in.mapMu.Unlock()
 		return nil
 	}
-	// Rename changes the key with mapMu held too, so it is read here.
-	key := in.key
+	key := in.name()
 	in.mapMu.Unlock()
 	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
 	hint := pinHint(run.Start)
@@ -283,13 +282,17 @@ func (p *Pin) Flush() error {
 // once their last pin drops. A second Unpin returns ErrUnpinned and changes
 // nothing.
 func (p *Pin) Unpin() error {
+	s := p.s
+	// The pin gate, held shared, keeps Check from seeing a pin half
+	// released: references dropped but still registered.
+	gate := s.pinGate.rlock(pinHint(p.runs[0].Start))
+	defer gate.RUnlock()
 	if !p.released.CompareAndSwap(false, true) {
 		if p.s.closed.Load() {
 			return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)
 		}
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrUnpinned)
 	}
-	s := p.s
 	// Drop the references before leaving the registry: a Close waiting for
 	// the last pin then finds every release already queued, and commits it
 	// before it closes the journal.

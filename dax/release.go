@@ -21,12 +21,14 @@ func (s *Store) onLastRelease(runs []pmem.Extent) {
 // commitRelease moves released blocks from busy to free in one journal
 // batch. It runs on the releaser's goroutine.
 //
-// The batch is committed without waiting for the WAL sync. That is safe
-// because recovery frees every busy extent at Open anyway (no pin survives
-// its process): if a crash loses this batch, the next Open frees the same
-// blocks. And the blocks cannot be handed to a new owner whose own synced
-// commit reaches the disk without this one, because the journal is a single
-// ordered log: syncing a later batch syncs this one too.
+// The batch is committed without waiting for the WAL sync. Without
+// Options.NoSync that is safe: the commit that detached these blocks was
+// synced, so a crash that loses this batch leaves busy records, and
+// recovery frees every busy extent at Open anyway (no pin survives its
+// process). With NoSync it is not: the detach itself may be lost with the
+// release, and the file would map the blocks again. So commitLocked holds
+// the blocks back under NoSync, as it does for every other freeing commit,
+// until a journal sync (see undurableFree).
 //
 // It returns nil even when it fails the store: a failed store never commits
 // again, so retrying would only wedge the releaser (and Sync); the next Open
@@ -90,6 +92,15 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 			s.stats.allocWaits.Add(1)
 		}
 		if _, werr := s.busy.Wait(wctx, gen); werr != nil {
+			if ctx.Err() != nil {
+				return s.noSpace(err) // the caller gave up
+			}
+			// AllocWait is over. Space that came back by a route that
+			// did not wake us, or just at the deadline, still counts:
+			// one last try (TestRetrySpaceTriesOnceMoreAtItsDeadline).
+			if err = op(); err == nil || !errors.Is(err, ErrNoSpace) {
+				return err
+			}
 			return s.noSpace(err)
 		}
 	}

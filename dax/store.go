@@ -53,7 +53,7 @@ type Store struct {
 	quiesce sync.RWMutex
 	closed  atomic.Bool // set under quiesce held exclusive
 
-	nsMu    sync.RWMutex // the namespace lock: protects names, inodes, nextIno
+	nsMu    rankedRWMutex[nsRank] // the namespace lock: protects names, inodes, nextIno
 	names   map[string]*inode
 	inodes  map[uint64]*inode
 	nextIno uint64
@@ -66,10 +66,11 @@ type Store struct {
 	// commitMu orders every journal commit that touches free or busy
 	// records, so the deltas reach the journal in the order they were
 	// computed. It protects journaledFree and failed.
-	commitMu      sync.Mutex
+	commitMu      rankedMutex[commitRank]
 	journaledFree *alloc.ExtentSet // free space exactly as the journal records it
 	failed        error            // first journal failure; the store refuses changes after it
 	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
+	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
 
 	refs     *pageref.Table
 	busy     *busyextent.Set
