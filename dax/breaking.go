@@ -9,6 +9,7 @@ package dax
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -224,7 +225,9 @@ func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
 		return nil
 	}
 	if !referenced {
-		clear(s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})[from:to])
+		if err := pmem.Clear(s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})[from:to]); err != nil {
+			return err
+		}
 		return s.region.FlushBytes(int64(m.start)*s.bs+from, to-from)
 	}
 	return b.copyZeroed(fb, m, from, to)
@@ -254,8 +257,12 @@ func (b *breaker) copyZeroed(fb uint64, m mapping, from, to int64) error {
 	s := b.s
 	e := b.take(1)
 	dst := s.region.Bytes(e)
-	copy(dst, s.region.Bytes(pmem.Extent{Start: m.start, Len: 1}))
-	clear(dst[from:to])
+	if _, err := pmem.Copy(dst, s.region.Bytes(pmem.Extent{Start: m.start, Len: 1})); err != nil {
+		return err
+	}
+	if err := pmem.Clear(dst[from:to]); err != nil {
+		return err
+	}
 	if err := s.region.Flush(e); err != nil {
 		return err
 	}
@@ -358,7 +365,13 @@ func (b *breaker) run(policy BreakPolicy,
 	sizeBefore := b.in.size
 	if err := apply(b); err != nil {
 		b.t.b.Close()
-		return nil, s.fail(err)
+		failed := s.fail(err)
+		if errors.Is(err, pmem.ErrFault) {
+			// The caller learns the cause (ErrCorrupt); later changes get
+			// the store's failure, as after a fault in WriteAt.
+			return nil, err
+		}
+		return nil, failed
 	}
 	if err := b.addBusy(); err != nil {
 		b.t.b.Close()

@@ -51,6 +51,17 @@ func TestRegionShrunkUnderTheStore(t *testing.T) {
 		{"WriteAt over written blocks returns an error", func(_ *Store, f *File) error { _, err := f.WriteAt(buf, 200<<10); return err }, ErrCorrupt},
 		{"WriteAt into new blocks returns an error", func(_ *Store, f *File) error { _, err := f.WriteAt(buf, 2<<20); return err }, ErrCorrupt},
 		{"Put returns an error", func(s *Store, _ *File) error { return s.Put("new", val) }, ErrCorrupt},
+		{"PunchHole of part of a block returns an error", func(_ *Store, f *File) error {
+			return f.PunchHole(200<<10+100, 1000)
+		}, ErrCorrupt},
+		{"ZeroRange of part of a pinned block returns an error", func(_ *Store, f *File) error {
+			p, err := f.Pin(200<<10, 4096, PinOptions{})
+			if err != nil {
+				return err
+			}
+			defer p.Unpin()
+			return f.ZeroRange(200<<10+100, 1000)
+		}, ErrCorrupt},
 		{"Pin of a hole returns an error", func(_ *Store, f *File) error {
 			if err := f.Truncate(2 << 20); err != nil {
 				return err
