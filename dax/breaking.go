@@ -184,7 +184,9 @@ func (b *breaker) addBusy() error {
 				i := order[k]
 				if lastPin[i] != p {
 					lastPin[i] = p
-					b.pending[i].Labels = append(b.pending[i].Labels, p.label)
+					// Counted, with a bounded set of labels: a record of
+					// any number of pins is one the journal accepts.
+					b.pending[i].AddPin(p.label)
 					b.broken[p] = true
 				}
 			}

@@ -59,7 +59,7 @@ func applyBusyDelta(b *journal.Batch, d busyextent.Delta) {
 func busyRecord(x busyextent.Extent) journal.BusyRecord {
 	return journal.BusyRecord{
 		Extent: x.Extent, Ino: x.Ino, Key: x.Key, FileBlock: x.FileBlock,
-		Reason: uint8(x.Reason), DetachedAt: x.DetachedAt.UnixNano(), Labels: x.Labels,
+		Reason: uint8(x.Reason), DetachedAt: x.DetachedAt.UnixNano(), Pins: x.Pins, Labels: x.Labels,
 	}
 }
 

@@ -141,7 +141,10 @@ type PinOptions struct {
 	// convert unwritten blocks so that the holder's stores are not masked.
 	Writable bool
 	// Label names the pin in Busy, Pins, `daxstore busy` and ErrNoSpace
-	// messages, so an operator can tell who holds space.
+	// messages, so an operator can tell who holds space. It must be valid
+	// UTF-8 of at most MaxLabelLen bytes; Pin refuses any other with
+	// ErrInvalidLabel. Labels need not be distinct: a busy extent keeps
+	// the count of its pins and up to 64 of their distinct labels.
 	Label string
 	// OnBreak, if set, is called once, outside every store lock, after a
 	// truncate, punch, zero-range, remove or overwrite detached any of the

@@ -25,6 +25,18 @@ type pinRegistry struct {
 	waiters atomic.Int32
 	goneMu  sync.Mutex    // protects gone
 	gone    chan struct{} // closed when the registry is seen empty; made by emptied
+
+	// limit, when not 0, replaces MaxPinsPerBlock: tests lower it to reach
+	// the limit with a few pins. Set before the store is shared.
+	limit uint32
+}
+
+// perBlock returns the most references a pin may take a block to.
+func (r *pinRegistry) perBlock() uint32 {
+	if r.limit != 0 {
+		return r.limit
+	}
+	return MaxPinsPerBlock
 }
 
 type pinShard struct {
