@@ -55,6 +55,9 @@ func (s *Store) policy(bo BreakOptions) BreakPolicy {
 // broken pin and, under the Wait policy, waits for the detached blocks to be
 // released.
 func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*breakResult, error)) error {
+	if err := checkBreakPolicy(policy); err != nil {
+		return err
+	}
 	var res *breakResult
 	err := s.retrySpace(ctx, func() (err error) {
 		res, err = op()

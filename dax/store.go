@@ -101,6 +101,9 @@ func Open(dir string, o *Options) (*Store, error) {
 	if opts.Size < 0 {
 		return nil, fmt.Errorf("daxstore: open: negative size %d: %w", opts.Size, ErrInvalidRange)
 	}
+	if err := checkBreakPolicy(opts.BreakPolicy); err != nil {
+		return nil, fmt.Errorf("daxstore: open: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("daxstore: open: %w", err)
 	}
@@ -148,6 +151,9 @@ func (s *Store) open() error {
 		}
 		return s.create()
 	}
+	if err := checkRegionBlocks(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
+		return fmt.Errorf("daxstore: open: %w", err)
+	}
 	if _, err := os.Stat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
 		// A crash between the journal's first batch and the region's
 		// creation: finish creating the store.
@@ -191,6 +197,9 @@ func (s *Store) create() error {
 		BlockCount: uint64(s.opts.Size / max(1, int64(s.opts.BlockSize))), UUID: uuid}
 	if _, err := sb.MarshalBinary(); err != nil {
 		return fmt.Errorf("daxstore: create: region of %d bytes in blocks of %d: %v: %w", s.opts.Size, s.opts.BlockSize, err, ErrInvalidRange)
+	}
+	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
+		return fmt.Errorf("daxstore: create: %w", err)
 	}
 	b := s.jnl.NewBatch()
 	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
