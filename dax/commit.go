@@ -118,7 +118,9 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 // fail records the store's first journal failure; commitMu must be held.
 func (s *Store) fail(err error) error {
 	if s.failed == nil {
-		s.failed = fmt.Errorf("daxstore: %w: %v", ErrFailed, err)
+		// No "daxstore:" prefix: every caller wraps s.failed in its own
+		// "daxstore: op" context (TestNoErrorCarriesTheDaxstorePrefixTwice).
+		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
 		s.hasFailed.Store(true)
 	}
 	return s.failed
