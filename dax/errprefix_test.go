@@ -62,6 +62,10 @@ func errorCalls(s *Store, f *File, p *Pin) []namedCall {
 			return err
 		}},
 		{"ParseBreakPolicy of an unknown name", func() error { _, err := ParseBreakPolicy("later"); return err }},
+		{"Inspect of a store held without an admin socket", func() error {
+			_, err := Inspect(context.Background(), s.Dir())
+			return err
+		}},
 		{"Inspect of a directory with no store", func() error {
 			_, err := Inspect(context.Background(), filepath.Join(s.Dir(), "none"))
 			return err

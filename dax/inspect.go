@@ -172,7 +172,8 @@ func Inspect(ctx context.Context, dir string) (*Snapshot, error) {
 	}
 	lock, lerr := lockDir(dir)
 	if lerr != nil {
-		return nil, fmt.Errorf("daxstore: inspect: admin socket unreachable (%v) and %w", err, lerr)
+		// lerr already names daxstore and the directory.
+		return nil, fmt.Errorf("%w (admin socket unreachable: %v)", lerr, err)
 	}
 	defer unlockDir(lock)
 	return inspectJournal(dir)
