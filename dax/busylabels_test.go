@@ -195,3 +195,23 @@ func TestUnpinAfterCloseNamesWhatHappened(t *testing.T) {
 		wantErr(t, p.Unpin(), ErrUnpinned)
 	})
 }
+
+func TestErrorsOverManyPinsStayShort(t *testing.T) {
+	const n = 1000
+	s := newStore(t, 64*testBS, nil)
+	mustPut(t, s, "k", pattern(1, 2*testBS))
+	f := mustOpen(t, s, "k")
+	defer f.Close()
+	for i := range n {
+		mustPin(t, f, 0, testBS, PinOptions{Label: fmt.Sprint("pin ", i)})
+	}
+	failErr := f.TruncateWith(t0(), 0, BreakOptions{Policy: Fail})
+	wantErr(t, failErr, ErrPinned)
+	closeErr := s.Close()
+	wantErr(t, closeErr, ErrPinned)
+	for _, err := range []error{failErr, closeErr} {
+		if len(err.Error()) > 2048 || !strings.Contains(err.Error(), fmt.Sprintf("and %d more pins", n-describedPins)) {
+			t.Errorf("error of %d bytes does not count the pins it leaves out: %.300s", len(err.Error()), err)
+		}
+	}
+}

@@ -471,7 +471,12 @@ func (s *Store) BlockSize() int64 { return s.bs }
 // filesystem, where CPU cache flushes alone make data durable.
 func (s *Store) DAX() bool { return s.region != nil && s.region.DAX() }
 
-// describePins formats pins for an error message.
+// describedPins is the most pins an error message lists; it counts the
+// rest, so that a block held by 100,000 pins makes a readable error.
+const describedPins = 8
+
+// describePins formats pins for an error message: the first describedPins
+// in order, then how many more there are.
 func describePins(pins []PinInfo) string {
 	parts := make([]string, 0, len(pins))
 	for _, p := range pins {
@@ -483,5 +488,8 @@ func describePins(pins []PinInfo) string {
 			time.Since(p.Created).Round(time.Millisecond)))
 	}
 	sort.Strings(parts)
+	if more := len(parts) - describedPins; more > 0 {
+		parts = append(parts[:describedPins], fmt.Sprintf("and %d more pins", more))
+	}
 	return strings.Join(parts, "; ")
 }
