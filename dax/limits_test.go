@@ -125,7 +125,7 @@ func TestLimitsWorkOrAreRefusedUpFront(t *testing.T) {
 				t.Fatal("accepted")
 			}
 			wantErr(t, err, c.want)
-			if strings.Count(err.Error(), "daxstore:") != 1 {
+			if prefixCount(err) != 1 {
 				t.Errorf("error %q does not carry the daxstore: prefix once", err)
 			}
 			sameState(t, s, before)
