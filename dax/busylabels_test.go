@@ -215,3 +215,25 @@ func TestErrorsOverManyPinsStayShort(t *testing.T) {
 		}
 	}
 }
+
+func TestRemovingAPinADrainAlreadyTookKeepsTheRegistry(t *testing.T) {
+	// An Unpin that won its race against a forced Close removes its pin
+	// after the Close drained the registry: the shard must not lose the
+	// pins registered since.
+	var r pinRegistry
+	p1, p2, p3 := &Pin{}, &Pin{}, &Pin{}
+	r.add(p1, 0)
+	r.add(p2, 0)
+	if n := r.drain(func(*Pin) {}); n != 2 {
+		t.Fatalf("drained %d pins, want 2", n)
+	}
+	r.add(p3, 0)
+	r.remove(p1)
+	if r.len() != 1 || r.shards[0].head != p3 {
+		t.Fatalf("after removing a drained pin: %d pins, head %p, want 1 and %p", r.len(), r.shards[0].head, p3)
+	}
+	r.remove(p3)
+	if r.len() != 0 || r.shards[0].head != nil {
+		t.Fatalf("registry not empty: %d pins", r.len())
+	}
+}

@@ -65,11 +65,16 @@ func (r *pinRegistry) add(p *Pin, hint uint64) {
 	sh.mu.Unlock()
 }
 
-// remove unregisters p, which must be registered, and wakes a Close that
-// waits for the registry to empty when p was the last pin.
+// remove unregisters p and wakes a Close that waits for the registry to
+// empty when p was the last pin. A pin that a forced Close drained while
+// its Unpin ran is no longer linked: remove leaves the shard alone then.
 func (r *pinRegistry) remove(p *Pin) {
 	sh := &r.shards[p.shard]
 	sh.mu.Lock()
+	if p.prev == nil && sh.head != p {
+		sh.mu.Unlock()
+		return
+	}
 	r.unlinkLocked(sh, p)
 	left := sh.count.Add(-1)
 	sh.mu.Unlock()
