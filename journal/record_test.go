@@ -165,6 +165,18 @@ func TestBusyRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a version 1 record decodes with one pin per label", func(t *testing.T) {
+		want := BusyRecord{Extent: pmem.Extent{Start: 7, Len: 3}, Ino: 2, Key: "old", FileBlock: 5, Reason: 3, DetachedAt: 42,
+			Pins: 2, Labels: []string{"dma", "dma"}}
+		k, v := encodeBusyV1(want)
+		got, err := DecodeBusy(k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	})
 	t.Run("an empty label list decodes as nil", func(t *testing.T) {
 		k, v := EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 1, Len: 1}, Labels: []string{}})
 		got, err := DecodeBusy(k, v)
