@@ -27,7 +27,8 @@ package busyextent
 import "errors"
 
 // ErrInvalid reports an argument that can never be valid: an empty extent, an
-// extent whose end does not fit in a block number, or an unknown Reason.
+// extent whose end does not fit in a block number, an unknown Reason, or
+// more labels than MaxLabels or than pins.
 var ErrInvalid = errors.New("invalid argument")
 
 // ErrOverlap reports a Set.Add of blocks of which at least one is already

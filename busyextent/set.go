@@ -26,7 +26,26 @@ type Extent struct {
 	FileBlock   uint64    // file block that Start was mapped at
 	Reason      Reason    // the operation that detached the blocks
 	DetachedAt  time.Time // when the blocks were detached
-	Labels      []string  // labels of the pins holding it at detach time
+	Pins        uint64    // pins holding it at detach time
+	// Labels holds the distinct labels of those pins, in the order first
+	// seen, at most MaxLabels of them: a record of any number of pins stays
+	// bounded. Pins beyond what Labels names are counted only.
+	Labels []string
+}
+
+// MaxLabels is the most distinct labels an Extent keeps. It must not exceed
+// what one journal busy record holds (dax checks this at compile time).
+const MaxLabels = 64
+
+// AddPin counts one more pin holding x, labelled label: Pins grows by one,
+// and label joins Labels unless it is there already or Labels is full. It
+// costs at most MaxLabels string comparisons, so labelling an extent with
+// n pins is O(n).
+func (x *Extent) AddPin(label string) {
+	x.Pins++
+	if len(x.Labels) < MaxLabels && !slices.Contains(x.Labels, label) {
+		x.Labels = append(x.Labels, label)
+	}
 }
 
 // clone returns x with its own copy of Labels, so that neither the caller nor
@@ -142,8 +161,8 @@ func (s *Set) firstFree(e pmem.Extent) (b pmem.Block, ok bool) {
 }
 
 // Add makes the blocks of x busy and returns the journal records to write.
-// x must be non-empty, fit in the block numbers, carry a valid Reason and
-// overlap no busy block; otherwise Add returns an error wrapping ErrInvalid or
+// x must be non-empty, fit in the block numbers, carry a valid Reason, hold
+// at most MaxLabels labels and no more than Pins, and overlap no busy block; otherwise Add returns an error wrapping ErrInvalid or
 // ErrOverlap and changes nothing. Neighbours are not coalesced, because their
 // owners differ. The set keeps its own copy of x.Labels. Add does not change
 // the generation: no space came back.
@@ -153,6 +172,10 @@ func (s *Set) Add(x Extent) (Delta, error) {
 	}
 	if !x.Reason.Valid() {
 		return Delta{}, fmt.Errorf("busyextent: add %v: %v: %w", x.Extent, x.Reason, ErrInvalid)
+	}
+	if len(x.Labels) > MaxLabels || uint64(len(x.Labels)) > x.Pins {
+		return Delta{}, fmt.Errorf("busyextent: add %v: %d labels for %d pins, at most %d labels: %w",
+			x.Extent, len(x.Labels), x.Pins, MaxLabels, ErrInvalid)
 	}
 	x = x.clone()
 

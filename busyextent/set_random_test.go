@@ -73,7 +73,7 @@ func TestRandomOpsMatchBlockModel(t *testing.T) {
 			x := Extent{
 				Extent: e, Key: fmt.Sprintf("k%d", i), Ino: uint64(i), FileBlock: rng.Uint64N(1 << 20),
 				Reason: Reason(1 + rng.IntN(5)), DetachedAt: t0.Add(time.Duration(i) * time.Millisecond),
-				Labels: []string{fmt.Sprintf("pin%d", i)},
+				Pins: 1, Labels: []string{fmt.Sprintf("pin%d", i)},
 			}
 			d, err := s.Add(x)
 			log = append(log, fmt.Sprintf("%d: Add(%v) -> %v", i, x, err))

@@ -23,6 +23,7 @@ func busy(start, n uint64, key string, fb uint64, labels ...string) Extent {
 		FileBlock:  fb,
 		Reason:     ReasonPunch,
 		DetachedAt: t0.Add(time.Duration(start) * time.Second),
+		Pins:       uint64(len(labels)),
 		Labels:     labels,
 	}
 }

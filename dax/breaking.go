@@ -58,6 +58,9 @@ func (s *Store) policy(bo BreakOptions) BreakPolicy {
 // broken pin and, under the Wait policy, waits for the detached blocks to be
 // released.
 func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*breakResult, error)) error {
+	if err := checkBreakPolicy(policy); err != nil {
+		return err
+	}
 	var res *breakResult
 	err := s.retrySpace(ctx, func() (err error) {
 		res, err = op()
@@ -188,7 +191,9 @@ func (b *breaker) addBusy() error {
 				i := order[k]
 				if lastPin[i] != p {
 					lastPin[i] = p
-					b.pending[i].Labels = append(b.pending[i].Labels, p.label)
+					// Counted, with a bounded set of labels: a record of
+					// any number of pins is one the journal accepts.
+					b.pending[i].AddPin(p.label)
 					b.broken[p] = true
 				}
 			}

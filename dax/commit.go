@@ -62,7 +62,7 @@ func applyBusyDelta(b *journal.Batch, d busyextent.Delta) {
 func busyRecord(x busyextent.Extent) journal.BusyRecord {
 	return journal.BusyRecord{
 		Extent: x.Extent, Ino: x.Ino, Key: x.Key, FileBlock: x.FileBlock,
-		Reason: uint8(x.Reason), DetachedAt: x.DetachedAt.UnixNano(), Labels: x.Labels,
+		Reason: uint8(x.Reason), DetachedAt: x.DetachedAt.UnixNano(), Pins: x.Pins, Labels: x.Labels,
 	}
 }
 
@@ -216,7 +216,9 @@ func (s *Store) syncFreedLocked() error {
 // fail records the store's first journal failure; commitMu must be held.
 func (s *Store) fail(err error) error {
 	if s.failed == nil {
-		s.failed = fmt.Errorf("daxstore: %w: %v", ErrFailed, err)
+		// No "daxstore:" prefix: every caller wraps s.failed in its own
+		// "daxstore: op" context (TestNoErrorCarriesTheDaxstorePrefixTwice).
+		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
 		s.hasFailed.Store(true)
 	}
 	return s.failed

@@ -16,7 +16,8 @@ var (
 	ErrExist = errors.New("key already exists")
 	// ErrInvalidKey: the key is empty, longer than MaxKeyLen, not UTF-8, or holds a NUL byte.
 	ErrInvalidKey = errors.New("invalid key")
-	// ErrInvalidRange: a negative, overflowing or out-of-file offset or length.
+	// ErrInvalidRange: a negative, overflowing or out-of-file offset or
+	// length, or an option value outside its defined range.
 	ErrInvalidRange = errors.New("invalid range")
 	// ErrTooLarge: a value is larger than Get returns (MaxGetSize); read it
 	// through a File instead.
@@ -35,8 +36,12 @@ var (
 	ErrCorrupt = pmem.ErrCorrupt
 	// ErrMismatch: the region and the journal belong to different stores.
 	ErrMismatch = errors.New("region and journal do not match")
-	// ErrUnpinned: Unpin or Bytes on a pin that was already released.
+	// ErrUnpinned: Unpin or Flush of a pin its holder already unpinned.
 	ErrUnpinned = errors.New("pin already released")
+	// ErrInvalidLabel: a pin label longer than MaxLabelLen or not UTF-8.
+	ErrInvalidLabel = errors.New("invalid pin label")
+	// ErrTooManyPins: a pin would take a block past MaxPinsPerBlock.
+	ErrTooManyPins = errors.New("too many pins on one block")
 	// ErrFailed: an earlier journal commit failed, or a copy faulted on the
 	// region mapping, so the in-memory state can no longer be trusted to
 	// match the journal and the region. The store refuses further

@@ -28,7 +28,10 @@ type BusyExtent struct {
 	Reason       string    `json:"reason"`      // truncate, punch, zero, remove or overwrite
 	DetachedAt   time.Time `json:"detached_at"`
 	PinnedBlocks uint64    `json:"pinned_blocks"` // blocks still referenced now
-	Labels       []string  `json:"labels"`        // labels of the pins holding it
+	Pins         uint64    `json:"pins"`          // pins holding it (live) or that held it (stale)
+	// Labels holds the distinct labels of those pins, at most 64 of them;
+	// Pins beyond them are counted only.
+	Labels []string `json:"labels"`
 	// Stale marks a record read from the journal of a store that no
 	// process holds: no pin can hold it, and the next Open frees it.
 	Stale bool `json:"stale,omitempty"`
@@ -43,13 +46,16 @@ func (s *Store) Busy() []BusyExtent {
 		for _, r := range s.refs.Referenced(x.Extent) {
 			b.PinnedBlocks += r.Len
 		}
-		var labels []string
+		// Collected as a break records them: any number of pins makes a
+		// bounded list of distinct labels and a count.
+		var live busyextent.Extent
 		for _, p := range s.pinsOn(x.Extent) {
-			labels = append(labels, p.label)
+			live.AddPin(p.label)
 		}
-		if labels != nil {
-			sort.Strings(labels)
-			b.Labels = labels
+		b.Pins = live.Pins
+		if live.Labels != nil {
+			sort.Strings(live.Labels)
+			b.Labels = live.Labels
 		}
 		out = append(out, b)
 	}
@@ -63,7 +69,7 @@ func busyExtent(x busyextent.Extent, bs int64) BusyExtent {
 	}
 	return BusyExtent{
 		Start: uint64(x.Start), Blocks: x.Len, Key: x.Key, Ino: x.Ino, FileOffset: int64(x.FileBlock) * bs,
-		Reason: x.Reason.String(), DetachedAt: x.DetachedAt, Labels: labels,
+		Reason: x.Reason.String(), DetachedAt: x.DetachedAt, Pins: x.Pins, Labels: labels,
 	}
 }
 
@@ -168,7 +174,8 @@ func Inspect(ctx context.Context, dir string) (*Snapshot, error) {
 	}
 	lock, lerr := lockDir(dir)
 	if lerr != nil {
-		return nil, fmt.Errorf("daxstore: inspect: admin socket unreachable (%v) and %w", err, lerr)
+		// lerr already names daxstore and the directory.
+		return nil, fmt.Errorf("%w (admin socket unreachable: %v)", lerr, err)
 	}
 	defer unlockDir(lock)
 	return inspectJournal(dir)
@@ -196,7 +203,7 @@ func inspectJournal(dir string) (*Snapshot, error) {
 	}
 	for _, r := range st.Busy {
 		x := busyextent.Extent{Extent: r.Extent, Key: r.Key, Ino: r.Ino, FileBlock: r.FileBlock,
-			Reason: busyextent.Reason(r.Reason), DetachedAt: time.Unix(0, r.DetachedAt), Labels: r.Labels}
+			Reason: busyextent.Reason(r.Reason), DetachedAt: time.Unix(0, r.DetachedAt), Pins: r.Pins, Labels: r.Labels}
 		b := busyExtent(x, bs)
 		b.Stale = true
 		snap.Busy = append(snap.Busy, b)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/daxstore/daxstore/pageref"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -41,20 +42,43 @@ func (p BreakPolicy) String() string {
 	return fmt.Sprintf("policy(%d)", uint8(p))
 }
 
-// ParseBreakPolicy parses "detach", "wait" or "fail".
+// ParseBreakPolicy parses "detach", "wait" or "fail". Anything else fails
+// with ErrInvalidRange.
 func ParseBreakPolicy(s string) (BreakPolicy, error) {
 	for _, p := range []BreakPolicy{Detach, Wait, Fail} {
 		if p.String() == s {
 			return p, nil
 		}
 	}
-	return PolicyDefault, fmt.Errorf("daxstore: unknown break policy %q (want detach, wait or fail)", s)
+	return PolicyDefault, fmt.Errorf("daxstore: unknown break policy %q (want detach, wait or fail): %w", s, ErrInvalidRange)
+}
+
+// checkBreakPolicy refuses a value outside the defined policies, which would
+// otherwise act as none of them. Open checks Options.BreakPolicy with it,
+// and every breaking operation the policy it resolved.
+func checkBreakPolicy(p BreakPolicy) error {
+	if p > Fail {
+		return fmt.Errorf("unknown break policy %d (want Detach, Wait or Fail): %w", uint8(p), ErrInvalidRange)
+	}
+	return nil
+}
+
+// checkRegionBlocks refuses a region of more blocks than the reference
+// table covers (pageref.MaxBlocks: 1 PiB of 4 KiB blocks), which would
+// otherwise open with blocks no pin could reference.
+func checkRegionBlocks(blocks uint64, blockSize uint32) error {
+	if blocks > pageref.MaxBlocks {
+		return fmt.Errorf("region of %d blocks of %d bytes exceeds the limit of %d blocks: %w",
+			blocks, blockSize, uint64(pageref.MaxBlocks), ErrInvalidRange)
+	}
+	return nil
 }
 
 // Options configures Open. The zero value (or nil) means the defaults.
 type Options struct {
 	// Size is the region size in bytes used when the store is created
-	// (default 1 GiB). It is ignored when the store exists.
+	// (default 1 GiB). It is ignored when the store exists. A region of
+	// more than 2^38 blocks is refused with ErrInvalidRange.
 	Size int64
 
 	// BlockSize is the region block size used when the store is created: a
@@ -69,7 +93,8 @@ type Options struct {
 	RegionPath string
 
 	// BreakPolicy is the store-wide default for layout-breaking operations
-	// over pinned blocks (default Detach).
+	// over pinned blocks (default Detach). A value other than the defined
+	// policies makes Open fail with ErrInvalidRange.
 	BreakPolicy BreakPolicy
 
 	// AllocWait bounds how long an allocation waits for busy blocks to be
@@ -129,7 +154,8 @@ func (o *Options) EnsureDefaults() Options {
 // BreakOptions are per-call options of the layout-breaking operations.
 type BreakOptions struct {
 	// Policy overrides Options.BreakPolicy for this call when not
-	// PolicyDefault.
+	// PolicyDefault. A value other than the defined policies makes the call
+	// fail with ErrInvalidRange before it changes anything.
 	Policy BreakPolicy
 }
 
@@ -141,7 +167,10 @@ type PinOptions struct {
 	// convert unwritten blocks so that the holder's stores are not masked.
 	Writable bool
 	// Label names the pin in Busy, Pins, `daxstore busy` and ErrNoSpace
-	// messages, so an operator can tell who holds space.
+	// messages, so an operator can tell who holds space. It must be valid
+	// UTF-8 of at most MaxLabelLen bytes; Pin refuses any other with
+	// ErrInvalidLabel. Labels need not be distinct: a busy extent keeps
+	// the count of its pins and up to 64 of their distinct labels.
 	Label string
 	// OnBreak, if set, is called once, outside every store lock, after a
 	// truncate, punch, zero-range, remove or overwrite detached any of the

@@ -10,9 +10,39 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
+	"github.com/daxstore/daxstore/busyextent"
+	"github.com/daxstore/daxstore/journal"
+	"github.com/daxstore/daxstore/pageref"
 	"github.com/daxstore/daxstore/pmem"
 )
+
+// MaxLabelLen is the longest pin label, in bytes: the longest a journal
+// busy record stores.
+const MaxLabelLen = journal.MaxLabelLen
+
+// MaxPinsPerBlock is the most pins that may hold one region block at once;
+// a pin beyond it fails with ErrTooManyPins. It sits 2^20 below the widest
+// count a block's reference word holds (2^31-1), so the short references
+// that reads and writes take still succeed on a block at the limit.
+const MaxPinsPerBlock = pageref.MaxCount - 1<<20
+
+// A busy extent keeps at most busyextent.MaxLabels labels, and a break
+// journals them in one record: this fails to compile if a record could not
+// hold them.
+const _ = uint(journal.MaxLabels - busyextent.MaxLabels)
+
+// checkLabel reports why label is not a valid pin label, or nil.
+func checkLabel(label string) error {
+	switch {
+	case len(label) > MaxLabelLen:
+		return fmt.Errorf("label of %d bytes, limit %d: %w", len(label), MaxLabelLen, ErrInvalidLabel)
+	case !utf8.ValidString(label):
+		return fmt.Errorf("label %q is not UTF-8: %w", label, ErrInvalidLabel)
+	}
+	return nil
+}
 
 // Pin holds region blocks of one file range alive and gives zero-copy access
 // to them. Its methods are safe for concurrent use.
@@ -35,6 +65,7 @@ type Pin struct {
 	bytes1 [1][]byte
 
 	released atomic.Bool // Unpin ran, or a forced Close invalidated the pin
+	unpinned atomic.Bool // the holder called Unpin
 	broken   atomic.Bool // OnBreak was called
 
 	// The registry's links, under the lock of shard shard.
@@ -48,8 +79,15 @@ type Pin struct {
 // taken under the file's invalidate lock, so they are atomic with respect
 // to truncate, punch and zero-range: a pin sees the layout either before or
 // after them, never in between.
+//
+// A label that is not UTF-8 or longer than MaxLabelLen fails with
+// ErrInvalidLabel, and a pin that would take a block past MaxPinsPerBlock
+// fails with ErrTooManyPins; neither takes a reference.
 func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
 	if err := checkRange(off, n); err != nil {
+		return nil, f.errorf("pin", err)
+	}
+	if err := checkLabel(opts.Label); err != nil {
 		return nil, f.errorf("pin", err)
 	}
 	if n == 0 {
@@ -99,10 +137,14 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 			runs = append(runs, e)
 		}
 	}
+	limit := s.pins.perBlock()
 	for i, e := range runs {
-		if err := s.refs.Acquire(e); err != nil {
+		if err := s.refs.AcquireUpTo(e, limit); err != nil {
 			for _, held := range runs[:i] {
 				_ = s.refs.Release(held)
+			}
+			if errors.Is(err, pageref.ErrTooManyRefs) {
+				return nil, fmt.Errorf("a block of %v already holds %d references, the most a pin may add to: %w", e, limit, ErrTooManyPins)
 			}
 			return nil, err
 		}
@@ -156,7 +198,7 @@ func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 	// Only a layout-breaking operation, which needs the invalidate lock
 	// exclusive, can take these written blocks from the file: the
 	// references need not be taken under mapMu.
-	if s.refs.Acquire(run) != nil {
+	if s.refs.AcquireUpTo(run, s.pins.perBlock()) != nil {
 		return nil
 	}
 	p := &Pin{
@@ -260,8 +302,8 @@ func (p *Pin) Bytes() [][]byte {
 func (p *Pin) Flush() error {
 	if p.released.Load() {
 		// A forced Close also marks its pins released: report the closed
-		// store, as Unpin does, rather than a release the holder never made.
-		if p.s.closed.Load() {
+		// store, as Unpin does, unless the holder unpinned first.
+		if !p.unpinned.Load() && p.s.closed.Load() {
 			return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrClosed)
 		}
 		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrUnpinned)
@@ -280,18 +322,19 @@ func (p *Pin) Flush() error {
 
 // Unpin releases the pin. Blocks that the file detached meanwhile are freed
 // once their last pin drops. A second Unpin returns ErrUnpinned and changes
-// nothing.
+// nothing, whether or not the store was closed in between; the first Unpin
+// of a pin that a forced Close invalidated returns ErrClosed.
 func (p *Pin) Unpin() error {
 	s := p.s
 	// The pin gate, held shared, keeps Check from seeing a pin half
 	// released: references dropped but still registered.
 	gate := s.pinGate.rlock(pinHint(p.runs[0].Start))
 	defer gate.RUnlock()
-	if !p.released.CompareAndSwap(false, true) {
-		if p.s.closed.Load() {
-			return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)
-		}
+	if p.unpinned.Swap(true) {
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrUnpinned)
+	}
+	if !p.released.CompareAndSwap(false, true) {
+		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)
 	}
 	// Drop the references before leaving the registry: a Close waiting for
 	// the last pin then finds every release already queued, and commits it

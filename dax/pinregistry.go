@@ -25,6 +25,18 @@ type pinRegistry struct {
 	waiters atomic.Int32
 	goneMu  sync.Mutex    // protects gone
 	gone    chan struct{} // closed when the registry is seen empty; made by emptied
+
+	// limit, when not 0, replaces MaxPinsPerBlock: tests lower it to reach
+	// the limit with a few pins. Set before the store is shared.
+	limit uint32
+}
+
+// perBlock returns the most references a pin may take a block to.
+func (r *pinRegistry) perBlock() uint32 {
+	if r.limit != 0 {
+		return r.limit
+	}
+	return MaxPinsPerBlock
 }
 
 type pinShard struct {
@@ -53,11 +65,16 @@ func (r *pinRegistry) add(p *Pin, hint uint64) {
 	sh.mu.Unlock()
 }
 
-// remove unregisters p, which must be registered, and wakes a Close that
-// waits for the registry to empty when p was the last pin.
+// remove unregisters p and wakes a Close that waits for the registry to
+// empty when p was the last pin. A pin that a forced Close drained while
+// its Unpin ran is no longer linked: remove leaves the shard alone then.
 func (r *pinRegistry) remove(p *Pin) {
 	sh := &r.shards[p.shard]
 	sh.mu.Lock()
+	if p.prev == nil && sh.head != p {
+		sh.mu.Unlock()
+		return
+	}
 	r.unlinkLocked(sh, p)
 	left := sh.count.Add(-1)
 	sh.mu.Unlock()

@@ -102,6 +102,9 @@ func Open(dir string, o *Options) (*Store, error) {
 	if opts.Size < 0 {
 		return nil, fmt.Errorf("daxstore: open: negative size %d: %w", opts.Size, ErrInvalidRange)
 	}
+	if err := checkBreakPolicy(opts.BreakPolicy); err != nil {
+		return nil, fmt.Errorf("daxstore: open: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("daxstore: open: %w", err)
 	}
@@ -149,6 +152,9 @@ func (s *Store) open() error {
 		}
 		return s.create()
 	}
+	if err := checkRegionBlocks(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
+		return fmt.Errorf("daxstore: open: %w", err)
+	}
 	if _, err := os.Stat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
 		// A crash between the journal's first batch and the region's
 		// creation: finish creating the store.
@@ -192,6 +198,9 @@ func (s *Store) create() error {
 		BlockCount: uint64(s.opts.Size / max(1, int64(s.opts.BlockSize))), UUID: uuid}
 	if _, err := sb.MarshalBinary(); err != nil {
 		return fmt.Errorf("daxstore: create: region of %d bytes in blocks of %d: %v: %w", s.opts.Size, s.opts.BlockSize, err, ErrInvalidRange)
+	}
+	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
+		return fmt.Errorf("daxstore: create: %w", err)
 	}
 	b := s.jnl.NewBatch()
 	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
@@ -463,7 +472,12 @@ func (s *Store) BlockSize() int64 { return s.bs }
 // filesystem, where CPU cache flushes alone make data durable.
 func (s *Store) DAX() bool { return s.region != nil && s.region.DAX() }
 
-// describePins formats pins for an error message.
+// describedPins is the most pins an error message lists; it counts the
+// rest, so that a block held by 100,000 pins makes a readable error.
+const describedPins = 8
+
+// describePins formats pins for an error message: the first describedPins
+// in order, then how many more there are.
 func describePins(pins []PinInfo) string {
 	parts := make([]string, 0, len(pins))
 	for _, p := range pins {
@@ -475,5 +489,8 @@ func describePins(pins []PinInfo) string {
 			time.Since(p.Created).Round(time.Millisecond)))
 	}
 	sort.Strings(parts)
+	if more := len(parts) - describedPins; more > 0 {
+		parts = append(parts[:describedPins], fmt.Sprintf("and %d more pins", more))
+	}
 	return strings.Join(parts, "; ")
 }

@@ -195,8 +195,9 @@ func (b *Batch) DeleteFree(start pmem.Block) {
 }
 
 // SetBusy queues a busy extent record keyed by r.Extent.Start. An empty or
-// wrapping extent, a key longer than MaxKeyLen, more than MaxLabels labels or
-// a label longer than MaxLabelLen is refused with ErrInvalidRecord.
+// wrapping extent, a key longer than MaxKeyLen, more than MaxLabels labels,
+// more labels than r.Pins or a label longer than MaxLabelLen is refused with
+// ErrInvalidRecord. Any pin count is accepted.
 func (b *Batch) SetBusy(r BusyRecord) {
 	if !b.writable() {
 		return

@@ -5,6 +5,7 @@ package journal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -88,13 +89,31 @@ func reFree(key, value []byte) ([]byte, []byte, error) {
 	return k, v, nil
 }
 
+// reBusy re-encodes in the version the value holds: the journal writes only
+// the current one, but a version 1 record must decode exactly, too.
 func reBusy(key, value []byte) ([]byte, []byte, error) {
 	r, err := DecodeBusy(key, value)
 	if err != nil {
 		return nil, nil, err
 	}
+	if value[0] == busyVersionLabels {
+		k, v := encodeBusyV1(r)
+		return k, v, nil
+	}
 	k, v := EncodeBusy(r)
 	return k, v, nil
+}
+
+// encodeBusyV1 encodes r as a version 1 busy record, as the journal wrote
+// before busy records counted their pins: r.Pins is not stored.
+func encodeBusyV1(r BusyRecord) (key, value []byte) {
+	key = busyKey(r.Extent.Start)
+	v := appendBusyHead(newValueVersion(busyVersionLabels, 0), r)
+	v = binary.AppendUvarint(v, uint64(len(r.Labels)))
+	for _, l := range r.Labels {
+		v = appendString(v, l)
+	}
+	return key, seal(key, v)
 }
 
 func FuzzDecodeMeta(f *testing.F)   { fuzzDecoder(f, reMeta) }
@@ -159,8 +178,11 @@ func fuzzCorpus() map[string][]fuzzSeed {
 		),
 		"FuzzDecodeBusy": seedsFor(
 			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 5, Len: 2}})),
-			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 5, Len: 2}, Ino: 3, Key: "k", FileBlock: 1, Reason: 2, DetachedAt: 99, Labels: []string{"dma", "", "video buffer"}})),
-			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 9, Len: 1}, Labels: labels(MaxLabels, 4)})),
+			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 5, Len: 2}, Ino: 3, Key: "k", FileBlock: 1, Reason: 2, DetachedAt: 99, Pins: 3, Labels: []string{"dma", "", "video buffer"}})),
+			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 9, Len: 1}, Pins: 1 << 40, Labels: labels(MaxLabels, 4)})),
+			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 9, Len: 1}, Pins: 100_000})),
+			rec(encodeBusyV1(BusyRecord{Extent: pmem.Extent{Start: 5, Len: 2}, Ino: 3, Key: "k", FileBlock: 1, Reason: 2, DetachedAt: 99, Labels: []string{"dma", "", "video buffer"}})),
+			rec(encodeBusyV1(BusyRecord{Extent: pmem.Extent{Start: 9, Len: 1}})),
 		),
 	}
 }

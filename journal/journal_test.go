@@ -88,7 +88,7 @@ func fullBatch(j *Journal) (*Batch, *State) {
 	b.SetFree(pmem.Extent{Start: 300, Len: 724})
 	b.SetFree(pmem.Extent{Start: 1, Len: 9})
 	want.Free = []pmem.Extent{{Start: 1, Len: 9}, {Start: 300, Len: 724}}
-	busy := BusyRecord{Extent: pmem.Extent{Start: 50, Len: 5}, Ino: 7, Key: "gone", Reason: 1, DetachedAt: 123, Labels: []string{"dma"}}
+	busy := BusyRecord{Extent: pmem.Extent{Start: 50, Len: 5}, Ino: 7, Key: "gone", Reason: 1, DetachedAt: 123, Pins: 1, Labels: []string{"dma"}}
 	b.SetBusy(busy)
 	want.Busy = []BusyRecord{busy}
 	return b, want
@@ -262,10 +262,13 @@ func TestInvalidOperationsApplyNothing(t *testing.T) {
 		{"a free extent wrapping the region", func(b *Batch) { b.SetFree(pmem.Extent{Start: math.MaxUint64, Len: 1}) }},
 		{"an empty busy extent", func(b *Batch) { b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3}}) }},
 		{"a busy record with too many labels", func(b *Batch) {
-			b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Labels: labels(MaxLabels+1, 1)})
+			b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Pins: MaxLabels + 1, Labels: labels(MaxLabels+1, 1)})
 		}},
 		{"a busy record with a label too long", func(b *Batch) {
-			b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Labels: []string{strings.Repeat("l", MaxLabelLen+1)}})
+			b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Pins: 1, Labels: []string{strings.Repeat("l", MaxLabelLen+1)}})
+		}},
+		{"a busy record with more labels than pins", func(b *Batch) {
+			b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Pins: 1, Labels: []string{"a", "b"}})
 		}},
 		{"a busy record with a key too long", func(b *Batch) { b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Key: long}) }},
 	}

@@ -26,17 +26,27 @@ const (
 	prefixBusy   byte = 'B' // 'B' + start(8)
 )
 
-// recordVersion is the only value format this package writes and reads. The
+// recordVersion is the value format of every record kind but busy. The
 // framing - a leading version byte and a trailing CRC32C over the key and the
 // value body - is the same for every version, so a future version can be
 // told apart from a corrupt value.
 const recordVersion byte = 1
 
+// Busy records have two versions. Version 1 held every label of the pins on
+// the extent, at most MaxLabels of them, so more pins than that made a
+// record the journal refused. Version 2, the one written now, holds the
+// number of pins and at most MaxLabels distinct labels, so any number of
+// pins fits. Both decode.
+const (
+	busyVersionLabels byte = 1 // labels only; decodes with Pins = len(Labels)
+	busyVersion       byte = 2 // pin count, then the labels
+)
+
 // Limits on variable-length fields, checked by the Batch methods before
 // anything is queued and again by the decoders.
 const (
 	MaxKeyLen   = 4096 // bytes in a name (a store key)
-	MaxLabels   = 64   // labels on one busy record
+	MaxLabels   = 64   // distinct labels on one busy record; the pin count has no limit
 	MaxLabelLen = 256  // bytes in one label
 )
 
@@ -79,7 +89,7 @@ type ExtentRecord struct {
 
 // BusyRecord is an extent detached from its file while still referenced:
 // who owned it (Ino, Key, FileBlock), why (Reason), since when (DetachedAt,
-// unix nanoseconds) and the labels of the references that held it.
+// unix nanoseconds), how many pins held it (Pins) and some of their labels.
 type BusyRecord struct {
 	Extent     pmem.Extent
 	Ino        uint64
@@ -87,7 +97,12 @@ type BusyRecord struct {
 	FileBlock  uint64
 	Reason     uint8
 	DetachedAt int64 // unix ns
-	Labels     []string
+	// Pins counts the pins that held the extent; any number is storable.
+	Pins uint64
+	// Labels holds labels of those pins: at most MaxLabels, each at most
+	// MaxLabelLen bytes, and no more than Pins. Pins beyond len(Labels)
+	// are the "N more" a reader shows.
+	Labels []string
 }
 
 // ---- keys ----
@@ -165,9 +180,12 @@ func checkName(name string) string {
 	return ""
 }
 
-func checkLabels(labels []string) string {
+func checkLabels(labels []string, pins uint64) string {
 	if len(labels) > MaxLabels {
 		return fmt.Sprintf("%d labels exceed %d", len(labels), MaxLabels)
+	}
+	if uint64(len(labels)) > pins {
+		return fmt.Sprintf("%d labels for %d pins", len(labels), pins)
 	}
 	for i, l := range labels {
 		if len(l) > MaxLabelLen {
@@ -204,15 +222,19 @@ func checkBusy(r BusyRecord) string {
 	if s := checkName(r.Key); s != "" {
 		return s
 	}
-	return checkLabels(r.Labels)
+	return checkLabels(r.Labels, r.Pins)
 }
 
 // ---- value encoding ----
 
 // newValue starts a value body with the version byte.
 func newValue(sizeHint int) []byte {
+	return newValueVersion(recordVersion, sizeHint)
+}
+
+func newValueVersion(version byte, sizeHint int) []byte {
 	v := make([]byte, 0, 1+sizeHint+crcLen)
-	return append(v, recordVersion)
+	return append(v, version)
 }
 
 func appendString(v []byte, s string) []byte {
@@ -285,26 +307,33 @@ func EncodeFree(e pmem.Extent) (key, value []byte) {
 	return key, seal(key, v)
 }
 
-// EncodeBusy returns the key and value of a busy extent record. It does not
-// check limits; Batch.SetBusy does.
+// EncodeBusy returns the key and value of a busy extent record, in the
+// current version. It does not check limits; Batch.SetBusy does.
 func EncodeBusy(r BusyRecord) (key, value []byte) {
 	key = busyKey(r.Extent.Start)
-	n := 8 + 8 + binary.MaxVarintLen64 + len(r.Key) + 8 + 1 + 8 + binary.MaxVarintLen64
+	n := 8 + 8 + binary.MaxVarintLen64 + len(r.Key) + 8 + 1 + 8 + 2*binary.MaxVarintLen64
 	for _, l := range r.Labels {
 		n += binary.MaxVarintLen64 + len(l)
 	}
-	v := newValue(n)
-	v = binary.BigEndian.AppendUint64(v, r.Extent.Len)
-	v = binary.BigEndian.AppendUint64(v, r.Ino)
-	v = appendString(v, r.Key)
-	v = binary.BigEndian.AppendUint64(v, r.FileBlock)
-	v = append(v, r.Reason)
-	v = binary.BigEndian.AppendUint64(v, uint64(r.DetachedAt))
+	v := newValueVersion(busyVersion, n)
+	v = appendBusyHead(v, r)
+	v = binary.AppendUvarint(v, r.Pins)
 	v = binary.AppendUvarint(v, uint64(len(r.Labels)))
 	for _, l := range r.Labels {
 		v = appendString(v, l)
 	}
 	return key, seal(key, v)
+}
+
+// appendBusyHead appends the fields that every busy record version begins
+// with.
+func appendBusyHead(v []byte, r BusyRecord) []byte {
+	v = binary.BigEndian.AppendUint64(v, r.Extent.Len)
+	v = binary.BigEndian.AppendUint64(v, r.Ino)
+	v = appendString(v, r.Key)
+	v = binary.BigEndian.AppendUint64(v, r.FileBlock)
+	v = append(v, r.Reason)
+	return binary.BigEndian.AppendUint64(v, uint64(r.DetachedAt))
 }
 
 // ---- value decoding ----
@@ -320,15 +349,22 @@ func corruptError(kind string, key []byte, format string, args ...any) error {
 // err and every later read returns zero values, so a decode function reads
 // all its fields and checks err once at the end.
 type decoder struct {
-	kind string
-	key  []byte
-	b    []byte
-	err  error
+	kind    string
+	key     []byte
+	version byte // the value's version byte
+	b       []byte
+	err     error
 }
 
 // openValue checks the framing of value (length, checksum, version) and
 // returns a decoder positioned after the version byte.
 func openValue(kind string, key, value []byte) *decoder {
+	return openVersions(kind, key, value, recordVersion, recordVersion)
+}
+
+// openVersions is openValue for a kind whose versions oldest..newest all
+// decode; the decoder's version field says which one value holds.
+func openVersions(kind string, key, value []byte, oldest, newest byte) *decoder {
 	d := &decoder{kind: kind, key: key}
 	if len(value) < 1+crcLen {
 		d.fail("value of %d bytes is too short", len(value))
@@ -341,10 +377,11 @@ func openValue(kind string, key, value []byte) *decoder {
 		d.fail("checksum mismatch (stored %08x, computed %08x)", want, got)
 		return d
 	}
-	if body[0] != recordVersion {
+	if body[0] < oldest || body[0] > newest {
 		d.fail("unsupported version %d", body[0])
 		return d
 	}
+	d.version = body[0]
 	d.b = body[1:]
 	return d
 }
@@ -553,15 +590,17 @@ func DecodeFree(key, value []byte) (pmem.Extent, error) {
 	return e, nil
 }
 
-// DecodeBusy decodes a busy extent record. Any defect wraps pmem.ErrCorrupt.
-// A record with no labels decodes with a nil Labels slice.
+// DecodeBusy decodes a busy extent record of either version. Any defect
+// wraps pmem.ErrCorrupt. A record with no labels decodes with a nil Labels
+// slice; a version 1 record, which kept no count, decodes with Pins equal to
+// its number of labels.
 func DecodeBusy(key, value []byte) (BusyRecord, error) {
 	const kind = "busy"
 	start, err := decodeU64Key(kind, prefixBusy, key)
 	if err != nil {
 		return BusyRecord{}, err
 	}
-	d := openValue(kind, key, value)
+	d := openVersions(kind, key, value, busyVersionLabels, busyVersion)
 	r := BusyRecord{Extent: pmem.Extent{Start: pmem.Block(start)}}
 	r.Extent.Len = d.u64("length")
 	r.Ino = d.u64("inode")
@@ -569,7 +608,14 @@ func DecodeBusy(key, value []byte) (BusyRecord, error) {
 	r.FileBlock = d.u64("file block")
 	r.Reason = d.u8("reason")
 	r.DetachedAt = int64(d.u64("detach time"))
-	if n := d.uvarint("label count", MaxLabels); n > 0 {
+	if d.version == busyVersion {
+		r.Pins = d.uvarint("pin count", math.MaxUint64)
+	}
+	n := d.uvarint("label count", MaxLabels)
+	if d.version == busyVersionLabels {
+		r.Pins = n
+	}
+	if n > 0 {
 		r.Labels = make([]string, 0, n)
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			r.Labels = append(r.Labels, d.str("label", MaxLabelLen))
@@ -579,6 +625,9 @@ func DecodeBusy(key, value []byte) (BusyRecord, error) {
 		return BusyRecord{}, err
 	}
 	if s := checkRun(start, r.Extent.Len); s != "" {
+		return BusyRecord{}, corruptError(kind, key, "%s", s)
+	}
+	if s := checkLabels(r.Labels, r.Pins); s != "" {
 		return BusyRecord{}, corruptError(kind, key, "%s", s)
 	}
 	return r, nil

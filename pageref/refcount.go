@@ -7,7 +7,8 @@ package pageref
 // 32-bit word (bit 31 detached, bits 0..30 count), so the changes to a block
 // are totally ordered and each one sees the exact state it replaces:
 //
-//   - Acquire:  c → c+1, only if the word is not detached and c < MaxCount.
+//   - Acquire:  c → c+1, only if the word is not detached and c < MaxCount
+//     (or the lower limit of AcquireUpTo).
 //   - Release:  c → c-1 for c ≥ 1, and detached|1 → 0 (the last reference to a
 //     detached block), never from a count of 0.
 //   - Detach:   c → detached|c for c ≥ 1; a word of 0 is left as it is.
@@ -33,15 +34,25 @@ import (
 // Acquire of one block in an existing chunk takes no lock and does not
 // allocate.
 func (t *Table) Acquire(e pmem.Extent) error {
+	return t.AcquireUpTo(e, MaxCount)
+}
+
+// AcquireUpTo is Acquire with a lower ceiling: it fails with ErrTooManyRefs,
+// with no net change, if a count of e would exceed limit (or MaxCount, if
+// limit is larger). A caller that takes long-lived references keeps them
+// under a limit below MaxCount, so that short references, taken through
+// Acquire, still succeed on a block that holds as many long ones as allowed.
+func (t *Table) AcquireUpTo(e pmem.Extent, limit uint32) error {
 	if err := t.checkRange(e); err != nil {
 		return fmt.Errorf("pageref: acquire: %w", err)
 	}
+	limit = min(limit, MaxCount)
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
 		c := t.chunkOrCreate(ci)
 		lo, hi := span(e, ci)
 		var fresh int64 // words taken from 0 to 1
 		for i := lo; i < hi; i++ {
-			old, err := c.inc(i)
+			old, err := c.inc(i, limit)
 			if err != nil {
 				t.stripe(ci, lo).Add(fresh)
 				b := blockOf(ci, i)
@@ -60,15 +71,16 @@ func (t *Table) Acquire(e pmem.Extent) error {
 }
 
 // inc adds one reference to word i and returns the word it replaced. It
-// refuses a detached word and a count at MaxCount.
-func (c *chunk) inc(i int) (old uint32, err error) {
+// refuses a detached word and a count at limit, which is at most MaxCount,
+// so the count never carries into the detached bit.
+func (c *chunk) inc(i int, limit uint32) (old uint32, err error) {
 	w := &c.words[i]
 	for {
 		old = w.Load()
 		switch {
 		case old&detachedBit != 0:
 			return old, ErrDetached
-		case old == MaxCount:
+		case old >= limit:
 			return old, ErrTooManyRefs
 		}
 		if w.CompareAndSwap(old, old+1) {

@@ -344,3 +344,44 @@ func TestConcurrentChunkCreationCountsMemoryOnce(t *testing.T) {
 		t.Fatalf("ReferencedBlocks = %d, want %d", got, 64*8)
 	}
 }
+
+func TestAcquireUpToStopsAtItsLimit(t *testing.T) {
+	t.Run("references up to the limit succeed and the next fails without change", func(t *testing.T) {
+		tb := New(100, nil)
+		for range 3 {
+			if err := tb.AcquireUpTo(ext(10, 2), 3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tb.AcquireUpTo(ext(10, 2), 3); !errors.Is(err, ErrTooManyRefs) {
+			t.Fatalf("got %v, want ErrTooManyRefs", err)
+		}
+		if tb.Count(10) != 3 || tb.Count(11) != 3 {
+			t.Fatalf("counts %d %d, want 3 3", tb.Count(10), tb.Count(11))
+		}
+		mustCheck(t, tb)
+	})
+	t.Run("a plain Acquire still succeeds on a block at a lower limit", func(t *testing.T) {
+		tb := New(100, nil)
+		if err := tb.AcquireUpTo(ext(10, 1), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := tb.Acquire(ext(10, 1)); err != nil {
+			t.Fatalf("Acquire above the long-term limit: %v", err)
+		}
+		mustCheck(t, tb)
+	})
+	t.Run("a limit above MaxCount never carries a count into the detached mark", func(t *testing.T) {
+		tb := New(100, nil)
+		if err := tb.Acquire(ext(10, 1)); err != nil {
+			t.Fatal(err)
+		}
+		tb.chunk(0).words[10].Store(MaxCount) // as if 2^31-1 references were held
+		if err := tb.AcquireUpTo(ext(10, 1), math.MaxUint32); !errors.Is(err, ErrTooManyRefs) {
+			t.Fatalf("got %v, want ErrTooManyRefs", err)
+		}
+		if tb.IsDetached(10) || tb.Count(10) != MaxCount {
+			t.Fatalf("word changed: detached %v count %d", tb.IsDetached(10), tb.Count(10))
+		}
+	})
+}

@@ -57,6 +57,9 @@ func printBusy(w io.Writer, snap *dax.Snapshot, now time.Time) error {
 			if len(b.Labels) > 0 {
 				labels = strings.Join(b.Labels, ",")
 			}
+			if more := b.Pins - min(b.Pins, uint64(len(b.Labels))); more > 0 && len(b.Labels) > 0 {
+				labels += fmt.Sprintf(" (+%d more pins)", more)
+			}
 			fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t%d\t%s", b.Start, b.Blocks, displayKey(b.Key), b.FileOffset,
 				b.Reason, formatAge(now, b.DetachedAt), b.PinnedBlocks, labels)
 			if !snap.Live {

@@ -67,6 +67,14 @@ func TestBadInputFailsWithOneLineAndChangesNothing(t *testing.T) {
 	}
 }
 
+func TestAWrappedStoreErrorNamesDaxstoreOnce(t *testing.T) {
+	t.Parallel()
+	// The demo wraps the store's own "daxstore: open: ..." error in its
+	// step; wantOneErrorLine counts the prefix.
+	r := runCLI(t, nil, "demo", "--dir", "/proc/no-such-dir/store")
+	wantOneErrorLine(t, r, 1, "demo", "open")
+}
+
 func TestCommandsRefuseADirectoryWithoutAStore(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(shortDir(t), "none")

@@ -66,8 +66,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return code
 }
 
-// errorLine renders err as one line that starts with "daxstore: ". Errors of
-// package dax already carry that prefix; multi-line messages are joined.
+// errorLine renders err as one line that starts with "daxstore: " and names
+// daxstore only there. Errors of package dax already carry that prefix, and
+// a command that wraps one in its own context ("demo step 1: daxstore:
+// open: ...") would repeat it: the inner prefix is dropped. Multi-line
+// messages are joined.
 func errorLine(err error) string {
 	msg := err.Error()
 	if errors.Is(err, context.Canceled) {
@@ -80,6 +83,7 @@ func errorLine(err error) string {
 		}
 	}
 	msg = strings.Join(parts, "; ")
+	msg = strings.ReplaceAll(msg, ": daxstore: ", ": ")
 	if !strings.HasPrefix(msg, "daxstore: ") {
 		msg = "daxstore: " + msg
 	}

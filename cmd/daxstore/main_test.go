@@ -152,6 +152,11 @@ func wantOneErrorLine(t *testing.T, r result, code int, subs ...string) {
 	if !strings.HasPrefix(r.stderr, "daxstore: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
 		t.Errorf("stderr is not one \"daxstore: \" line: %q", r.stderr)
 	}
+	// A path such as /x/daxstore: is not a prefix; a prefix starts the
+	// line or follows a space.
+	if n := strings.Count(" "+r.stderr, " daxstore: "); n != 1 {
+		t.Errorf("stderr %q names daxstore: %d times, want once", r.stderr, n)
+	}
 	for _, s := range subs {
 		if !strings.Contains(r.stderr, s) {
 			t.Errorf("stderr %q does not mention %q", r.stderr, s)

@@ -66,6 +66,7 @@ func TestErrorLine(t *testing.T) {
 		{"a plain error gets the prefix", errors.New("bad thing"), "daxstore: bad thing"},
 		{"an error of package dax keeps its one prefix", errors.New("daxstore: put \"k\": invalid key"), "daxstore: put \"k\": invalid key"},
 		{"lines are joined into one", errors.New("daxstore: check: 2 violations:\n  one\n  two"), "daxstore: check: 2 violations:; one; two"},
+		{"a dax error the CLI wrapped keeps one prefix", fmt.Errorf("demo step 1: %w", errors.New("daxstore: open: mkdir x: denied")), "daxstore: demo step 1: open: mkdir x: denied"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
