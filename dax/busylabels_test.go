@@ -30,15 +30,19 @@ func TestBreakOverManyPinsJournalsABusyRecord(t *testing.T) {
 		name   string
 		pins   int
 		label  func(i int) string
-		labels int // distinct labels the busy extent keeps
+		labels int    // distinct labels the busy extent keeps
+		only   string // run over this operation alone when set: 100,000 pins cost seconds under -race
 	}{
-		{"65 unlabelled pins on one block", 65, func(int) string { return "" }, 1},
-		{"100,000 unlabelled pins on one block", 100_000, func(int) string { return "" }, 1},
-		{"one pin with a label of MaxLabelLen bytes", 1, func(int) string { return maxLabel }, 1},
-		{"200 pins with distinct labels of MaxLabelLen bytes", 200, func(i int) string { return fmt.Sprintf("%04d", i) + maxLabel[4:] }, 64},
+		{"65 unlabelled pins on one block", 65, func(int) string { return "" }, 1, ""},
+		{"100,000 unlabelled pins on one block", 100_000, func(int) string { return "" }, 1, "Truncate"},
+		{"one pin with a label of MaxLabelLen bytes", 1, func(int) string { return maxLabel }, 1, ""},
+		{"200 pins with distinct labels of MaxLabelLen bytes", 200, func(i int) string { return fmt.Sprintf("%04d", i) + maxLabel[4:] }, 64, ""},
 	}
 	for _, c := range cases {
 		for _, op := range fullBreaks {
+			if c.only != "" && op.name != c.only {
+				continue
+			}
 			t.Run(op.name+" over "+c.name+" succeeds and frees the blocks after unpin", func(t *testing.T) {
 				s := newStore(t, 64*testBS, nil)
 				free0 := mustStats(t, s).FreeBlocks
