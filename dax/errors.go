@@ -2,6 +2,7 @@ package dax
 
 import (
 	"errors"
+	"io/fs"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/pmem"
@@ -16,7 +17,8 @@ var (
 	ErrExist = errors.New("key already exists")
 	// ErrInvalidKey: the key is empty, longer than MaxKeyLen, not UTF-8, or holds a NUL byte.
 	ErrInvalidKey = errors.New("invalid key")
-	// ErrInvalidRange: a negative, overflowing or out-of-file offset or length.
+	// ErrInvalidRange: a negative, overflowing or out-of-file offset or
+	// length, or an Options value outside its documented range.
 	ErrInvalidRange = errors.New("invalid range")
 	// ErrNoSpace: the region has no free block left for the operation.
 	ErrNoSpace = alloc.ErrNoSpace
@@ -36,4 +38,18 @@ var (
 	// no longer be trusted to match the journal. The store refuses further
 	// changes; close and reopen it to recover from the journal.
 	ErrFailed = errors.New("store failed after a journal error; reopen it")
+	// ErrReadOnly: a change was asked of a store opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("store is open read-only")
+	// ErrNoStore: the directory holds no store, and Options.ReadOnly or
+	// Options.MustExist forbid creating one. It also matches
+	// fs.ErrNotExist.
+	ErrNoStore error = noStoreError{}
 )
+
+// noStoreError is ErrNoStore: a sentinel that is also an fs.ErrNotExist.
+type noStoreError struct{}
+
+func (noStoreError) Error() string { return "no store" }
+
+func (noStoreError) Is(target error) bool { return target == fs.ErrNotExist }

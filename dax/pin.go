@@ -49,6 +49,11 @@ type Pin struct {
 // to truncate, punch and zero-range: a pin sees the layout either before or
 // after them, never in between.
 func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
+	if f.s.opts.ReadOnly {
+		// A pin exists to survive layout changes, and may fill holes or
+		// convert unwritten blocks: none of that belongs to a reader.
+		return nil, f.errorf("pin", ErrReadOnly)
+	}
 	if err := checkRange(off, n); err != nil {
 		return nil, f.errorf("pin", err)
 	}

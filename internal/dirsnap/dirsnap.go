@@ -85,7 +85,14 @@ func hashFile(path string) (string, error) {
 
 // Diff describes how b differs from a, one line per path, sorted; "" means
 // they are equal.
-func Diff(a, b Tree) string {
+func Diff(a, b Tree) string { return diff(a, b, false) }
+
+// DiffContents is Diff without the modification times of directories: it
+// shows whether what a directory holds changed, not whether entries came
+// and went again (which only such a time records).
+func DiffContents(a, b Tree) string { return diff(a, b, true) }
+
+func diff(a, b Tree, ignoreDirTimes bool) string {
 	var lines []string
 	for p, ea := range a {
 		eb, ok := b[p]
@@ -96,6 +103,7 @@ func Diff(a, b Tree) string {
 			lines = append(lines, fmt.Sprintf("%s: mode %v -> %v", p, ea.Mode, eb.Mode))
 		case ea.Size != eb.Size:
 			lines = append(lines, fmt.Sprintf("%s: size %d -> %d", p, ea.Size, eb.Size))
+		case ignoreDirTimes && ea.Mode.IsDir():
 		case !ea.ModTime.Equal(eb.ModTime):
 			lines = append(lines, fmt.Sprintf("%s: mtime %s -> %s", p, ea.ModTime.Format(time.RFC3339Nano), eb.ModTime.Format(time.RFC3339Nano)))
 		case ea.Hash != eb.Hash:
