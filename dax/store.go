@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/daxstore/daxstore/alloc"
@@ -293,7 +294,7 @@ func (s *Store) open() error {
 		return fmt.Errorf("daxstore: %w in %s: the journal is empty; create one with daxstore init", ErrNoStore, s.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("daxstore: %w", err)
+		return fmt.Errorf("daxstore: %w", noSpace(err))
 	}
 	s.jnl = jnl
 	st, err := jnl.Load()
@@ -361,7 +362,7 @@ func (s *Store) create() error {
 	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
 	b.SetFree(pmem.Extent{Start: 1, Len: sb.BlockCount - 1})
 	if err := b.Commit(true); err != nil {
-		return fmt.Errorf("daxstore: create: %w", err)
+		return fmt.Errorf("daxstore: create: %w", noSpace(err))
 	}
 	return s.createRegion(sb)
 }
@@ -372,7 +373,10 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 	region, err := pmem.Create(s.regionPath(), pmem.CreateOptions{BlockSize: sb.BlockSize,
 		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.PowerCut.device()})
 	if err != nil {
-		return fmt.Errorf("daxstore: create region: %w", err)
+		// pmem removed its partial file. What stays is the journal naming
+		// the store, which the next Open finishes, unless this Open made the
+		// journal too: then it removes it (TestRegionOnAFullFilesystem).
+		return fmt.Errorf("daxstore: create region: %w", noSpace(err))
 	}
 	s.region = region
 	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
@@ -385,6 +389,16 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 		return err
 	}
 	return s.start()
+}
+
+// noSpace makes a filesystem's ENOSPC under err match ErrNoSpace too, so a
+// caller tests one sentinel for "out of space" whether the region or the
+// filesystem under it is full.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, ErrNoSpace) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 // pristine reports whether a journal holds a store with nothing in it yet.

@@ -117,7 +117,8 @@ type mapping struct {
 // the superblock through the mapping, flushes it, and fsyncs the file and
 // its directory, so a region that Create returned survives a crash.
 // On failure it removes the partial file; an existing file is never touched.
-// The file is created with mode 0600.
+// The error of a full filesystem wraps syscall.ENOSPC. The file is created
+// with mode 0600.
 func Create(path string, opts CreateOptions) (*Region, error) {
 	sb, err := opts.superblock()
 	if err != nil {
