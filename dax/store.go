@@ -164,7 +164,7 @@ func (s *Store) checkRegionPath() error {
 	if err == nil && fi.IsDir() {
 		return fmt.Errorf("daxstore: open %s: region path %s is a directory: %w", s.dir, path, ErrInvalidRange)
 	}
-	if err == nil || filepath.Clean(filepath.Dir(path)) == filepath.Clean(s.dir) {
+	if err == nil || sameDir(filepath.Dir(path), s.dir) {
 		return nil
 	}
 	if _, err := os.Lstat(path); err == nil {
@@ -176,6 +176,14 @@ func (s *Store) checkRegionPath() error {
 		return fmt.Errorf("daxstore: open %s: region directory %s is not a directory: %w", s.dir, filepath.Dir(path), ErrInvalidRange)
 	}
 	return nil
+}
+
+// sameDir reports whether paths a and b name the same directory, by their
+// absolute form (neither need exist).
+func sameDir(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
 }
 
 // requireJournal fails with ErrNoStore unless the store directory has a
