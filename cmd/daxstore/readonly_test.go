@@ -175,7 +175,7 @@ func TestReadOnlyCommandsWorkOnAStoreTheUserMayOnlyRead(t *testing.T) {
 			before := tree(t, dir)
 			r := runAsNobody(t, nil, append(args, "--dir", dir)...)
 			if r.code != 0 || r.stderr != "" {
-				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+				t.Fatalf("exit %d, stderr (%d bytes) begins %q", r.code, len(r.stderr), r.stderr[:min(len(r.stderr), 300)])
 			}
 			if args[0] == "get" && r.stdout != string(bytes.Repeat([]byte{2}, 5000)) {
 				t.Fatalf("get printed %d bytes, want the 5000 put", len(r.stdout))
