@@ -218,9 +218,10 @@ func (s *Store) requireJournal() error {
 // to after it undoes).
 type undoCreate struct {
 	madeDirs     []string // directories Open creates, the deepest first
-	absent       []string // store files missing at the start (LOCK, journal, region)
-	region       string   // the region file, when it was missing at the start
+	lockFile     string   // DIR/LOCK, when it was missing at the start
+	journal      string   // the journal directory, when it was missing
 	emptyJournal string   // the journal directory, when it existed but was empty
+	region       string   // the region file, when it was missing
 	fresh        bool     // the journal held no store: everything new is ours
 }
 
@@ -243,35 +244,31 @@ func (s *Store) planUndo() *undoCreate {
 	case err == nil && len(entries) == 0:
 		u.fresh, u.emptyJournal = true, jdir
 	}
-	for _, p := range []string{filepath.Join(s.dir, lockFileName), jdir} {
+	missing := func(p string) string {
 		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			u.absent = append(u.absent, p)
+			return p
 		}
+		return ""
 	}
-	if _, err := os.Lstat(s.regionPath()); errors.Is(err, fs.ErrNotExist) {
-		u.region = s.regionPath()
-	}
+	u.lockFile, u.journal, u.region = missing(filepath.Join(s.dir, lockFileName)), missing(jdir), missing(s.regionPath())
 	return u
 }
 
-// run removes what the failed Open made. A region file that was missing is
-// always its own; the journal, the lock file and the directories only when
-// the journal held no store, since an existing journal's new files are
-// Pebble's and may already be all that holds its state.
+// run removes what the failed Open made. A region or lock file that was
+// missing is always its own; the journal and the directories only when the
+// journal held no store, since an existing journal's new files are Pebble's
+// and may already be all that holds its state.
 func (u *undoCreate) run() {
 	if u == nil {
 		return
 	}
-	if u.region != "" {
-		_ = os.Remove(u.region)
+	for _, p := range []string{u.region, u.lockFile} {
+		if p != "" {
+			_ = os.Remove(p)
+		}
 	}
 	if !u.fresh {
-		// The lock file is ours too when it was missing; the journal
-		// directory is Pebble's.
-		if len(u.absent) > 0 && filepath.Base(u.absent[0]) == lockFileName {
-			_ = os.Remove(u.absent[0])
-		}
-		return
+		return // the journal's new files are Pebble's
 	}
 	if u.emptyJournal != "" {
 		entries, _ := os.ReadDir(u.emptyJournal)
@@ -279,8 +276,8 @@ func (u *undoCreate) run() {
 			_ = os.RemoveAll(filepath.Join(u.emptyJournal, e.Name()))
 		}
 	}
-	for _, p := range u.absent {
-		_ = os.RemoveAll(p)
+	if u.journal != "" {
+		_ = os.RemoveAll(u.journal)
 	}
 	for _, d := range u.madeDirs {
 		_ = os.Remove(d) // only if empty
