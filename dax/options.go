@@ -93,8 +93,8 @@ type Options struct {
 	NoAdminSocket bool
 
 	// ReadOnly opens an existing store for reading only. Open then creates,
-	// writes, renames and removes nothing: not the store, not the LOCK
-	// file's contents, not the journal's files, not the admin socket, so a
+	// writes, renames and removes nothing (no lock file, journal file or
+	// admin socket; the region is mapped without write permission), so a
 	// store the user may only read opens too. It shares the directory with
 	// other read-only opens, in this process or others, but not with a
 	// read-write one (ErrLocked on either side). It does not run recovery:
