@@ -2,6 +2,7 @@ package dax
 
 import (
 	"errors"
+	"io/fs"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/pmem"
@@ -47,4 +48,18 @@ var (
 	// match the journal and the region. The store refuses further
 	// changes; close and reopen it to recover from the journal.
 	ErrFailed = errors.New("store failed after a journal error; reopen it")
+	// ErrReadOnly: a change was asked of a store opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("store is open read-only")
+	// ErrNoStore: the directory holds no store, and Options.ReadOnly or
+	// Options.MustExist forbid creating one. It also matches
+	// fs.ErrNotExist.
+	ErrNoStore error = noStoreError{}
 )
+
+// noStoreError is ErrNoStore: a sentinel that is also an fs.ErrNotExist.
+type noStoreError struct{}
+
+func (noStoreError) Error() string { return "no store" }
+
+func (noStoreError) Is(target error) bool { return target == fs.ErrNotExist }

@@ -33,7 +33,8 @@ type BusyExtent struct {
 	// Pins beyond them are counted only.
 	Labels []string `json:"labels"`
 	// Stale marks a record read from the journal of a store that no
-	// process holds: no pin can hold it, and the next Open frees it.
+	// process holds for writing (Inspect, or a store opened ReadOnly): no
+	// pin can hold it, and the next read-write Open frees it.
 	Stale bool `json:"stale,omitempty"`
 }
 
@@ -43,6 +44,7 @@ func (s *Store) Busy() []BusyExtent {
 	out := make([]BusyExtent, 0, len(all))
 	for _, x := range all {
 		b := busyExtent(x, s.bs)
+		b.Stale = s.opts.ReadOnly // as the journal holds it; see Options.ReadOnly
 		for _, r := range s.refs.Referenced(x.Extent) {
 			b.PinnedBlocks += r.Len
 		}
@@ -170,9 +172,9 @@ func Inspect(ctx context.Context, dir string) (*Snapshot, error) {
 		return snap, nil
 	}
 	if _, serr := os.Stat(filepath.Join(dir, "journal")); serr != nil {
-		return nil, fmt.Errorf("daxstore: inspect %s: no store here: %w", dir, ErrNotFound)
+		return nil, fmt.Errorf("daxstore: inspect: %w in %s", ErrNoStore, dir)
 	}
-	lock, lerr := lockDir(dir)
+	lock, lerr := lockDirShared(dir)
 	if lerr != nil {
 		// lerr already names daxstore and the directory.
 		return nil, fmt.Errorf("%w (admin socket unreachable: %v)", lerr, err)
@@ -181,9 +183,14 @@ func Inspect(ctx context.Context, dir string) (*Snapshot, error) {
 	return inspectJournal(dir)
 }
 
-// inspectJournal reads a store that nobody holds. The caller holds the lock.
+// inspectJournal reads a store that no process holds for writing, with the
+// journal opened read-only so that nothing on disk changes. The caller
+// holds the lock shared.
 func inspectJournal(dir string) (*Snapshot, error) {
-	jnl, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{})
+	jnl, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{ReadOnly: true})
+	if errors.Is(err, journal.ErrNotExist) {
+		return nil, fmt.Errorf("daxstore: inspect: %w in %s: the journal is empty", ErrNoStore, dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("daxstore: inspect: %w", err)
 	}
@@ -193,7 +200,7 @@ func inspectJournal(dir string) (*Snapshot, error) {
 		return nil, fmt.Errorf("daxstore: inspect: %w", err)
 	}
 	if !st.HasMeta {
-		return nil, fmt.Errorf("daxstore: inspect %s: journal holds no store: %w", dir, ErrNotFound)
+		return nil, fmt.Errorf("daxstore: inspect: %w in %s: the journal holds none", ErrNoStore, dir)
 	}
 	bs := int64(st.Meta.BlockSize)
 	snap := &Snapshot{Busy: []BusyExtent{}, Pins: []PinInfo{}}

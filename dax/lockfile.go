@@ -1,11 +1,13 @@
 package dax
 
-// One process at a time per store directory: an advisory flock on DIR/LOCK
-// that also records the holder's pid, so a second opener can say who holds it.
+// One writer at a time per store directory: an advisory flock on DIR/LOCK
+// that also records the writer's pid, so a second opener can say who holds
+// it. Read-only opens share the lock and write nothing.
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,20 +26,51 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daxstore: open lock file: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			if pid := LockHolder(dir); pid > 0 {
-				return nil, fmt.Errorf("daxstore: %s: %w (pid %d)", dir, ErrLocked, pid)
-			}
-			return nil, fmt.Errorf("daxstore: %s: %w", dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("daxstore: lock %s: %w", path, err)
+	if err := flock(f, dir, unix.LOCK_EX); err != nil {
+		return nil, err
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return f, nil
+}
+
+// lockDirShared takes the store directory's lock shared, for a read-only
+// open: it opens DIR/LOCK read-only and neither creates nor writes it. A
+// missing LOCK file means no read-write Open ever ran there; it returns a
+// nil file then, and the journal's own lock still keeps a writer out.
+func lockDirShared(dir string) (*os.File, error) {
+	path := filepath.Join(dir, lockFileName)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: open lock file: %w", err)
+	}
+	if err := flock(f, dir, unix.LOCK_SH); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// flock takes the lock how on f without waiting, or closes f and returns
+// an error wrapping ErrLocked that names the writer's pid when it is known.
+func flock(f *os.File, dir string, how int) error {
+	err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	f.Close()
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("daxstore: lock %s: %w", f.Name(), err)
+	}
+	// The pid is the last writer's: readers record none. Name it only if
+	// that process still runs (a reader may hold the lock after it died).
+	if pid := LockHolder(dir); pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
+		return fmt.Errorf("daxstore: %s: %w (pid %d)", dir, ErrLocked, pid)
+	}
+	return fmt.Errorf("daxstore: %s: %w", dir, ErrLocked)
 }
 
 // LockHolder returns the pid recorded by the process that holds (or last

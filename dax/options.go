@@ -2,6 +2,7 @@ package dax
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/daxstore/daxstore/pageref"
@@ -116,6 +117,25 @@ type Options struct {
 	// the store.
 	NoAdminSocket bool
 
+	// ReadOnly opens an existing store for reading only. Open then creates,
+	// writes, renames and removes nothing (no lock file, journal file or
+	// admin socket; the region is mapped without write permission), so a
+	// store the user may only read opens too. It shares the directory with
+	// other read-only opens, in this process or others, but not with a
+	// read-write one (ErrLocked on either side). It does not run recovery:
+	// busy extents left by a dead process are reported as they are in the
+	// journal (BusyExtent.Stale) rather than freed. Every call that would
+	// change the store, Pin included, returns ErrReadOnly. A directory
+	// without a store gives ErrNoStore.
+	ReadOnly bool
+
+	// MustExist makes Open fail with ErrNoStore instead of creating a store
+	// where dir holds none, for callers that mean to open a store they
+	// made earlier (a typo in a path must not make a fresh region). A store
+	// whose creation was cut short (its journal names it, its region file
+	// was never made) is still finished: that is recovery, not creation.
+	MustExist bool
+
 	// PowerCut is for crash-consistency tests only: it runs the store on
 	// emulated media that lose unflushed stores at a simulated power cut,
 	// with the journal in an in-memory filesystem that loses unsynced
@@ -149,6 +169,37 @@ func (o *Options) EnsureDefaults() Options {
 		out.AllocWait = defaultAllocWait
 	}
 	return out
+}
+
+// validate reports the first option outside its documented range, wrapped
+// around ErrInvalidRange. It looks at nothing on disk, so Open refuses bad
+// options before it creates or locks anything
+// (TestOpenWithInvalidOptionsLeavesNothingBehind). o has its defaults.
+func (o Options) validate() error {
+	if o.Size < 0 {
+		return fmt.Errorf("negative size %d: %w", o.Size, ErrInvalidRange)
+	}
+	// The superblock's own checks are the rules for a region's geometry:
+	// a block size that is a power of two in range, at least two blocks,
+	// no overflow.
+	sb := pmem.Superblock{Version: pmem.FormatVersion, BlockSize: o.BlockSize,
+		BlockCount: uint64(o.Size) / max(1, uint64(o.BlockSize))}
+	if _, err := sb.MarshalBinary(); err != nil {
+		return fmt.Errorf("region of %d bytes in blocks of %d: %v: %w", o.Size, o.BlockSize, err, ErrInvalidRange)
+	}
+	if err := checkBreakPolicy(o.BreakPolicy); err != nil {
+		return err
+	}
+	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
+		return err
+	}
+	if o.ReadOnly && o.PowerCut != nil {
+		return fmt.Errorf("ReadOnly with PowerCut: emulated media cannot be opened read-only: %w", ErrInvalidRange)
+	}
+	if strings.ContainsRune(o.RegionPath, 0) {
+		return fmt.Errorf("region path %q holds a NUL byte: %w", o.RegionPath, ErrInvalidRange)
+	}
+	return nil
 }
 
 // BreakOptions are per-call options of the layout-breaking operations.

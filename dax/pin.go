@@ -84,6 +84,11 @@ type Pin struct {
 // ErrInvalidLabel, and a pin that would take a block past MaxPinsPerBlock
 // fails with ErrTooManyPins; neither takes a reference.
 func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
+	if f.s.opts.ReadOnly {
+		// A pin exists to survive layout changes, and may fill holes or
+		// convert unwritten blocks: none of that belongs to a reader.
+		return nil, f.errorf("pin", ErrReadOnly)
+	}
 	if err := checkRange(off, n); err != nil {
 		return nil, f.errorf("pin", err)
 	}

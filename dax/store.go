@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/daxstore/daxstore/alloc"
@@ -93,40 +95,194 @@ type counters struct {
 	allocWaits     atomic.Uint64 // allocations that waited for busy blocks
 }
 
-// Open opens the store in dir, creating it when dir holds none. A second
-// process opening the same dir gets ErrLocked. Open replays the journal,
-// checks that region and journal belong together (ErrMismatch), and frees
-// every busy extent left by a previous process: pins do not outlive it.
+// Open opens the store in dir, creating it when dir holds none (with
+// Options.ReadOnly or Options.MustExist it fails with ErrNoStore instead). It
+// checks every option before it touches the disk (ErrInvalidRange), and an
+// Open that fails while creating a store removes what it made, so dir is left
+// as it was (TestFailedCreateLeavesNothingBehind). A second process opening
+// the same dir gets ErrLocked. Open replays the journal, checks that region
+// and journal belong together (ErrMismatch), and frees every busy extent left
+// by a previous process: pins do not outlive it.
 func Open(dir string, o *Options) (*Store, error) {
 	opts := o.EnsureDefaults()
-	if opts.Size < 0 {
-		return nil, fmt.Errorf("daxstore: open: negative size %d: %w", opts.Size, ErrInvalidRange)
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("daxstore: open %s: %w", dir, err)
 	}
-	if err := checkBreakPolicy(opts.BreakPolicy); err != nil {
-		return nil, fmt.Errorf("daxstore: open: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("daxstore: open: %w", err)
-	}
-	lock, err := lockDir(dir)
-	if err != nil {
-		return nil, err
+	if opts.ReadOnly {
+		// Serving the socket would create DIR/admin.sock.
+		opts.NoAdminSocket = true
 	}
 	s := &Store{
 		dir:    dir,
 		opts:   opts,
-		lock:   lock,
 		names:  make(map[string]*inode),
 		inodes: make(map[uint64]*inode),
 		free:   alloc.New(),
 		busy:   busyextent.NewSet(),
 		epoch:  time.Now(),
 	}
-	if err := s.open(); err != nil {
-		s.closeResources()
+	if err := s.checkRegionPath(); err != nil {
+		return nil, err
+	}
+	if opts.ReadOnly || opts.MustExist {
+		if err := s.requireJournal(); err != nil {
+			return nil, err
+		}
+	}
+	var undo *undoCreate
+	var err error
+	if opts.ReadOnly {
+		s.lock, err = lockDirShared(dir)
+	} else {
+		undo = s.planUndo()
+		if err = os.MkdirAll(dir, 0o755); err != nil {
+			err = fmt.Errorf("daxstore: open: %w", err)
+		} else if s.lock, err = lockDir(dir); errors.Is(err, ErrLocked) {
+			// The holder owns whatever is there.
+			undo = nil
+		}
+	}
+	if err == nil {
+		err = s.open()
+	}
+	if err != nil {
+		lock := s.lock
+		s.lock = nil
+		_ = s.closeResources()
+		undo.run()
+		_ = unlockDir(lock)
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkRegionPath refuses, before anything is created, a region path that
+// is a directory or whose directory is missing (when that directory is not
+// the store's own, which Open creates).
+func (s *Store) checkRegionPath() error {
+	path := s.regionPath()
+	fi, err := os.Stat(path)
+	if err == nil && fi.IsDir() {
+		return fmt.Errorf("daxstore: open %s: region path %s is a directory: %w", s.dir, path, ErrInvalidRange)
+	}
+	if err == nil || sameDir(filepath.Dir(path), s.dir) {
+		return nil
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return nil // a dangling symbolic link: let the open report it
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("daxstore: open %s: region directory: %w", s.dir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("daxstore: open %s: region directory %s is not a directory: %w", s.dir, filepath.Dir(path), ErrInvalidRange)
+	}
+	return nil
+}
+
+// sameDir reports whether paths a and b name the same directory, by their
+// absolute form (neither need exist).
+func sameDir(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
+}
+
+// requireJournal fails with ErrNoStore unless the store directory has a
+// journal directory with something in it; it creates nothing.
+func (s *Store) requireJournal() error {
+	jdir := filepath.Join(s.dir, "journal")
+	fi, err := os.Stat(jdir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("daxstore: %w in %s; create one with daxstore init", ErrNoStore, s.dir)
+	case err != nil:
+		return fmt.Errorf("daxstore: open: %w", err)
+	case !fi.IsDir():
+		return fmt.Errorf("daxstore: %w in %s: %s is not a directory", ErrNoStore, s.dir, jdir)
+	}
+	d, err := os.Open(jdir)
+	if err != nil {
+		return fmt.Errorf("daxstore: open: %w", err)
+	}
+	names, err := d.Readdirnames(1)
+	d.Close()
+	if len(names) == 0 && errors.Is(err, io.EOF) {
+		return fmt.Errorf("daxstore: %w in %s: the journal is empty; create one with daxstore init", ErrNoStore, s.dir)
+	}
+	return nil
+}
+
+// undoCreate records what a read-write Open found missing, so that an Open
+// that fails while the directory held no store removes exactly what it
+// made: never a file that was there before, never one another process made
+// (it could not have: Open holds the lock from before it creates anything
+// to after it undoes).
+type undoCreate struct {
+	madeDirs     []string // directories Open creates, the deepest first
+	lockFile     string   // DIR/LOCK, when it was missing at the start
+	journal      string   // the journal directory, when it was missing
+	emptyJournal string   // the journal directory, when it existed but was empty
+	region       string   // the region file, when it was missing
+	fresh        bool     // the journal held no store: everything new is ours
+}
+
+func (s *Store) planUndo() *undoCreate {
+	u := &undoCreate{}
+	for d := filepath.Clean(s.dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		u.madeDirs = append(u.madeDirs, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	jdir := filepath.Join(s.dir, "journal")
+	entries, err := os.ReadDir(jdir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		u.fresh = true
+	case err == nil && len(entries) == 0:
+		u.fresh, u.emptyJournal = true, jdir
+	}
+	missing := func(p string) string {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			return p
+		}
+		return ""
+	}
+	u.lockFile, u.journal, u.region = missing(filepath.Join(s.dir, lockFileName)), missing(jdir), missing(s.regionPath())
+	return u
+}
+
+// run removes what the failed Open made. A region or lock file that was
+// missing is always its own; the journal and the directories only when the
+// journal held no store, since an existing journal's new files are Pebble's
+// and may already be all that holds its state.
+func (u *undoCreate) run() {
+	if u == nil {
+		return
+	}
+	for _, p := range []string{u.region, u.lockFile} {
+		if p != "" {
+			_ = os.Remove(p)
+		}
+	}
+	if !u.fresh {
+		return // the journal's new files are Pebble's
+	}
+	if u.emptyJournal != "" {
+		entries, _ := os.ReadDir(u.emptyJournal)
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(u.emptyJournal, e.Name()))
+		}
+	}
+	if u.journal != "" {
+		_ = os.RemoveAll(u.journal)
+	}
+	for _, d := range u.madeDirs {
+		_ = os.Remove(d) // only if empty
+	}
 }
 
 func (s *Store) regionPath() string {
@@ -137,9 +293,14 @@ func (s *Store) regionPath() string {
 }
 
 func (s *Store) open() error {
-	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), journal.Options{NoSync: s.opts.NoSync, FS: s.opts.PowerCut.journalFS()})
+	ro := s.opts.ReadOnly
+	jnl, err := journal.Open(filepath.Join(s.dir, "journal"),
+		journal.Options{NoSync: s.opts.NoSync, FS: s.opts.PowerCut.journalFS(), ReadOnly: ro})
+	if errors.Is(err, journal.ErrNotExist) {
+		return fmt.Errorf("daxstore: %w in %s: the journal is empty; create one with daxstore init", ErrNoStore, s.dir)
+	}
 	if err != nil {
-		return fmt.Errorf("daxstore: %w", err)
+		return fmt.Errorf("daxstore: %w", noSpace(err))
 	}
 	s.jnl = jnl
 	st, err := jnl.Load()
@@ -150,18 +311,25 @@ func (s *Store) open() error {
 		if len(st.Names)+len(st.Inodes)+len(st.Extents)+len(st.Free)+len(st.Busy) > 0 {
 			return fmt.Errorf("daxstore: recover: journal has records but no store metadata: %w", ErrCorrupt)
 		}
+		if ro || s.opts.MustExist {
+			return fmt.Errorf("daxstore: %w in %s: the journal holds none; create one with daxstore init", ErrNoStore, s.dir)
+		}
 		return s.create()
 	}
 	if err := checkRegionBlocks(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
 		return fmt.Errorf("daxstore: open: %w", err)
 	}
 	if _, err := os.Stat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
+		if ro {
+			return fmt.Errorf("daxstore: %w in %s: its creation did not finish (no region %s); a read-write open finishes it",
+				ErrNoStore, s.dir, s.regionPath())
+		}
 		// A crash between the journal's first batch and the region's
 		// creation: finish creating the store.
 		m := st.Meta
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
 	}
-	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device()})
+	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
 	if err != nil {
 		return fmt.Errorf("daxstore: open region: %w", err)
 	}
@@ -206,7 +374,7 @@ func (s *Store) create() error {
 	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
 	b.SetFree(pmem.Extent{Start: 1, Len: sb.BlockCount - 1})
 	if err := b.Commit(true); err != nil {
-		return fmt.Errorf("daxstore: create: %w", err)
+		return fmt.Errorf("daxstore: create: %w", noSpace(err))
 	}
 	return s.createRegion(sb)
 }
@@ -217,7 +385,10 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 	region, err := pmem.Create(s.regionPath(), pmem.CreateOptions{BlockSize: sb.BlockSize,
 		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.PowerCut.device()})
 	if err != nil {
-		return fmt.Errorf("daxstore: create region: %w", err)
+		// pmem removed its partial file. What stays is the journal naming
+		// the store, which the next Open finishes, unless this Open made the
+		// journal too: then it removes it (TestRegionOnAFullFilesystem).
+		return fmt.Errorf("daxstore: create region: %w", noSpace(err))
 	}
 	s.region = region
 	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
@@ -230,6 +401,16 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 		return err
 	}
 	return s.start()
+}
+
+// noSpace makes a filesystem's ENOSPC under err match ErrNoSpace too, so a
+// caller tests one sentinel for "out of space" whether the region or the
+// filesystem under it is full.
+func noSpace(err error) error {
+	if errors.Is(err, syscall.ENOSPC) && !errors.Is(err, ErrNoSpace) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 // pristine reports whether a journal holds a store with nothing in it yet.
@@ -292,9 +473,24 @@ func (s *Store) rebuild(st *journal.State) error {
 			return corrupt("free extent %v: %v", e, err)
 		}
 	}
-	// No pin survives its process, so every busy extent is free now. One
-	// batch turns them all back into free space.
-	if len(st.Busy) > 0 {
+	if s.opts.ReadOnly {
+		// A read-only store never commits, so it shows the busy extents as
+		// the journal holds them (Busy marks them Stale) and leaves their
+		// freeing to the next read-write Open. Nothing can allocate here,
+		// so they need not be free in memory either.
+		for _, r := range st.Busy {
+			x := busyextent.Extent{Extent: r.Extent, Key: r.Key, Ino: r.Ino, FileBlock: r.FileBlock,
+				Reason: busyextent.Reason(r.Reason), DetachedAt: time.Unix(0, r.DetachedAt), Pins: r.Pins, Labels: r.Labels}
+			if !inRegion(r.Extent) || s.journaledFree.Overlaps(r.Extent) {
+				return corrupt("busy extent %v outside the region or over free space", r.Extent)
+			}
+			if _, err := s.busy.Add(x); err != nil {
+				return corrupt("busy extent %v: %v", r.Extent, err)
+			}
+		}
+	} else if len(st.Busy) > 0 {
+		// No pin survives its process, so every busy extent is free now.
+		// One batch turns them all back into free space.
 		b := s.jnl.NewBatch()
 		for _, r := range st.Busy {
 			if !inRegion(r.Extent) {
@@ -431,12 +627,17 @@ func (s *Store) closeResources() error {
 }
 
 // begin starts an operation: it holds quiesce shared until end. It fails on
-// a closed store, and on a failed one when the operation changes state.
+// a closed store, and on a read-only or failed one when the operation
+// changes state.
 func (s *Store) begin(mutating bool) error {
 	s.quiesce.RLock()
 	if s.closed.Load() {
 		s.quiesce.RUnlock()
 		return ErrClosed
+	}
+	if mutating && s.opts.ReadOnly {
+		s.quiesce.RUnlock()
+		return ErrReadOnly
 	}
 	if mutating && s.hasFailed.Load() {
 		s.commitMu.Lock()

@@ -61,6 +61,14 @@ type Options struct {
 	// FS selects the filesystem. nil means the real filesystem; a MemFS keeps
 	// the journal in memory and lets tests simulate power cuts.
 	FS *MemFS
+
+	// ReadOnly opens an existing journal for reading only: Open creates,
+	// writes, renames and removes nothing, not even the LOCK file (Pebble
+	// replays the write-ahead log into memory and never flushes it), and
+	// every Commit fails. Readers share the directory with each other but
+	// not with a writer: either side gets ErrLocked. A directory that is
+	// missing or holds no journal gives ErrNotExist.
+	ReadOnly bool
 }
 
 // Journal is an open metadata journal. Its methods are safe for concurrent
@@ -73,13 +81,15 @@ type Journal struct {
 	// DB holds it shared for its whole duration (a synced Commit includes its
 	// fsync), and Close holds it exclusively, so Close waits for operations in
 	// flight and no operation ever reaches a closed Pebble DB.
-	mu   sync.RWMutex
-	db   *pebble.DB   // nil once closed
-	lock *pebble.Lock // the directory lock; released after db is closed
+	mu      sync.RWMutex
+	db      *pebble.DB   // nil once closed
+	lock    *pebble.Lock // the directory lock; released after db is closed
+	release func()       // ends this Journal's claimDir claim (a no-op on a MemFS)
 }
 
 // Open opens the journal in dir, creating the directory (mode 0755, parents
-// included) and an empty journal if they are missing. Pebble replays its
+// included) and an empty journal if they are missing (but see
+// Options.ReadOnly). Pebble replays its
 // write-ahead log, so every batch whose commit returned after a sync is
 // present. Open fails with an error wrapping ErrLocked if dir is open
 // elsewhere, and with one wrapping pmem.ErrCorrupt if Pebble finds its files
@@ -102,11 +112,24 @@ func Open(dir string, opts Options) (*Journal, error) {
 	} else {
 		fs = vfs.Default
 	}
-	if err := createDir(fs, dir); err != nil {
+	prepare := createDir
+	if opts.ReadOnly {
+		prepare = checkJournalDir
+	}
+	if err := prepare(fs, dir); err != nil {
 		return nil, wrap(err)
 	}
-	lock, err := pebble.LockDirectory(dir, fs)
+	release := func() {}
+	if opts.FS == nil {
+		r, err := claimDir(dir, opts.ReadOnly)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		release = r
+	}
+	lock, err := lockDirectory(dir, fs, opts)
 	if err != nil {
+		release()
 		if lockHeld(err) {
 			return nil, wrap(fmt.Errorf("%w: %w", ErrLocked, err))
 		}
@@ -119,6 +142,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 		MemTableSize:       memTableSize,
 		CacheSize:          cacheSize,
 		MaxOpenFiles:       maxOpenFiles,
+		ReadOnly:           opts.ReadOnly,
 		Logger:             quietLogger{},
 		EventListener: &pebble.EventListener{
 			// Pebble's default kills the process on corruption; the journal
@@ -136,9 +160,13 @@ func Open(dir string, opts Options) (*Journal, error) {
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		_ = lock.Close()
+		release()
+		if opts.ReadOnly && errors.Is(err, pebble.ErrDBDoesNotExist) {
+			err = ErrNotExist
+		}
 		return nil, wrap(err)
 	}
-	return &Journal{dir: dir, noSync: opts.NoSync, db: db, lock: lock}, nil
+	return &Journal{dir: dir, noSync: opts.NoSync, db: db, lock: lock, release: release}, nil
 }
 
 // createDir creates dir and its missing parents, then syncs every directory
@@ -210,6 +238,7 @@ func (j *Journal) Close() error {
 		err = lerr
 	}
 	j.lock = nil
+	j.release()
 	if err != nil {
 		return fmt.Errorf("journal: close %s: %w", j.dir, err)
 	}

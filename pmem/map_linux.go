@@ -38,17 +38,23 @@ func allocate(f *os.File, size int64) error {
 	}
 }
 
-// mapFile maps the first size bytes of f read-write and shared. It first
-// asks for MAP_SYNC, which only a DAX file grants; then stores are durable
-// once their cache lines are written back, and dax is true. When the kernel
-// or filesystem refuses MAP_SYNC (EOPNOTSUPP, or EINVAL from a kernel that
-// predates MAP_SHARED_VALIDATE) it falls back to a plain shared mapping.
-func mapFile(f *os.File, size int64) (data []byte, dax bool, err error) {
+// mapFile maps the first size bytes of f shared, read-write unless
+// readOnly (then f may be open read-only, and a store through the mapping
+// faults). It first asks for MAP_SYNC, which only a DAX file grants; then
+// stores are durable once their cache lines are written back, and dax is
+// true. When the kernel or filesystem refuses MAP_SYNC (EOPNOTSUPP, or
+// EINVAL from a kernel that predates MAP_SHARED_VALIDATE) it falls back to
+// a plain shared mapping.
+func mapFile(f *os.File, size int64, readOnly bool) (data []byte, dax bool, err error) {
 	if size <= 0 || size > math.MaxInt {
 		return nil, false, fmt.Errorf("cannot map %d bytes", size)
 	}
+	prot, mode := unix.PROT_READ|unix.PROT_WRITE, mmap.RDWR
+	if readOnly {
+		prot, mode = unix.PROT_READ, mmap.RDONLY
+	}
 	if haveMapSync {
-		data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, mapSyncFlags)
+		data, err := unix.Mmap(int(f.Fd()), 0, int(size), prot, mapSyncFlags)
 		if err == nil {
 			return data, true, nil
 		}
@@ -56,7 +62,7 @@ func mapFile(f *os.File, size int64) (data []byte, dax bool, err error) {
 			return nil, false, fmt.Errorf("mmap with MAP_SYNC: %w", err)
 		}
 	}
-	m, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
+	m, err := mmap.MapRegion(f, int(size), mode, 0, 0)
 	if err != nil {
 		return nil, false, fmt.Errorf("mmap: %w", err)
 	}

@@ -25,13 +25,17 @@ func allocate(f *os.File, size int64) error {
 	return nil
 }
 
-// mapFile maps the first size bytes of f read-write and shared; dax is
-// always false here.
-func mapFile(f *os.File, size int64) (data []byte, dax bool, err error) {
+// mapFile maps the first size bytes of f shared, read-write unless
+// readOnly; dax is always false here.
+func mapFile(f *os.File, size int64, readOnly bool) (data []byte, dax bool, err error) {
 	if size <= 0 || size > math.MaxInt {
 		return nil, false, fmt.Errorf("cannot map %d bytes", size)
 	}
-	m, err := mmap.MapRegion(f, int(size), mmap.RDWR, 0, 0)
+	mode := mmap.RDWR
+	if readOnly {
+		mode = mmap.RDONLY
+	}
+	m, err := mmap.MapRegion(f, int(size), mode, 0, 0)
 	if err != nil {
 		return nil, false, fmt.Errorf("mmap: %w", err)
 	}

@@ -43,6 +43,11 @@ type OpenOptions struct {
 	// PowerCut, for crash-consistency tests only, opens the region on
 	// emulated media: see CreateOptions.PowerCut.
 	PowerCut *PowerCut
+	// ReadOnly opens the file read-only and maps it without write
+	// permission, so a region the user may only read opens too. A store
+	// through Bytes then faults, and Flush and Prefault have nothing to do.
+	// It cannot be combined with PowerCut.
+	ReadOnly bool
 }
 
 // superblock validates the options and returns the superblock they
@@ -112,7 +117,8 @@ type mapping struct {
 // the superblock through the mapping, flushes it, and fsyncs the file and
 // its directory, so a region that Create returned survives a crash.
 // On failure it removes the partial file; an existing file is never touched.
-// The file is created with mode 0600.
+// The error of a full filesystem wraps syscall.ENOSPC. The file is created
+// with mode 0600.
 func Create(path string, opts CreateOptions) (*Region, error) {
 	sb, err := opts.superblock()
 	if err != nil {
@@ -145,7 +151,7 @@ func create(path string, f *os.File, sb Superblock, pc *PowerCut) (*Region, erro
 	if err := allocate(f, size); err != nil {
 		return nil, err
 	}
-	r, err := mapRegion(path, f, sb, size, pc)
+	r, err := mapRegion(path, f, sb, size, pc, false)
 	if err != nil {
 		return nil, err
 	}
@@ -176,8 +182,9 @@ func create(path string, f *os.File, sb Superblock, pc *PowerCut) (*Region, erro
 }
 
 // mapRegion maps the first size bytes of f, which hold a region with
-// superblock sb: on emulated media if pc is not nil, else for real.
-func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut) (*Region, error) {
+// superblock sb: on emulated media if pc is not nil, else for real, without
+// write permission if readOnly.
+func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut, readOnly bool) (*Region, error) {
 	if pc != nil {
 		md, err := pc.attach(f, size)
 		if err != nil {
@@ -187,11 +194,14 @@ func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut)
 		r.media = md
 		return r, nil
 	}
-	data, dax, err := mapFile(f, size)
+	data, dax, err := mapFile(f, size, readOnly)
 	if err != nil {
 		return nil, err
 	}
-	return newRegion(path, f, sb, data, dax), nil
+	r := newRegion(path, f, sb, data, dax)
+	// Populating pages writable would fail on a read-only mapping.
+	r.noPopulate.Store(readOnly)
+	return r, nil
 }
 
 // unmap undoes mapRegion. It never writes anything to the file.
@@ -238,11 +248,18 @@ func Open(path string) (*Region, error) {
 // it takes time in proportion to the region size, and it fails with an
 // error wrapping ErrPowerOff while the power is cut.
 func OpenWith(path string, opts OpenOptions) (*Region, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		if opts.PowerCut != nil {
+			return nil, fmt.Errorf("pmem: open %s: read-only emulated media are not supported", path)
+		}
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pmem: open: %w", err)
 	}
-	r, err := open(path, f, opts.PowerCut)
+	r, err := open(path, f, opts)
 	if err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("pmem: open %s: %w", path, err)
@@ -250,7 +267,7 @@ func OpenWith(path string, opts OpenOptions) (*Region, error) {
 	return r, nil
 }
 
-func open(path string, f *os.File, pc *PowerCut) (*Region, error) {
+func open(path string, f *os.File, opts OpenOptions) (*Region, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("stat: %w", err)
@@ -272,7 +289,7 @@ func open(path string, f *os.File, pc *PowerCut) (*Region, error) {
 		return nil, fmt.Errorf("%w region: file is %d bytes, but the superblock says %d blocks of %d bytes (%d bytes)",
 			ErrCorrupt, fi.Size(), sb.BlockCount, sb.BlockSize, size)
 	}
-	return mapRegion(path, f, sb, size, pc)
+	return mapRegion(path, f, sb, size, opts.PowerCut, opts.ReadOnly)
 }
 
 // newRegion wraps a validated superblock and its mapping.

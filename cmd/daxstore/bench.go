@@ -88,6 +88,7 @@ takes less than one. The store directory (--dir) is not used.`,
 	f.IntVar(&cfg.Wakeups, "wakeups", 0, "release→wakeup samples (default 2000, or 300 with --quick)")
 	f.StringSliceVar(&cfg.Only, "only", nil, "run only these parts: "+strings.Join(bench.Parts, ", "))
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (see go tool pprof)")
+	cmd.Annotations = map[string]string{reportsInterrupt: "yes"}
 	return cmd
 }
 

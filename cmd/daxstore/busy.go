@@ -22,8 +22,9 @@ func (c *cli) busyCommand() *cobra.Command {
 		Long: `busy lists the busy extents: blocks that a truncate, punch, zero, remove or
 overwrite detached from their file while pins still referenced them. They are
 freed when their last pin drops. While another process holds the store, busy
-asks it over the admin socket; otherwise it reads the journal, where any busy
-extent is a leftover of a dead process that the next open frees.`,
+asks it over the admin socket; otherwise it reads the journal, without
+changing it, where any busy extent is a leftover of a dead process that the
+next command that writes frees.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.runInspect(cmd, &f, func(snap *dax.Snapshot) error {

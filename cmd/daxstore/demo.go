@@ -65,6 +65,7 @@ at the end unless --keep is given; a --dir store is always kept.`,
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary store")
+	cmd.Annotations = map[string]string{reportsInterrupt: "yes"}
 	return cmd
 }
 

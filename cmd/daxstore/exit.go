@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Exit statuses.
@@ -37,23 +38,45 @@ func usageErrorf(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
 
+// interruptGrace is how long a command that does not watch its context may
+// go on after SIGINT or SIGTERM before run gives up on it.
+const interruptGrace = 3 * time.Second
+
 // run executes one command line and returns its exit status. SIGINT and
-// SIGTERM cancel the command's context; a second signal kills the process
-// the default way.
+// SIGTERM cancel the command's context, and a second signal kills the
+// process the default way. Commands that loop, wait or stream watch the
+// context and stop at their next check; a command caught in a call that
+// takes no context (opening a store, a journal sync) gets interruptGrace,
+// then run returns without it and main exits: the store is crash-safe, so
+// that is no worse than a kill, and the user gets their shell back with one
+// line saying why (TestInterruptStopsACommandStuckInACall). Commands that
+// finish a report after an interrupt (stress, bench, demo) are waited for.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
 	c := &cli{args: args, in: stdin, out: stdout, errOut: stderr}
 	root := c.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		stop() // a second signal kills
+		var grace <-chan time.Time
+		if !c.reportsInterrupt.Load() {
+			grace = time.After(interruptGrace)
+		}
+		select {
+		case err = <-done:
+		case <-grace:
+			err = fmt.Errorf("%w: the command did not stop within %s", context.Canceled, interruptGrace)
+		}
+	}
 	if err == nil {
 		return exitOK
 	}

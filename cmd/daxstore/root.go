@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 
@@ -24,13 +25,16 @@ const defaultDir = "daxstore-data"
 
 // cli is one invocation: its global flags and its standard streams.
 type cli struct {
-	args   []string // the command line, for error messages about it
-	name   string   // the command being run, for the progress line
-	dir    string   // --dir
-	region string   // --region
-	in     io.Reader
-	out    io.Writer
-	errOut io.Writer
+	args []string // the command line, for error messages about it
+	name string   // the command being run, for the progress line
+	// reportsInterrupt is set for a command that, once interrupted, still
+	// finishes a report worth waiting for (annotation reportsInterrupt).
+	reportsInterrupt atomic.Bool
+	dir              string // --dir
+	region           string // --region
+	in               io.Reader
+	out              io.Writer
+	errOut           io.Writer
 }
 
 func (c *cli) rootCommand() *cobra.Command {
@@ -42,7 +46,12 @@ region (a file on an fsdax mount, or any plain file as emulation) and journals
 their metadata. Blocks that a pin still references are never reused: hole
 punch, truncate, zero-range, remove and overwrite move them to the busy list
 until the last pin drops. busy and pins show them, live, even while another
-process holds the store.`,
+process holds the store.
+
+Only init creates a store (demo, stress and bench make scratch stores of
+their own). ls, get, stat, df, check, busy and pins open the store
+read-only: they never change it and work where you may only read it. The
+other commands need an existing store to themselves.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
@@ -57,6 +66,7 @@ process holds the store.`,
 	root.PersistentFlags().StringVar(&c.dir, "dir", "", "store directory (default $DAXSTORE_DIR, else ./"+defaultDir+")")
 	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
 		c.name = cmd.Name()
+		c.reportsInterrupt.Store(cmd.Annotations[reportsInterrupt] != "")
 		if c.dir == "" {
 			c.dir = os.Getenv("DAXSTORE_DIR")
 		}
@@ -107,9 +117,23 @@ func argsBetween(min, max int) cobra.PositionalArgs {
 	}
 }
 
-// requireStore fails unless c.dir holds a store. Every command but init and
-// demo calls it first, so that none creates a store by accident (dax.Open
-// would).
+// reportsInterrupt is the annotation of the commands that stop on SIGINT at
+// their next check and then print what they found (stress, bench, demo), so
+// run waits for them instead of giving up after interruptGrace.
+const reportsInterrupt = "reports-interrupt"
+
+// readOnlyCommands open the store read-only when no other process holds
+// it: they never create, write, rename or remove anything, so they work on
+// a store the user may only read, and never disturb one. Only init creates
+// a store; demo, stress and bench make their own scratch stores; every other
+// command opens an existing store for writing and fails where there is none.
+var readOnlyCommands = map[string]bool{
+	"ls": true, "get": true, "stat": true, "df": true, "check": true, "busy": true, "pins": true,
+}
+
+// requireStore fails unless c.dir holds a store: a quick check with the
+// CLI's own advice. dax.Open with ReadOnly or MustExist makes the thorough
+// one (an empty journal holds no store either).
 func (c *cli) requireStore() error {
 	_, err := os.Stat(filepath.Join(c.dir, "journal"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -121,12 +145,13 @@ func (c *cli) requireStore() error {
 	return nil
 }
 
-// openStore opens the existing store in c.dir.
+// openStore opens the existing store in c.dir: read-only for the commands
+// that only look, for writing otherwise; it never creates one.
 func (c *cli) openStore() (*dax.Store, error) {
 	if err := c.requireStore(); err != nil {
 		return nil, err
 	}
-	return dax.Open(c.dir, &dax.Options{RegionPath: c.region})
+	return dax.Open(c.dir, &dax.Options{RegionPath: c.region, ReadOnly: readOnlyCommands[c.name], MustExist: true})
 }
 
 // withStore opens the store, runs fn and closes the store again, with a
@@ -148,13 +173,13 @@ func (c *cli) withStore(fn func(s *dax.Store) error) (err error) {
 }
 
 // snapshot returns the store's figures, busy extents and pins: from the
-// store itself when no other process holds it (which recovers it, as every
-// open does), else live from the holder over its admin socket.
+// store itself, opened read-only, when no other process holds it for
+// writing, else live from the holder over its admin socket.
 func (c *cli) snapshot(cmd *cobra.Command) (*dax.Snapshot, error) {
 	if err := c.requireStore(); err != nil {
 		return nil, err
 	}
-	s, err := dax.Open(c.dir, &dax.Options{RegionPath: c.region, NoAdminSocket: true})
+	s, err := dax.Open(c.dir, &dax.Options{RegionPath: c.region, ReadOnly: true})
 	if errors.Is(err, dax.ErrLocked) {
 		return dax.Inspect(cmd.Context(), c.dir)
 	}

@@ -119,6 +119,7 @@ afterwards unless --keep; or to --dir, which must not hold a store yet, and
 	fl.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
 	fl.BoolVar(&f.crashChild, "crash-child", false, "run as the child of --crash (internal)")
 	_ = fl.MarkHidden("crash-child")
+	cmd.Annotations = map[string]string{reportsInterrupt: "yes"}
 	return cmd
 }
 

@@ -64,7 +64,7 @@ func (c *cli) runInspect(cmd *cobra.Command, f *inspectFlags, draw func(snap *da
 			if ctx.Err() != nil {
 				return nil
 			}
-			if n == 0 || errors.Is(err, dax.ErrNotFound) {
+			if n == 0 || errors.Is(err, dax.ErrNoStore) {
 				return err
 			}
 			// The holder may be closing or restarting: show it and go on.

@@ -1,0 +1,138 @@
+package dax
+
+// Creating a store on a filesystem without room for its region: the error
+// matches ErrNoSpace, and what is left never breaks the next Open.
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/daxstore/daxstore/internal/dirsnap"
+)
+
+// smallTmpfs mounts a tmpfs of size bytes on a fresh directory and returns
+// it; it skips the test where mounting is not allowed.
+func smallTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
+		t.Skipf("cannot mount a tmpfs on %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, 0); err != nil {
+			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	})
+	return dir
+}
+
+// fill takes all the free space of the filesystem under dir with one file,
+// and returns a function that frees it again.
+func fill(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*st.Bsize); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestRegionOnAFullFilesystem(t *testing.T) {
+	t.Run("a new store leaves nothing behind and fits once asked for less", func(t *testing.T) {
+		fsDir := smallTmpfs(t, "4m")
+		dir := filepath.Join(fsDir, "s")
+		before := takeTree(t, fsDir)
+		_, err := Open(dir, &Options{Size: 16 << 20, NoAdminSocket: true})
+		if !errors.Is(err, ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Open of a 16 MiB region on a 4 MiB filesystem = %v, want ErrNoSpace", err)
+		}
+		if d := dirsnap.DiffContents(before, takeTree(t, fsDir)); d != "" {
+			t.Fatalf("the failed create left:\n%s", d)
+		}
+		s, err := Open(dir, &Options{Size: 1 << 20, NoAdminSocket: true})
+		if err != nil {
+			t.Fatalf("a region that fits: %v", err)
+		}
+		mustPut(t, s, "k", []byte("v"))
+		mustCheck(t, s)
+		s.Close()
+	})
+	t.Run("a region elsewhere leaves the store directory as it was", func(t *testing.T) {
+		fsDir := smallTmpfs(t, "4m")
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "s")
+		before, beforeFS := takeTree(t, parent), takeTree(t, fsDir)
+		_, err := Open(dir, &Options{Size: 16 << 20, NoAdminSocket: true, RegionPath: filepath.Join(fsDir, "region")})
+		if !errors.Is(err, ErrNoSpace) {
+			t.Fatalf("Open = %v, want ErrNoSpace", err)
+		}
+		if d := dirsnap.DiffContents(before, takeTree(t, parent)); d != "" {
+			t.Fatalf("the failed create left in the store directory:\n%s", d)
+		}
+		if d := dirsnap.DiffContents(beforeFS, takeTree(t, fsDir)); d != "" {
+			t.Fatalf("the failed create left on the region's filesystem:\n%s", d)
+		}
+	})
+	t.Run("a half-created store stays finishable", func(t *testing.T) {
+		// The journal lives apart from the full filesystem: a journal that
+		// cannot write is another matter (the journal's fault tests).
+		fsDir := smallTmpfs(t, "4m")
+		dir := t.TempDir()
+		o := &Options{Size: 1 << 20, NoAdminSocket: true, RegionPath: filepath.Join(fsDir, "region")}
+		s, err := Open(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		// A crash between the journal's first batch and the region file.
+		if err := os.Remove(o.RegionPath); err != nil {
+			t.Fatal(err)
+		}
+		free := fill(t, fsDir)
+		before := takeTree(t, dir)
+		_, err = Open(dir, o)
+		if !errors.Is(err, ErrNoSpace) {
+			t.Fatalf("Open on a full filesystem = %v, want ErrNoSpace", err)
+		}
+		if _, err := os.Lstat(o.RegionPath); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a partial region was left: %v", err)
+		}
+		// The journal is Pebble's and may have been tidied; the store
+		// directory holds the same entries.
+		after := takeTree(t, dir)
+		for p := range after {
+			if _, ok := before[p]; !ok && filepath.Dir(p) != "journal" {
+				t.Errorf("the failed open left %s", p)
+			}
+		}
+		free()
+		s, err = Open(dir, o)
+		if err != nil {
+			t.Fatalf("the open after space came back: %v", err)
+		}
+		if st := mustStats(t, s); st.DataBlocks != 255 {
+			t.Fatalf("the finished store has %d data blocks, want 255", st.DataBlocks)
+		}
+		mustCheck(t, s)
+		s.Close()
+	})
+}
