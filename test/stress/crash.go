@@ -65,9 +65,11 @@ func (r *CrashReport) OK() bool { return r.Violations == 0 }
 // removed afterwards, when empty; else it must not hold a store yet).
 // Each round re-executes os.Executable() with cfg.ChildArgs as the child,
 // kills it after a delay drawn from the seed and the round (up to
-// KillAfterMax after the child is ready), and checks the store. report,
-// when not nil, is called after each round. Crash returns an error only
-// when it could not run; what it found wrong is in the report.
+// KillAfterMax after the child is ready, or in even rounds after it
+// acknowledged its first operation; see Round.ArmedAt), and checks the
+// store. report, when not nil, is called after each round. Crash returns
+// an error only when it could not run; what it found wrong is in the
+// report.
 func Crash(ctx context.Context, cfg Config, rounds int, report func(Round)) (*CrashReport, error) {
 	c := cfg.EnsureDefaults()
 	if c.Duration == 0 && c.Ops == 0 {
