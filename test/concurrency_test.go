@@ -182,6 +182,8 @@ func (c *concTest) pinner(g int, rng *rand.Rand) {
 				c.failf("flush pin: %v", err)
 			}
 		}
+		// Hold the pin a while, so breaks land on it; the canary must
+		// hold however long or short that turns out to be.
 		time.Sleep(time.Duration(rng.Intn(2000)) * time.Microsecond)
 		pos = 0
 		for _, b := range p.Bytes() {
@@ -259,6 +261,8 @@ func (c *concTest) breaker(rng *rand.Rand) {
 			c.failf("%s %s policy %v: %v", what, key, policy, err)
 		}
 		c.ops.Add(1)
+		// Pacing, so the breaks leave the others room; no outcome
+		// depends on it.
 		time.Sleep(time.Duration(rng.Intn(500)) * time.Microsecond)
 	}
 }
@@ -276,7 +280,7 @@ func (c *concTest) putter(rng *rand.Rand) {
 			c.failf("put %s: %v", wholeKey, err)
 		}
 		c.ops.Add(1)
-		time.Sleep(time.Duration(rng.Intn(300)) * time.Microsecond)
+		time.Sleep(time.Duration(rng.Intn(300)) * time.Microsecond) // pacing only
 	}
 }
 
@@ -319,6 +323,8 @@ func (c *concTest) wholeReader(rng *rand.Rand) {
 				continue
 			}
 			first := bytes.Clone(p.Bytes()[0][:1])
+			// Held a while so Puts land on it; the value must hold
+			// however long that turns out to be.
 			time.Sleep(time.Duration(rng.Intn(500)) * time.Microsecond)
 			if got := bytes.Join(p.Bytes(), nil); bytes.Count(got, first) != 100 {
 				c.failf("pin of %s changed while held: %x", wholeKey, got)
@@ -343,7 +349,7 @@ func (c *concTest) inspector() {
 		if _, err := c.s.List(""); err != nil {
 			c.failf("list: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // pacing: Check pauses everyone
 	}
 }
 
@@ -388,6 +394,8 @@ func TestConcurrency(t *testing.T) {
 			run(c.wholeReader)
 			wg.Add(1)
 			go func() { defer wg.Done(); c.inspector() }()
+			// The workload's length. Only correctness is asserted, never
+			// how many operations fit in it.
 			time.Sleep(d)
 			c.stop.Store(true)
 			wg.Wait()
