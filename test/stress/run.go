@@ -154,8 +154,9 @@ func (r *runner) run(ctx context.Context, progress func(Progress)) (interrupted 
 	defer cancel()
 	callerDone := context.AfterFunc(ctx, cancel)
 	defer callerDone()
+	var ender sync.WaitGroup
 	if r.c.Duration > 0 {
-		go r.endAfter(r.c.Duration)
+		ender.Go(func() { r.endAfter(r.c.Duration) })
 	}
 
 	var workers sync.WaitGroup
@@ -171,6 +172,8 @@ func (r *runner) run(ctx context.Context, progress func(Progress)) (interrupted 
 		helpers.Go(func() { r.progressLoop(side, progress) })
 	}
 	workers.Wait()
+	cancel()
+	ender.Wait() // its hook reads the runner, which finish changes
 	sideCancel()
 	helpers.Wait()
 	return ctx.Err() != nil
