@@ -17,12 +17,14 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,6 +44,12 @@ const (
 	crashDirEnv   = "DAXSTORE_CRASH_DIR"
 	crashSeedEnv  = "DAXSTORE_CRASH_SEED"
 	crashRoundEnv = "DAXSTORE_CRASH_ROUND"
+	crashStallEnv = "DAXSTORE_CRASH_STALL" // a delay before open and before the first op
+
+	// crashPatience bounds every wait for a child's line. It only turns a
+	// hung child into a failure: a loaded machine may take many seconds to
+	// start a race-enabled binary and open a store, so it is minutes long.
+	crashPatience = 5 * time.Minute
 
 	crashKeys      = 6
 	crashMaxBlocks = 16 // files stay around this many blocks
@@ -166,8 +174,23 @@ func crashChild() int {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 2
 	}
-	// Never outlive a parent that lost track of us.
-	go func() { time.Sleep(60 * time.Second); os.Exit(3) }()
+	var stall time.Duration
+	if v := os.Getenv(crashStallEnv); v != "" {
+		if stall, err1 = time.ParseDuration(v); err1 != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err1)
+			return 2
+		}
+	}
+	// Never outlive the parent: it holds our stdin open until it kills
+	// us, so end of file means it is gone.
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(3)
+	}()
+	// A stall stands in for a machine too loaded to run the child soon
+	// (see TestCrashWaitsForASlowChild); it is an injected fault, not a
+	// synchronization.
+	time.Sleep(stall)
 	s, err := dax.Open(dir, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child: open:", err)
@@ -183,6 +206,7 @@ func crashChild() int {
 	for _, fi := range infos {
 		c.sizes[fi.Key] = fi.Size
 	}
+	time.Sleep(stall)
 	if mode == "pins" {
 		err = c.holdPins()
 	} else {
@@ -393,19 +417,46 @@ func newCrashStore(t *testing.T, bs uint32) *crashStore {
 type child struct {
 	cmd    *exec.Cmd
 	lines  chan string
-	stderr bytes.Buffer
+	stdin  io.WriteCloser // held open until the kill: the child's lifeline
+	stderr syncBuffer
 }
 
-func startChild(t *testing.T, mode, dir string, seed, round int64) *child {
+// syncBuffer is a bytes.Buffer safe to read while the child writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startChild starts a child in mode on dir; stall, when not zero, delays
+// its open and its first operation.
+func startChild(t *testing.T, mode, dir string, seed, round int64, stall time.Duration) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		crashChildEnv+"="+mode, crashDirEnv+"="+dir,
 		crashSeedEnv+"="+strconv.FormatInt(seed, 10), crashRoundEnv+"="+strconv.FormatInt(round, 10))
+	if stall > 0 {
+		cmd.Env = append(cmd.Env, crashStallEnv+"="+stall.String())
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c := &child{cmd: cmd, lines: make(chan string, 1<<16)}
 	cmd.Stderr = &c.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
@@ -421,7 +472,34 @@ func startChild(t *testing.T, mode, dir string, seed, round int64) *child {
 	return c
 }
 
-// kill kills the child with SIGKILL, and returns every line it printed.
+// await collects the child's lines until one satisfies done, and returns
+// them. It fails the test, killing the child, when the child's output ends
+// first or nothing satisfied done within crashPatience.
+func (c *child) await(t *testing.T, what string, done func(line string) bool) []string {
+	t.Helper()
+	var seen []string
+	ctx, cancel := context.WithTimeout(context.Background(), crashPatience)
+	defer cancel()
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				err := c.cmd.Wait()
+				t.Fatalf("child ended (%v) before %s; it printed %d lines; stderr:\n%s", err, what, len(seen), c.stderr.String())
+			}
+			seen = append(seen, l)
+			if done(l) {
+				return seen
+			}
+		case <-ctx.Done():
+			seen = c.kill(t, seen)
+			t.Fatalf("child did not reach %s in %v; it printed %d lines; stderr:\n%s", what, crashPatience, len(seen), c.stderr.String())
+		}
+	}
+}
+
+// kill kills the child with SIGKILL, and returns seen with every further
+// line it printed.
 func (c *child) kill(t *testing.T, seen []string) []string {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -430,6 +508,7 @@ func (c *child) kill(t *testing.T, seen []string) []string {
 	for l := range c.lines {
 		seen = append(seen, l)
 	}
+	c.stdin.Close()
 	err := c.cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -595,63 +674,13 @@ func TestCrash(t *testing.T) {
 	}
 	t.Logf("seed %d (rerun with -crash.seed=%d), %d rounds", seed, seed, rounds)
 	t.Run("acknowledged operations survive SIGKILL and the one in flight lands whole or byte by byte", func(t *testing.T) {
-		rng := rand.New(rand.NewSource(seed))
-		stores := []*crashStore{newCrashStore(t, 4096), newCrashStore(t, 512)}
-		total := 0
-		var busy uint64
-		for round := range int64(rounds) {
-			cs := stores[round%2]
-			delay := time.Duration(5+rng.Intn(196)) * time.Millisecond
-			c := startChild(t, "ops", cs.dir, rng.Int63(), round)
-			time.Sleep(delay)
-			lines := c.kill(t, nil)
-			inflight, acked := cs.replay(t, lines)
-			total += acked
-			snap, err := dax.Inspect(context.Background(), cs.dir)
-			if err != nil {
-				t.Fatalf("seed %d round %d: inspect the dead child's store: %v", seed, round, err)
-			}
-			for _, b := range snap.Busy {
-				if !b.Stale {
-					t.Fatalf("seed %d round %d: busy extent %+v of a dead process is not stale", seed, round, b)
-				}
-			}
-			busy += snap.Stats.BusyBlocks
-			t.Logf("round %d: killed after %v, %d operations acknowledged, %d busy blocks left, in flight: %v",
-				round, delay, acked, snap.Stats.BusyBlocks, inflight)
-			cs.recover(t, inflight)
-			if t.Failed() {
-				t.Fatalf("seed %d round %d", seed, round)
-			}
-		}
-		if total == 0 {
-			t.Fatalf("seed %d: no child acknowledged any operation before its kill", seed)
-		}
-		t.Logf("%d operations acknowledged in all, %d busy blocks left by dead children", total, busy)
+		crashKillRounds(t, seed, rounds, 0)
 	})
 	t.Run("pins held by a killed process leave no busy or leaked block", func(t *testing.T) {
 		cs := newCrashStore(t, 4096)
-		c := startChild(t, "pins", cs.dir, seed, 1)
-		var lines []string
-		timeout := time.After(30 * time.Second)
-	wait:
-		for {
-			select {
-			case l, ok := <-c.lines:
-				if !ok {
-					c.cmd.Wait()
-					t.Fatalf("child ended before holding its pins:\n%s", c.stderr.String())
-				}
-				lines = append(lines, l)
-				if l == "holding" {
-					break wait
-				}
-			case <-timeout:
-				c.kill(t, lines)
-				t.Fatalf("child did not reach its pins in 30s:\n%s", c.stderr.String())
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c := startChild(t, "pins", cs.dir, seed, 1, 0)
+		lines := c.await(t, "holding its pins", func(l string) bool { return l == "holding" })
+		ctx, cancel := context.WithTimeout(context.Background(), crashPatience)
 		defer cancel()
 		live, err := dax.Inspect(ctx, cs.dir)
 		if err != nil {
@@ -691,6 +720,79 @@ func TestCrash(t *testing.T) {
 		t.Logf("the child held %d pins over %d busy blocks when killed", len(live.Pins), live.Stats.BusyBlocks)
 		cs.recover(t, nil)
 	})
+}
+
+// TestCrashWaitsForASlowChild runs kill rounds against children that
+// stall before they open the store and again before their first
+// operation, as on a machine too busy to run them soon: the kill timer
+// starts only once the child has opened the store (or acknowledged its
+// first operation), so the rounds still kill children at work and still
+// see acknowledged operations.
+func TestCrashWaitsForASlowChild(t *testing.T) {
+	seed := *crashSeed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	t.Logf("seed %d (rerun with -crash.seed=%d)", seed, seed)
+	crashKillRounds(t, seed, 4, 300*time.Millisecond)
+}
+
+// crashKillRounds runs rounds of children on two stores (4096- and
+// 512-byte blocks), kills each at a random moment, and recovers and
+// verifies the store after each kill.
+//
+// The kill timer starts once the child printed "open" in even rounds, so
+// kills land anywhere from the first operation on, and once it
+// acknowledged its first operation in odd rounds, so that every odd round
+// verifies at least one acknowledged operation however slowly the machine
+// runs the child. What a round verifies never depends on how much the
+// child got done before its kill.
+func crashKillRounds(t *testing.T, seed int64, rounds int, stall time.Duration) {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	stores := []*crashStore{newCrashStore(t, 4096), newCrashStore(t, 512)}
+	total := 0
+	var busy uint64
+	for round := range int64(rounds) {
+		cs := stores[round%2]
+		delay := time.Duration(5+rng.Intn(196)) * time.Millisecond
+		c := startChild(t, "ops", cs.dir, rng.Int63(), round, stall)
+		armedAt := "its open"
+		ready := func(l string) bool { return l == "open" }
+		if round%2 == 1 {
+			armedAt = "its first acknowledgement"
+			ready = func(l string) bool { return strings.HasPrefix(l, "ack ") }
+		}
+		lines := c.await(t, armedAt, ready)
+		// The delay picks the kill's moment; nothing waits on it.
+		time.Sleep(delay)
+		lines = c.kill(t, lines)
+		inflight, acked := cs.replay(t, lines)
+		total += acked
+		if round%2 == 1 && acked == 0 {
+			t.Fatalf("seed %d round %d: the child acknowledged an operation before the kill timer started, but replay counted none", seed, round)
+		}
+		snap, err := dax.Inspect(context.Background(), cs.dir)
+		if err != nil {
+			t.Fatalf("seed %d round %d: inspect the dead child's store: %v", seed, round, err)
+		}
+		for _, b := range snap.Busy {
+			if !b.Stale {
+				t.Fatalf("seed %d round %d: busy extent %+v of a dead process is not stale", seed, round, b)
+			}
+		}
+		busy += snap.Stats.BusyBlocks
+		t.Logf("round %d: killed %v after %s, %d operations acknowledged, %d busy blocks left, in flight: %v",
+			round, delay, armedAt, acked, snap.Stats.BusyBlocks, inflight)
+		cs.recover(t, inflight)
+		if t.Failed() {
+			t.Fatalf("seed %d round %d", seed, round)
+		}
+	}
+	if rounds > 1 && total == 0 {
+		t.Fatalf("seed %d: no child acknowledged any operation before its kill", seed)
+	}
+	t.Logf("%d operations acknowledged in all, %d busy blocks left by dead children", total, busy)
 }
 
 // TestCrashCheckerRejects proves that the crash test's comparison can fail:

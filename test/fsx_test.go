@@ -810,7 +810,7 @@ func (x *fsx) verifyCounts() {
 	want := dax.Stats{DataBlocks: fsxDataBlocks, FreeBlocks: x.freeBlocks(), UsedBlocks: uint64(len(x.blocks)),
 		BusyBlocks: busy, Files: 1, Pins: len(x.pins), PinnedBlocks: pinned}
 	var got dax.Stats
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+	for deadline := time.Now().Add(settlePatience); ; time.Sleep(100 * time.Microsecond) {
 		st, err := x.s.Stats()
 		if err != nil {
 			x.fatalf("stats: %v", err)

@@ -538,7 +538,7 @@ func (h *harness) settle() {
 		Files: len(h.files), Pins: len(h.pins), PinnedBlocks: pinned,
 	}
 	var st dax.Stats
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settlePatience)
 	for {
 		var err error
 		st, err = h.s.Stats()

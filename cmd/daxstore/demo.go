@@ -37,11 +37,14 @@ const (
 	// Put waits for busy blocks before it gives up.
 	demoShortWait = 200 * time.Millisecond
 	// demoAllocWait is the store's AllocWait: the waiting Put of step 6 may
-	// wait this long for the pin to drop.
-	demoAllocWait = 10 * time.Second
+	// wait this long for the pin to drop. The demo drops it as soon as the
+	// Put waits; the bound only catches a lost wakeup, so it allows for a
+	// heavily loaded machine.
+	demoAllocWait = time.Minute
 	// demoPatience bounds the waits on the store's background work
-	// (callbacks, the releaser) before the demo calls them lost.
-	demoPatience = 5 * time.Second
+	// (callbacks, the releaser) before the demo calls them lost; it too
+	// only catches what is lost, not what is slow.
+	demoPatience = time.Minute
 )
 
 // demoCanary is what the pin holder writes through the pin.

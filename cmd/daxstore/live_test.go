@@ -107,7 +107,7 @@ func startHolder(t *testing.T, dir string) *holderProc {
 		stdin.Close()
 		select {
 		case <-h.exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(patience):
 			cmd.Process.Kill()
 			<-h.exited
 		}
@@ -126,8 +126,8 @@ func startHolder(t *testing.T, dir string) *holderProc {
 			<-h.exited
 			t.Fatalf("the holder said %q instead of ready (%v); stderr: %s", line, h.err, h.stderr)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the holder is not ready after 30s")
+	case <-time.After(patience):
+		t.Fatalf("the holder is not ready after %v", patience)
 	}
 	return h
 }
@@ -203,8 +203,8 @@ func TestAnotherProcessSeesTheHoldersBusyExtentsAndPins(t *testing.T) {
 	h.stdin.Close()
 	select {
 	case <-h.exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the holder did not exit within 30s of its stdin closing")
+	case <-time.After(patience):
+		t.Fatalf("the holder did not exit within %v of its stdin closing", patience)
 	}
 	if h.err != nil {
 		t.Fatalf("the holder failed to unpin and close: %v; stderr: %s", h.err, h.stderr)

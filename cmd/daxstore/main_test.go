@@ -64,11 +64,17 @@ type result struct {
 	stdout, stderr string
 }
 
+// patience bounds every wait of these tests for a child process or one of
+// its lines. It only turns a hang into a failure, so it allows for a
+// heavily loaded machine, where starting a race-enabled binary and opening
+// a store can take many seconds.
+const patience = 5 * time.Minute
+
 // runCLI runs daxstore with args and stdin, with $DAXSTORE_DIR unset so only
 // --dir names a store.
 func runCLI(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, daxstoreBin, args...)
 	cmd.Env = cliEnv()

@@ -295,8 +295,8 @@ func (c *cli) runCrash(ctx context.Context, cfg stress.Config, f *stressFlags) e
 		if !rd.CheckOK {
 			check = "CHECK FAILED"
 		}
-		fmt.Fprintf(c.out, "round %d: killed after %v: %d begun, %d acked, %d keys exact, %d word-checked, %s, %s\n",
-			rd.Round, rd.KilledAfter.Round(time.Millisecond), rd.Begun, rd.Acked, rd.KeysExact, rd.KeysChecked,
+		fmt.Fprintf(c.out, "round %d: killed %v after %s: %d begun, %d acked, %d keys exact, %d word-checked, %s, %s\n",
+			rd.Round, rd.KilledAfter.Round(time.Millisecond), rd.ArmedAt, rd.Begun, rd.Acked, rd.KeysExact, rd.KeysChecked,
 			check, plural(rd.Violations, "violation"))
 	})
 	if err != nil {

@@ -41,9 +41,9 @@ func TestWatchRedrawsUntilInterrupted(t *testing.T) {
 			}()
 			select {
 			case <-frames:
-			case <-time.After(30 * time.Second):
+			case <-time.After(patience):
 				cmd.Process.Kill()
-				t.Fatalf("no third frame after 30s; stderr %q", stderr.String())
+				t.Fatalf("no third frame after %v; stderr %q", patience, stderr.String())
 			}
 			if err := cmd.Process.Signal(os.Interrupt); err != nil {
 				t.Fatal(err)

@@ -31,7 +31,21 @@ type childOrders struct {
 	Config   Config `json:"config"`
 	Round    int    `json:"round"`
 	FirstGen uint32 `json:"first_gen"` // above every generation of earlier rounds
+	// Stall delays the child's open and its first operation: a test's
+	// stand-in for a machine too loaded to run the child soon.
+	Stall time.Duration `json:"stall,omitempty"`
 }
+
+// markerName is the key each crash child puts first, before any worker
+// starts; no worker touches it. A round whose kill waits for the child's
+// first acknowledgement thus always knows one key's exact state.
+const markerName = "stress/crash/marker"
+
+// markerID is the marker's word id, above every filler's.
+const markerID = maxKeys + 1 + fillerSlots
+
+// markerLen is the size of the marker's value.
+const markerLen = 64 * wordSize
 
 // RunChildIfRequested turns the process into a crash child when ChildEnv is
 // set: it runs the workload until it is killed and never returns. Call it
@@ -66,6 +80,7 @@ func RunChild(ctx context.Context, w io.Writer) error {
 	}
 	opts := c.storeOptions()
 	opts.NoAdminSocket = true
+	time.Sleep(o.Stall) // an injected fault (see childOrders), not a synchronization
 	s, err := dax.Open(c.Dir, opts)
 	if err != nil {
 		return fmt.Errorf("stress: crash child: open store: %w", err)
@@ -78,9 +93,22 @@ func RunChild(ctx context.Context, w io.Writer) error {
 	defer cancel()
 	log.stop = cancel
 	log.line("ready")
+	time.Sleep(o.Stall)
+	putMarker(s, log, o.FirstGen)
 	r.run(runCtx, nil)
 	log.line("done")
 	return s.CloseWith(context.Background(), dax.CloseOptions{Force: true})
+}
+
+// putMarker puts the marker with generation gen, announcing it like any
+// operation. A failure is only logged: the parent learns from the lines
+// whether the marker's state is known.
+func putMarker(s *dax.Store, log *opLog, gen uint32) {
+	buf := make([]byte, markerLen)
+	fillWords(buf, word{markerID, gen})
+	seq := log.begin("put", markerName, gen, markerLen)
+	err := s.Put(markerName, buf)
+	log.end(seq, err, errors.Is(err, dax.ErrNoSpace))
 }
 
 // roundSeed is the seed of a round's child: different every round, the

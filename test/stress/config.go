@@ -92,7 +92,9 @@ type Config struct {
 	NoSync    bool          `json:"no_sync,omitempty"`
 
 	// KillAfterMax bounds the random delay after which Crash kills its
-	// child (default 1s; the delay is at least a fifth of it).
+	// child, counted from the child's "ready" or its first acknowledgement
+	// (see Round.ArmedAt), never from its start (default 1s; the delay is
+	// at least a fifth of it).
 	KillAfterMax time.Duration `json:"kill_after_max"`
 
 	// ChildArgs are the arguments Crash runs os.Executable() with for the
@@ -103,6 +105,9 @@ type Config struct {
 
 	// hooks lets this package's tests inject faults; nil in real runs.
 	hooks *hooks
+	// childStall delays each crash child's open and first operation, for
+	// this package's tests (see childOrders.Stall).
+	childStall time.Duration
 }
 
 // PolicyMix weighs the break policies of layout-breaking operations: each

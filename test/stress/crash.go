@@ -28,15 +28,20 @@ import (
 
 // Round is the outcome of one crash round.
 type Round struct {
-	Round        int           `json:"round"`
-	KilledAfter  time.Duration `json:"killed_after_ns"` // from the child's "ready" to the kill
-	Begun        int           `json:"begun"`           // operations the child announced
-	Acked        int           `json:"acked"`           // of those, acknowledged
-	KeysExact    int           `json:"keys_exact"`      // keys whose exact state was known and held
-	KeysChecked  int           `json:"keys_checked"`    // keys checked word by word only
-	CheckOK      bool          `json:"check_ok"`
-	Violations   int           `json:"violations"`
-	FirstProblem string        `json:"first_problem,omitempty"`
+	Round       int           `json:"round"`
+	KilledAfter time.Duration `json:"killed_after_ns"` // from ArmedAt to the kill
+	// ArmedAt is what started the kill timer: "ready" (the child opened
+	// the store) in odd rounds, "first ack" (the child acknowledged its
+	// first operation) in even ones, so that every even round verifies
+	// acknowledged operations however slowly the machine runs the child.
+	ArmedAt      string `json:"armed_at"`
+	Begun        int    `json:"begun"`        // operations the child announced
+	Acked        int    `json:"acked"`        // of those, acknowledged
+	KeysExact    int    `json:"keys_exact"`   // keys whose exact state was known and held
+	KeysChecked  int    `json:"keys_checked"` // keys checked word by word only
+	CheckOK      bool   `json:"check_ok"`
+	Violations   int    `json:"violations"`
+	FirstProblem string `json:"first_problem,omitempty"`
 }
 
 // CrashReport is the outcome of Crash. It passed when Violations is 0.
@@ -60,9 +65,11 @@ func (r *CrashReport) OK() bool { return r.Violations == 0 }
 // removed afterwards, when empty; else it must not hold a store yet).
 // Each round re-executes os.Executable() with cfg.ChildArgs as the child,
 // kills it after a delay drawn from the seed and the round (up to
-// KillAfterMax after the child is ready), and checks the store. report,
-// when not nil, is called after each round. Crash returns an error only
-// when it could not run; what it found wrong is in the report.
+// KillAfterMax after the child is ready, or in even rounds after it
+// acknowledged its first operation; see Round.ArmedAt), and checks the
+// store. report, when not nil, is called after each round. Crash returns
+// an error only when it could not run; what it found wrong is in the
+// report.
 func Crash(ctx context.Context, cfg Config, rounds int, report func(Round)) (*CrashReport, error) {
 	c := cfg.EnsureDefaults()
 	if c.Duration == 0 && c.Ops == 0 {
@@ -189,8 +196,8 @@ func (cr *crashRun) round(ctx context.Context, i int) (rd Round, v *violations, 
 		}
 	}()
 
-	lines, killedAfter, err := cr.runChild(ctx, i)
-	rd.KilledAfter = killedAfter
+	lines, killedAfter, armedAt, err := cr.runChild(ctx, i)
+	rd.KilledAfter, rd.ArmedAt = killedAfter, armedAt
 	if err != nil {
 		r.viol.add(ViolationChild, "%v", err)
 		return rd, v, ctx.Err() != nil
@@ -229,10 +236,27 @@ func (cr *crashRun) round(ctx context.Context, i int) (rd Round, v *violations, 
 	return rd, v, false
 }
 
-// runChild starts round i's child, kills it once it has run for a seeded
-// delay, and returns every line it wrote.
-func (cr *crashRun) runChild(ctx context.Context, i int) ([]string, time.Duration, error) {
-	orders, err := json.Marshal(childOrders{Config: cr.c, Round: i, FirstGen: cr.firstGen})
+// crashPatience bounds the wait for a child to be ready or to acknowledge
+// its first operation. It only turns a hung child into a violation: a
+// loaded machine may take many seconds to start a child and open a store.
+const crashPatience = 5 * time.Minute
+
+// runChild starts round i's child, kills it a seeded delay after it is
+// armed (see Round.ArmedAt), and returns every line it wrote, the delay and
+// what armed it.
+func (cr *crashRun) runChild(ctx context.Context, i int) ([]string, time.Duration, string, error) {
+	armedAt := "ready"
+	if i%2 == 0 {
+		armedAt = "first ack"
+	}
+	lines, delay, err := cr.killChild(ctx, i, armedAt)
+	return lines, delay, armedAt, err
+}
+
+// killChild runs round i's child and kills it once the timer armed at
+// armedAt ran out.
+func (cr *crashRun) killChild(ctx context.Context, i int, armedAt string) ([]string, time.Duration, error) {
+	orders, err := json.Marshal(childOrders{Config: cr.c, Round: i, FirstGen: cr.firstGen, Stall: cr.c.childStall})
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode child orders: %w", err)
 	}
@@ -248,17 +272,23 @@ func (cr *crashRun) runChild(ctx context.Context, i int) ([]string, time.Duratio
 		return nil, 0, fmt.Errorf("start child: %w", err)
 	}
 	var lines []string
-	ready := make(chan struct{})
+	armed := make(chan struct{})
 	read := make(chan struct{}) // closed once stdout reached its end
 	go func() {
 		defer close(read)
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		isArmed := false
 		for sc.Scan() {
 			l := sc.Text()
 			lines = append(lines, l)
-			if l == "ready" && len(lines) == 1 {
-				close(ready)
+			if isArmed {
+				continue
+			}
+			if armedAt == "ready" && l == "ready" && len(lines) == 1 ||
+				armedAt == "first ack" && strings.HasPrefix(l, "ack ") {
+				isArmed = true
+				close(armed)
 			}
 		}
 	}()
@@ -266,8 +296,10 @@ func (cr *crashRun) runChild(ctx context.Context, i int) ([]string, time.Duratio
 	span := cr.c.KillAfterMax - cr.c.KillAfterMax/5
 	delay := cr.c.KillAfterMax/5 + time.Duration(rng.Int64N(int64(span)+1))
 	var early error
+	patience := time.NewTimer(crashPatience)
+	defer patience.Stop()
 	select {
-	case <-ready:
+	case <-armed:
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -277,9 +309,9 @@ func (cr *crashRun) runChild(ctx context.Context, i int) ([]string, time.Duratio
 		}
 		t.Stop()
 	case <-read:
-		early = errors.New("exited before it was ready")
-	case <-time.After(time.Minute):
-		early = errors.New("was not ready after a minute")
+		early = fmt.Errorf("exited before its kill timer was armed at %s", armedAt)
+	case <-patience.C:
+		early = fmt.Errorf("did not reach %s in %v", armedAt, crashPatience)
 	case <-ctx.Done():
 	}
 	_ = cmd.Process.Kill() // SIGKILL: no deferred function, no flush runs
@@ -373,6 +405,9 @@ func idOf(key string, keys int) uint32 {
 			return fillerID(i)
 		}
 	}
+	if key == markerName {
+		return markerID
+	}
 	return 0
 }
 
@@ -386,6 +421,7 @@ func (cr *crashRun) verify(r *runner, s *dax.Store) (exact, checked int) {
 	for i := range fillerSlots {
 		names = append(names, fillerName(i))
 	}
+	names = append(names, markerName)
 	for _, name := range names {
 		got, err := s.Get(name)
 		if err != nil && !errors.Is(err, dax.ErrNotFound) {

@@ -32,6 +32,10 @@ type hooks struct {
 	afterCanary func(p *dax.Pin)
 	// beforeFinal runs after the workers stopped, before the final checks.
 	beforeFinal func(s *dax.Store)
+	// until, when set, keeps the run going past its Duration until it
+	// returns true (or the caller's context ends): a test asks for what
+	// must have happened, not for what fit in a time budget.
+	until func(r *runner) bool
 }
 
 // runner is one run against an open store.
@@ -146,13 +150,14 @@ func (r *runner) run(ctx context.Context, progress func(Progress)) (interrupted 
 	r.start = time.Now()
 	r.viol.start = r.start
 	runCtx, cancel := context.WithCancel(context.Background())
-	if r.c.Duration > 0 {
-		runCtx, cancel = context.WithTimeout(context.Background(), r.c.Duration)
-	}
 	r.ctx, r.stop = runCtx, cancel
 	defer cancel()
 	callerDone := context.AfterFunc(ctx, cancel)
 	defer callerDone()
+	var ender sync.WaitGroup
+	if r.c.Duration > 0 {
+		ender.Go(func() { r.endAfter(r.c.Duration) })
+	}
 
 	var workers sync.WaitGroup
 	for _, ws := range r.workers {
@@ -167,9 +172,36 @@ func (r *runner) run(ctx context.Context, progress func(Progress)) (interrupted 
 		helpers.Go(func() { r.progressLoop(side, progress) })
 	}
 	workers.Wait()
+	cancel()
+	ender.Wait() // its hook reads the runner, which finish changes
 	sideCancel()
 	helpers.Wait()
 	return ctx.Err() != nil
+}
+
+// endAfter ends the run once d has passed and the until hook, if any, is
+// satisfied; it returns early when the run ends otherwise.
+func (r *runner) endAfter(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.ctx.Done():
+		return
+	}
+	if h := r.c.hooks; h != nil && h.until != nil {
+		// Polled: what the hook asks for is spread over every worker.
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for !h.until(r) {
+			select {
+			case <-tick.C:
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	}
+	r.stop()
 }
 
 // work runs one worker's schedule until the run ends.

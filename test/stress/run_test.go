@@ -7,21 +7,80 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/daxstore/daxstore/dax"
 )
 
+// patience bounds a test run that goes on until what the test asks for
+// has happened: only a run that can never get there fails by it.
+const patience = 5 * time.Minute
+
+// runUntil runs c for at least its Duration and then until done reports
+// that what the test needs has happened, or patience ran out. It fails the
+// test, naming what never happened, in the second case.
+func runUntil(t *testing.T, c Config, progress func(Progress), done func(r *runner) (missing []string)) *Report {
+	t.Helper()
+	if c.hooks == nil {
+		c.hooks = &hooks{}
+	}
+	var last atomic.Pointer[[]string]
+	c.hooks.until = func(r *runner) bool {
+		m := done(r)
+		last.Store(&m)
+		return len(m) == 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	r, err := Run(ctx, c, progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Interrupted {
+		logReport(t, r)
+		m := last.Load()
+		if m == nil {
+			t.Fatalf("the run did not reach its duration %v in %v", c.Duration, patience)
+		}
+		t.Fatalf("after %v the run still lacked: %s", patience, strings.Join(*m, "; "))
+	}
+	return r
+}
+
 func TestRunFindsNoViolations(t *testing.T) {
 	c := smallConfig(t)
 	c.Duration = *testDuration
 	var progress []Progress
-	r, err := Run(context.Background(), c, func(p Progress) { progress = append(progress, p) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	var progressed atomic.Int64
+	// The run goes on until each of the assertions below on how much ran
+	// holds, so they test the tool and not the machine's speed.
+	r := runUntil(t, c, func(p Progress) {
+		progress = append(progress, p)
+		progressed.Add(1)
+	}, func(r *runner) (missing []string) {
+		for _, k := range r.count.kinds() {
+			if k.OK == 0 {
+				missing = append(missing, "a successful "+k.Kind)
+			}
+		}
+		if r.checks.Load() < 3 {
+			missing = append(missing, "3 checks")
+		}
+		if r.canaries.Load() == 0 || r.words.Load() == 0 {
+			missing = append(missing, "a verified canary and word")
+		}
+		if st, err := r.s.Stats(); err != nil || st.Detached == 0 {
+			missing = append(missing, "a detached block")
+		}
+		if progressed.Load() == 0 {
+			missing = append(missing, "a progress report")
+		}
+		return missing
+	})
 	logReport(t, r)
 	if !r.OK() {
 		t.Fatalf("%d violations on a healthy store: %v", r.Violations, r.FirstViolations)
@@ -63,10 +122,12 @@ func TestWaitPolicyLatencyIsMeasured(t *testing.T) {
 	c.Writers, c.Putters, c.Readers, c.Truncaters, c.Zeroers, c.Removers, c.Pressure = 1, 1, -1, -1, -1, -1, -1
 	c.Pinners, c.Punchers = 4, 2
 	c.Policies = PolicyMix{Wait: 1}
-	r, err := Run(context.Background(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runUntil(t, c, nil, func(r *runner) []string {
+		if r.lat.summary().Samples == 0 {
+			return []string{"a wake latency sample"}
+		}
+		return nil
+	})
 	logReport(t, r)
 	if !r.OK() {
 		t.Fatalf("%d violations: %v", r.Violations, r.FirstViolations)
@@ -89,10 +150,14 @@ func TestScribbledCanaryIsCaught(t *testing.T) {
 			putWord(p.Bytes()[0], word{id: 0xbad, gen: 1}) // a stray DMA write, as it were
 		}
 	}}
-	r, err := Run(context.Background(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := runUntil(t, c, nil, func(*runner) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		if scribbled == 0 {
+			return []string{"a canary to scribble on"}
+		}
+		return nil
+	})
 	logReport(t, r)
 	if scribbled == 0 {
 		t.Fatal("no canary was written, so none could be scribbled on")
