@@ -78,7 +78,12 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 			// Blocks whose last pin already dropped are free in all but
 			// the journal: commit them and retry, even when told not to
 			// wait for pins, so Unpin followed by a write finds the space.
-			if serr := s.releaser.Sync(ctx); serr == nil {
+			// That commit is the store's own bounded work, not a wait for
+			// a pin, so a caller's short deadline does not cut it off: on a
+			// loaded machine it would turn space that is there into
+			// ErrNoSpace. It cannot hang: commitRelease never fails (a
+			// journal failure fails the store and counts as done).
+			if serr := s.releaser.Sync(context.WithoutCancel(ctx)); serr == nil {
 				continue
 			}
 		}
