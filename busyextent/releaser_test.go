@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxstore/daxstore/internal/poll"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -178,7 +179,7 @@ func TestReleaserRetriesAfterFailure(t *testing.T) {
 	r := NewReleaser(c.commit)
 	defer r.Close()
 	r.Enqueue(ext(0, 4))
-	waitFor(t, "the first commit failed", func() bool { return r.Err() != nil })
+	poll.Until(t, "the first commit failed", func() bool { return r.Err() != nil })
 	if !errors.Is(r.Err(), errJournal) {
 		t.Fatalf("Err = %v, want the journal error", r.Err())
 	}

@@ -9,23 +9,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/daxstore/daxstore/internal/poll"
 )
 
 // generous bounds every wait in these tests: a wait that takes longer has
 // lost its wakeup.
 const generous = 10 * time.Second
-
-// waitFor polls cond until it holds or the generous bound passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(generous)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
 
 func TestWaitWakes(t *testing.T) {
 	tests := []struct {
@@ -48,7 +38,7 @@ func TestWaitWakes(t *testing.T) {
 				newGen, err = s.Wait(ctx, gen)
 				got <- err
 			}()
-			waitFor(t, "the waiter is inside Wait", func() bool { return s.Waiters() == 1 })
+			poll.Until(t, "the waiter is inside Wait", func() bool { return s.Waiters() == 1 })
 			select {
 			case err := <-got:
 				t.Fatalf("Wait returned %v before anything happened", err)
@@ -63,7 +53,7 @@ func TestWaitWakes(t *testing.T) {
 			if newGen != gen+1 || s.Generation() != gen+1 {
 				t.Fatalf("Wait returned generation %d, set is at %d, want %d", newGen, s.Generation(), gen+1)
 			}
-			waitFor(t, "no waiter is left", func() bool { return s.Waiters() == 0 })
+			poll.Until(t, "no waiter is left", func() bool { return s.Waiters() == 0 })
 		})
 	}
 	t.Run("Wait on a stale generation returns at once", func(t *testing.T) {
@@ -94,7 +84,7 @@ func TestWaitHonoursContext(t *testing.T) {
 		_, err := s.Wait(ctx, s.Generation())
 		got <- err
 	}()
-	waitFor(t, "the waiter is inside Wait", func() bool { return s.Waiters() == 1 })
+	poll.Until(t, "the waiter is inside Wait", func() bool { return s.Waiters() == 1 })
 	cancel()
 	select {
 	case err := <-got:
@@ -228,7 +218,7 @@ func TestWaitReleasedAnyOwner(t *testing.T) {
 			defer cancel()
 			got <- s.WaitReleased(ctx, 0, ext(12, 10))
 		}()
-		waitFor(t, "the waiter is inside WaitReleased", func() bool { return s.Waiters() == 1 })
+		poll.Until(t, "the waiter is inside WaitReleased", func() bool { return s.Waiters() == 1 })
 		for _, r := range []struct{ start, n uint64 }{{10, 2}, {12, 3}, {24, 1}, {20, 1}} {
 			if _, _, err := s.Remove(ext(r.start, r.n)); err != nil {
 				t.Fatal(err)
@@ -281,7 +271,7 @@ func TestWaitReleasedIgnoresLaterOwners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), generous)
 	defer cancel()
 	go func() { got <- s.WaitReleased(ctx, first, ext(10, 4)) }()
-	waitFor(t, "the waiter is inside WaitReleased", func() bool { return s.Waiters() == 1 })
+	poll.Until(t, "the waiter is inside WaitReleased", func() bool { return s.Waiters() == 1 })
 	// Whether the waiter has looked once or not yet, it must find the
 	// blocks busy under another ticket and return.
 	// Release the first owner's blocks and detach them again for the

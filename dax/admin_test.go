@@ -9,21 +9,9 @@ import (
 	"runtime"
 	"testing"
 	"time"
-)
 
-// poll waits until cond holds, checking every millisecond, and fails the
-// test if it does not within a generous bound: a liveness check, not a
-// speed target.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within 30s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+	"github.com/daxstore/daxstore/internal/poll"
+)
 
 func openFDs(t *testing.T) int {
 	t.Helper()
@@ -77,7 +65,7 @@ func TestCloseCutsAdminClientsThatNeverRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	poll(t, "the server holds every client", func() bool { return s.admin.open.Load() == clients })
+	poll.Until(t, "the server holds every client", func() bool { return s.admin.open.Load() == clients })
 
 	var cerr error
 	within(t, 30*time.Second, "Close with 200 clients that never read", func() { cerr = s.Close() })
@@ -102,8 +90,8 @@ func TestCloseCutsAdminClientsThatNeverRead(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	poll(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseG })
-	poll(t, "descriptors back to the baseline", func() bool { return openFDs(t) <= baseFD })
+	poll.Until(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseG })
+	poll.Until(t, "descriptors back to the baseline", func() bool { return openFDs(t) <= baseFD })
 }
 
 // TestAdminSocketHasItsModeFromCreation: the socket is bound in a private

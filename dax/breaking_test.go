@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/daxstore/daxstore/internal/poll"
 )
 
 // pinnedVictim returns a store whose key "victim" (4 blocks less 10 bytes)
@@ -102,7 +104,7 @@ func TestWaitPolicyReturnsOnlyAfterThePinIsReleased(t *testing.T) {
 			s, f, p, size := pinnedVictim(t, nil)
 			done := make(chan error, 1)
 			go func() { done <- op.do(t0(), s, f, size, BreakOptions{Policy: Wait}) }()
-			waitFor(t, "the break to wait", func() bool { return mustStats(t, s).Waiters > 0 })
+			poll.Until(t, "the break to wait", func() bool { return mustStats(t, s).Waiters > 0 })
 			select {
 			case err := <-done:
 				t.Fatalf("%s returned %v while the pin is held", op.name, err)
@@ -113,10 +115,7 @@ func TestWaitPolicyReturnsOnlyAfterThePinIsReleased(t *testing.T) {
 			if got := mustStats(t, s).BusyBlocks; got != 4 {
 				t.Fatalf("%d busy blocks while waiting, want 4", got)
 			}
-			go func() {
-				time.Sleep(10 * time.Millisecond)
-				p.Unpin()
-			}()
+			go p.Unpin()
 			select {
 			case err := <-done:
 				if err != nil {
@@ -174,7 +173,7 @@ func TestWaitPolicyDoesNotDeadlockAPinHolderThatPinsAgain(t *testing.T) {
 	tail := mustPin(t, f, 3*testBS, testBS, PinOptions{Label: "tail"})
 	truncated := make(chan error, 1)
 	go func() { truncated <- f.TruncateWith(context.Background(), 2*testBS, BreakOptions{Policy: Wait}) }()
-	waitFor(t, "the truncate to wait for the tail pin", func() bool { return mustStats(t, s).Waiters > 0 })
+	poll.Until(t, "the truncate to wait for the tail pin", func() bool { return mustStats(t, s).Waiters > 0 })
 
 	within(t, 10*time.Second, "the pin holder's second pin, read and unpins", func() {
 		head, err := f.Pin(0, testBS, PinOptions{Label: "head"})
@@ -330,17 +329,5 @@ func TestPinsDroppingDuringBreaksNeverFailTheStore(t *testing.T) {
 	mustCheck(t, s)
 	if st := mustStats(t, s); st.BusyBlocks != 0 || st.UsedBlocks != 8 {
 		t.Fatalf("after the race: %d busy, %d used blocks; want 0 and 8", st.BusyBlocks, st.UsedBlocks)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/daxstore/daxstore/internal/poll"
 )
 
 func TestEachDetachedBlockIsFreedExactlyOnce(t *testing.T) {
@@ -177,24 +179,22 @@ func TestAllocationsWaitingForBusyBlocksWakeAfterUnpin(t *testing.T) {
 			s, p := fullStore(t, time.Minute)
 			done := make(chan error, 1)
 			go func() { done <- a.do(s) }()
-			// Blocked: waiting on the busy generation, not finished.
-			deadline := time.Now().Add(10 * time.Second)
-			for mustStats(t, s).Waiters == 0 {
+			// Blocked: waiting on the busy generation, not finished. It
+			// cannot finish before the Unpin (the region stays full), so
+			// a result before then fails the test whenever it comes.
+			var early error
+			finished := false
+			poll.Until(t, a.name+" to wait for space", func() bool {
 				select {
-				case err := <-done:
-					t.Fatalf("%s finished (%v) with the region full", a.name, err)
+				case early = <-done:
+					finished = true
+					return true
 				default:
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s never started waiting for space", a.name)
-				}
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond)
-			select {
-			case err := <-done:
-				t.Fatalf("%s finished (%v) before the Unpin", a.name, err)
-			default:
+				return mustStats(t, s).Waiters > 0
+			})
+			if finished {
+				t.Fatalf("%s finished (%v) with the region full", a.name, early)
 			}
 			if err := p.Unpin(); err != nil {
 				t.Fatal(err)
@@ -204,8 +204,8 @@ func TestAllocationsWaitingForBusyBlocksWakeAfterUnpin(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s after Unpin: %v", a.name, err)
 				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("%s still blocked 10s after the Unpin (lost wakeup)", a.name)
+			case <-time.After(poll.Bound):
+				t.Fatalf("%s still blocked %s after the Unpin (lost wakeup)", a.name, poll.Bound)
 			}
 			st := mustStats(t, s)
 			if st.AllocWaits == 0 || st.Waiters != 0 {

@@ -13,20 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxstore/daxstore/internal/poll"
+
 	"github.com/daxstore/daxstore/pmem"
 )
-
-// waitFor polls cond until it holds or a generous bound passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestWaitIdleReturnsAfterLastRelease(t *testing.T) {
 	tb := New(4*chunkBlocks, nil)
@@ -39,7 +29,7 @@ func TestWaitIdleReturnsAfterLastRelease(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- tb.WaitIdle(context.Background(), e) }()
-	waitFor(t, "the waiter to register", func() bool { return tb.Waiters() == 1 })
+	poll.Until(t, "the waiter to register", func() bool { return tb.Waiters() == 1 })
 
 	for i, r := range append(refs, refs[1]) {
 		select {
