@@ -108,8 +108,11 @@ type Options struct {
 	// the most recent acknowledged operations, and even a process crash may
 	// lose the last few microseconds of them (the journal's writer hands
 	// bytes to the kernel in the background). What survives is always a
-	// consistent prefix of whole operations. Use it for scratch stores and
-	// benchmarks of the data path.
+	// consistent prefix of whole operations. Reads still never show another
+	// key's bytes: blocks an operation frees are not reused until a journal
+	// sync has made their freeing durable (the store forces one when it
+	// runs out of other space, or when such blocks reach 1/8 of the region).
+	// Use it for scratch stores and benchmarks of the data path.
 	NoSync bool
 
 	// NoAdminSocket disables DIR/admin.sock, the live inspection endpoint
