@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/daxstore/daxstore/internal/faultfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -97,6 +98,12 @@ type Options struct {
 	// writes. See PowerCutSim. nil means real media and the real
 	// filesystem.
 	PowerCut *PowerCutSim
+
+	// JournalFaults is for fault-injection tests only: the journal lives
+	// in this in-memory filesystem, which fails writes, syncs, creates and
+	// renames on demand. Only this module's tests can build one. nil means
+	// the real filesystem; PowerCut takes precedence.
+	JournalFaults *faultfs.FS
 }
 
 const (

@@ -133,7 +133,14 @@ func (s *Store) regionPath() string {
 }
 
 func (s *Store) open() error {
-	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), journal.Options{NoSync: s.opts.NoSync, FS: s.opts.PowerCut.journalFS()})
+	jo := journal.Options{NoSync: s.opts.NoSync}
+	switch {
+	case s.opts.PowerCut != nil:
+		jo.FS = s.opts.PowerCut.journalFS()
+	case s.opts.JournalFaults != nil:
+		jo.FS = s.opts.JournalFaults
+	}
+	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), jo)
 	if err != nil {
 		return fmt.Errorf("daxstore: %w", err)
 	}

@@ -11,8 +11,8 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"log"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -59,15 +59,34 @@ type Options struct {
 	NoSync bool
 
 	// FS selects the filesystem. nil means the real filesystem; a MemFS keeps
-	// the journal in memory and lets tests simulate power cuts.
-	FS *MemFS
+	// the journal in memory and lets tests simulate power cuts, and the
+	// module's fault-injection tests pass a filesystem that fails on demand.
+	FS FS
+}
+
+// FS is a filesystem for the journal other than the real one: a *MemFS, or
+// test plumbing that wraps one. VFS returns the Pebble filesystem to use.
+// An FS may also have a method MemTableSize() int returning the bytes per
+// memtable to use instead of the default; small memtables make Pebble flush
+// and compact often, which is what fault-injection tests want to reach.
+type FS interface {
+	VFS() vfs.FS
 }
 
 // Journal is an open metadata journal. Its methods are safe for concurrent
 // use; Batches are not (see Batch).
+//
+// A journal whose files cannot be written (a full or failing filesystem, a
+// directory that became unwritable) fails instead of taking the process
+// down: the operation that met the fault returns an error wrapping
+// ErrFailed (and the system error, such as syscall.ENOSPC), every later
+// change returns the same error, and Pebble's background work stops. Close
+// then returns without hanging, and a later Open of the directory, once the
+// fault is gone, finds every batch whose Commit or wait returned nil.
 type Journal struct {
 	dir    string
 	noSync bool
+	g      *guard // the journal's failure state, shared with Pebble's hooks
 
 	// mu guards db and lock against Close: every operation that touches the
 	// DB holds it shared for its whole duration (a synced Commit includes its
@@ -83,24 +102,26 @@ type Journal struct {
 // write-ahead log, so every batch whose commit returned after a sync is
 // present. Open fails with an error wrapping ErrLocked if dir is open
 // elsewhere, and with one wrapping pmem.ErrCorrupt if Pebble finds its files
-// corrupt. Pebble prints nothing in normal operation; background errors go to
-// the standard logger.
+// corrupt. Pebble prints nothing, ever: its errors reach the caller as errors
+// (see Journal on I/O faults).
 func Open(dir string, opts Options) (*Journal, error) {
 	if dir == "" {
 		return nil, errors.New("journal: open: empty directory name")
 	}
 	wrap := func(err error) error {
 		if pebble.IsCorruptionError(err) && !errors.Is(err, pmem.ErrCorrupt) {
-			return fmt.Errorf("journal: open %s: %w: %w", dir, pmem.ErrCorrupt, err)
+			return fmt.Errorf("journal: open %s: %w: %s", dir, pmem.ErrCorrupt, flatten(err))
 		}
 		return fmt.Errorf("journal: open %s: %w", dir, err)
 	}
 
-	var fs vfs.FS
-	if opts.FS != nil {
-		fs = opts.FS.vfs()
-	} else {
-		fs = vfs.Default
+	fs := vfs.Default
+	memTable := memTableSize
+	if opts.FS != nil && !isNilMemFS(opts.FS) {
+		fs = opts.FS.VFS()
+		if m, ok := opts.FS.(interface{ MemTableSize() int }); ok && m.MemTableSize() > 0 {
+			memTable = m.MemTableSize()
+		}
 	}
 	if err := createDir(fs, dir); err != nil {
 		return nil, wrap(err)
@@ -113,32 +134,64 @@ func Open(dir string, opts Options) (*Journal, error) {
 		return nil, wrap(err)
 	}
 
+	g := newGuard(dir)
 	po := &pebble.Options{
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       memTableSize,
-		CacheSize:          cacheSize,
-		MaxOpenFiles:       maxOpenFiles,
-		Logger:             quietLogger{},
-		EventListener: &pebble.EventListener{
-			// Pebble's default kills the process on corruption; the journal
-			// returns the error instead, so report it and carry on.
-			DataCorruption: func(info pebble.DataCorruptionInfo) {
-				quietLogger{}.Errorf("data corruption: %s", info)
-			},
-		},
+		MemTableSize:       uint64(memTable),
+		// Writes stall while this many memtables wait for a flush. A
+		// stalled commit waits inside Pebble until a flush succeeds, so a
+		// flush that fails for good would hold it forever; a higher
+		// threshold than Pebble's 2 makes that need megabytes of commits
+		// piled up behind one slow flush.
+		MemTableStopWritesThreshold: 4,
+		CacheSize:                   cacheSize,
+		MaxOpenFiles:                maxOpenFiles,
+		Logger:                      guardLogger{g},
+		EventListener:               g.listener(),
+		// Every call goes through the guard. Setting FS also skips
+		// Pebble's disk-health wrapper, which only logs slow disks.
+		FS: &guardFS{FS: fs, g: g},
 	}
-	if opts.FS != nil {
-		// Setting FS skips Pebble's disk-health wrapper, which only makes
-		// sense on a real disk.
-		po.FS = fs
+	db, err := openGuard(func() (*pebble.DB, error) { return pebble.Open(dir, po) })
+	if err == nil && g.err() != nil {
+		// A fault Pebble recorded but did not return: the journal may
+		// not be what the disk holds.
+		g.beginClose()
+		_ = closeDB(db)
+		err = g.err()
 	}
-	db, err := pebble.Open(dir, po)
 	if err != nil {
+		g.beginClose() // goroutines of a half-open DB may be parked
 		_ = lock.Close()
 		return nil, wrap(err)
 	}
-	return &Journal{dir: dir, noSync: opts.NoSync, db: db, lock: lock}, nil
+	return &Journal{dir: dir, noSync: opts.NoSync, g: g, db: db, lock: lock}, nil
+}
+
+// isNilMemFS reports whether fs is a nil *MemFS, which means the real
+// filesystem, as a nil FS does.
+func isNilMemFS(fs FS) bool {
+	m, ok := fs.(*MemFS)
+	return ok && m == nil
+}
+
+// closeDB closes a Pebble DB that may have met a fault. Pebble's state after
+// a fault it considers fatal may trip its own checks; a panic there becomes
+// an error, so that Close always returns.
+func closeDB(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble close: %v", r)
+		}
+	}()
+	return db.Close()
+}
+
+// flatten returns err's message on one line. Pebble's errors format with
+// stacks and redaction markers under %+v; a caller needs the message only.
+func flatten(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
 
 // createDir creates dir and its missing parents, then syncs every directory
@@ -197,24 +250,36 @@ func (j *Journal) Dir() string { return j.dir }
 // Close waits for commits in flight, then closes Pebble, which syncs its
 // write-ahead log: every batch applied before Close is durable once Close
 // returns nil. A second Close returns an error wrapping ErrClosed, and so does
-// every other method after Close.
+// every other method after Close. Close of a failed journal returns its
+// failure, after releasing everything: the directory can be opened again at
+// once.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.db == nil {
 		return fmt.Errorf("journal: close %s: %w", j.dir, ErrClosed)
 	}
-	err := j.db.Close()
+	j.g.beginClose()
+	err := closeDB(j.db)
 	j.db = nil
 	if lerr := j.lock.Close(); lerr != nil && err == nil {
 		err = lerr
 	}
 	j.lock = nil
+	if ferr := j.g.err(); ferr != nil {
+		// Pebble's complaints about the state the fault left are noise
+		// next to the fault.
+		return fmt.Errorf("journal: close: %w", ferr)
+	}
 	if err != nil {
 		return fmt.Errorf("journal: close %s: %w", j.dir, err)
 	}
 	return nil
 }
+
+// Failed returns the journal's failure (an error wrapping ErrFailed), or nil
+// while it is healthy.
+func (j *Journal) Failed() error { return j.g.err() }
 
 // State is the whole journal as Load found it.
 type State struct {
@@ -254,7 +319,7 @@ func (j *Journal) Load() (*State, error) {
 
 func (j *Journal) loadError(err error) error {
 	if pebble.IsCorruptionError(err) {
-		return fmt.Errorf("journal: load %s: %w: %w", j.dir, pmem.ErrCorrupt, err)
+		return fmt.Errorf("journal: load %s: %w: %s", j.dir, pmem.ErrCorrupt, flatten(err))
 	}
 	return fmt.Errorf("journal: load %s: %w", j.dir, err)
 }
@@ -322,19 +387,4 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 		return nil, j.loadError(err)
 	}
 	return st, nil
-}
-
-// quietLogger keeps Pebble silent in normal operation: informational
-// messages are dropped, errors go to the standard logger, and fatal errors
-// end the process as Pebble requires (it does not expect Fatalf to return).
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (quietLogger) Errorf(format string, args ...any) {
-	log.Printf("journal: pebble: "+format, args...)
-}
-
-func (quietLogger) Fatalf(format string, args ...any) {
-	pebble.DefaultLogger.Fatalf("journal: pebble: "+format, args...)
 }
