@@ -456,8 +456,13 @@ func (f *guardFile) SyncTo(length int64) (bool, error) {
 	return full, err
 }
 
+// Preallocate is an optimization whose errors Pebble ignores: a failure
+// does not fail the journal, and a failed journal skips it.
 func (f *guardFile) Preallocate(off, n int64) error {
-	return f.do("preallocate", func() error { return f.File.Preallocate(off, n) })
+	if f.fs.g.failed.Load() != nil {
+		return nil
+	}
+	return f.File.Preallocate(off, n)
 }
 
 // droppedFile stands in for a file a failed journal could not or must not
