@@ -109,3 +109,59 @@ func TestFaultFailsJournalCleanly(t *testing.T) {
 		faultRound(t, seed, f)
 	}
 }
+
+// TestOpenFaultsFailCleanly injects faults while Open replays a journal
+// whose write-ahead log holds enough to flush: Open either succeeds or
+// returns an error wrapping the system error, never hangs or exits, and
+// after the fault a reopen finds every batch.
+func TestOpenFaultsFailCleanly(t *testing.T) {
+	ops := []faultfs.Op{faultfs.Write, faultfs.Sync, faultfs.Create, faultfs.Rename, faultfs.AllOps}
+	errnos := []syscall.Errno{syscall.ENOSPC, syscall.EIO, syscall.EACCES}
+	refused := 0
+	for seed := uint64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		fs := faultfs.New(16 << 10)
+		j, err := Open("/j", Options{FS: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 50 + rng.IntN(200)
+		for i := range n {
+			b := j.NewBatch()
+			b.SetName(fmt.Sprintf("k%05d-%s", i, strings.Repeat("y", 200)), uint64(i+1))
+			if err := b.Commit(true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		f := faultfs.Fault{Ops: ops[rng.IntN(len(ops))], Err: errnos[rng.IntN(len(errnos))], After: rng.IntN(10)}
+		fs.Arm(f)
+		j, err = Open("/j", Options{FS: fs})
+		if err != nil {
+			if !errors.Is(err, f.Err) || !errors.Is(err, ErrFailed) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("seed %d: open with %v: %q, want one line wrapping ErrFailed and %v", seed, f, err, f.Err)
+			}
+			refused++
+		} else {
+			_ = j.Close()
+		}
+		fs.Disarm()
+		j, err = Open("/j", Options{FS: fs})
+		if err != nil {
+			t.Fatalf("seed %d: reopen after %v: %v", seed, f, err)
+		}
+		st, err := j.Load()
+		if err != nil {
+			t.Fatalf("seed %d: load: %v", seed, err)
+		}
+		if len(st.Names) != n {
+			t.Fatalf("seed %d: after %v: %d names, want %d", seed, f, len(st.Names), n)
+		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d of 30 opens met their fault", refused)
+}

@@ -76,6 +76,7 @@ func firstLine(s string) string {
 type guard struct {
 	dir     string
 	failed  atomic.Pointer[failure] // the first failure; nil while healthy
+	opening atomic.Bool             // pebble.Open has not returned yet
 	closing atomic.Bool             // Close began: parked goroutines give up
 	release chan struct{}           // closed when closing is set
 	once    sync.Once               // closes release
@@ -113,14 +114,11 @@ func (g *guard) beginClose() {
 	})
 }
 
-// The marker frames. Whether a call into Pebble came from a commit or from
-// Open is decided by looking for these functions on the current goroutine's
-// stack; Pebble's own goroutines (flush, compaction, the log writer) carry
-// neither. The stack is only walked on an error or once the journal failed.
-var (
-	commitEntry = reflect.ValueOf(commitGuard).Pointer()
-	openEntry   = reflect.ValueOf(openGuard).Pointer()
-)
+// The marker frame. Whether a call into Pebble came from a commit is decided
+// by looking for commitGuard on the current goroutine's stack; Pebble's own
+// goroutines (flush, compaction, the log writer) do not carry it. The stack
+// is only walked on an error or once the journal failed.
+var commitEntry = reflect.ValueOf(commitGuard).Pointer()
 
 // fatalPanic carries a Fatalf raised on a commit's goroutine up to
 // commitGuard, which returns it as an error.
@@ -146,24 +144,8 @@ func commitGuard(fn func() error) (err error) {
 	return fn()
 }
 
-// openGuard runs fn, pebble.Open. It marks the goroutine so that the
-// filesystem returns errors to Open instead of parking it.
-//
-//go:noinline
-func openGuard(fn func() (*pebble.DB, error)) (*pebble.DB, error) {
-	return fn()
-}
-
-type caller int
-
-const (
-	background caller = iota // one of Pebble's goroutines
-	inCommit                 // under commitGuard
-	inOpen                   // under openGuard
-)
-
-// whoCalls walks the current goroutine's stack for a marker frame.
-func whoCalls() caller {
+// inCommit walks the current goroutine's stack for commitGuard.
+func inCommit() bool {
 	pcs := make([]uintptr, 64)
 	for skip := 2; ; skip += len(pcs) {
 		n := runtime.Callers(skip, pcs)
@@ -172,15 +154,12 @@ func whoCalls() caller {
 			if f == nil {
 				continue
 			}
-			switch f.Entry() {
-			case commitEntry:
-				return inCommit
-			case openEntry:
-				return inOpen
+			if f.Entry() == commitEntry {
+				return true
 			}
 		}
 		if n < len(pcs) {
-			return background
+			return false
 		}
 	}
 }
@@ -209,7 +188,7 @@ func (l guardLogger) Fatalf(format string, args ...any) {
 		}
 	}
 	f := l.g.fail(nf)
-	if whoCalls() == inCommit {
+	if inCommit() {
 		panic(fatalPanic{f})
 	}
 }
@@ -249,7 +228,13 @@ func (g *guard) listener() *pebble.EventListener {
 //     Pebble's immediate retry of a failed flush or compaction without
 //     holding any of its locks. Writes, syncs and removes return the
 //     failure.
-//   - In Open every call returns its error.
+//   - While pebble.Open runs, no call fails either: Open waits for the
+//     flush of the log it replayed, Pebble retries a failed flush at once,
+//     and its manifest writer keeps its first error, so Open would wait
+//     forever. The failure is recorded and every change dropped; Open
+//     completes on what is in memory, and the journal's Open sees the
+//     failure, closes Pebble and returns it. The disk holds what a crash
+//     at the failing call would have left, which Pebble recovers from.
 type guardFS struct {
 	vfs.FS
 	g *guard
@@ -260,11 +245,8 @@ func isLog(name string) bool { return strings.HasSuffix(name, ".log") }
 // refuse is what a create-like call does once the journal failed; first is
 // true when this very call failed and caused the failure.
 func (fs *guardFS) refuse(first bool, f *failure) error {
-	switch whoCalls() {
-	case inCommit:
+	if inCommit() || fs.g.opening.Load() {
 		return nil
-	case inOpen:
-		return f
 	}
 	if first || fs.g.closing.Load() {
 		return f
@@ -383,7 +365,7 @@ func (f *guardFile) frozen() (bool, error) {
 	if fl == nil {
 		return false, nil
 	}
-	if f.log || whoCalls() == inCommit {
+	if f.log || f.fs.g.opening.Load() || inCommit() {
 		return true, nil
 	}
 	return true, fl
@@ -392,7 +374,7 @@ func (f *guardFile) frozen() (bool, error) {
 // failed handles the error of a write or sync that was attempted.
 func (f *guardFile) failed(op string, err error) error {
 	fl := f.fs.failOp(op, f.name, err)
-	if f.log || whoCalls() == inCommit {
+	if f.log || f.fs.g.opening.Load() || inCommit() {
 		return nil
 	}
 	return fl

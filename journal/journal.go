@@ -153,13 +153,17 @@ func Open(dir string, opts Options) (*Journal, error) {
 		// Pebble's disk-health wrapper, which only logs slow disks.
 		FS: &guardFS{FS: fs, g: g},
 	}
-	db, err := openGuard(func() (*pebble.DB, error) { return pebble.Open(dir, po) })
-	if err == nil && g.err() != nil {
-		// A fault Pebble recorded but did not return: the journal may
-		// not be what the disk holds.
+	g.opening.Store(true)
+	db, err := pebble.Open(dir, po)
+	g.opening.Store(false)
+	if ferr := g.err(); ferr != nil {
+		// A fault the guard hid from Pebble: what Pebble holds may not
+		// be what the disk holds.
 		g.beginClose()
-		_ = closeDB(db)
-		err = g.err()
+		if err == nil {
+			_ = closeDB(db)
+		}
+		err = ferr
 	}
 	if err != nil {
 		g.beginClose() // goroutines of a half-open DB may be parked
