@@ -268,6 +268,7 @@ func (b *Batch) Commit(sync bool) error {
 		wo = pebble.Sync
 	}
 	b.applied = true
+	j.dirty.Store(true)
 	err := commitGuard(func() error { return j.db.Apply(b.pb, wo) })
 	if err == nil {
 		// The guard hides a failed log write from Pebble and records it
@@ -313,6 +314,7 @@ func (b *Batch) apply() error {
 		return fmt.Errorf("journal: apply: %w", err)
 	}
 	b.applied = true
+	j.dirty.Store(true)
 	if j.noSync {
 		err := commitGuard(func() error { return j.db.Apply(b.pb, pebble.NoSync) })
 		if err == nil {

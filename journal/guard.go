@@ -76,6 +76,7 @@ func firstLine(s string) string {
 type guard struct {
 	dir     string
 	failed  atomic.Pointer[failure] // the first failure; nil while healthy
+	failCh  chan struct{}           // closed when failed is set
 	opening atomic.Bool             // pebble.Open has not returned yet
 	closing atomic.Bool             // Close began: parked goroutines give up
 	release chan struct{}           // closed when closing is set
@@ -86,12 +87,15 @@ type guard struct {
 	parked   atomic.Int64 // goroutines parked in the filesystem now
 }
 
-func newGuard(dir string) *guard { return &guard{dir: dir, release: make(chan struct{})} }
+func newGuard(dir string) *guard {
+	return &guard{dir: dir, release: make(chan struct{}), failCh: make(chan struct{})}
+}
 
 // fail records f unless a failure was recorded already, and returns the
 // journal's failure.
 func (g *guard) fail(f *failure) *failure {
 	if g.failed.CompareAndSwap(nil, f) {
+		close(g.failCh)
 		return f
 	}
 	return g.failed.Load()
