@@ -233,8 +233,18 @@ func (r *faultRun) run() {
 	}
 	if failure != nil {
 		r.checkFailure(failure, fault)
+	} else if n := r.fs.Injected(); n > 0 {
+		// The fault struck background work after the last operation:
+		// the next change must meet it.
+		r.logf("fault struck after the last operation (%d injected)", n)
+		if err := r.s.Put("refused", []byte("x")); err == nil {
+			r.fatalf("a store whose journal met %d faults accepted a Put", n)
+		} else {
+			failure = err
+			r.checkFailure(err, fault)
+		}
 	} else {
-		r.logf("no failure (%d injected)", r.fs.Injected())
+		r.logf("no failure")
 	}
 	if err := r.closeStore(); failure != nil && err == nil {
 		r.fatalf("Close of a failed store returned nil")
