@@ -173,12 +173,17 @@ func Open(dir string, opts Options) (*Journal, error) {
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
 		MemTableSize:       uint64(memTable),
-		// Writes stall while this many memtables wait for a flush. A
-		// stalled commit waits inside Pebble until a flush succeeds, so a
-		// flush that fails for good would hold it forever; a higher
-		// threshold than Pebble's 2 makes that need megabytes of commits
-		// piled up behind one slow flush.
-		MemTableStopWritesThreshold: 4,
+		// Pebble stalls writes while this many memtables' worth of bytes
+		// wait for a flush, or while level 0 holds this many tables. A
+		// stalled commit waits inside Pebble until a flush or compaction
+		// succeeds, so if that work then fails for good the commit (and
+		// Close behind it) would wait forever. Thresholds far above
+		// Pebble's 2 and 12 mean a stall needs a backlog of many flushes
+		// or compactions when the fault strikes; a fault fails the
+		// journal at once and no later commit enters Pebble. The cost is
+		// memory under a flush backlog: at most 16 memtables.
+		MemTableStopWritesThreshold: 16,
+		L0StopWritesThreshold:       64,
 		CacheSize:                   cacheSize,
 		MaxOpenFiles:                maxOpenFiles,
 		Logger:                      guardLogger{g},
