@@ -35,7 +35,7 @@ demo: build
 # A few minutes of the pin/punch stress tool on a store in $(TEST_TMPDIR):
 # a two-minute run, twenty rounds of crash torture (kill -9, reopen,
 # verify), then the stress and cross-package tests with three times their
-# usual rounds.
+# usual rounds (five times for the journal fault suite).
 # Each step prints its seed; replay a failure with --seed or -stress.seed.
 stress: build
 	TMPDIR=$(TEST_TMPDIR) ./$(BIN) stress --duration 2m
@@ -43,7 +43,7 @@ stress: build
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 20m ./test/stress \
 		-stress.duration=30s -stress.rounds=10
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 30m ./test \
-		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750
+		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750 -faults.rounds=1000
 
 # Hot-path benchmarks of every package (compare runs with benchstat), then
 # daxstore against bbolt, Pebble, plain files and the hardware limit, on

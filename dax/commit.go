@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
@@ -214,14 +215,45 @@ func (s *Store) syncFreedLocked() error {
 }
 
 // fail records the store's first journal failure; commitMu must be held.
+// The failure is the error of the failing operation and of every later
+// change.
 func (s *Store) fail(err error) error {
 	if s.failed == nil {
-		// No "daxstore:" prefix: every caller wraps s.failed in its own
-		// "daxstore: op" context (TestNoErrorCarriesTheDaxstorePrefixTwice).
-		s.failed = fmt.Errorf("%w: %v", ErrFailed, err)
+		s.failed = newStoreFailure(err)
 		s.hasFailed.Store(true)
 	}
 	return s.failed
+}
+
+// storeFailure is a failed store's error. It wraps ErrNoSpace when the
+// journal's filesystem ran out of space, and ErrFailed otherwise, plus the
+// system error behind a journal fault (syscall.EIO, syscall.EACCES, ...) so
+// that callers can tell faults apart with errors.Is. Either way the store
+// refuses changes until it is closed and opened again.
+type storeFailure struct {
+	msg      string
+	sentinel error         // ErrNoSpace or ErrFailed
+	errno    syscall.Errno // 0 if the cause was not a system error
+}
+
+func newStoreFailure(err error) *storeFailure {
+	f := &storeFailure{sentinel: ErrFailed}
+	if errors.As(err, &f.errno) && f.errno == syscall.ENOSPC {
+		f.sentinel = ErrNoSpace
+		f.msg = fmt.Sprintf("journal filesystem is full, so the store refuses changes until reopened (%v): %v", ErrNoSpace, err)
+		return f
+	}
+	f.msg = fmt.Sprintf("%v: %v", ErrFailed, err)
+	return f
+}
+
+func (f *storeFailure) Error() string { return f.msg }
+
+func (f *storeFailure) Unwrap() []error {
+	if f.errno != 0 {
+		return []error{f.sentinel, f.errno}
+	}
+	return []error{f.sentinel}
 }
 
 // reserve takes n blocks from free space for an operation in flight, near

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/daxstore/daxstore/internal/faultfs"
 	"github.com/daxstore/daxstore/pageref"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -145,6 +146,12 @@ type Options struct {
 	// writes. See PowerCutSim. nil means real media and the real
 	// filesystem.
 	PowerCut *PowerCutSim
+
+	// JournalFaults is for fault-injection tests only: the journal lives
+	// in this in-memory filesystem, which fails writes, syncs, creates and
+	// renames on demand. Only this module's tests can build one. nil means
+	// the real filesystem; PowerCut takes precedence.
+	JournalFaults *faultfs.FS
 }
 
 const (

@@ -74,6 +74,9 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 		if err == nil || !errors.Is(err, ErrNoSpace) {
 			return err
 		}
+		if sf := (*storeFailure)(nil); errors.As(err, &sf) {
+			return err // the journal's filesystem is full: no pin can help
+		}
 		if s.releaser.Pending() > 0 {
 			// Blocks whose last pin already dropped are free in all but
 			// the journal: commit them and retry, even when told not to

@@ -294,8 +294,14 @@ func (s *Store) regionPath() string {
 
 func (s *Store) open() error {
 	ro := s.opts.ReadOnly
-	jnl, err := journal.Open(filepath.Join(s.dir, "journal"),
-		journal.Options{NoSync: s.opts.NoSync, FS: s.opts.PowerCut.journalFS(), ReadOnly: ro})
+	jo := journal.Options{NoSync: s.opts.NoSync, ReadOnly: ro}
+	switch {
+	case s.opts.PowerCut != nil:
+		jo.FS = s.opts.PowerCut.journalFS()
+	case s.opts.JournalFaults != nil:
+		jo.FS = s.opts.JournalFaults
+	}
+	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), jo)
 	if errors.Is(err, journal.ErrNotExist) {
 		return fmt.Errorf("daxstore: %w in %s: the journal is empty; create one with daxstore init", ErrNoStore, s.dir)
 	}

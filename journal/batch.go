@@ -37,12 +37,15 @@ type Batch struct {
 }
 
 // NewBatch returns an empty batch. On a closed journal the batch's Commit and
-// Apply return ErrClosed.
+// Apply return ErrClosed; on a failed one they return its failure (ErrFailed).
 func (j *Journal) NewBatch() *Batch {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if j.db == nil {
 		return &Batch{j: j, err: fmt.Errorf("journal: new batch: %w", ErrClosed)}
+	}
+	if err := j.g.err(); err != nil {
+		return &Batch{j: j, err: fmt.Errorf("journal: new batch: %w", err)}
 	}
 	return &Batch{j: j, pb: j.db.NewBatch()}
 }
@@ -243,6 +246,10 @@ func (b *Batch) ready(op string) error {
 // visible, and a power cut may lose it. If a Set or Delete call failed,
 // Commit returns that error and applies nothing. The batch is closed
 // afterwards whatever the outcome.
+//
+// A commit that meets an I/O fault returns an error wrapping ErrFailed, and
+// so does every later one: the batch may or may not be in the journal after
+// a reopen, and every batch committed before it is.
 func (b *Batch) Commit(sync bool) error {
 	defer b.Close()
 	if err := b.ready("commit"); err != nil {
@@ -254,12 +261,22 @@ func (b *Batch) Commit(sync bool) error {
 	if j.db == nil {
 		return fmt.Errorf("journal: commit: %w", ErrClosed)
 	}
+	if err := j.g.err(); err != nil {
+		return fmt.Errorf("journal: commit: %w", err)
+	}
 	wo := pebble.NoSync
 	if sync && !j.noSync {
 		wo = pebble.Sync
 	}
 	b.applied = true
-	if err := j.db.Apply(b.pb, wo); err != nil {
+	j.dirty.Store(true)
+	err := commitGuard(func() error { return j.db.Apply(b.pb, wo) })
+	if err == nil {
+		// The guard hides a failed log write from Pebble and records it
+		// before the log writer reports the sync done: check it.
+		err = j.g.err()
+	}
+	if err != nil {
 		return fmt.Errorf("journal: commit: %w", err)
 	}
 	return nil
@@ -294,17 +311,29 @@ func (b *Batch) apply() error {
 	if j.db == nil {
 		return fmt.Errorf("journal: apply: %w", ErrClosed)
 	}
+	if err := j.g.err(); err != nil {
+		return fmt.Errorf("journal: apply: %w", err)
+	}
 	b.applied = true
+	j.dirty.Store(true)
 	if j.noSync {
-		if err := j.db.Apply(b.pb, pebble.NoSync); err != nil {
+		err := commitGuard(func() error { return j.db.Apply(b.pb, pebble.NoSync) })
+		if err == nil {
+			err = j.g.err()
+		}
+		if err != nil {
 			return fmt.Errorf("journal: apply: %w", err)
 		}
 		return nil
 	}
-	if err := j.db.ApplyNoSyncWait(b.pb, pebble.Sync); err != nil {
+	if err := commitGuard(func() error { return j.db.ApplyNoSyncWait(b.pb, pebble.Sync) }); err != nil {
 		return fmt.Errorf("journal: apply: %w", err)
 	}
+	// Pebble owns the batch until its sync completes: Close waits for it.
 	b.pending = true
+	if err := j.g.err(); err != nil {
+		return fmt.Errorf("journal: apply: %w", err)
+	}
 	return nil
 }
 
@@ -324,7 +353,13 @@ func (b *Batch) Close() {
 	}
 	if b.pending {
 		b.pending = false
-		if err := b.pb.SyncWait(); err != nil {
+		err := b.pb.SyncWait()
+		if err == nil {
+			// A failed log write or sync is hidden from Pebble and
+			// recorded before the sync is reported done.
+			err = b.j.g.err()
+		}
+		if err != nil {
 			b.waitErr = fmt.Errorf("journal: wait for sync: %w", err)
 		}
 	}

@@ -4,6 +4,38 @@
 // operation is one atomic batch, and Load rebuilds the whole state in one
 // recovery scan.
 //
+// # Faults
+//
+// An I/O error on the journal's files never ends or crashes the process and
+// never leaves Pebble spinning: the operation that meets it returns an error
+// wrapping ErrFailed and the system error (errors.Is(err, syscall.ENOSPC) on
+// a full filesystem), the journal refuses every later change with the same
+// error, Close returns, and an Open after the fault is gone recovers every
+// batch whose Commit (or wait) returned nil. Pebble prints nothing.
+//
+// # Durability and damage
+//
+// What is detected, and what is not:
+//
+//   - Tables (*.sst) and the manifest are checksummed: a flipped byte or a
+//     truncated table is found by Open or Load (or a later read) and
+//     reported as one line wrapping pmem.ErrCorrupt
+//     (TestCorruptTableIsOneLine). Load decodes and checks every record.
+//   - Close moves every batch out of the write-ahead log into tables, so
+//     damage to the log of a cleanly closed journal (a flipped byte,
+//     truncation) loses nothing (TestLogDamageAfterCleanCloseLosesNothing).
+//   - After a crash, the newest batches live only in the write-ahead log.
+//     Pebble stops its replay at the first damaged record, because a
+//     damaged record there is what a write torn by the crash looks like; a
+//     power cut may also keep unsynced blocks out of order, so damage
+//     cannot be told from a tear. A flipped byte in the log, or a truncated
+//     log, after a crash therefore silently drops the batches from the
+//     damaged one on: what Open finds is still a prefix of the committed
+//     batches, each whole, never a gap or a changed batch
+//     (TestLogDamageAfterCrashLeavesAPrefix). Telling such loss apart would
+//     need a count of commits kept durably somewhere other than the log;
+//     the journal does not keep one.
+//
 // This file holds the Journal itself: opening, closing, the sync policy and
 // the recovery scan.
 package journal
@@ -11,9 +43,10 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"log"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -59,8 +92,9 @@ type Options struct {
 	NoSync bool
 
 	// FS selects the filesystem. nil means the real filesystem; a MemFS keeps
-	// the journal in memory and lets tests simulate power cuts.
-	FS *MemFS
+	// the journal in memory and lets tests simulate power cuts, and the
+	// module's fault-injection tests pass a filesystem that fails on demand.
+	FS FS
 
 	// ReadOnly opens an existing journal for reading only: Open creates,
 	// writes, renames and removes nothing, not even the LOCK file (Pebble
@@ -71,11 +105,29 @@ type Options struct {
 	ReadOnly bool
 }
 
+// FS is a filesystem for the journal other than the real one: a *MemFS, or
+// test plumbing that wraps one. VFS returns the Pebble filesystem to use.
+// An FS may also have a method MemTableSize() int returning the bytes per
+// memtable to use instead of the default; small memtables make Pebble flush
+// and compact often, which is what fault-injection tests want to reach.
+type FS interface {
+	VFS() vfs.FS
+}
+
 // Journal is an open metadata journal. Its methods are safe for concurrent
 // use; Batches are not (see Batch).
+//
+// A journal whose files cannot be written (a full or failing filesystem, a
+// directory that became unwritable) fails instead of taking the process
+// down: the operation that met the fault returns an error wrapping
+// ErrFailed (and the system error, such as syscall.ENOSPC), every later
+// change returns the same error, and Pebble's background work stops. Close
+// then returns without hanging, and a later Open of the directory, once the
+// fault is gone, finds every batch whose Commit or wait returned nil.
 type Journal struct {
 	dir    string
 	noSync bool
+	g      *guard // the journal's failure state, shared with Pebble's hooks
 
 	// mu guards db and lock against Close: every operation that touches the
 	// DB holds it shared for its whole duration (a synced Commit includes its
@@ -85,6 +137,7 @@ type Journal struct {
 	db      *pebble.DB   // nil once closed
 	lock    *pebble.Lock // the directory lock; released after db is closed
 	release func()       // ends this Journal's claimDir claim (a no-op on a MemFS)
+	dirty   atomic.Bool  // a batch was applied since Open: Close flushes
 }
 
 // Open opens the journal in dir, creating the directory (mode 0755, parents
@@ -93,24 +146,29 @@ type Journal struct {
 // write-ahead log, so every batch whose commit returned after a sync is
 // present. Open fails with an error wrapping ErrLocked if dir is open
 // elsewhere, and with one wrapping pmem.ErrCorrupt if Pebble finds its files
-// corrupt. Pebble prints nothing in normal operation; background errors go to
-// the standard logger.
+// corrupt. Pebble prints nothing, ever: its errors reach the caller as errors
+// (see Journal on I/O faults).
 func Open(dir string, opts Options) (*Journal, error) {
 	if dir == "" {
 		return nil, errors.New("journal: open: empty directory name")
 	}
 	wrap := func(err error) error {
 		if pebble.IsCorruptionError(err) && !errors.Is(err, pmem.ErrCorrupt) {
-			return fmt.Errorf("journal: open %s: %w: %w", dir, pmem.ErrCorrupt, err)
+			return fmt.Errorf("journal: open %s: %w: %s", dir, pmem.ErrCorrupt, flatten(err))
 		}
 		return fmt.Errorf("journal: open %s: %w", dir, err)
 	}
 
-	var fs vfs.FS
+	if isNilMemFS(opts.FS) {
+		opts.FS = nil // a nil *MemFS means the real filesystem, as a nil FS does
+	}
+	fs := vfs.Default
+	memTable := memTableSize
 	if opts.FS != nil {
-		fs = opts.FS.vfs()
-	} else {
-		fs = vfs.Default
+		fs = opts.FS.VFS()
+		if m, ok := opts.FS.(interface{ MemTableSize() int }); ok && m.MemTableSize() > 0 {
+			memTable = m.MemTableSize()
+		}
 	}
 	prepare := createDir
 	if opts.ReadOnly {
@@ -136,29 +194,45 @@ func Open(dir string, opts Options) (*Journal, error) {
 		return nil, wrap(err)
 	}
 
+	g := newGuard(dir)
 	po := &pebble.Options{
 		Lock:               lock,
 		FormatMajorVersion: pebble.FormatNewest,
-		MemTableSize:       memTableSize,
-		CacheSize:          cacheSize,
-		MaxOpenFiles:       maxOpenFiles,
-		ReadOnly:           opts.ReadOnly,
-		Logger:             quietLogger{},
-		EventListener: &pebble.EventListener{
-			// Pebble's default kills the process on corruption; the journal
-			// returns the error instead, so report it and carry on.
-			DataCorruption: func(info pebble.DataCorruptionInfo) {
-				quietLogger{}.Errorf("data corruption: %s", info)
-			},
-		},
+		MemTableSize:       uint64(memTable),
+		// Pebble stalls writes while this many memtables' worth of bytes
+		// wait for a flush, or while level 0 holds this many tables. A
+		// stalled commit waits inside Pebble until a flush or compaction
+		// succeeds, so if that work then fails for good the commit (and
+		// Close behind it) would wait forever. Thresholds far above
+		// Pebble's 2 and 12 mean a stall needs a backlog of many flushes
+		// or compactions when the fault strikes; a fault fails the
+		// journal at once and no later commit enters Pebble. The cost is
+		// memory under a flush backlog: at most 16 memtables.
+		MemTableStopWritesThreshold: 16,
+		L0StopWritesThreshold:       64,
+		CacheSize:                   cacheSize,
+		MaxOpenFiles:                maxOpenFiles,
+		ReadOnly:                    opts.ReadOnly,
+		Logger:                      guardLogger{g},
+		EventListener:               g.listener(),
+		// Every call goes through the guard. Setting FS also skips
+		// Pebble's disk-health wrapper, which only logs slow disks.
+		FS: &guardFS{FS: fs, g: g},
 	}
-	if opts.FS != nil {
-		// Setting FS skips Pebble's disk-health wrapper, which only makes
-		// sense on a real disk.
-		po.FS = fs
-	}
+	g.opening.Store(true)
 	db, err := pebble.Open(dir, po)
+	g.opening.Store(false)
+	if ferr := g.err(); ferr != nil {
+		// A fault the guard hid from Pebble: what Pebble holds may not
+		// be what the disk holds.
+		g.beginClose()
+		if err == nil {
+			_ = closeDB(db)
+		}
+		err = ferr
+	}
 	if err != nil {
+		g.beginClose() // goroutines of a half-open DB may be parked
 		_ = lock.Close()
 		release()
 		if opts.ReadOnly && errors.Is(err, pebble.ErrDBDoesNotExist) {
@@ -166,7 +240,34 @@ func Open(dir string, opts Options) (*Journal, error) {
 		}
 		return nil, wrap(err)
 	}
-	return &Journal{dir: dir, noSync: opts.NoSync, db: db, lock: lock, release: release}, nil
+	return &Journal{dir: dir, noSync: opts.NoSync, g: g, db: db, lock: lock, release: release}, nil
+}
+
+// isNilMemFS reports whether fs is a nil *MemFS, which means the real
+// filesystem, as a nil FS does.
+func isNilMemFS(fs FS) bool {
+	m, ok := fs.(*MemFS)
+	return ok && m == nil
+}
+
+// closeDB closes a Pebble DB that may have met a fault. Pebble's state after
+// a fault it considers fatal may trip its own checks; a panic there becomes
+// an error, so that Close always returns.
+func closeDB(db *pebble.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble close: %v", r)
+		}
+	}()
+	return db.Close()
+}
+
+// flatten returns err's message on one line. Pebble's corruption errors end
+// in a line naming their marker ("<corruption detail carrier>") and format
+// with stacks under %+v; a caller needs the message only.
+func flatten(err error) string {
+	msg := strings.ReplaceAll(err.Error(), "<corruption detail carrier>", "")
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 // createDir creates dir and its missing parents, then syncs every directory
@@ -222,28 +323,64 @@ func lockHeld(err error) bool {
 // Dir returns the directory the journal was opened in.
 func (j *Journal) Dir() string { return j.dir }
 
-// Close waits for commits in flight, then closes Pebble, which syncs its
-// write-ahead log: every batch applied before Close is durable once Close
-// returns nil. A second Close returns an error wrapping ErrClosed, and so does
-// every other method after Close.
+// Close waits for commits in flight, then moves every batch from the
+// write-ahead log into checksummed tables and closes Pebble: every batch
+// applied before Close is durable once Close returns nil, and none of them
+// depends on the log any more, so damage to the log after a clean Close
+// loses nothing (see Durability in the package documentation). A second
+// Close returns an error wrapping ErrClosed, and so does every other method
+// after Close. Close of a failed journal returns its failure, after
+// releasing everything: the directory can be opened again at once.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.db == nil {
 		return fmt.Errorf("journal: close %s: %w", j.dir, ErrClosed)
 	}
-	err := j.db.Close()
+	if j.dirty.Load() && j.g.err() == nil {
+		j.flush()
+	}
+	j.g.beginClose()
+	err := closeDB(j.db)
 	j.db = nil
 	if lerr := j.lock.Close(); lerr != nil && err == nil {
 		err = lerr
 	}
 	j.lock = nil
 	j.release()
+	if ferr := j.g.err(); ferr != nil {
+		// Pebble's complaints about the state the fault left are noise
+		// next to the fault.
+		return fmt.Errorf("journal: close: %w", ferr)
+	}
 	if err != nil {
 		return fmt.Errorf("journal: close %s: %w", j.dir, err)
 	}
 	return nil
 }
+
+// flush moves the memtable into tables and waits for that, or for a fault.
+// It runs under commitGuard because it rotates the write-ahead log as a
+// commit does; a fault is left for Close to report.
+func (j *Journal) flush() {
+	var done <-chan struct{}
+	err := commitGuard(func() error {
+		var err error
+		done, err = j.db.AsyncFlush()
+		return err
+	})
+	if err != nil || done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-j.g.failCh: // a failed flush is retried until Close: do not wait for it
+	}
+}
+
+// Failed returns the journal's failure (an error wrapping ErrFailed), or nil
+// while it is healthy.
+func (j *Journal) Failed() error { return j.g.err() }
 
 // State is the whole journal as Load found it.
 type State struct {
@@ -283,7 +420,7 @@ func (j *Journal) Load() (*State, error) {
 
 func (j *Journal) loadError(err error) error {
 	if pebble.IsCorruptionError(err) {
-		return fmt.Errorf("journal: load %s: %w: %w", j.dir, pmem.ErrCorrupt, err)
+		return fmt.Errorf("journal: load %s: %w: %s", j.dir, pmem.ErrCorrupt, flatten(err))
 	}
 	return fmt.Errorf("journal: load %s: %w", j.dir, err)
 }
@@ -351,19 +488,4 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 		return nil, j.loadError(err)
 	}
 	return st, nil
-}
-
-// quietLogger keeps Pebble silent in normal operation: informational
-// messages are dropped, errors go to the standard logger, and fatal errors
-// end the process as Pebble requires (it does not expect Fatalf to return).
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any) {}
-
-func (quietLogger) Errorf(format string, args ...any) {
-	log.Printf("journal: pebble: "+format, args...)
-}
-
-func (quietLogger) Fatalf(format string, args ...any) {
-	pebble.DefaultLogger.Fatalf("journal: pebble: "+format, args...)
 }

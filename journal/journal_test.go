@@ -611,6 +611,12 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 			if err := j.db.Set(c.key, c.value, nil); err != nil {
 				t.Fatal(err)
 			}
+			if len(c.key) == 0 {
+				// Pebble's invariant checks (on under -race) refuse to
+				// write an empty key into a table, which Close's flush
+				// would do; the codecs never make one. Keep it in the log.
+				j.dirty.Store(false)
+			}
 			_, err := j.Load()
 			if !errors.Is(err, pmem.ErrCorrupt) {
 				t.Fatalf("Load = %v, want ErrCorrupt", err)

@@ -38,6 +38,10 @@ func (m *MemFS) vfs() *vfs.MemFS {
 	return m.fs
 }
 
+// VFS returns the Pebble filesystem underneath, for test plumbing that
+// wraps it (internal/faultfs). It makes MemFS a journal FS.
+func (m *MemFS) VFS() vfs.FS { return m.vfs() }
+
 // CrashClone returns a copy of the filesystem holding only what was synced:
 // what a power cut at this instant would leave. Journals open on m keep
 // running and their later writes do not reach the clone. The clone is itself
