@@ -194,7 +194,12 @@ func (t *Table) IsDetached(b pmem.Block) bool {
 // Referenced returns the runs of blocks in e whose count is above 0,
 // ascending and coalesced. It is a snapshot: each block is read once, at some
 // instant during the call. It returns nil for an empty or out-of-range e.
-func (t *Table) Referenced(e pmem.Extent) []pmem.Extent {
+func (t *Table) Referenced(e pmem.Extent) []pmem.Extent { return t.runsWith(e, countMask) }
+
+// runsWith returns the runs of blocks in e whose word has any bit of mask
+// set, ascending and coalesced, each block read once. It returns nil for an
+// empty or out-of-range e.
+func (t *Table) runsWith(e pmem.Extent, mask uint32) []pmem.Extent {
 	if t.checkRange(e) != nil {
 		return nil
 	}
@@ -207,7 +212,7 @@ func (t *Table) Referenced(e pmem.Extent) []pmem.Extent {
 		}
 		lo, hi := span(e, ci)
 		for i := lo; i < hi; i++ {
-			if c.words[i].Load()&countMask != 0 {
+			if c.words[i].Load()&mask != 0 {
 				runs = appendBlock(runs, blockOf(ci, i))
 			}
 		}
