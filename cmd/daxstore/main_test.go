@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -74,11 +75,20 @@ const patience = 5 * time.Minute
 // --dir names a store.
 func runCLI(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
+	return runCLIAs(t, nil, stdin, args...)
+}
+
+// runCLIAs is runCLI as the user cred names; nil means this process's user.
+func runCLIAs(t *testing.T, cred *syscall.Credential, stdin []byte, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, daxstoreBin, args...)
 	cmd.Env = cliEnv()
 	cmd.Stdin = bytes.NewReader(stdin)
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -86,7 +96,7 @@ func runCLI(t *testing.T, stdin []byte, args ...string) result {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("daxstore %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("daxstore %s (as %v): %v", strings.Join(args, " "), cred, err)
 	}
 	return r
 }

@@ -6,15 +6,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"github.com/daxstore/daxstore/internal/poll"
 
 	"github.com/daxstore/daxstore/internal/dirsnap"
 )
@@ -98,22 +94,7 @@ const nobody = 65534
 // runAsNobody runs daxstore as uid and gid 65534 and returns how it ended.
 func runAsNobody(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), poll.Bound) // liveness only
-	defer cancel()
-	cmd := exec.CommandContext(ctx, daxstoreBin, args...)
-	cmd.Env = cliEnv()
-	cmd.Stdin = bytes.NewReader(stdin)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("daxstore %s as nobody: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return runCLIAs(t, &syscall.Credential{Uid: nobody, Gid: nobody}, stdin, args...)
 }
 
 // nobodyCanReach makes the binary and dir's parents reachable by nobody,
