@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/daxstore/daxstore/internal/tmpfs"
 )
 
 const journalFullEnv = "DAXSTORE_JOURNAL_FULL_CHILD"
@@ -67,22 +69,9 @@ func TestJournalFullFilesystem(t *testing.T) {
 		journalFullChild(dir)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a 2 MiB tmpfs for the journal")
-	}
 	dir := t.TempDir()
 	jdir := filepath.Join(dir, "journal")
-	if err := os.Mkdir(jdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", jdir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	defer func() {
-		if out, err := exec.Command("umount", jdir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", jdir, err, out)
-		}
-	}()
+	tmpfs.Mount(t, jdir, "2m")
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalFullFilesystem$")
 	cmd.Env = append(os.Environ(), journalFullEnv+"="+dir)
@@ -117,9 +106,7 @@ func TestJournalFullFilesystem(t *testing.T) {
 	}
 
 	t.Logf("the journal filled after %d acknowledged Puts", acked+1)
-	if out, err := exec.Command("mount", "-o", "remount,size=16m", jdir).CombinedOutput(); err != nil {
-		t.Fatalf("grow the tmpfs: %v: %s", err, out)
-	}
+	tmpfs.Resize(t, jdir, "16m")
 	s, err := Open(dir, &Options{NoAdminSocket: true})
 	if err != nil {
 		t.Fatalf("reopen after the fault: %v", err)

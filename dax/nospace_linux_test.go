@@ -10,50 +10,17 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/tmpfs"
+
 	"github.com/daxstore/daxstore/internal/dirsnap"
 )
 
-// smallTmpfs mounts a tmpfs of size bytes on a fresh directory and returns
-// it; it skips the test where mounting is not allowed.
+// smallTmpfs mounts a tmpfs of size on a fresh directory and returns it.
 func smallTmpfs(t *testing.T, size string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		t.Skipf("cannot mount a tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			_ = syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
-	})
+	tmpfs.Mount(t, dir, size)
 	return dir
-}
-
-// fill takes all the free space of the filesystem under dir with one file,
-// and returns a function that frees it again.
-func fill(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "filler")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*st.Bsize); err != nil {
-		t.Fatal(err)
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func TestRegionOnAFullFilesystem(t *testing.T) {
@@ -107,7 +74,7 @@ func TestRegionOnAFullFilesystem(t *testing.T) {
 		if err := os.Remove(o.RegionPath); err != nil {
 			t.Fatal(err)
 		}
-		free := fill(t, fsDir)
+		free := tmpfs.Fill(t, fsDir)
 		before := takeTree(t, dir)
 		_, err = Open(dir, o)
 		if !errors.Is(err, ErrNoSpace) {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/tmpfs"
+
 	"github.com/daxstore/daxstore/internal/dirsnap"
 )
 
@@ -203,38 +205,14 @@ func TestWritingCommandOnAStoreItMayNotWriteEndsWithOneLine(t *testing.T) {
 
 func TestReadOnlyCommandsWorkWithTheJournalOnAFullFilesystem(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
 	fsDir := filepath.Join(shortDir(t), "fs")
-	if err := os.Mkdir(fsDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", fsDir, "tmpfs", 0, "size=4m"); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(fsDir, 0); err != nil {
-			_ = syscall.Unmount(fsDir, syscall.MNT_DETACH)
-		}
-	})
+	tmpfs.Mount(t, fsDir, "4m")
 	// The store directory, and so the journal, on the small filesystem;
 	// the region elsewhere.
 	dir := filepath.Join(fsDir, "s")
 	mustRun(t, nil, "init", "--dir", dir, "--size", "8MiB", "--region", filepath.Join(shortDir(t), "region"))
 	mustRun(t, bytes.Repeat([]byte{2}, 5000), "put", "--dir", dir, "b")
-	filler, err := os.Create(filepath.Join(fsDir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(fsDir, &st); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Fallocate(int(filler.Fd()), 0, 0, int64(st.Bavail)*st.Bsize); err != nil {
-		t.Fatal(err)
-	}
-	filler.Close()
+	tmpfs.Fill(t, fsDir)
 	for _, args := range lookCommands {
 		args = withKey(args, "b")
 		t.Run(strings.Join(args, " ")+" works and changes nothing", func(t *testing.T) {
