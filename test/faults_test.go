@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxstore/daxstore/internal/poll"
+
 	"github.com/daxstore/daxstore/dax"
 	"github.com/daxstore/daxstore/internal/faultfs"
 )
@@ -55,6 +57,8 @@ type faultRun struct {
 	// leaves one or the other whole; an in-place write, truncate or punch
 	// leaves either size and each byte old or new, as a crash does (their
 	// bytes in written blocks change in place before the commit).
+	late []string // keys Put after a background fault, before the journal recorded it
+
 	uncertain         string
 	inPlace           bool
 	before, after     []byte
@@ -234,15 +238,27 @@ func (r *faultRun) run() {
 	if failure != nil {
 		r.checkFailure(failure, fault)
 	} else if n := r.fs.Injected(); n > 0 {
-		// The fault struck background work after the last operation:
-		// the next change must meet it.
+		// The fault struck background work after the last operation, so
+		// changes must meet it from the moment the journal records it.
+		// That happens when the failing call returns into the journal,
+		// which may be just after the fault was counted: a Put in
+		// between is acknowledged and must survive like any other.
 		r.logf("fault struck after the last operation (%d injected)", n)
-		if err := r.s.Put("refused", []byte("x")); err == nil {
-			r.fatalf("a store whose journal met %d faults accepted a Put", n)
-		} else {
+		var early int
+		poll.Until(r.t, fmt.Sprintf("seed %d: a Put to meet the journal's failure", r.seed), func() bool {
+			key := fmt.Sprintf("late%d", early)
+			err := r.s.Put(key, []byte("x"))
+			if err == nil {
+				r.logf("put %s (before the failure was recorded)", key)
+				r.late = append(r.late, key)
+				early++
+				return false
+			}
 			failure = err
-			r.checkFailure(err, fault)
-		}
+			return true
+		})
+		r.logf("-> %v", failure)
+		r.checkFailure(failure, fault)
 	} else {
 		r.logf("no failure")
 	}
@@ -310,6 +326,11 @@ func (r *faultRun) compare() {
 		}
 		r.fatalf("%s after the reopen: present %v, %d bytes; acknowledged: present %v, %d bytes (first difference at %d)",
 			key, has, len(got), wantHas, len(want), firstDiff(got, want))
+	}
+	for _, key := range r.late {
+		if got, err := r.s.Get(key); err != nil || string(got) != "x" {
+			r.fatalf("%s, acknowledged before the failure was recorded, after the reopen: %q, %v", key, got, err)
+		}
 	}
 	if _, err := r.s.Stat("refused"); !errors.Is(err, dax.ErrNotFound) {
 		r.fatalf("a Put refused after the failure is in the store: %v", err)
