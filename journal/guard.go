@@ -227,11 +227,11 @@ func (g *guard) listener() *pebble.EventListener {
 //   - On a commit's goroutine no call fails either (the commit path panics
 //     on errors too): creates return a file that drops its writes, renames
 //     and directory syncs do nothing.
-//   - On Pebble's own goroutines the first failing call returns its error,
-//     and once failed every create or rename parks until Close: that stops
-//     Pebble's immediate retry of a failed flush or compaction without
-//     holding any of its locks. Writes, syncs and removes return the
-//     failure.
+//   - On Pebble's own goroutines the failing call, and every create,
+//     rename, write and sync after it, parks for good (Close leaves a
+//     failed DB as it is): Pebble never sees the error, so it neither
+//     spins retrying a flush or compaction nor runs into the half-updated
+//     state its fatal-error paths leave. Removes return the failure.
 //   - While pebble.Open runs, no call fails either: Open waits for the
 //     flush of the log it replayed, Pebble retries a failed flush at once,
 //     and its manifest writer keeps its first error, so Open would wait
@@ -246,19 +246,23 @@ type guardFS struct {
 
 func isLog(name string) bool { return strings.HasSuffix(name, ".log") }
 
-// refuse is what a create-like call does once the journal failed; first is
-// true when this very call failed and caused the failure.
-func (fs *guardFS) refuse(first bool, f *failure) error {
-	if inCommit() || fs.g.opening.Load() {
-		return nil
-	}
-	if first || fs.g.closing.Load() {
-		return f
+// refuse is what a call that changes the disk does once the journal failed;
+// the call then reports success without changing anything. On a commit's
+// goroutine, during Open and once Close began it returns at once (see guardFS): Pebble then finishes what it is
+// doing on state it believes intact, and the disk keeps what it held when
+// the fault struck. On Pebble's own goroutines otherwise it parks for good,
+// even the call that failed first: an error would send a flush or
+// compaction into its error paths, where Pebble treats a failed manifest
+// write as fatal and leaves its version state half updated, or rolls back
+// a compaction into an L0 layout that a flush has changed meanwhile; both
+// can panic on a goroutine no recover reaches.
+func (fs *guardFS) refuse() {
+	if inCommit() || fs.g.opening.Load() || fs.g.closing.Load() {
+		return
 	}
 	fs.g.parked.Add(1)
-	<-fs.g.release
+	<-fs.g.release // Close began: drop the call, as above
 	fs.g.parked.Add(-1)
-	return f
 }
 
 // failOp records err of op on name as the journal's failure.
@@ -272,33 +276,28 @@ func (fs *guardFS) failOp(op, name string, err error) *failure {
 
 // create runs a call that makes a file for writing.
 func (fs *guardFS) create(op, name string, fn func() (vfs.File, error)) (vfs.File, error) {
-	first := false
-	f := fs.g.failed.Load()
-	if f == nil {
+	if fs.g.failed.Load() == nil {
 		file, err := fn()
 		if err == nil {
 			return &guardFile{File: file, fs: fs, name: name, log: isLog(name)}, nil
 		}
-		f, first = fs.failOp(op, name, err), true
+		fs.failOp(op, name, err)
 	}
-	if err := fs.refuse(first, f); err != nil {
-		return nil, err
-	}
+	fs.refuse()
 	return droppedFile{name: fs.PathBase(name)}, nil
 }
 
 // change runs a call that changes the namespace (rename, link, mkdir).
 func (fs *guardFS) change(op, name string, fn func() error) error {
-	first := false
-	f := fs.g.failed.Load()
-	if f == nil {
+	if fs.g.failed.Load() == nil {
 		err := fn()
 		if err == nil {
 			return nil
 		}
-		f, first = fs.failOp(op, name, err), true
+		fs.failOp(op, name, err)
 	}
-	return fs.refuse(first, f)
+	fs.refuse()
+	return nil
 }
 
 func (fs *guardFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
@@ -362,69 +361,56 @@ type guardFile struct {
 	log  bool // a write-ahead log: never return an error to Pebble
 }
 
-// frozen is asked before a write or sync: it reports whether to skip it,
-// and the error to return in that case.
-func (f *guardFile) frozen() (bool, error) {
-	fl := f.fs.g.failed.Load()
-	if fl == nil {
-		return false, nil
+// frozen is asked before a write or sync: it reports whether to skip it
+// (and report it done) because the journal failed. On Pebble's own
+// goroutines it first parks, as refuse says; the log's writer never parks,
+// since commits wait for it.
+func (f *guardFile) frozen() bool {
+	if f.fs.g.failed.Load() == nil {
+		return false
 	}
-	if f.log || f.fs.g.opening.Load() || inCommit() {
-		return true, nil
+	if !f.log {
+		f.fs.refuse()
 	}
-	return true, fl
+	return true
 }
 
-// failed handles the error of a write or sync that was attempted.
-func (f *guardFile) failed(op string, err error) error {
-	fl := f.fs.failOp(op, f.name, err)
-	if f.log || f.fs.g.opening.Load() || inCommit() {
-		return nil
+// failed handles the error of a write or sync that was attempted: it fails
+// the journal and reports the call done, as frozen does.
+func (f *guardFile) failed(op string, err error) {
+	f.fs.failOp(op, f.name, err)
+	if !f.log {
+		f.fs.refuse()
 	}
-	return fl
 }
 
 func (f *guardFile) Write(p []byte) (int, error) {
-	if skip, err := f.frozen(); skip {
-		if err != nil {
-			return 0, err
-		}
+	if f.frozen() {
 		return len(p), nil
 	}
-	n, err := f.File.Write(p)
-	if err != nil {
-		if err := f.failed("write", err); err != nil {
-			return n, err
-		}
-		return len(p), nil
+	if _, err := f.File.Write(p); err != nil {
+		f.failed("write", err)
 	}
-	return n, nil
+	return len(p), nil
 }
 
 func (f *guardFile) WriteAt(p []byte, off int64) (int, error) {
-	if skip, err := f.frozen(); skip {
-		if err != nil {
-			return 0, err
-		}
+	if f.frozen() {
 		return len(p), nil
 	}
-	n, err := f.File.WriteAt(p, off)
-	if err != nil {
-		if err := f.failed("write", err); err != nil {
-			return n, err
-		}
-		return len(p), nil
+	if _, err := f.File.WriteAt(p, off); err != nil {
+		f.failed("write", err)
 	}
-	return n, nil
+	return len(p), nil
 }
 
 // do runs a call without a byte count under the same rules.
 func (f *guardFile) do(op string, fn func() error) error {
-	if skip, err := f.frozen(); skip {
-		return err
+	if f.frozen() {
+		return nil
 	}
 	if err := fn(); err != nil {
-		return f.failed(op, err)
+		f.failed(op, err)
 	}
 	return nil
 }

@@ -224,15 +224,17 @@ func Open(dir string, opts Options) (*Journal, error) {
 	g.opening.Store(false)
 	if ferr := g.err(); ferr != nil {
 		// A fault the guard hid from Pebble: what Pebble holds may not
-		// be what the disk holds.
-		g.beginClose()
+		// be what the disk holds. An opened DB is left as it is, as Close
+		// leaves a failed journal's (see there), and its reference on the
+		// directory lock is dropped.
 		if err == nil {
-			_ = closeDB(db)
+			_ = lock.Close()
 		}
 		err = ferr
+	} else if err != nil {
+		g.beginClose() // goroutines of a half-open DB may be parked
 	}
 	if err != nil {
-		g.beginClose() // goroutines of a half-open DB may be parked
 		_ = lock.Close()
 		release()
 		if opts.ReadOnly && errors.Is(err, pebble.ErrDBDoesNotExist) {
@@ -340,8 +342,23 @@ func (j *Journal) Close() error {
 	if j.dirty.Load() && j.g.err() == nil {
 		j.flush()
 	}
-	j.g.beginClose()
-	err := closeDB(j.db)
+	var err error
+	if j.g.err() == nil {
+		j.g.beginClose()
+		err = closeDB(j.db)
+	} else {
+		// Drop the reference the left-behind DB holds on the directory
+		// lock (it never closes), so that the Close below releases it.
+		_ = j.lock.Close()
+	}
+	// A failed journal's DB is left as it is, with its goroutines parked in
+	// the frozen filesystem, where they never touch the disk again. Pebble
+	// treats a failed log or manifest write as fatal and leaves its
+	// in-memory version state half updated (version_set.go, logAndApply):
+	// waking its goroutines for a Close runs them into that state, which
+	// can panic on a goroutine no recover reaches. The cost is the failed
+	// DB's memory and descriptors until the process exits; the directory
+	// lock is released below, so a reopen in the same process works.
 	j.db = nil
 	if lerr := j.lock.Close(); lerr != nil && err == nil {
 		err = lerr
