@@ -73,6 +73,7 @@ type Store struct {
 	failed        error            // first journal failure; the store refuses changes after it
 	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
 	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
+	seal          sealState        // commit marks and the region's seal (seal.go)
 
 	refs     *pageref.Table
 	busy     *busyextent.Set
@@ -347,6 +348,13 @@ func (s *Store) open() error {
 			s.regionPath(), pmem.FormatUUID(sb.UUID), sb.BlockCount, sb.BlockSize,
 			pmem.FormatUUID(m.UUID), m.BlockCount, m.BlockSize, ErrMismatch)
 	}
+	if err := checkSeal(region, st.Mark, filepath.Join(s.dir, "journal")); err != nil {
+		return err
+	}
+	s.seal = sealState{mark: st.Mark, sealed: region.Seal()}
+	if !ro {
+		s.seal.region = region
+	}
 	s.uuid, s.bs = sb.UUID, int64(sb.BlockSize)
 	s.nextIno = max(m.NextInode, 1)
 	if err := s.rebuild(st); err != nil {
@@ -397,6 +405,7 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 		return fmt.Errorf("daxstore: create region: %w", noSpace(err))
 	}
 	s.region = region
+	s.seal = sealState{region: region}
 	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
 	s.journaledFree = alloc.NewExtentSet()
@@ -620,7 +629,13 @@ func (s *Store) closeResources() error {
 	}
 	s.prefault.close()
 	if s.jnl != nil {
-		errs = append(errs, s.jnl.Close())
+		err := s.jnl.Close()
+		if err == nil {
+			// A clean journal Close made every commit durable, in
+			// tables: the seal may vouch for the last mark.
+			err = s.sealLocked()
+		}
+		errs = append(errs, err)
 	}
 	if s.region != nil {
 		errs = append(errs, s.region.Close())

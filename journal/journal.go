@@ -391,6 +391,7 @@ type State struct {
 	Extents map[uint64][]ExtentRecord // per inode, sorted by FileBlock
 	Free    []pmem.Extent             // sorted by Start
 	Busy    []BusyRecord              // sorted by Extent.Start
+	Mark    uint64                    // the last commit mark (Batch.SetMark); 0 if none
 }
 
 // Load reads every record in one consistent snapshot and returns them. It
@@ -479,6 +480,12 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 				return nil, err
 			}
 			st.Busy = append(st.Busy, r)
+		case prefixMark:
+			m, err := DecodeMark(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Mark = m
 		default:
 			return nil, fmt.Errorf("journal: load %s: unknown record prefix %#02x at key %s: %w",
 				j.dir, key[0], shortHex(key), pmem.ErrCorrupt)
