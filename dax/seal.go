@@ -8,7 +8,10 @@ package dax
 // the mark into the region's seal (pmem.Region.SetSeal): "the journal holds
 // every commit up to this mark". A journal that comes back at Open with a
 // lower mark than the seal has lost acknowledged operations, and Open
-// refuses it with ErrCorrupt instead of serving an older state.
+// refuses it with ErrCorrupt instead of serving an older state
+// (TestSealDetectsJournalLogThatLostAcknowledgedCommits); an undamaged
+// crash or a clean Close never trips it (TestSealPassesUndamagedCrashAndCleanClose,
+// and the power-cut and crash suites under test/).
 
 import (
 	"fmt"
@@ -30,7 +33,7 @@ const sealInterval = 50 * time.Millisecond
 type sealState struct {
 	region *pmem.Region // where the seal lives; kept past a forced Close, which keeps the mapping
 	mark   uint64       // last mark in a committed batch (durable or not)
-	sealed uint64       // last mark stored in the region's seal
+	sealed uint64       // marks up to this need no sealing: stored in the seal, or the journal's at Open
 	at     time.Time    // when the last mark was committed
 }
 

@@ -334,6 +334,7 @@ func (s *Store) open() error {
 		// A crash between the journal's first batch and the region's
 		// creation: finish creating the store.
 		m := st.Meta
+		s.seal.mark = st.Mark // marks never go back
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
 	}
 	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
@@ -351,7 +352,10 @@ func (s *Store) open() error {
 	if err := checkSeal(region, st.Mark, filepath.Join(s.dir, "journal")); err != nil {
 		return err
 	}
-	s.seal = sealState{mark: st.Mark, sealed: region.Seal()}
+	// Marks continue from the journal's. Sealing st.Mark itself would be
+	// safe (Pebble's read-write Open flushed the replayed log into tables)
+	// but gains nothing, and a failed Open must write nothing.
+	s.seal = sealState{mark: st.Mark, sealed: max(region.Seal(), st.Mark)}
 	if !ro {
 		s.seal.region = region
 	}
@@ -405,7 +409,7 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 		return fmt.Errorf("daxstore: create region: %w", noSpace(err))
 	}
 	s.region = region
-	s.seal = sealState{region: region}
+	s.seal = sealState{region: region, mark: s.seal.mark}
 	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
 	s.journaledFree = alloc.NewExtentSet()
