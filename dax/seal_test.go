@@ -211,3 +211,34 @@ func TestSealPassesUndamagedCrashAndCleanClose(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestNoSyncSealsOnlyWhatASyncMadeDurable(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{Size: 1 << 20, NoAdminSocket: true, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put("k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	s.commitMu.Lock()
+	mark := s.seal.mark
+	s.commitMu.Unlock()
+	if mark == 0 {
+		t.Fatal("the first Put carried no commit mark")
+	}
+	if got := s.region.Seal(); got != 0 {
+		t.Fatalf("NoSync: seal %d before any journal sync, want 0", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(dir, &Options{ReadOnly: true, NoAdminSocket: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if got := ro.region.Seal(); got != mark {
+		t.Fatalf("after a clean Close: seal %d, want the last mark %d", got, mark)
+	}
+}
