@@ -105,8 +105,19 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 		}
 		applyFreeDelta(t.b, d)
 	}
+	mark := s.markDue(sync)
+	if mark {
+		t.b.SetMark(s.seal.mark + 1)
+	}
 	if err := t.b.Commit(sync); err != nil {
 		return s.fail(err)
+	}
+	if mark {
+		// Under NoSync the mark is durable only after a journal sync,
+		// which seals it (syncFreedLocked, Close).
+		if err := s.marked(!s.opts.NoSync); err != nil {
+			return s.fail(err)
+		}
 	}
 	if len(t.freed) == 0 {
 		return nil
@@ -209,6 +220,10 @@ func (s *Store) syncFreedLocked() error {
 		return nil
 	}
 	if err := s.jnl.Sync(); err != nil {
+		return s.fail(err)
+	}
+	// Every commit so far is durable now, marks included.
+	if err := s.sealLocked(); err != nil {
 		return s.fail(err)
 	}
 	return s.freeNow(exts)

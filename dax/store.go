@@ -73,6 +73,7 @@ type Store struct {
 	failed        error            // first journal failure; the store refuses changes after it
 	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
 	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
+	seal          sealState        // commit marks and the region's seal (seal.go)
 
 	refs     *pageref.Table
 	busy     *busyextent.Set
@@ -333,6 +334,7 @@ func (s *Store) open() error {
 		// A crash between the journal's first batch and the region's
 		// creation: finish creating the store.
 		m := st.Meta
+		s.seal.mark = st.Mark // marks never go back
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
 	}
 	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
@@ -346,6 +348,16 @@ func (s *Store) open() error {
 		return fmt.Errorf("daxstore: region %s (uuid %s, %d blocks of %d) and journal (uuid %s, %d blocks of %d): %w",
 			s.regionPath(), pmem.FormatUUID(sb.UUID), sb.BlockCount, sb.BlockSize,
 			pmem.FormatUUID(m.UUID), m.BlockCount, m.BlockSize, ErrMismatch)
+	}
+	if err := checkSeal(region, st.Mark, filepath.Join(s.dir, "journal")); err != nil {
+		return err
+	}
+	// Marks continue from the journal's. Sealing st.Mark itself would be
+	// safe (Pebble's read-write Open flushed the replayed log into tables)
+	// but gains nothing, and a failed Open must write nothing.
+	s.seal = sealState{mark: st.Mark, sealed: max(region.Seal(), st.Mark)}
+	if !ro {
+		s.seal.region = region
 	}
 	s.uuid, s.bs = sb.UUID, int64(sb.BlockSize)
 	s.nextIno = max(m.NextInode, 1)
@@ -397,6 +409,7 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 		return fmt.Errorf("daxstore: create region: %w", noSpace(err))
 	}
 	s.region = region
+	s.seal = sealState{region: region, mark: s.seal.mark}
 	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
 	s.journaledFree = alloc.NewExtentSet()
@@ -620,7 +633,13 @@ func (s *Store) closeResources() error {
 	}
 	s.prefault.close()
 	if s.jnl != nil {
-		errs = append(errs, s.jnl.Close())
+		err := s.jnl.Close()
+		if err == nil {
+			// A clean journal Close made every commit durable, in
+			// tables: the seal may vouch for the last mark.
+			err = s.sealLocked()
+		}
+		errs = append(errs, err)
 	}
 	if s.region != nil {
 		errs = append(errs, s.region.Close())

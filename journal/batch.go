@@ -220,6 +220,19 @@ func (b *Batch) DeleteBusy(start pmem.Block) {
 	}
 }
 
+// SetMark queues the commit mark: a number the caller raises with some of
+// its batches, and which Load returns as State.Mark. Once a batch carrying
+// mark m is durable, every journal that holds the batches committed so far
+// holds a mark of at least m; a caller that has noted m elsewhere can thus
+// tell, on the next Open, that the journal lost batches it had made durable
+// (see Durability and damage in the package documentation).
+func (b *Batch) SetMark(mark uint64) {
+	if b.writable() {
+		k, v := EncodeMark(mark)
+		b.set("set mark", k, v)
+	}
+}
+
 // Count returns the number of operations queued; a range deletion counts as
 // one. It is 0 once the batch is closed.
 func (b *Batch) Count() int {

@@ -29,12 +29,15 @@
 //     damaged record there is what a write torn by the crash looks like; a
 //     power cut may also keep unsynced blocks out of order, so damage
 //     cannot be told from a tear. A flipped byte in the log, or a truncated
-//     log, after a crash therefore silently drops the batches from the
-//     damaged one on: what Open finds is still a prefix of the committed
-//     batches, each whole, never a gap or a changed batch
-//     (TestLogDamageAfterCrashLeavesAPrefix). Telling such loss apart would
-//     need a count of commits kept durably somewhere other than the log;
-//     the journal does not keep one.
+//     log, after a crash therefore drops the batches from the damaged one
+//     on: what Open finds is still a prefix of the committed batches, each
+//     whole, never a gap or a changed batch
+//     (TestLogDamageAfterCrashLeavesAPrefix). The journal alone cannot see
+//     the loss; its caller can, with commit marks: Batch.SetMark puts a
+//     number in a batch, State.Mark returns the last one, and a caller that
+//     keeps the mark of a durable batch elsewhere (daxstore keeps it in its
+//     region, as the seal) knows on the next Open whether the log lost it.
+//     Loss of batches after the last mark so kept stays unseen.
 //
 // This file holds the Journal itself: opening, closing, the sync policy and
 // the recovery scan.
@@ -408,6 +411,7 @@ type State struct {
 	Extents map[uint64][]ExtentRecord // per inode, sorted by FileBlock
 	Free    []pmem.Extent             // sorted by Start
 	Busy    []BusyRecord              // sorted by Extent.Start
+	Mark    uint64                    // the last commit mark (Batch.SetMark); 0 if none
 }
 
 // Load reads every record in one consistent snapshot and returns them. It
@@ -496,6 +500,12 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 				return nil, err
 			}
 			st.Busy = append(st.Busy, r)
+		case prefixMark:
+			m, err := DecodeMark(key, value)
+			if err != nil {
+				return nil, err
+			}
+			st.Mark = m
 		default:
 			return nil, fmt.Errorf("journal: load %s: unknown record prefix %#02x at key %s: %w",
 				j.dir, key[0], shortHex(key), pmem.ErrCorrupt)

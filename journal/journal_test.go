@@ -4,6 +4,7 @@
 package journal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -759,5 +760,46 @@ func TestPebbleIsQuiet(t *testing.T) {
 	out := <-captured
 	if logged.Len() != 0 || out != "" {
 		t.Fatalf("pebble printed:\nlog: %s\nstderr: %s", logged.String(), out)
+	}
+}
+
+func TestMarkIsTheLastOneCommitted(t *testing.T) {
+	fs := NewMemFS()
+	j := openMem(t, fs, Options{})
+	if st := load(t, j); st.Mark != 0 {
+		t.Fatalf("new journal: Mark = %d, want 0", st.Mark)
+	}
+	for _, m := range []uint64{1, 2, 9} {
+		b := j.NewBatch()
+		b.SetName("k", m)
+		b.SetMark(m)
+		commit(t, b, true)
+	}
+	b := j.NewBatch()
+	b.SetName("unmarked", 1) // a batch without a mark keeps the last one
+	commit(t, b, true)
+	if st := load(t, j); st.Mark != 9 {
+		t.Fatalf("Mark = %d, want 9", st.Mark)
+	}
+	crashed := fs.CrashClone()
+	closeJournal(t, j)
+	j = openMem(t, crashed, Options{})
+	defer closeJournal(t, j)
+	if st := load(t, j); st.Mark != 9 {
+		t.Fatalf("after a crash: Mark = %d, want 9", st.Mark)
+	}
+}
+
+func TestMarkRecordDamageIsCorrupt(t *testing.T) {
+	k, v := EncodeMark(7)
+	if m, err := DecodeMark(k, v); err != nil || m != 7 {
+		t.Fatalf("DecodeMark = %d, %v; want 7", m, err)
+	}
+	for i := range v {
+		bad := bytes.Clone(v)
+		bad[i] ^= 1
+		if _, err := DecodeMark(k, bad); !errors.Is(err, pmem.ErrCorrupt) {
+			t.Fatalf("byte %d flipped: %v, want ErrCorrupt", i, err)
+		}
 	}
 }

@@ -24,6 +24,7 @@ const (
 	prefixExtent byte = 'E' // 'E' + ino(8) + fileBlock(8)
 	prefixFree   byte = 'F' // 'F' + start(8)
 	prefixBusy   byte = 'B' // 'B' + start(8)
+	prefixMark   byte = 'C' // "C": the commit mark (see Batch.SetMark)
 )
 
 // recordVersion is the value format of every record kind but busy. The
@@ -304,6 +305,14 @@ func EncodeFree(e pmem.Extent) (key, value []byte) {
 	key = freeKey(e.Start)
 	v := newValue(8)
 	v = binary.BigEndian.AppendUint64(v, e.Len)
+	return key, seal(key, v)
+}
+
+// EncodeMark returns the key and value of the commit mark record.
+func EncodeMark(mark uint64) (key, value []byte) {
+	key = []byte{prefixMark}
+	v := newValue(8)
+	v = binary.BigEndian.AppendUint64(v, mark)
 	return key, seal(key, v)
 }
 
@@ -588,6 +597,21 @@ func DecodeFree(key, value []byte) (pmem.Extent, error) {
 		return pmem.Extent{}, corruptError(kind, key, "%s", s)
 	}
 	return e, nil
+}
+
+// DecodeMark decodes the commit mark record. Any defect wraps
+// pmem.ErrCorrupt.
+func DecodeMark(key, value []byte) (uint64, error) {
+	const kind = "commit mark"
+	if len(key) != 1 || key[0] != prefixMark {
+		return 0, corruptError(kind, key, "malformed key")
+	}
+	d := openValue(kind, key, value)
+	mark := d.u64("mark")
+	if err := d.done(); err != nil {
+		return 0, err
+	}
+	return mark, nil
 }
 
 // DecodeBusy decodes a busy extent record of either version. Any defect

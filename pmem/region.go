@@ -95,6 +95,7 @@ type Region struct {
 	dax   bool      // mapped with MAP_SYNC
 	insn  flushInsn // cache flush instruction for Flush; insnNone means msync
 	media *media    // emulated media (CreateOptions.PowerCut); nil for a real mapping
+	ro    bool      // opened with OpenOptions.ReadOnly: SetSeal refuses
 
 	// m is the live mapping; nil once closed. Only Close changes it, so
 	// the hot paths pay one atomic load.
@@ -192,6 +193,7 @@ func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut,
 		}
 		r := newRegion(path, f, sb, md.view, false)
 		r.media = md
+		r.ro = readOnly
 		return r, nil
 	}
 	data, dax, err := mapFile(f, size, readOnly)
@@ -199,6 +201,7 @@ func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut,
 		return nil, err
 	}
 	r := newRegion(path, f, sb, data, dax)
+	r.ro = readOnly
 	// Populating pages writable would fail on a read-only mapping.
 	r.noPopulate.Store(readOnly)
 	return r, nil

@@ -26,7 +26,7 @@ const (
 )
 
 // SuperblockSize is the length in bytes of an encoded superblock. The rest of
-// block 0 is zero and reserved.
+// block 0 is zero and reserved, except the seal record (see Region.Seal).
 const SuperblockSize = 44
 
 // superblockMagic starts every region, so that a file that is not a region is
