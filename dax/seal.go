@@ -66,7 +66,7 @@ func (s *Store) sealLocked() error {
 		return nil
 	}
 	if err := s.seal.region.SetSeal(s.seal.mark); err != nil {
-		return fmt.Errorf("daxstore: seal journal mark %d: %w", s.seal.mark, err)
+		return fmt.Errorf("seal journal mark %d: %w", s.seal.mark, err)
 	}
 	s.seal.sealed = s.seal.mark
 	return nil
