@@ -11,7 +11,12 @@
 // wrapping ErrFailed and the system error (errors.Is(err, syscall.ENOSPC) on
 // a full filesystem), the journal refuses every later change with the same
 // error, Close returns, and an Open after the fault is gone recovers every
-// batch whose Commit (or wait) returned nil. Pebble prints nothing.
+// batch whose Commit (or wait) returned nil. Pebble prints nothing. Pebble
+// cannot be shut down safely once it met such a fault (its fatal-error
+// paths leave its version state half updated), so Close of a failed
+// journal leaves the DB in memory with its goroutines parked, never to
+// touch the disk again, and releases the directory lock: one DB's memory
+// and descriptors stay until the process exits.
 //
 // # Durability and damage
 //
