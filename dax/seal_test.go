@@ -31,16 +31,7 @@ func journalLog(t *testing.T, dir string, sim *PowerCutSim) (string, []byte) {
 			continue
 		}
 		p := fs.PathJoin(jdir, n)
-		f, err := fs.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b) > len(data) {
+		if b := readJournalFile(t, sim, p); len(b) > len(data) {
 			path, data = p, b
 		}
 	}
@@ -113,19 +104,26 @@ func copyJournalOut(t *testing.T, dir string, sim *PowerCutSim) {
 		if n == "LOCK" {
 			continue
 		}
-		f, err := fs.Open(fs.PathJoin(jdir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := readJournalFile(t, sim, fs.PathJoin(jdir, n))
 		if err := os.WriteFile(filepath.Join(jdir, n), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// readJournalFile returns the contents of path on sim's journal filesystem.
+func readJournalFile(t *testing.T, sim *PowerCutSim, path string) []byte {
+	t.Helper()
+	f, err := sim.journalFS().VFS().Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func keyN(i int) string { return "k" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) }
