@@ -190,7 +190,7 @@ func TestViewRacingPutAndRemoveSeesOnlyItsKeysBytes(t *testing.T) {
 	s := newStore(t, 1<<20, func(o *Options) { o.NoSync = false }) // freed blocks reusable at once
 	const n = 4 * testBS
 	for _, c := range []struct {
-		name   string
+		name    string
 		breakIt func() error
 	}{
 		{"a Remove", func() error { return s.Remove("a") }},
