@@ -40,8 +40,11 @@ type Report struct {
 	Duration string    `json:"duration_per_figure"`
 	Started  time.Time `json:"started"`
 	Elapsed  string    `json:"elapsed"`
-	Figures  []Figure  `json:"figures"`
-	Targets  []Target  `json:"targets"`
+	// GetBuffers says how the Get figures of every system treat their
+	// buffer, when the run measured Get.
+	GetBuffers string   `json:"get_buffer_policy,omitempty"`
+	Figures    []Figure `json:"figures"`
+	Targets    []Target `json:"targets"`
 }
 
 // Figure is one measured figure. Ratios compare Value with another figure
@@ -156,11 +159,14 @@ func (rep *Report) targets() []Target {
 		ratio(fmt.Sprintf("Put %s ≥ 0.7x the ideal path", sizeName(size)), "put", "daxstore Put", size, true, 0.7)
 	}
 	for _, size := range rep.sizes("get") {
-		for _, s := range []string{"daxstore Get (copy)", "daxstore ReadAt (copy)"} {
-			ratio(fmt.Sprintf("%s %s ≥ 0.8x the limit", strings.TrimPrefix(s, "daxstore "), sizeName(size)), "get", s, size, true, 0.8)
+		// Goal 5 of the scale issue: a read into a caller's buffer, or a
+		// zero-copy View, at 0.8x the limit (at 4 KiB the limit's map
+		// lookup is a large part of it).
+		for _, s := range []string{subjAppendGet, subjView, subjReadAt} {
+			ratio(fmt.Sprintf("%s %s ≥ 0.8x the limit (map lookup + copy)", strings.TrimPrefix(s, "daxstore "), sizeName(size)), "get", s, size, true, 0.8)
 		}
 	}
-	for _, s := range []string{"daxstore Get (copy)", "daxstore ReadAt (copy)"} {
+	for _, s := range []string{subjAppendGet, subjReadAt} {
 		if f, b := rep.find("get", s, 4<<10), rep.find("get", "bbolt", 4<<10); f != nil && b != nil && b.Value > 0 {
 			v := f.Value / b.Value
 			out = append(out, Target{Goal: strings.TrimPrefix(s, "daxstore ") + " 4KiB ≥ 1.5x bbolt", Value: v,
@@ -168,7 +174,7 @@ func (rep *Report) targets() []Target {
 		}
 	}
 	for _, size := range []int64{64 << 10, 1 << 20} {
-		ratio(fmt.Sprintf("Pin (zero-copy) %s ≥ 0.9x the limit", sizeName(size)), "get", "daxstore Pin (zero-copy)", size, true, 0.9)
+		ratio(fmt.Sprintf("Pin (zero-copy) %s ≥ 0.9x the limit", sizeName(size)), "get", subjPin, size, true, 0.9)
 	}
 	if f := rep.find("pin", subjPinLatency, 0); f != nil {
 		out = append(out, Target{Goal: "Pin+Unpin of one block ≤ 100 ns on one goroutine", Value: f.Value,
@@ -283,6 +289,9 @@ func (rep *Report) Format(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Ratios are this figure over the other one: for ops/s higher is better, for times lower is better.")
+	if rep.GetBuffers != "" {
+		fmt.Fprintf(w, "get buffers: %s.\n", rep.GetBuffers)
+	}
 	for _, f := range rep.Figures {
 		if f.Note != "" {
 			fmt.Fprintf(w, "%s: %s\n", f.Subject, f.Note)
