@@ -5,6 +5,7 @@ package bench
 // that `daxstore bench` prints.
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -42,9 +43,11 @@ type Report struct {
 	Elapsed  string    `json:"elapsed"`
 	// GetBuffers says how the Get figures of every system treat their
 	// buffer, when the run measured Get.
-	GetBuffers string   `json:"get_buffer_policy,omitempty"`
-	Figures    []Figure `json:"figures"`
-	Targets    []Target `json:"targets"`
+	GetBuffers string `json:"get_buffer_policy,omitempty"`
+	// Scale describes the stores of a scale run (RunScale).
+	Scale   string   `json:"scale,omitempty"`
+	Figures []Figure `json:"figures"`
+	Targets []Target `json:"targets"`
 }
 
 // Figure is one measured figure. Ratios compare Value with another figure
@@ -55,8 +58,10 @@ type Report struct {
 type Figure struct {
 	Group          string  `json:"group"` // put, get, pin, punch, wakeup, memory
 	Subject        string  `json:"subject"`
-	Role           string  `json:"role"`           // daxstore, peer or limit
-	Size           int64   `json:"size,omitempty"` // value or file size in bytes
+	Role           string  `json:"role"`            // daxstore, peer or limit
+	Size           int64   `json:"size,omitempty"`  // value or file size in bytes
+	Keys           int64   `json:"keys,omitempty"`  // keys in the store, for the scale figures
+	Count          int64   `json:"count,omitempty"` // runs or samples behind Value, where it says
 	Value          float64 `json:"value"`
 	Unit           string  `json:"unit"` // ops/s, ns, µs, ms or bytes
 	HigherIsBetter bool    `json:"higher_is_better"`
@@ -101,16 +106,25 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
 	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5}
-	slices.SortStableFunc(rep.Figures, func(a, b Figure) int { return order[a.Group] - order[b.Group] })
+	for i, g := range scaleGroups {
+		order[g] = 10 + i
+	}
+	slices.SortStableFunc(rep.Figures, func(a, b Figure) int {
+		if a.Keys != b.Keys {
+			return cmp.Compare(a.Keys, b.Keys)
+		}
+		return order[a.Group] - order[b.Group]
+	})
 	type bucket struct {
 		group string
 		size  int64
+		keys  int64
 	}
 	best := map[bucket]*Figure{}
 	limit := map[bucket]*Figure{}
 	for i := range rep.Figures {
 		f := &rep.Figures[i]
-		b := bucket{f.Group, f.Size}
+		b := bucket{f.Group, f.Size, f.Keys}
 		switch f.Role {
 		case rolePeer:
 			if p := best[b]; p == nil || (f.Value > p.Value) == f.HigherIsBetter {
@@ -122,7 +136,7 @@ func (rep *Report) finish() {
 	}
 	for i := range rep.Figures {
 		f := &rep.Figures[i]
-		b := bucket{f.Group, f.Size}
+		b := bucket{f.Group, f.Size, f.Keys}
 		if p := best[b]; p != nil && p.Value > 0 {
 			f.BestPeer, f.VsBestPeer = p.Subject, f.Value/p.Value
 		}
@@ -130,7 +144,7 @@ func (rep *Report) finish() {
 			f.VsLimit = f.Value / l.Value
 		}
 	}
-	rep.Targets = rep.targets()
+	rep.Targets = append(rep.targets(), rep.scaleTargets()...)
 }
 
 // targets checks the goals of the benchmark issue against the figures,
@@ -259,14 +273,19 @@ func (rep *Report) Format(w io.Writer) error {
 		rep.Duration, rep.Elapsed, m.LoadBefore, m.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEST\tSIZE\tSUBJECT\tRESULT\tMB/s\tVS BEST PEER\tVS LIMIT\t")
-	prev := ""
-	for _, f := range rep.Figures {
-		if prev != "" && f.Group != prev {
-			fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+	for i, f := range rep.Figures {
+		// Scale figures are grouped by store size, the others by test.
+		if i > 0 {
+			p := rep.Figures[i-1]
+			if (f.Keys == 0 && f.Group != p.Group) || f.Keys != p.Keys {
+				fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
+			}
 		}
-		prev = f.Group
 		size, mbs, peer, lim := "", "", "", ""
-		if f.Size > 0 {
+		switch {
+		case f.Keys > 0:
+			size = countName(f.Keys) + " keys"
+		case f.Size > 0:
 			size = sizeName(f.Size)
 		}
 		if f.MBPerSec > 0 {
@@ -292,8 +311,13 @@ func (rep *Report) Format(w io.Writer) error {
 	if rep.GetBuffers != "" {
 		fmt.Fprintf(w, "get buffers: %s.\n", rep.GetBuffers)
 	}
+	if rep.Scale != "" {
+		fmt.Fprintf(w, "scale: %s.\n", rep.Scale)
+	}
+	noted := map[string]bool{}
 	for _, f := range rep.Figures {
-		if f.Note != "" {
+		if f.Note != "" && !noted[f.Subject+f.Note] {
+			noted[f.Subject+f.Note] = true
 			fmt.Fprintf(w, "%s: %s\n", f.Subject, f.Note)
 		}
 	}
