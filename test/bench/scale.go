@@ -184,9 +184,9 @@ func RunScale(ctx context.Context, cfg ScaleConfig, progress Progress) (*Report,
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 		Scale: fmt.Sprintf("every key holds %d bytes; daxstore's region has %d-byte blocks; "+
-			"each Open runs in a fresh child process (RSS is its peak from rusage, heap is HeapAlloc "+
-			"after a GC); Put, Get and overwrites are durable and pick random keys; Get copies "+
-			"into one reused buffer", cfg.ValueSize, cfg.blockSize()),
+			"each Open runs in a fresh child process (RSS and peak RSS from its /proc/self/status, heap is "+
+			"HeapAlloc after a GC); Put, Get and overwrites are durable and pick random keys; Get copies "+
+			"into one reused buffer; the goals name 1M keys and are judged at every count", cfg.ValueSize, cfg.blockSize()),
 	}}
 	r.value = make([]byte, cfg.ValueSize)
 	fill(r.value, uint64(cfg.ValueSize))
