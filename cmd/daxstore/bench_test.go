@@ -54,8 +54,8 @@ func TestBenchScaleRunsItsChildrenAndJudgesTheGoals(t *testing.T) {
 			t.Errorf("no figure %q at 200 keys in %+v", want, rep.Figures)
 		}
 	}
-	if len(rep.Targets) != 4 || rep.Scale == "" {
-		t.Errorf("targets %+v (want 4 at 200 keys), scale %q", rep.Targets, rep.Scale)
+	if len(rep.Targets) != 6 || rep.Scale == "" {
+		t.Errorf("targets %+v (want 6 at 200 keys), scale %q", rep.Targets, rep.Scale)
 	}
 }
 

@@ -20,6 +20,9 @@ const (
 	roleDax   = "daxstore"
 	rolePeer  = "peer"
 	roleLimit = "limit"
+	// roleBase is the baseline of a scale figure: the same measurement in
+	// a small store. Ratios treat it as the limit.
+	roleBase = "baseline"
 )
 
 // Units of a figure's value.
@@ -130,7 +133,7 @@ func (rep *Report) finish() {
 			if p := best[b]; p == nil || (f.Value > p.Value) == f.HigherIsBetter {
 				best[b] = f
 			}
-		case roleLimit:
+		case roleLimit, roleBase:
 			limit[b] = f
 		}
 	}
@@ -140,7 +143,7 @@ func (rep *Report) finish() {
 		if p := best[b]; p != nil && p.Value > 0 {
 			f.BestPeer, f.VsBestPeer = p.Subject, f.Value/p.Value
 		}
-		if l := limit[b]; l != nil && l.Value > 0 && f.Role != roleLimit {
+		if l := limit[b]; l != nil && l.Value > 0 && f.Role != roleLimit && f.Role != roleBase {
 			f.VsLimit = f.Value / l.Value
 		}
 	}
