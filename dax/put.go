@@ -4,10 +4,15 @@ package dax
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/daxstore/daxstore/busyextent"
 	"github.com/daxstore/daxstore/pmem"
@@ -294,88 +299,222 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 	return res, nil
 }
 
-// MaxGetSize is the largest value Get returns, in bytes (1 GiB). Get
-// allocates the whole value at once, and a file may be a sparse 64 TiB:
-// rather than let one call exhaust the process's memory, Get refuses larger
-// values with ErrTooLarge before it allocates anything. Read those through
-// Open and File.ReadAt in bounded chunks, skipping holes with
-// File.SeekData and File.SeekHole. The limit trades one large allocation
-// that a caller plainly asked for (up to 1 GiB) against never taking the
-// process down for a size a caller may not know.
+// MaxGetSize is the largest value Get and AppendGet return, and View
+// copies, in bytes (1 GiB). Get allocates the whole value at once, and a
+// file may be a sparse 64 TiB: rather than let one call exhaust the
+// process's memory, Get refuses larger values with ErrTooLarge before it
+// allocates anything. Read those through Open and File.ReadAt in bounded
+// chunks, skipping holes with File.SeekData and File.SeekHole. The limit
+// trades one large allocation that a caller plainly asked for (up to 1 GiB)
+// against never taking the process down for a size a caller may not know.
 const MaxGetSize = 1 << 30
 
-// Get returns a copy of the value of key. A value larger than MaxGetSize
-// fails with ErrTooLarge and allocates nothing.
+// Get returns a copy of the value of key in a new slice. A value larger
+// than MaxGetSize fails with ErrTooLarge and allocates nothing. AppendGet
+// reads into a caller's buffer instead, and View without a copy.
 func (s *Store) Get(key string) ([]byte, error) {
-	if err := validKey(key); err != nil {
+	buf, err := s.AppendGet(nil, key)
+	if err != nil {
 		return nil, err
 	}
+	if buf == nil {
+		buf = []byte{} // an empty value is a value, not a missing one
+	}
+	return buf, nil
+}
+
+// AppendGet appends the value of key to dst and returns the extended slice,
+// as the built-in append does: when dst has room for the value it allocates
+// nothing, so a caller that reuses one buffer reads at the cost of the copy
+// out of the region. Holes and unwritten blocks read as zeros. On an error
+// it returns dst unchanged in length (its spare capacity may have been
+// written). A value larger than MaxGetSize fails with ErrTooLarge before
+// anything is allocated.
+func (s *Store) AppendGet(dst []byte, key string) ([]byte, error) {
+	if err := validKey(key); err != nil {
+		return dst, err
+	}
 	if err := s.begin(false); err != nil {
-		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
+		return dst, fmt.Errorf("daxstore: get %q: %w", key, err)
 	}
 	defer s.end()
-	s.nsMu.RLock()
-	in := s.names[key]
-	s.nsMu.RUnlock()
+	in := s.lookupForRead(key)
 	if in == nil {
-		return nil, fmt.Errorf("daxstore: get %q: %w", key, ErrNotFound)
+		return dst, fmt.Errorf("daxstore: get %q: %w", key, ErrNotFound)
 	}
 	// Hold the IO lock shared across size and read: a Put or truncate
 	// cannot slip in between, so the copy is one consistent value.
 	in.ioMu.RLock()
 	defer in.ioMu.RUnlock()
 	f := File{s: s, in: in}
-	buf, err := f.readAll()
+	out, err := f.appendAll(dst)
 	if err != nil {
-		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
+		return dst, fmt.Errorf("daxstore: get %q: %w", key, err)
 	}
-	return buf, nil
+	return out, nil
 }
 
-// readAll returns a copy of the whole file. The IO lock must be held
-// shared. A file that is one written extent, the common case, is copied
-// straight into a new slice that is not zeroed first.
-func (f *File) readAll() ([]byte, error) {
-	s, in := f.s, f.in
+// lookupForRead returns the inode named key, or nil: the lookup that Get,
+// AppendGet and View share.
+func (s *Store) lookupForRead(key string) *inode {
+	s.nsMu.RLock()
+	in := s.names[key]
+	s.nsMu.RUnlock()
+	return in
+}
+
+// View calls fn with the value of key, without copying it when the value
+// is one run of written blocks (what Put writes whenever free space allows):
+// fn then sees the region's mapping itself. Any other value (holes,
+// unwritten blocks, several runs) is first copied into a new slice, holes
+// and unwritten blocks as zeros, so fn always sees the whole value. View
+// returns fn's error as is.
+//
+// The slice is valid only while fn runs: fn must not keep it, nor any
+// slice of it, nor write to it. For fn's duration View holds a short-term
+// reference on the blocks, so a Put, Remove or truncate of key that runs
+// meanwhile does not wait for fn; it detaches those blocks, which keep the
+// bytes fn sees, and they are freed when View returns: fn never sees bytes
+// of another key (TestViewRacingPutAndRemoveSeesOnlyItsKeysBytes). fn runs
+// inside a read of the store: it must not call methods of the store, as a
+// Close or Check waiting for View would wait for fn forever. A fault on the
+// region mapping while fn reads it (a region file truncated under the
+// store) returns an error wrapping ErrCorrupt instead of killing the
+// process. A value that must be copied and is larger than MaxGetSize fails
+// with ErrTooLarge; fn is then not called.
+func (s *Store) View(key string, fn func(value []byte) error) error {
+	if err := validKey(key); err != nil {
+		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("daxstore: view %q: nil function: %w", key, ErrInvalidRange)
+	}
+	if err := s.begin(false); err != nil {
+		return fmt.Errorf("daxstore: view %q: %w", key, err)
+	}
+	defer s.end()
+	in := s.lookupForRead(key)
+	if in == nil {
+		return fmt.Errorf("daxstore: view %q: %w", key, ErrNotFound)
+	}
+	value, run, held, err := s.holdValue(in)
+	if err != nil {
+		return fmt.Errorf("daxstore: view %q: %w", key, err)
+	}
+	err = callView(fn, value)
+	if held {
+		if rerr := s.refs.Release(run); rerr != nil && err == nil {
+			err = fmt.Errorf("daxstore: view %q: %w", key, rerr)
+		}
+	}
+	if errors.Is(err, pmem.ErrFault) {
+		return fmt.Errorf("daxstore: view %q: %w", key, s.faulted(err))
+	}
+	return err
+}
+
+// holdValue returns the value of in for View: a slice of the mapping with a
+// short-term reference held on run when held is true, else a copy.
+func (s *Store) holdValue(in *inode) (value []byte, run pmem.Extent, held bool, err error) {
+	in.ioMu.RLock()
+	defer in.ioMu.RUnlock()
+	f := File{s: s, in: in}
 	in.mapMu.Lock()
 	if err := f.live(); err != nil {
 		in.mapMu.Unlock()
-		return nil, err
+		return nil, run, false, err
 	}
 	size := in.size
 	if size == 0 {
 		in.mapMu.Unlock()
-		return []byte{}, nil
+		return []byte{}, run, false, nil
+	}
+	fb, fe := s.blockSpan(0, size)
+	if m, ok := in.extents.at(fb); ok && !m.unwritten && m.fileEnd() >= fe {
+		run = pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
+		err := s.refs.Acquire(run)
+		in.mapMu.Unlock()
+		if err != nil {
+			return nil, run, false, err
+		}
+		return s.region.Bytes(run)[:size:size], run, true, nil
+	}
+	in.mapMu.Unlock()
+	value, err = f.appendAll(nil)
+	return value, run, false, err
+}
+
+// callView runs fn over value with the runtime told to turn a fault on
+// value's memory into a panic, and turns that panic into an error wrapping
+// pmem.ErrFault. Any other panic, and a fault elsewhere, goes on: it is
+// fn's, not the region's.
+func callView(fn func([]byte) error, value []byte) (err error) {
+	defer func(old bool) {
+		debug.SetPanicOnFault(old)
+		r := recover()
+		if r == nil {
+			return
+		}
+		if fault, ok := r.(interface {
+			runtime.Error
+			Addr() uintptr
+		}); ok && len(value) > 0 {
+			lo := uintptr(unsafe.Pointer(unsafe.SliceData(value)))
+			if a := fault.Addr(); a >= lo && a-lo < uintptr(len(value)) {
+				err = fmt.Errorf("%w at address %#x", pmem.ErrFault, a)
+				return
+			}
+		}
+		panic(r)
+	}(debug.SetPanicOnFault(true))
+	return fn(value)
+}
+
+// appendAll appends the whole file to dst. The IO lock must be held
+// shared. A file that is one written extent, the common case, is copied
+// straight from the mapping, and dst's new part is not zeroed first.
+func (f *File) appendAll(dst []byte) ([]byte, error) {
+	s, in := f.s, f.in
+	in.mapMu.Lock()
+	if err := f.live(); err != nil {
+		in.mapMu.Unlock()
+		return dst, err
+	}
+	size := in.size
+	if size == 0 {
+		in.mapMu.Unlock()
+		return dst, nil
 	}
 	if size > MaxGetSize {
 		in.mapMu.Unlock()
-		return nil, fmt.Errorf("value is %d bytes, more than MaxGetSize (%d); read it with Open and ReadAt: %w",
+		return dst, fmt.Errorf("value is %d bytes, more than MaxGetSize (%d); read it with Open and ReadAt: %w",
 			size, int64(MaxGetSize), ErrTooLarge)
 	}
 	fb, fe := s.blockSpan(0, size)
 	m, ok := in.extents.at(fb)
 	if !ok || m.unwritten || m.fileEnd() < fe {
 		in.mapMu.Unlock()
-		buf := make([]byte, size)
-		n, err := f.readLocked(buf, 0)
+		n0 := len(dst)
+		buf := slices.Grow(dst, int(size))[:n0+int(size)]
+		n, err := f.readLocked(buf[n0:], 0)
 		if err != nil && err != io.EOF {
-			return nil, err
+			return dst, err
 		}
-		return buf[:n], nil
+		return buf[:n0+n], nil
 	}
 	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
 	err := s.refs.Acquire(run)
 	in.mapMu.Unlock()
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	// append to a nil slice allocates without clearing what it copies.
-	buf, err := pmem.Append(nil, s.region.Bytes(run)[:size])
+	// append does not clear what it copies into new capacity.
+	buf, err := pmem.Append(dst, s.region.Bytes(run)[:size])
 	if rerr := s.refs.Release(run); err == nil {
 		err = rerr
 	}
 	if err != nil {
-		return nil, s.faulted(err)
+		return dst, s.faulted(err)
 	}
 	return buf, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +22,10 @@ func (c *cli) benchCommand() *cobra.Command {
 		sizes      string
 		punchSize  string
 		cpuProfile string
+		scale      bool
+		scaleCfg   bench.ScaleConfig
+		scaleKeys  string
+		scaleValue string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -41,10 +46,23 @@ temporary directory under --path, default /dev/shm):
 
 It prints every figure with its ratio to the best peer and to the limit,
 then whether each target was met. A full run takes a few minutes; --quick
-takes less than one. The store directory (--dir) is not used.`,
+takes less than one. The store directory (--dir) is not used.
+
+--scale measures instead how daxstore's costs grow with the number of keys:
+at 10k, 100k and 1M keys of 512 bytes (--quick stops at 100k), the Open
+time, peak RSS and Go heap of a fresh process that opens the store, the
+time of 'daxstore get KEY' as a process, durable Put, Get and
+random-overwrite rates (overwrites also at 1k keys, to compare), List of a
+10-key prefix, Check and the longest Put of a concurrent writer during it;
+and the Open time, RSS and heap of Pebble and bbolt holding the same keys
+and values. The 1M-key run takes several minutes, most of it building the
+stores.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
+			if scale {
+				return c.benchScale(cmd, scaleCfg, cfg, scaleKeys, scaleValue, asJSON)
+			}
 			if cfg.Sizes, err = parseSizes(sizes); err != nil {
 				return err
 			}
@@ -88,8 +106,66 @@ takes less than one. The store directory (--dir) is not used.`,
 	f.IntVar(&cfg.Wakeups, "wakeups", 0, "release→wakeup samples (default 2000, or 300 with --quick)")
 	f.StringSliceVar(&cfg.Only, "only", nil, "run only these parts: "+strings.Join(bench.Parts, ", "))
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (see go tool pprof)")
+	f.BoolVar(&scale, "scale", false, "measure how Open, memory, rates, List and Check grow with the number of keys")
+	f.StringVar(&scaleKeys, "scale-keys", "", "comma-separated key counts for --scale (default 10000,100000,1000000)")
+	f.StringVar(&scaleValue, "scale-value-size", "", "value size for --scale (default 512B)")
 	cmd.Annotations = map[string]string{reportsInterrupt: "yes"}
 	return cmd
+}
+
+// benchScale runs `bench --scale`.
+func (c *cli) benchScale(cmd *cobra.Command, sc bench.ScaleConfig, cfg bench.Config, keys, value string, asJSON bool) error {
+	sc.Path, sc.Quick, sc.Duration = cfg.Path, cfg.Quick, cfg.Duration
+	for _, k := range strings.Split(keys, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 20 {
+			return fmt.Errorf("invalid key count %q: must be a whole number of at least 20", k)
+		}
+		sc.Keys = append(sc.Keys, n)
+	}
+	if value != "" {
+		n, err := parseSize("value size", value)
+		if err != nil {
+			return err
+		}
+		if n < 1 || n > 64<<10 {
+			return fmt.Errorf("invalid value size %q: must be from 1 byte to 64KiB", value)
+		}
+		sc.ValueSize = int(n)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: find the daxstore binary for the child processes: %w", err)
+	}
+	sc.Exe = exe
+	progress, stop := c.benchProgress()
+	rep, err := bench.RunScale(cmd.Context(), sc, progress)
+	stop()
+	if err != nil {
+		return err
+	}
+	rep.Command = strings.Join(append([]string{"daxstore"}, c.args...), " ")
+	if asJSON {
+		return writeJSON(c.out, rep)
+	}
+	return rep.Format(c.out)
+}
+
+// benchChildCommand is the child process of `bench --scale`: it opens one
+// store or database and reports the Open time and Go heap, so that its RSS
+// is that of a fresh process. It is not for people, so it is hidden.
+func (c *cli) benchChildCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "bench-child open SYSTEM DIR",
+		Hidden: true,
+		Args:   argsBetween(3, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return bench.RunChild(args, c.out)
+		},
+	}
 }
 
 // parseSizes parses a comma-separated list of value sizes; empty means the

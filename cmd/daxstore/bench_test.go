@@ -36,6 +36,29 @@ func TestBenchReportsFiguresAndTargets(t *testing.T) {
 	})
 }
 
+func TestBenchScaleRunsItsChildrenAndJudgesTheGoals(t *testing.T) {
+	t.Parallel()
+	var rep bench.Report
+	mustJSON(t, &rep, "bench", "--scale", "--scale-keys", "200", "--duration", "5ms", "--json", "--path", shortDir(t))
+	// The real binary re-executes itself for each Open (bench-child) and
+	// runs its own get: each figure exists only if they worked.
+	found := map[string]bool{}
+	for _, f := range rep.Figures {
+		if f.Keys == 200 && f.Value > 0 {
+			found[f.Subject] = true
+		}
+	}
+	for _, want := range []string{"daxstore Open", "pebble Open", "bbolt Open", "daxstore peak RSS through Open",
+		"daxstore Go heap after Open", "daxstore get KEY (a process)", "longest Put during Check"} {
+		if !found[want] {
+			t.Errorf("no figure %q at 200 keys in %+v", want, rep.Figures)
+		}
+	}
+	if len(rep.Targets) != 6 || rep.Scale == "" {
+		t.Errorf("targets %+v (want 6 at 200 keys), scale %q", rep.Targets, rep.Scale)
+	}
+}
+
 func TestBenchRefusesBadFlags(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -47,6 +70,8 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{"a value size that is not a size", []string{"bench", "--sizes", "4KiB,big"}, "value size"},
 		{"a path that does not exist", []string{"bench", "--path", "/nonexistent/daxstore"}, "path"},
 		{"an argument", []string{"bench", "now"}, "wrong number of arguments"},
+		{"a scale of 19 keys", []string{"bench", "--scale", "--scale-keys", "19"}, "key count"},
+		{"a scale value size of zero", []string{"bench", "--scale", "--scale-value-size", "0"}, "value size"},
 	} {
 		t.Run("it refuses "+c.name, func(t *testing.T) {
 			code := 1

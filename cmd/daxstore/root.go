@@ -83,7 +83,7 @@ other commands need an existing store to themselves.`,
 		c.statCommand(), c.dfCommand(), c.checkCommand(),
 		c.busyCommand(), c.pinsCommand(), c.demoCommand(), c.stressCommand(),
 	)
-	root.AddCommand(c.benchCommand())
+	root.AddCommand(c.benchCommand(), c.benchChildCommand())
 	return root
 }
 

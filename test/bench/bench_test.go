@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +30,8 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 	}{
 		{"put", "daxstore Put", 4 << 10}, {"put", "bbolt", 4 << 10}, {"put", "pebble", 64 << 10},
 		{"put", "files", 64 << 10}, {"put", "ideal path", 4 << 10},
-		{"get", "daxstore Get (copy)", 4 << 10}, {"get", "daxstore ReadAt (copy)", 64 << 10},
-		{"get", "daxstore Pin (zero-copy)", 64 << 10}, {"get", "copy from mapping", 4 << 10},
+		{"get", subjAppendGet, 4 << 10}, {"get", subjView, 64 << 10}, {"get", subjGet, 4 << 10},
+		{"get", subjReadAt, 64 << 10}, {"get", subjPin, 64 << 10}, {"get", subjCopyLimit, 4 << 10},
 		{"pin", subjPinLatency, 0}, {"pin", subjPinDistinct, 0}, {"pin", subjPinSame, 0},
 		{"punch", subjFallocate, 8 << 20}, {"punch", subjPunch + ", 1% pinned", 8 << 20},
 		{"punch", subjTruncate + ", nothing pinned", 8 << 20},
@@ -53,11 +54,24 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 	if len(rep.Targets) < 15 {
 		t.Errorf("only %d targets judged: %+v", len(rep.Targets), rep.Targets)
 	}
+	// Goal 5: reads into a caller's buffer and View against the limit, at
+	// every size, under one stated buffer policy.
+	for _, size := range []string{"4KiB", "64KiB"} {
+		for _, s := range []string{"AppendGet (reused buffer)", "View (zero-copy)"} {
+			goal := s + " " + size + " ≥ 0.8x the limit (map lookup + copy)"
+			if !slices.ContainsFunc(rep.Targets, func(tg Target) bool { return tg.Goal == goal && tg.Value > 0 }) {
+				t.Errorf("target %q not judged", goal)
+			}
+		}
+	}
+	if rep.GetBuffers == "" {
+		t.Error("the report does not say which buffer policy the Get figures use")
+	}
 	var buf bytes.Buffer
 	if err := rep.Format(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"medium:", "daxstore Put", "VS BEST PEER", "TARGET", "fallocate(PUNCH_HOLE)"} {
+	for _, want := range []string{"medium:", "get buffers: every system", "daxstore Put", "VS BEST PEER", "TARGET", "fallocate(PUNCH_HOLE)"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, buf.String())
 		}

@@ -22,7 +22,8 @@ import (
 
 // kv is one system under test, fresh for one value size. put stores value
 // in slot durably (it returns once the value survives a power cut); get
-// copies slot's value into buf, which is large enough, and returns it.
+// copies slot's value into buf, which is large enough, and returns it: one
+// buffer, reused by every get, for every system (getBufferPolicy).
 type kv interface {
 	put(slot int, value []byte) error
 	get(slot int, buf []byte) ([]byte, error)
@@ -64,14 +65,18 @@ func openDax(dir string, regionBytes int64, k keys) (*daxKV, error) {
 
 func (d *daxKV) put(slot int, value []byte) error { return d.s.Put(d.keys.s[slot], value) }
 
-// get is Store.Get, which returns a new copy: it is copied into buf only
-// to satisfy kv.
+// get is Store.AppendGet into buf: the buffer policy of every system.
 func (d *daxKV) get(slot int, buf []byte) ([]byte, error) {
-	v, err := d.s.Get(d.keys.s[slot])
-	if err != nil {
-		return nil, err
-	}
-	return append(buf[:0], v...), nil
+	return d.s.AppendGet(buf[:0], d.keys.s[slot])
+}
+
+// view is Store.View with consume reading every byte in place.
+func (d *daxKV) view(slot int, consume func([]byte) uint64) (sum uint64, err error) {
+	err = d.s.View(d.keys.s[slot], func(v []byte) error {
+		sum = consume(v)
+		return nil
+	})
+	return sum, err
 }
 
 // openFiles opens every slot's file for readAt and pinRead.
@@ -256,13 +261,15 @@ func (f *filesKV) close() error { return nil }
 // idealKV is the limit: slot i lives at a fixed offset of a region file
 // mapped shared and prefaulted; a put copies the value there, msyncs the
 // covering pages and commits one 24-byte record (slot, length, sequence)
-// to Pebble with Sync; a get is one copy out of the mapping.
+// to Pebble with Sync; a get is a Go map lookup of the key, as any store
+// must find a key, then one copy out of the mapping.
 type idealKV struct {
 	f      *os.File
 	m      []byte
 	stride int
 	db     *pebble.DB
 	keys   keys
+	index  map[string]int // key → slot, for the lookup of a get
 	rec    [24]byte
 	seq    uint64
 }
@@ -293,7 +300,11 @@ func openIdeal(dir string, slots, size int, k keys) (*idealKV, error) {
 		unix.Munmap(m)
 		return fail(err)
 	}
-	return &idealKV{f: f, m: m, stride: stride, db: db, keys: k}, nil
+	index := make(map[string]int, len(k.s))
+	for i, key := range k.s {
+		index[key] = i
+	}
+	return &idealKV{f: f, m: m, stride: stride, db: db, keys: k, index: index}, nil
 }
 
 // prefault populates m's page tables writable, so that no timed store
@@ -323,7 +334,11 @@ func (x *idealKV) put(slot int, value []byte) error {
 }
 
 func (x *idealKV) get(slot int, buf []byte) ([]byte, error) {
-	off := slot * x.stride
+	i, ok := x.index[x.keys.s[slot]]
+	if !ok {
+		return nil, fmt.Errorf("ideal: key %s missing", x.keys.s[slot])
+	}
+	off := i * x.stride
 	n := copy(buf, x.m[off:off+len(buf)])
 	return buf[:n], nil
 }

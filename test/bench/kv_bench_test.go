@@ -108,16 +108,12 @@ func BenchmarkGet(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%s", sizeName(int64(size)), sys.name), func(b *testing.B) {
 				db, _ := openFilled(b, sys, size)
 				slots := slotsFor(size)
+				// One buffer policy for every system (getBufferPolicy):
+				// each copies into buf, reused; daxstore with AppendGet.
 				buf := make([]byte, size)
 				get := func(slot int) error {
 					_, err := db.get(slot, buf)
 					return err
-				}
-				if d, ok := db.(*daxKV); ok {
-					get = func(slot int) error {
-						_, err := d.s.Get(d.keys.s[slot])
-						return err
-					}
 				}
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
@@ -134,8 +130,8 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
-// BenchmarkDaxRead is the copying ReadAt and the zero-copy Pin read of a
-// whole value.
+// BenchmarkDaxRead is the other reads of a whole value: Get (a new slice
+// per call), the copying ReadAt, and the zero-copy View and Pin reads.
 func BenchmarkDaxRead(b *testing.B) {
 	for _, size := range DefaultSizes {
 		sys := benchSystems(b, size)[0]
@@ -155,6 +151,32 @@ func BenchmarkDaxRead(b *testing.B) {
 				if _, err := d.readAt(i%slots, buf); err != nil {
 					b.Fatal(err)
 				}
+				i++
+			}
+		})
+		b.Run(sizeName(int64(size))+"/Get", func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			reportCPU(b)
+			i := 0
+			for b.Loop() {
+				if _, err := d.s.Get(d.keys.s[i%slots]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(sizeName(int64(size))+"/View", func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			reportCPU(b)
+			i := 0
+			for b.Loop() {
+				sum, err := d.view(i%slots, countLines)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sink.Add(sum)
 				i++
 			}
 		})

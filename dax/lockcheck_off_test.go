@@ -1,0 +1,6 @@
+//go:build !lockcheck
+
+package dax
+
+// lockChecking: see lockcheck_on_test.go.
+const lockChecking = false
