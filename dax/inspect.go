@@ -123,9 +123,9 @@ func (s *Store) Stats() (Stats, error) {
 }
 
 func (s *Store) statsLocked() Stats {
-	s.nsMu.RLock()
-	files := len(s.inodes)
-	s.nsMu.RUnlock()
+	s.commitMu.Lock()
+	files := int(s.flog.files)
+	s.commitMu.Unlock()
 	pins := s.pins.len()
 	data := s.region.BlockCount() - 1
 	// Blocks that NoSync holds back until a journal sync are free: the next

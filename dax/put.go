@@ -255,15 +255,18 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 	v.spare = nil
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	in := s.names[key]
+	in, err := s.acquireLocked(key)
+	if err != nil {
+		return nil, err
+	}
 	if in == nil {
 		in = newInode(s.nextIno, key, v.size, time.Now())
 		t := s.newTxn()
 		t.claimed = v.used
-		s.recordNewInode(t, in)
 		for _, m := range v.fresh {
-			t.mapOps(in.ino, in.extents.insert(m))
+			t.mapOps(in, in.extents.insert(m))
 		}
+		s.recordNewInode(t, in)
 		if err := s.commit(t); err != nil {
 			return nil, err
 		}
@@ -271,6 +274,7 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 		s.addInode(in)
 		return nil, nil
 	}
+	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[*Pin]bool{}}
@@ -282,7 +286,7 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 				return err
 			}
 			for _, m := range v.fresh {
-				b.t.mapOps(in.ino, in.extents.insert(m))
+				b.t.mapOps(in, in.extents.insert(m))
 			}
 			in.size = v.size
 			v.committed = true // from here on a failure fails the store
@@ -314,12 +318,14 @@ func (s *Store) Get(key string) ([]byte, error) {
 		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
 	}
 	defer s.end()
-	s.nsMu.RLock()
-	in := s.names[key]
-	s.nsMu.RUnlock()
+	in, err := s.acquire(key)
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: get %q: %w", key, err)
+	}
 	if in == nil {
 		return nil, fmt.Errorf("daxstore: get %q: %w", key, ErrNotFound)
 	}
+	defer s.release(in)
 	// Hold the IO lock shared across size and read: a Put or truncate
 	// cannot slip in between, so the copy is one consistent value.
 	in.ioMu.RLock()
@@ -406,10 +412,14 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 	defer s.end()
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	in := s.names[key]
+	in, err := s.acquireLocked(key)
+	if err != nil {
+		return nil, err
+	}
 	if in == nil {
 		return nil, ErrNotFound
 	}
+	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[*Pin]bool{}}
@@ -419,9 +429,8 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 			if err := b.drop(0, math.MaxUint64); err != nil {
 				return err
 			}
-			b.t.b.DeleteExtents(in.ino)
-			b.t.b.DeleteName(key)
-			b.t.b.DeleteInode(in.ino)
+			b.t.touch(in) // removed: recordInodes deletes its records
+			b.t.files--
 			in.removed = true
 			return nil
 		})
@@ -430,6 +439,5 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 		return nil, err
 	}
 	delete(s.names, key)
-	delete(s.inodes, in.ino)
 	return res, nil
 }
