@@ -48,6 +48,9 @@ func (s *Store) Check() error {
 		return fmt.Errorf("daxstore: check: %w", err)
 	}
 	defer s.end()
+	if checkReadHook != nil {
+		checkReadHook()
+	}
 	v := img.violations
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	st, err := img.snap.Load()
@@ -72,6 +75,10 @@ func (s *Store) Check() error {
 	}
 	return fmt.Errorf("daxstore: check: %d violations: %w:\n  %s", len(v), ErrCorrupt, joinLines(v))
 }
+
+// checkReadHook, when set by a test, runs after Check has let the store go
+// and before it reads the snapshot.
+var checkReadHook func()
 
 // checkImage is what Check copies from memory while the store is paused,
 // with the journal snapshot taken at the same moment.
@@ -112,7 +119,7 @@ func (s *Store) checkImage() (*checkImage, error) {
 		return nil, fmt.Errorf("daxstore: check: %w", err)
 	}
 	img.snap = snap
-	img.fileCount = s.flog.files
+	img.fileCount = s.flog.files.Load()
 	img.jfree = s.journaledFree.Extents()
 	img.avail = s.free.Extents()
 	img.undurable = s.undurable.snapshot()

@@ -92,7 +92,7 @@ func TestCheckCatchesCorruption(t *testing.T) {
 			f.s.names["zz"] = f.s.names["a"]
 		}, "name the same inode"},
 		{"the file count is off", func(t *testing.T, f *checkFixture) {
-			f.s.flog.files++
+			f.s.flog.files.Add(1)
 		}, "files counted in memory"},
 		{"an inode calls itself by another name", func(t *testing.T, f *checkFixture) {
 			other := "z"

@@ -167,6 +167,8 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 	if mark {
 		t.b.SetMark(s.seal.mark + 1)
 	}
+	s.stats.commits.Add(1)
+	s.stats.records.Add(uint64(t.b.Count()))
 	if err := t.b.Commit(sync); err != nil {
 		return s.fail(err)
 	}

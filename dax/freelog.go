@@ -13,6 +13,7 @@ package dax
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/journal"
@@ -26,7 +27,9 @@ const checkpointMin = 4096
 type freeLog struct {
 	seq   uint64 // the last log record's sequence number
 	since int    // log records since the last checkpoint
-	files int64  // files in the store, as the journal has them
+	// files counts the files in the store, as the journal has them. It
+	// changes under commitMu; Stats reads it without.
+	files atomic.Int64
 }
 
 // logFree applies t's claimed and freed blocks to journaledFree and queues
@@ -49,7 +52,7 @@ func (s *Store) logFree(t *txn) error {
 	}
 	s.flog.seq++
 	s.flog.since++
-	s.flog.files += t.files
+	s.flog.files.Add(t.files)
 	t.b.LogFree(journal.FreeLog{Seq: s.flog.seq, Claimed: t.claimed, Freed: t.freed, Files: t.files})
 	return nil
 }
@@ -73,10 +76,12 @@ func (s *Store) checkpointLocked() error {
 		return s.failed
 	}
 	b := s.jnl.NewBatch()
-	b.CheckpointFree(s.journaledFree.Extents(), s.flog.seq, uint64(max(0, s.flog.files)))
+	b.CheckpointFree(s.journaledFree.Extents(), s.flog.seq, uint64(max(0, s.flog.files.Load())))
+	s.stats.records.Add(uint64(b.Count()))
 	if err := b.Commit(false); err != nil {
 		return s.fail(fmt.Errorf("checkpoint free space: %w", err))
 	}
+	s.stats.checkpoints.Add(1)
 	s.flog.since = 0
 	return nil
 }

@@ -99,6 +99,9 @@ type counters struct {
 	releaseBatches atomic.Uint64 // journal batches that freed busy blocks
 	detached       atomic.Uint64 // blocks moved to busy
 	allocWaits     atomic.Uint64 // allocations that waited for busy blocks
+	commits        atomic.Uint64 // journal batches of operations
+	records        atomic.Uint64 // records in those batches and in checkpoints
+	checkpoints    atomic.Uint64 // free-space checkpoints
 }
 
 // Open opens the store in dir, creating it when dir holds none (with
@@ -485,7 +488,7 @@ func (s *Store) rebuild(st *journal.State) error {
 		}
 		s.flog.since = max(s.flog.since, 1)
 	}
-	s.flog.files = files
+	s.flog.files.Store(files)
 	if s.opts.ReadOnly {
 		// A read-only store never commits, so it shows the busy extents as
 		// the journal holds them (Busy marks them Stale) and leaves their
