@@ -92,7 +92,11 @@ func (j *Journal) Load() (*State, error) {
 	if j.db == nil {
 		return nil, fmt.Errorf("journal: load %s: %w", j.dir, ErrClosed)
 	}
-	return j.loadAll(j.db)
+	// One snapshot, so that commits going on meanwhile cannot tear the
+	// state between the record kinds.
+	snap := j.db.NewSnapshot()
+	defer snap.Close()
+	return j.loadAll(snap)
 }
 
 // Snapshot is a consistent, unchanging view of the journal, for reading
@@ -148,11 +152,19 @@ func (j *Journal) loadAll(r reader) (*State, error) {
 		return nil, err
 	}
 	for ino, in := range st.Inodes {
-		if !in.External {
-			st.Extents[ino] = in.Extents
-		} else {
+		switch {
+		case in.External:
 			in.Extents = st.Extents[ino]
 			st.Inodes[ino] = in
+		case len(st.Extents[ino]) > 0:
+			return nil, corruptError("inode", nameKey(in.Key), "inode %d holds its extents inline, yet %d extent records name it", ino, len(st.Extents[ino]))
+		default:
+			st.Extents[ino] = in.Extents
+		}
+	}
+	for name, ino := range st.Names {
+		if _, ok := st.Inodes[ino]; !ok && st.Legacy {
+			return nil, corruptError("name", nameKey(name), "format 1 name of inode %d, which has no inode record", ino)
 		}
 	}
 	return st, nil
@@ -277,6 +289,7 @@ func (j *Journal) scanPrefix(r reader, prefix byte, st *State) (err error) {
 			if err != nil {
 				return err
 			}
+			in.External = true // format 1 kept every extent in a record of its own
 			st.Inodes[in.Ino] = in
 		case prefixExtent:
 			r, err := DecodeExtent(key, value)

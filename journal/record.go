@@ -253,6 +253,9 @@ func checkInode(in Inode) string {
 		if s := checkExtent(r); s != "" {
 			return fmt.Sprintf("extent %d: %s", i, s)
 		}
+		if r.Ino != in.Ino {
+			return fmt.Sprintf("extent %d belongs to inode %d", i, r.Ino)
+		}
 		if i > 0 && r.FileBlock < in.Extents[i-1].FileBlock+in.Extents[i-1].Len {
 			return fmt.Sprintf("extent %d at file block %d overlaps or precedes the one before", i, r.FileBlock)
 		}

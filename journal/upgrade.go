@@ -72,6 +72,9 @@ func (j *Journal) collectUpgrade(b *Batch) (n int, err error) {
 		if err != nil {
 			return 0, err
 		}
+		if in.Ino == 0 {
+			return 0, corruptError("inode", it.Key(), "inode number 0")
+		}
 		if err := j.checkLegacyName(in); err != nil {
 			return 0, err
 		}
