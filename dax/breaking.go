@@ -128,7 +128,7 @@ func (s *Store) blockReferenced(in *inode, fb uint64) (m mapping, referenced, ok
 // with the commit, referenced ones move to busy.
 func (b *breaker) drop(fb, fe uint64) error {
 	removed, ops := b.in.extents.remove(fb, fe)
-	b.t.mapOps(b.in.ino, ops)
+	b.t.mapOps(b.in, ops)
 	for _, m := range removed {
 		if err := b.detach(m); err != nil {
 			return err
@@ -274,7 +274,7 @@ func (b *breaker) copyZeroed(fb uint64, m mapping, from, to int64) error {
 	if err := b.drop(fb, fb+1); err != nil {
 		return err
 	}
-	b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{fileBlock: fb, start: e.Start, n: 1}))
+	b.t.mapOps(b.in, b.in.extents.insert(mapping{fileBlock: fb, start: e.Start, n: 1}))
 	return nil
 }
 
@@ -293,8 +293,8 @@ func (b *breaker) zeroFull(fb, fe uint64) error {
 			rfb := m.fileBlock + uint64(r.Start-m.start)
 			if rfb > next { // unreferenced: convert in place
 				_, ops := b.in.extents.remove(next, rfb)
-				b.t.mapOps(b.in.ino, ops)
-				b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{
+				b.t.mapOps(b.in, ops)
+				b.t.mapOps(b.in, b.in.extents.insert(mapping{
 					fileBlock: next, start: m.start + pmem.Block(next-m.fileBlock), n: rfb - next, unwritten: true}))
 			}
 			if r.Len == 0 {
@@ -305,7 +305,7 @@ func (b *breaker) zeroFull(fb, fe uint64) error {
 			}
 			for at, left := rfb, r.Len; left > 0; {
 				e := b.take(left)
-				b.t.mapOps(b.in.ino, b.in.extents.insert(mapping{fileBlock: at, start: e.Start, n: e.Len, unwritten: true}))
+				b.t.mapOps(b.in, b.in.extents.insert(mapping{fileBlock: at, start: e.Start, n: e.Len, unwritten: true}))
 				at += e.Len
 				left -= e.Len
 			}
@@ -386,7 +386,7 @@ func (b *breaker) run(policy BreakPolicy,
 	// a copy than were reserved: give the rest back.
 	s.unreserveLocked(b.fresh)
 	b.t.claimed = append(b.t.claimed, b.used...)
-	if b.t.b.Count() == 0 && len(b.t.claimed) == 0 && len(b.t.freed) == 0 && b.in.size == sizeBefore {
+	if !b.t.changed() && b.in.size == sizeBefore {
 		// Nothing in the layout changed (an empty range, a range of holes,
 		// or partial blocks zeroed in place): there is nothing to journal.
 		b.t.b.Close()

@@ -15,15 +15,15 @@ import (
 	"github.com/daxstore/daxstore/pmem"
 )
 
-// Check verifies, with no operation in flight, every invariant the design
-// names:
+// Check verifies every invariant the design names:
 //   - every data block is in exactly one of: free space, one file extent,
 //     the busy list (none is lost, none is claimed twice);
 //   - the extents of a file do not overlap and lie inside its size;
-//   - names and inodes match one to one, in the journal and in memory;
-//   - memory (free space, busy list, names, sizes, extent maps) equals the
-//     journal, where free space in memory is the allocatable blocks plus
-//     those NoSync holds back until a journal sync;
+//   - names and inodes match one to one, and the file count is right;
+//   - memory (free space, busy list, and the name, size and extent map of
+//     every file in memory) equals the journal, where free space in memory
+//     is the allocatable blocks plus those NoSync holds back until a
+//     journal sync;
 //   - the reference table, the busy set and both free-space indexes pass
 //     their own checks;
 //   - every block's reference count is the number of pins covering it, and
@@ -31,38 +31,107 @@ import (
 //   - a block carries the detached mark exactly when it is busy and still
 //     referenced; busy blocks no longer referenced wait in the releaser.
 //
+// It pauses the store only to take a journal snapshot and copy what is in
+// memory, with no operation in flight; the journal is then read and checked
+// from the snapshot while operations go on, so the pause does not grow with
+// the number of files.
+//
 // It returns nil, or an error wrapping ErrCorrupt that lists every
 // violation. TestCheckCatchesCorruption corrupts each in turn.
 func (s *Store) Check() error {
-	s.lockOut()
-	defer s.unlockOut()
-	if s.closed.Load() {
-		return fmt.Errorf("daxstore: check: %w", ErrClosed)
+	img, err := s.checkImage()
+	if err != nil {
+		return err
 	}
-	var v []string
+	defer img.snap.Close()
+	if err := s.begin(false); err != nil {
+		return fmt.Errorf("daxstore: check: %w", err)
+	}
+	defer s.end()
+	if checkReadHook != nil {
+		checkReadHook()
+	}
+	v := img.violations
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
-	// The namespace and the extent maps come first in the lock order, and
-	// commitMu after them: copy the files, then freeze commits. Nothing
-	// changes a file while quiesce is held exclusive; commitMu keeps out
-	// the releaser, which commits without quiesce.
-	files := s.fileImages(bad)
-	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
-	st, err := s.jnl.Load()
+	st, err := img.snap.Load()
 	if err != nil {
 		return fmt.Errorf("daxstore: check: %w", err)
 	}
-	checkJournal(st, s.bs, bad)
-	s.compareMemory(st, files, bad)
-	s.checkStructures(bad)
-	s.checkReferences(files, bad)
-	if s.failed != nil {
-		bad("store failed: %v", s.failed)
+	free, err := replayFree(st, st.Meta.BlockCount, func(format string, args ...any) error {
+		return fmt.Errorf(format, args...)
+	})
+	if err != nil {
+		bad("journal free space: %v", err)
+		free = alloc.NewExtentSet()
 	}
+	if files, known := replayFiles(st); known && files != int64(len(st.Names)) {
+		bad("the journal counts %d files but holds %d", files, len(st.Names))
+	}
+	checkJournal(st, free.Extents(), s.bs, bad)
+	img.compareMemory(st, free.Extents(), bad)
+	img.checkWritten(st, bad)
 	if len(v) == 0 {
 		return nil
 	}
 	return fmt.Errorf("daxstore: check: %d violations: %w:\n  %s", len(v), ErrCorrupt, joinLines(v))
+}
+
+// checkReadHook, when set by a test, runs after Check has let the store go
+// and before it reads the snapshot.
+var checkReadHook func()
+
+// checkImage is what Check copies from memory while the store is paused,
+// with the journal snapshot taken at the same moment.
+type checkImage struct {
+	snap       *journal.Snapshot
+	files      []fileImage   // the files in memory
+	fileCount  int64         // files as the store counts them
+	jfree      []pmem.Extent // journaled free space
+	avail      []pmem.Extent // allocatable space
+	undurable  []pmem.Extent // freed, waiting for a journal sync (NoSync)
+	busy       []pmem.Extent
+	referenced []pmem.Extent
+	violations []string
+}
+
+// checkImage pauses the store (no operation or pin in flight, no commit),
+// takes a journal snapshot, copies memory and runs the checks that need
+// the live structures: their own checks and the reference counts.
+func (s *Store) checkImage() (*checkImage, error) {
+	s.lockOut()
+	defer s.unlockOut()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("daxstore: check: %w", ErrClosed)
+	}
+	img := &checkImage{}
+	bad := func(format string, args ...any) {
+		img.violations = append(img.violations, fmt.Sprintf(format, args...))
+	}
+	// The namespace and the extent maps come first in the lock order, and
+	// commitMu after them: copy the files, then freeze commits. Nothing
+	// changes a file while quiesce is held exclusive; commitMu keeps out
+	// the releaser, which commits without quiesce.
+	img.files = s.fileImages(bad)
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	snap, err := s.jnl.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: check: %w", err)
+	}
+	img.snap = snap
+	img.fileCount = s.flog.files.Load()
+	img.jfree = s.journaledFree.Extents()
+	img.avail = s.free.Extents()
+	img.undurable = s.undurable.snapshot()
+	for _, x := range s.busy.All() {
+		img.busy = append(img.busy, x.Extent)
+	}
+	s.checkStructures(bad)
+	img.referenced = s.checkReferences(img.files, bad)
+	if s.failed != nil {
+		bad("store failed: %v", s.failed)
+	}
+	return img, nil
 }
 
 // checkStructures runs the own checks of the structures the store
@@ -88,20 +157,11 @@ func (s *Store) checkStructures(bad func(string, ...any)) {
 // the pin gate held exclusive no reference is taken or dropped (reads,
 // pins and Unpin all hold one of them), and commitMu keeps the releaser
 // from committing, so the comparison is exact.
-func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) {
+func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) (referenced []pmem.Extent) {
 	region := pmem.Extent{Start: 1, Len: s.refs.Blocks() - 1}
-	referenced := s.refs.Referenced(region)
+	referenced = s.refs.Referenced(region)
 	detached := s.refs.Detached(region)
 
-	var written []pmem.Extent
-	for _, f := range files {
-		for _, r := range f.extents {
-			if !r.Unwritten {
-				written = append(written, pmem.Extent{Start: r.Start, Len: r.Len})
-			}
-		}
-	}
-	sortExtents(written)
 	var busy []pmem.Extent
 	for _, x := range s.busy.All() {
 		busy = append(busy, x.Extent)
@@ -111,9 +171,6 @@ func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) {
 
 	if x := intersect(referenced, free); len(x) > 0 {
 		bad("free blocks %v are referenced", x)
-	}
-	if x := subtract(referenced, append(slices.Clone(written), busy...)); len(x) > 0 {
-		bad("blocks %v are referenced but neither written file blocks nor busy", x)
 	}
 	if x := subtract(detached, busy); len(x) > 0 {
 		bad("blocks %v are marked detached but not busy", x)
@@ -157,6 +214,23 @@ func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) {
 	}
 	if x := subtract(referenced, covered); len(x) > 0 {
 		bad("blocks %v are referenced by no pin", x)
+	}
+	return referenced
+}
+
+// checkWritten reports referenced blocks that are neither written blocks
+// of a file, as the snapshot has them, nor busy.
+func (img *checkImage) checkWritten(st *journal.State, bad func(string, ...any)) {
+	written := slices.Clone(img.busy)
+	for _, recs := range st.Extents {
+		for _, r := range recs {
+			if !r.Unwritten {
+				written = append(written, pmem.Extent{Start: r.Start, Len: r.Len})
+			}
+		}
+	}
+	if x := subtract(img.referenced, written); len(x) > 0 {
+		bad("blocks %v are referenced but neither written file blocks nor busy", x)
 	}
 }
 
@@ -237,13 +311,13 @@ func joinLines(v []string) string {
 }
 
 // checkJournal verifies the invariants that hold for the journal alone.
-func checkJournal(st *journal.State, bs int64, bad func(string, ...any)) {
+func checkJournal(st *journal.State, free []pmem.Extent, bs int64, bad func(string, ...any)) {
 	type claim struct {
 		e   pmem.Extent
 		who string
 	}
 	var claims []claim
-	for _, e := range st.Free {
+	for _, e := range free {
 		claims = append(claims, claim{e, "free space"})
 	}
 	for _, r := range st.Busy {
@@ -297,38 +371,34 @@ func checkJournal(st *journal.State, bs int64, bad func(string, ...any)) {
 	}
 }
 
-// compareMemory reports where the in-memory state (files as fileImages
-// copied them) differs from the journal. commitMu and quiesce must be held.
-func (s *Store) compareMemory(st *journal.State, files []fileImage, bad func(string, ...any)) {
-	if got := s.journaledFree.Extents(); !slices.Equal(got, st.Free) {
-		bad("free space in memory %v differs from the journal %v", got, st.Free)
+// compareMemory reports where the copy of memory differs from the
+// journal snapshot, whose free space (checkpoint and log replayed) is free.
+func (img *checkImage) compareMemory(st *journal.State, free []pmem.Extent, bad func(string, ...any)) {
+	if !slices.Equal(img.jfree, free) {
+		bad("free space in memory %v differs from the journal %v", img.jfree, free)
 	}
 	// Allocatable space plus the blocks NoSync holds back until a sync is
 	// the journal's free space.
 	avail := alloc.NewExtentSet()
-	for _, e := range append(s.free.Extents(), s.undurable.snapshot()...) {
+	for _, e := range append(slices.Clone(img.avail), img.undurable...) {
 		if _, err := avail.Insert(e); err != nil {
 			bad("free block run %v is both allocatable and waiting for a sync: %v", e, err)
 		}
 	}
-	if got := avail.Extents(); !slices.Equal(got, st.Free) {
-		bad("allocatable space %v (with %v waiting for a sync) differs from the journal's free space %v", s.free.Extents(), s.undurable.snapshot(), st.Free)
-	}
-	var busy []pmem.Extent
-	for _, x := range s.busy.All() {
-		busy = append(busy, x.Extent)
+	if got := avail.Extents(); !slices.Equal(got, free) {
+		bad("allocatable space %v (with %v waiting for a sync) differs from the journal's free space %v", img.avail, img.undurable, free)
 	}
 	var jbusy []pmem.Extent
 	for _, r := range st.Busy {
 		jbusy = append(jbusy, r.Extent)
 	}
-	if !slices.Equal(busy, jbusy) {
-		bad("busy extents in memory %v differ from the journal %v", busy, jbusy)
+	if !slices.Equal(img.busy, jbusy) {
+		bad("busy extents in memory %v differ from the journal %v", img.busy, jbusy)
 	}
-	if len(files) != len(st.Names) {
-		bad("%d keys in memory, %d in the journal", len(files), len(st.Names))
+	if img.fileCount != int64(len(st.Names)) {
+		bad("%d files counted in memory, %d in the journal", img.fileCount, len(st.Names))
 	}
-	for _, f := range files {
+	for _, f := range img.files {
 		name := f.name
 		jin, ok := st.Inodes[st.Names[name]]
 		if !ok || st.Names[name] != f.ino {
@@ -360,14 +430,13 @@ type fileImage struct {
 func (s *Store) fileImages(bad func(string, ...any)) []fileImage {
 	s.nsMu.RLock()
 	defer s.nsMu.RUnlock()
-	if len(s.inodes) != len(s.names) {
-		bad("%d keys but %d inodes in memory", len(s.names), len(s.inodes))
-	}
 	out := make([]fileImage, 0, len(s.names))
+	inos := make(map[uint64]string, len(s.names))
 	for name, in := range s.names {
-		if s.inodes[in.ino] != in {
-			bad("key %q names inode %d, which the inode table does not hold", name, in.ino)
+		if other, dup := inos[in.ino]; dup {
+			bad("keys %q and %q name the same inode %d in memory", name, other, in.ino)
 		}
+		inos[in.ino] = name
 		if k := in.name(); k != name {
 			bad("key %q names inode %d, which calls itself %q", name, in.ino, k)
 		}

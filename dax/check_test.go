@@ -88,9 +88,12 @@ func TestCheckCatchesCorruption(t *testing.T) {
 		{"a block is both allocatable and held back for a sync", func(t *testing.T, f *checkFixture) {
 			f.s.undurable.add([]pmem.Extent{one(f.free)})
 		}, "both allocatable and waiting for a sync"},
-		{"an inode is missing from the inode table", func(t *testing.T, f *checkFixture) {
-			delete(f.s.inodes, f.s.names["a"].ino)
-		}, "which the inode table does not hold"},
+		{"two keys name one inode in memory", func(t *testing.T, f *checkFixture) {
+			f.s.names["zz"] = f.s.names["a"]
+		}, "name the same inode"},
+		{"the file count is off", func(t *testing.T, f *checkFixture) {
+			f.s.flog.files.Add(1)
+		}, "files counted in memory"},
 		{"an inode calls itself by another name", func(t *testing.T, f *checkFixture) {
 			other := "z"
 			f.s.names["a"].key.Store(&other)

@@ -22,33 +22,102 @@ type txn struct {
 	b       *journal.Batch
 	claimed []pmem.Extent // reserved blocks that become owned: leave journaled free space
 	freed   []pmem.Extent // blocks that return to free space once the batch is durable
+	files   int64         // files the operation creates (+1) or removes (-1)
+
+	touched []*inode  // inodes whose records the commit rewrites, in first-touch order
+	ops     []inodeOp // extent-map changes, in order: journaled only for External inodes
+}
+
+// inodeOp is one extent-map change of one inode.
+type inodeOp struct {
+	in *inode
+	op mapOp
 }
 
 func (s *Store) newTxn() *txn { return &txn{b: s.jnl.NewBatch()} }
 
-// setInode records an inode's current name, size and time.
-func (t *txn) setInode(in *inode) {
-	t.b.SetInode(journal.Inode{Ino: in.ino, Key: in.name(), Size: in.size, ModTime: in.mtime.UnixNano()})
+// touch records that the commit rewrites in's record.
+func (t *txn) touch(in *inode) {
+	if !slices.Contains(t.touched, in) {
+		t.touched = append(t.touched, in)
+	}
 }
 
-// mapOps records extent-map changes of inode ino, in order.
-func (t *txn) mapOps(ino uint64, ops []mapOp) {
+// setInode records that in's name, size, time or extents changed.
+func (t *txn) setInode(in *inode) { t.touch(in) }
+
+// mapOps records extent-map changes of in, in order.
+func (t *txn) mapOps(in *inode, ops []mapOp) {
+	if len(ops) == 0 {
+		return
+	}
+	t.touch(in)
 	for _, op := range ops {
-		if op.del {
-			t.b.DeleteExtent(ino, op.m.fileBlock)
+		t.ops = append(t.ops, inodeOp{in: in, op: op})
+	}
+}
+
+// changed reports whether t holds anything to journal.
+func (t *txn) changed() bool {
+	return t.b.Count() > 0 || len(t.touched) > 0 || len(t.claimed) > 0 || len(t.freed) > 0 || t.files != 0
+}
+
+// inlineBack is the extent count at or below which an External inode's
+// extents move back into its record. It is half the inline limit, so that a
+// file whose extent count wobbles around the limit does not rewrite all its
+// extent records on every write.
+const inlineBack = journal.MaxInlineExtents / 2
+
+// recordInodes queues the records of every inode t touched, as they are in
+// memory now: one inode record each (with its extents inline, for a file of
+// few extents) and, for a file of many, its changed extent records. The
+// callers hold each touched inode's extent-map lock, or own it alone.
+func (t *txn) recordInodes() {
+	for _, in := range t.touched {
+		key := in.name()
+		if in.removed {
+			t.b.DeleteInode(key)
+			if in.external {
+				t.b.DeleteExtents(in.ino)
+			}
 			continue
 		}
-		t.b.SetExtent(journal.ExtentRecord{Ino: ino, FileBlock: op.m.fileBlock, Start: op.m.start, Len: op.m.n, Unwritten: op.m.unwritten})
+		n := in.extents.len()
+		switch {
+		case in.external && n <= inlineBack:
+			t.b.DeleteExtents(in.ino)
+			in.external = false
+		case !in.external && n > journal.MaxInlineExtents:
+			in.external = true
+			for _, m := range in.extents.all() {
+				t.b.SetExtent(extentRecord(in.ino, m))
+			}
+		case in.external:
+			for _, o := range t.ops {
+				if o.in != in {
+					continue
+				}
+				if o.op.del {
+					t.b.DeleteExtent(in.ino, o.op.m.fileBlock)
+				} else {
+					t.b.SetExtent(extentRecord(in.ino, o.op.m))
+				}
+			}
+		}
+		rec := journal.Inode{Ino: in.ino, Key: key, Size: in.size, ModTime: in.mtime.UnixNano(),
+			Blocks: in.extents.blocks(), External: in.external}
+		if !in.external {
+			rec.Extents = make([]journal.ExtentRecord, 0, n)
+			for _, m := range in.extents.all() {
+				rec.Extents = append(rec.Extents, extentRecord(in.ino, m))
+			}
+		}
+		t.b.SetInode(rec)
 	}
 }
 
-func applyFreeDelta(b *journal.Batch, d alloc.Delta) {
-	for _, e := range d.Removed {
-		b.DeleteFree(e.Start)
-	}
-	for _, e := range d.Added {
-		b.SetFree(e)
-	}
+func extentRecord(ino uint64, m mapping) journal.ExtentRecord {
+	return journal.ExtentRecord{Ino: ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten}
 }
 
 func applyBusyDelta(b *journal.Batch, d busyextent.Delta) {
@@ -89,28 +158,22 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 		t.b.Close()
 		return s.failed
 	}
-	for _, e := range t.claimed {
-		d, err := s.journaledFree.Remove(e)
-		if err != nil {
-			t.b.Close()
-			return s.fail(fmt.Errorf("claim %v: %w", e, err))
-		}
-		applyFreeDelta(t.b, d)
-	}
-	for _, e := range t.freed {
-		d, err := s.journaledFree.Insert(e)
-		if err != nil {
-			t.b.Close()
-			return s.fail(fmt.Errorf("free %v: %w", e, err))
-		}
-		applyFreeDelta(t.b, d)
+	t.recordInodes()
+	if err := s.logFree(t); err != nil {
+		t.b.Close()
+		return err
 	}
 	mark := s.markDue(sync)
 	if mark {
 		t.b.SetMark(s.seal.mark + 1)
 	}
+	s.stats.commits.Add(1)
+	s.stats.records.Add(uint64(t.b.Count()))
 	if err := t.b.Commit(sync); err != nil {
 		return s.fail(err)
+	}
+	if err := s.checkpointDue(); err != nil {
+		return err
 	}
 	if mark {
 		// Under NoSync the mark is durable only after a journal sync,

@@ -51,7 +51,8 @@ type mapOp struct {
 // overlap in file space. It is not safe for concurrent use: the file's
 // extent-map lock guards it.
 type extentMap struct {
-	tree *btree.BTreeG[mapping]
+	tree   *btree.BTreeG[mapping]
+	nblock uint64 // region blocks mapped: kept so a file's record never sums its map
 }
 
 func newExtentMap() *extentMap {
@@ -59,11 +60,10 @@ func newExtentMap() *extentMap {
 }
 
 // blocks returns the number of region blocks the map owns.
-func (em *extentMap) blocks() uint64 {
-	var n uint64
-	em.tree.Ascend(func(m mapping) bool { n += m.n; return true })
-	return n
-}
+func (em *extentMap) blocks() uint64 { return em.nblock }
+
+// len returns the number of mappings.
+func (em *extentMap) len() int { return em.tree.Len() }
 
 // all returns every mapping in file order.
 func (em *extentMap) all() []mapping {
@@ -139,6 +139,7 @@ func (em *extentMap) remove(fb, end uint64) (removed []mapping, ops []mapOp) {
 		ops = append(ops, mapOp{del: true, m: m})
 		if c, ok := m.clip(fb, end); ok {
 			removed = append(removed, c)
+			em.nblock -= c.n
 		}
 		if head, ok := m.clip(m.fileBlock, fb); ok {
 			em.tree.ReplaceOrInsert(head)
@@ -155,6 +156,7 @@ func (em *extentMap) remove(fb, end uint64) (removed []mapping, ops []mapOp) {
 // insert maps m, which must not overlap any mapping, merging it with file-
 // and region-contiguous neighbours of the same kind so the map stays small.
 func (em *extentMap) insert(m mapping) (ops []mapOp) {
+	em.nblock += m.n
 	if prev, ok := em.before(m.fileBlock); ok && prev.fileEnd() == m.fileBlock &&
 		prev.region().End() == m.start && prev.unwritten == m.unwritten {
 		em.tree.Delete(prev)

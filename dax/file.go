@@ -106,6 +106,7 @@ func (f *File) Close() error {
 	if !f.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("daxstore: close file: %w", ErrClosed)
 	}
+	f.s.release(f.in)
 	return nil
 }
 
@@ -370,7 +371,7 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 					return s.poisonCause(err)
 				}
 			}
-			t.mapOps(in.ino, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: unwritten}))
+			t.mapOps(in, in.extents.insert(mapping{fileBlock: h.fileBlock, start: e.Start, n: e.Len, unwritten: unwritten}))
 			h.fileBlock += e.Len
 			h.n -= e.Len
 		}
@@ -382,9 +383,9 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 // data (and zeros), flushed.
 func (t *txn) markWritten(in *inode, m mapping) {
 	_, ops := in.extents.remove(m.fileBlock, m.fileEnd())
-	t.mapOps(in.ino, ops)
+	t.mapOps(in, ops)
 	m.unwritten = false
-	t.mapOps(in.ino, in.extents.insert(m))
+	t.mapOps(in, in.extents.insert(m))
 }
 
 // writeBlocks copies the part of p (the file bytes at off) that falls into

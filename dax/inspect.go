@@ -101,6 +101,7 @@ type Stats struct {
 	UsedBlocks     uint64 `json:"used_blocks"` // owned by files or held by operations in flight
 	BusyBlocks     uint64 `json:"busy_blocks"` // detached, waiting for their last pin
 	Files          int    `json:"files"`
+	ResidentFiles  int    `json:"resident_files"` // files whose metadata is in memory (see Options.InodeCache)
 	Pins           int    `json:"pins"`
 	PinnedBlocks   uint64 `json:"pinned_blocks"`   // blocks with a reference now
 	Waiters        int    `json:"waiters"`         // goroutines waiting for busy blocks or idle blocks
@@ -110,6 +111,9 @@ type Stats struct {
 	Detached       uint64 `json:"detached"`        // blocks moved to busy since Open
 	AllocWaits     uint64 `json:"alloc_waits"`     // allocations that waited for busy blocks
 	RefTableBytes  int64  `json:"ref_table_bytes"` // memory of the reference-count table
+	Commits        uint64 `json:"commits"`         // journal batches of operations since Open
+	JournalRecords uint64 `json:"journal_records"` // records those batches and the checkpoints wrote
+	Checkpoints    uint64 `json:"checkpoints"`     // free-space checkpoints since Open
 }
 
 // Stats returns the store's figures.
@@ -123,8 +127,9 @@ func (s *Store) Stats() (Stats, error) {
 }
 
 func (s *Store) statsLocked() Stats {
+	files := int(s.flog.files.Load())
 	s.nsMu.RLock()
-	files := len(s.inodes)
+	resident := len(s.names)
 	s.nsMu.RUnlock()
 	pins := s.pins.len()
 	data := s.region.BlockCount() - 1
@@ -134,12 +139,13 @@ func (s *Store) statsLocked() Stats {
 	return Stats{
 		Region: s.regionPath(), DAX: s.region.DAX(), BlockSize: s.bs,
 		DataBlocks: data, FreeBlocks: free, UsedBlocks: data - min(data, free+busy), BusyBlocks: busy,
-		Files: files, Pins: pins, PinnedBlocks: s.refs.ReferencedBlocks(),
+		Files: files, ResidentFiles: resident, Pins: pins, PinnedBlocks: s.refs.ReferencedBlocks(),
 		Waiters:        s.busy.Waiters() + s.refs.Waiters(),
 		PendingRelease: s.releaser.Pending(),
 		Released:       s.stats.released.Load(), ReleaseBatches: s.stats.releaseBatches.Load(),
 		Detached: s.stats.detached.Load(), AllocWaits: s.stats.allocWaits.Load(),
 		RefTableBytes: s.refs.MemoryBytes(),
+		Commits:       s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
 	}
 }
 

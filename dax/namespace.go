@@ -5,13 +5,15 @@ package dax
 
 import (
 	"fmt"
-	"sort"
+	"iter"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/daxstore/daxstore/journal"
+	"github.com/daxstore/daxstore/pmem"
 )
 
 // MaxKeyLen is the longest key in bytes.
@@ -23,6 +25,10 @@ const MaxFileSize = 1 << 46
 
 // inode is one file. Lock order: ioMu → invalMu → mapMu (after the store's
 // namespace lock, before alloc, busy and pageref).
+//
+// Only files in use are in memory (see inodeCache): an inode is resident
+// while users is above zero, and may be dropped from memory once it is not,
+// since its journal record then says everything it does.
 type inode struct {
 	ino uint64
 
@@ -33,14 +39,21 @@ type inode struct {
 	// invalMu is the invalidate lock: Pin holds it shared; layout-breaking
 	// operations hold it exclusive so no pin can start while they run.
 	invalMu rankedRWMutex[invalidateRank]
-	// mapMu is the extent-map lock: it protects extents, size, mtime and
-	// removed. Writers hold it for the whole write so two writes cannot
-	// both fill the same hole.
-	mapMu   rankedMutex[extentMapRank]
-	extents *extentMap
-	size    int64
-	mtime   time.Time
-	removed bool // the key was removed; open Files get ErrNotFound
+	// mapMu is the extent-map lock: it protects extents, size, mtime,
+	// removed and external. Writers hold it for the whole write so two
+	// writes cannot both fill the same hole.
+	mapMu    rankedMutex[extentMapRank]
+	extents  *extentMap
+	size     int64
+	mtime    time.Time
+	removed  bool // the key was removed; open Files get ErrNotFound
+	external bool // the journal keeps the extents in extent records, not in the inode record
+
+	// users counts open Files and operations in flight on the inode. It
+	// rises only under the namespace lock (shared is enough), and the
+	// inode leaves memory only under that lock held exclusive while it is
+	// zero, so one file never has two inodes in memory.
+	users atomic.Int32
 
 	// key is the file's name. Rename changes it with the namespace lock
 	// and mapMu held; anyone may read it without a lock, so that an error
@@ -53,6 +66,35 @@ func newInode(ino uint64, key string, size int64, mtime time.Time) *inode {
 	in := &inode{ino: ino, size: size, mtime: mtime, extents: newExtentMap()}
 	in.key.Store(&key)
 	return in
+}
+
+// inodeFromRecord builds the in-memory inode of a journal record, checking
+// what the journal's decoder cannot: that its extents lie in the region's
+// data blocks and do not overlap.
+func (s *Store) inodeFromRecord(rec journal.Inode) (*inode, error) {
+	corrupt := func(format string, args ...any) error {
+		return fmt.Errorf("inode %d of key %q: "+format+": %w", append([]any{rec.Ino, rec.Key}, append(args, ErrCorrupt)...)...)
+	}
+	if rec.Size < 0 || rec.Size > MaxFileSize {
+		return nil, corrupt("size %d", rec.Size)
+	}
+	in := newInode(rec.Ino, rec.Key, rec.Size, time.Unix(0, rec.ModTime))
+	in.external = rec.External
+	blocks := s.refs.Blocks()
+	for _, r := range rec.Extents {
+		e := pmem.Extent{Start: r.Start, Len: r.Len}
+		if e.Len == 0 || e.Start < 1 || uint64(e.End()) > blocks || e.End() <= e.Start {
+			return nil, corrupt("file block %d maps to %v, outside the region", r.FileBlock, e)
+		}
+		if r.FileBlock > math.MaxUint64-r.Len || len(in.extents.find(r.FileBlock, r.FileBlock+r.Len)) > 0 {
+			return nil, corrupt("file block %d is mapped twice", r.FileBlock)
+		}
+		in.extents.insert(mapping{fileBlock: r.FileBlock, start: r.Start, n: r.Len, unwritten: r.Unwritten})
+	}
+	if in.extents.blocks() != rec.Blocks {
+		return nil, corrupt("%d blocks recorded, %d mapped", rec.Blocks, in.extents.blocks())
+	}
+	return in, nil
 }
 
 // name returns the file's current key; it takes no lock.
@@ -69,6 +111,102 @@ func (in *inode) unlockAll() {
 	in.mapMu.Unlock()
 	in.invalMu.Unlock()
 	in.ioMu.Unlock()
+}
+
+// acquire returns the inode of key, resident, and keeps it so until
+// release; nil when no file has key. A hit takes the namespace lock shared;
+// a miss reads the journal under it held exclusive, so that nothing can
+// create, change or drop the file between the read and the inode's
+// arrival in memory.
+func (s *Store) acquire(key string) (*inode, error) {
+	s.nsMu.RLock()
+	in := s.names[key]
+	if in != nil {
+		in.users.Add(1)
+	}
+	s.nsMu.RUnlock()
+	if in != nil {
+		return in, nil
+	}
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	return s.acquireLocked(key)
+}
+
+// acquireLocked is acquire for a caller holding the namespace lock
+// exclusive.
+func (s *Store) acquireLocked(key string) (*inode, error) {
+	if in := s.names[key]; in != nil {
+		in.users.Add(1)
+		return in, nil
+	}
+	rec, ok, err := s.jnl.LookupInode(key)
+	if err != nil {
+		return nil, fmt.Errorf("look up: %w", noSpace(err))
+	}
+	if !ok {
+		return nil, nil
+	}
+	if rec.Key != key {
+		return nil, fmt.Errorf("look up: record of key %q names %q: %w", key, rec.Key, ErrCorrupt)
+	}
+	in, err := s.inodeFromRecord(rec)
+	if err != nil {
+		return nil, fmt.Errorf("look up: %w", err)
+	}
+	in.users.Add(1)
+	s.residentLocked(in)
+	return in, nil
+}
+
+// release ends a use of in that acquire began.
+func (s *Store) release(in *inode) { in.users.Add(-1) }
+
+// residentLocked puts in into memory under its key and, when more inodes
+// are in memory than Options.InodeCache allows, drops a few that nobody
+// uses. Go's map iteration starts at a random place, so which ones is
+// random: a cheap stand-in for least-recently-used that needs no list
+// touched on every hit. The namespace lock must be held exclusive.
+func (s *Store) residentLocked(in *inode) {
+	s.names[in.name()] = in
+	over := len(s.names) - s.opts.InodeCache
+	if over <= 0 {
+		return
+	}
+	looked := 0
+	for k, old := range s.names {
+		if over <= 0 || looked >= 4*over+8 {
+			break
+		}
+		looked++
+		if old != in && old.users.Load() == 0 {
+			delete(s.names, k)
+			over--
+		}
+	}
+}
+
+// peek returns a description of key's file without bringing it into
+// memory: from memory when it is resident, otherwise from the journal. The
+// namespace lock is held shared across the journal read: only a resident
+// inode can change, and nothing can become resident or leave memory while
+// it is held, so the record read is the file as it is.
+func (s *Store) peek(key string) (FileInfo, bool, error) {
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	if in := s.names[key]; in != nil {
+		return info(key, in), true, nil
+	}
+	rec, ok, err := s.jnl.LookupInode(key)
+	if err != nil || !ok {
+		return FileInfo{}, false, err
+	}
+	return recordInfo(rec), true, nil
+}
+
+// recordInfo describes a file from its journal record.
+func recordInfo(rec journal.Inode) FileInfo {
+	return FileInfo{Key: rec.Key, Ino: rec.Ino, Size: rec.Size, Blocks: rec.Blocks, ModTime: time.Unix(0, rec.ModTime)}
 }
 
 // validKey reports why key is not acceptable, or nil.
@@ -98,7 +236,12 @@ func (s *Store) Create(key string) (*File, error) {
 	defer s.end()
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	if s.names[key] != nil {
+	old, err := s.acquireLocked(key)
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
+	}
+	if old != nil {
+		s.release(old)
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, ErrExist)
 	}
 	in := newInode(s.nextIno, key, 0, time.Now())
@@ -108,25 +251,36 @@ func (s *Store) Create(key string) (*File, error) {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
 	s.addInode(in)
+	in.users.Add(1) // the File's
 	return &File{s: s, in: in}, nil
 }
 
-// recordNewInode adds a new inode's name, inode and the advanced inode
-// counter to t. nsMu must be held exclusive.
+// inodeChunk is how many inode numbers one meta record reserves: the
+// journal records a ceiling, not every number handed out, so creating a
+// file writes no meta record but once per inodeChunk files. A crash skips
+// the rest of a chunk; numbers are unique, not dense.
+const inodeChunk = 1024
+
+// recordNewInode adds a new inode's record, the file count and, when the
+// reserved inode numbers run out, a raised ceiling to t. nsMu must be held
+// exclusive.
 func (s *Store) recordNewInode(t *txn, in *inode) {
-	t.b.SetName(in.name(), in.ino)
 	t.setInode(in)
-	t.b.SetMeta(journal.Meta{UUID: s.uuid, BlockSize: uint32(s.bs), BlockCount: s.region.BlockCount(), NextInode: in.ino + 1})
+	t.files++
+	if in.ino >= s.inoCeiling {
+		s.inoCeiling = in.ino + inodeChunk
+		t.b.SetMeta(journal.Meta{UUID: s.uuid, BlockSize: uint32(s.bs), BlockCount: s.refs.Blocks(), NextInode: s.inoCeiling})
+	}
 }
 
 // addInode publishes a committed new inode. nsMu must be held exclusive.
 func (s *Store) addInode(in *inode) {
-	s.names[in.name()] = in
-	s.inodes[in.ino] = in
+	s.residentLocked(in)
 	s.nextIno = in.ino + 1
 }
 
-// Open opens the file named key.
+// Open opens the file named key. The File keeps the file's metadata in
+// memory until Close.
 func (s *Store) Open(key string) (*File, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
@@ -135,9 +289,10 @@ func (s *Store) Open(key string) (*File, error) {
 		return nil, fmt.Errorf("daxstore: open %q: %w", key, err)
 	}
 	defer s.end()
-	s.nsMu.RLock()
-	in := s.names[key]
-	s.nsMu.RUnlock()
+	in, err := s.acquire(key)
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: open %q: %w", key, err)
+	}
 	if in == nil {
 		return nil, fmt.Errorf("daxstore: open %q: %w", key, ErrNotFound)
 	}
@@ -159,20 +314,27 @@ func (s *Store) Rename(old, new string) error {
 	defer s.end()
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	in := s.names[old]
-	switch {
-	case in == nil:
+	in, err := s.acquireLocked(old)
+	if err != nil {
+		return fmt.Errorf("daxstore: rename %q: %w", old, err)
+	}
+	if in == nil {
 		return fmt.Errorf("daxstore: rename %q: %w", old, ErrNotFound)
-	case old == new:
+	}
+	defer s.release(in)
+	if old == new {
 		return nil
-	case s.names[new] != nil:
+	}
+	if other, err := s.acquireLocked(new); err != nil {
+		return fmt.Errorf("daxstore: rename %q: %w", old, err)
+	} else if other != nil {
+		s.release(other)
 		return fmt.Errorf("daxstore: rename %q to %q: %w", old, new, ErrExist)
 	}
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	t := s.newTxn()
-	t.b.DeleteName(old)
-	t.b.SetName(new, in.ino)
+	t.b.DeleteInode(old)
 	prev := in.key.Load()
 	in.key.Store(&new)
 	t.setInode(in)
@@ -194,7 +356,8 @@ type FileInfo struct {
 	ModTime time.Time `json:"mod_time"`
 }
 
-// Stat describes the file named key.
+// Stat describes the file named key. It reads the journal for a file not in
+// memory, and does not bring it in.
 func (s *Store) Stat(key string) (FileInfo, error) {
 	if err := validKey(key); err != nil {
 		return FileInfo{}, err
@@ -203,13 +366,14 @@ func (s *Store) Stat(key string) (FileInfo, error) {
 		return FileInfo{}, fmt.Errorf("daxstore: stat %q: %w", key, err)
 	}
 	defer s.end()
-	s.nsMu.RLock()
-	in := s.names[key]
-	s.nsMu.RUnlock()
-	if in == nil {
+	fi, ok, err := s.peek(key)
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("daxstore: stat %q: %w", key, err)
+	}
+	if !ok {
 		return FileInfo{}, fmt.Errorf("daxstore: stat %q: %w", key, ErrNotFound)
 	}
-	return info(key, in), nil
+	return fi, nil
 }
 
 // info describes in under the name key, the one the caller looked up: a
@@ -220,24 +384,73 @@ func info(key string, in *inode) FileInfo {
 	return FileInfo{Key: key, Ino: in.ino, Size: in.size, Blocks: in.extents.blocks(), ModTime: in.mtime}
 }
 
-// List returns the files whose keys start with prefix, sorted by key.
-func (s *Store) List(prefix string) ([]FileInfo, error) {
+// listPage is how many files Files reads from the journal at a time.
+const listPage = 256
+
+// Files yields the files whose keys start with prefix, in key order,
+// reading the journal a page at a time: its cost is in proportion to the
+// files it yields, and it holds no lock while the caller's loop body runs,
+// so the body may use the store. A file created, removed or renamed while
+// the loop runs may or may not be yielded. An error ends the sequence.
+func (s *Store) Files(prefix string) iter.Seq2[FileInfo, error] {
+	return func(yield func(FileInfo, error) bool) {
+		after := ""
+		for {
+			page, err := s.listPage(prefix, after)
+			if err != nil {
+				yield(FileInfo{}, fmt.Errorf("daxstore: list: %w", err))
+				return
+			}
+			for _, fi := range page {
+				if !yield(fi, nil) {
+					return
+				}
+			}
+			if len(page) < listPage {
+				return
+			}
+			after = page[len(page)-1].Key
+		}
+	}
+}
+
+// listPage reads the next page of Files from the journal, describing the
+// files in memory from memory, which is never behind the journal.
+func (s *Store) listPage(prefix, after string) ([]FileInfo, error) {
 	if err := s.begin(false); err != nil {
-		return nil, fmt.Errorf("daxstore: list: %w", err)
+		return nil, err
 	}
 	defer s.end()
 	s.nsMu.RLock()
-	nodes := make(map[string]*inode)
-	for k, in := range s.names {
-		if strings.HasPrefix(k, prefix) {
-			nodes[k] = in
+	defer s.nsMu.RUnlock()
+	recs, err := s.jnl.ScanInodes(prefix, after, listPage)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]FileInfo, 0, len(recs))
+	for _, rec := range recs {
+		if in := s.names[rec.Key]; in != nil {
+			out = append(out, info(rec.Key, in))
+			continue
 		}
+		out = append(out, recordInfo(rec))
 	}
-	s.nsMu.RUnlock()
-	out := make([]FileInfo, 0, len(nodes))
-	for k, in := range nodes {
-		out = append(out, info(k, in))
+	return out, nil
+}
+
+// List returns the files whose keys start with prefix, sorted by key. Its
+// cost is in proportion to the files it returns; see Files to list without
+// building a slice.
+func (s *Store) List(prefix string) ([]FileInfo, error) {
+	var out []FileInfo
+	for fi, err := range s.Files(prefix) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fi)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	if out == nil {
+		out = []FileInfo{}
+	}
 	return out, nil
 }

@@ -104,6 +104,13 @@ type Options struct {
 	// means do not wait: fail with ErrNoSpace at once.
 	AllocWait time.Duration
 
+	// InodeCache is how many files the store keeps in memory beyond those
+	// in use (default 16384). A file is in memory while a File of it is
+	// open, a pin or an operation holds it; the others live in the journal
+	// and are read back on use, so opening a store costs nothing per file
+	// and memory does not grow with the number of files.
+	InodeCache int
+
 	// NoSync makes metadata commits return before the journal reaches
 	// stable storage. THIS IS UNSAFE: a power cut or kernel crash may lose
 	// the most recent acknowledged operations, and even a process crash may
@@ -155,8 +162,9 @@ type Options struct {
 }
 
 const (
-	defaultSize      = 1 << 30
-	defaultAllocWait = time.Second
+	defaultSize       = 1 << 30
+	defaultAllocWait  = time.Second
+	defaultInodeCache = 16384
 )
 
 // EnsureDefaults returns a copy of o with every zero field set to its default.
@@ -177,6 +185,9 @@ func (o *Options) EnsureDefaults() Options {
 	}
 	if out.AllocWait == 0 {
 		out.AllocWait = defaultAllocWait
+	}
+	if out.InodeCache == 0 {
+		out.InodeCache = defaultInodeCache
 	}
 	return out
 }
@@ -199,6 +210,9 @@ func (o Options) validate() error {
 	}
 	if err := checkBreakPolicy(o.BreakPolicy); err != nil {
 		return err
+	}
+	if o.InodeCache < 0 {
+		return fmt.Errorf("negative InodeCache %d: %w", o.InodeCache, ErrInvalidRange)
 	}
 	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
 		return err

@@ -260,15 +260,18 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 	v.spare = nil
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	in := s.names[key]
+	in, err := s.acquireLocked(key)
+	if err != nil {
+		return nil, err
+	}
 	if in == nil {
 		in = newInode(s.nextIno, key, v.size, time.Now())
 		t := s.newTxn()
 		t.claimed = v.used
-		s.recordNewInode(t, in)
 		for _, m := range v.fresh {
-			t.mapOps(in.ino, in.extents.insert(m))
+			t.mapOps(in, in.extents.insert(m))
 		}
+		s.recordNewInode(t, in)
 		if err := s.commit(t); err != nil {
 			return nil, err
 		}
@@ -276,6 +279,7 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 		s.addInode(in)
 		return nil, nil
 	}
+	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[*Pin]bool{}}
@@ -287,7 +291,7 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 				return err
 			}
 			for _, m := range v.fresh {
-				b.t.mapOps(in.ino, in.extents.insert(m))
+				b.t.mapOps(in, in.extents.insert(m))
 			}
 			in.size = v.size
 			v.committed = true // from here on a failure fails the store
@@ -338,10 +342,14 @@ func (s *Store) AppendGet(dst []byte, key string) ([]byte, error) {
 		return dst, fmt.Errorf("daxstore: get %q: %w", key, err)
 	}
 	defer s.end()
-	in := s.lookupForRead(key)
+	in, err := s.acquire(key)
+	if err != nil {
+		return dst, fmt.Errorf("daxstore: get %q: %w", key, err)
+	}
 	if in == nil {
 		return dst, fmt.Errorf("daxstore: get %q: %w", key, ErrNotFound)
 	}
+	defer s.release(in)
 	// Hold the IO lock shared across size and read: a Put or truncate
 	// cannot slip in between, so the copy is one consistent value.
 	in.ioMu.RLock()
@@ -352,15 +360,6 @@ func (s *Store) AppendGet(dst []byte, key string) ([]byte, error) {
 		return dst, fmt.Errorf("daxstore: get %q: %w", key, err)
 	}
 	return out, nil
-}
-
-// lookupForRead returns the inode named key, or nil: the lookup that Get,
-// AppendGet and View share.
-func (s *Store) lookupForRead(key string) *inode {
-	s.nsMu.RLock()
-	in := s.names[key]
-	s.nsMu.RUnlock()
-	return in
 }
 
 // View calls fn with the value of key, without copying it when the value
@@ -393,10 +392,14 @@ func (s *Store) View(key string, fn func(value []byte) error) error {
 		return fmt.Errorf("daxstore: view %q: %w", key, err)
 	}
 	defer s.end()
-	in := s.lookupForRead(key)
+	in, err := s.acquire(key)
+	if err != nil {
+		return fmt.Errorf("daxstore: view %q: %w", key, err)
+	}
 	if in == nil {
 		return fmt.Errorf("daxstore: view %q: %w", key, ErrNotFound)
 	}
+	defer s.release(in)
 	value, run, held, err := s.holdValue(in)
 	if err != nil {
 		return fmt.Errorf("daxstore: view %q: %w", key, err)
@@ -545,10 +548,14 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 	defer s.end()
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
-	in := s.names[key]
+	in, err := s.acquireLocked(key)
+	if err != nil {
+		return nil, err
+	}
 	if in == nil {
 		return nil, ErrNotFound
 	}
+	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[*Pin]bool{}}
@@ -558,9 +565,8 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 			if err := b.drop(0, math.MaxUint64); err != nil {
 				return err
 			}
-			b.t.b.DeleteExtents(in.ino)
-			b.t.b.DeleteName(key)
-			b.t.b.DeleteInode(in.ino)
+			b.t.touch(in) // removed: recordInodes deletes its records
+			b.t.files--
 			in.removed = true
 			return nil
 		})
@@ -569,6 +575,5 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 		return nil, err
 	}
 	delete(s.names, key)
-	delete(s.inodes, in.ino)
 	return res, nil
 }

@@ -55,10 +55,14 @@ type Store struct {
 	quiesce sync.RWMutex
 	closed  atomic.Bool // set under quiesce held exclusive
 
-	nsMu    rankedRWMutex[nsRank] // the namespace lock: protects names, inodes, nextIno
-	names   map[string]*inode
-	inodes  map[uint64]*inode
-	nextIno uint64
+	// nsMu is the namespace lock: it protects names, nextIno and
+	// inoCeiling. names holds the files in memory (see acquire): every one
+	// in use and, up to Options.InodeCache, some recently used. The rest
+	// live in the journal only.
+	nsMu       rankedRWMutex[nsRank]
+	names      map[string]*inode
+	nextIno    uint64 // the next inode number to hand out
+	inoCeiling uint64 // the journal's NextInode: numbers below it may be in use
 
 	// free holds the blocks that may be handed out now. Blocks reserved by
 	// an operation in flight are in neither free nor any file until that
@@ -70,6 +74,7 @@ type Store struct {
 	// computed. It protects journaledFree and failed.
 	commitMu      rankedMutex[commitRank]
 	journaledFree *alloc.ExtentSet // free space exactly as the journal records it
+	flog          freeLog          // the free-space log's position and the file count (freelog.go)
 	failed        error            // first journal failure; the store refuses changes after it
 	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
 	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
@@ -94,6 +99,9 @@ type counters struct {
 	releaseBatches atomic.Uint64 // journal batches that freed busy blocks
 	detached       atomic.Uint64 // blocks moved to busy
 	allocWaits     atomic.Uint64 // allocations that waited for busy blocks
+	commits        atomic.Uint64 // journal batches of operations
+	records        atomic.Uint64 // records in those batches and in checkpoints
+	checkpoints    atomic.Uint64 // free-space checkpoints
 }
 
 // Open opens the store in dir, creating it when dir holds none (with
@@ -114,13 +122,12 @@ func Open(dir string, o *Options) (*Store, error) {
 		opts.NoAdminSocket = true
 	}
 	s := &Store{
-		dir:    dir,
-		opts:   opts,
-		names:  make(map[string]*inode),
-		inodes: make(map[uint64]*inode),
-		free:   alloc.New(),
-		busy:   busyextent.NewSet(),
-		epoch:  time.Now(),
+		dir:   dir,
+		opts:  opts,
+		names: make(map[string]*inode),
+		free:  alloc.New(),
+		busy:  busyextent.NewSet(),
+		epoch: time.Now(),
 	}
 	if err := s.checkRegionPath(); err != nil {
 		return nil, err
@@ -310,12 +317,23 @@ func (s *Store) open() error {
 		return fmt.Errorf("daxstore: %w", noSpace(err))
 	}
 	s.jnl = jnl
-	st, err := jnl.Load()
+	st, err := jnl.LoadCore()
 	if err != nil {
 		return fmt.Errorf("daxstore: recover: %w", err)
 	}
+	if st.Legacy && st.HasMeta {
+		if ro {
+			return fmt.Errorf("daxstore: open %s: the journal is in format 1; open the store read-write once to upgrade it: %w", s.dir, ErrReadOnly)
+		}
+		if _, err := jnl.Upgrade(); err != nil {
+			return fmt.Errorf("daxstore: upgrade journal: %w", noSpace(err))
+		}
+		if st, err = jnl.LoadCore(); err != nil {
+			return fmt.Errorf("daxstore: recover: %w", err)
+		}
+	}
 	if !st.HasMeta {
-		if len(st.Names)+len(st.Inodes)+len(st.Extents)+len(st.Free)+len(st.Busy) > 0 {
+		if st.HasInodes || st.Legacy || len(st.Free)+len(st.FreeLog)+len(st.Busy) > 0 {
 			return fmt.Errorf("daxstore: recover: journal has records but no store metadata: %w", ErrCorrupt)
 		}
 		if ro || s.opts.MustExist {
@@ -361,6 +379,8 @@ func (s *Store) open() error {
 	}
 	s.uuid, s.bs = sb.UUID, int64(sb.BlockSize)
 	s.nextIno = max(m.NextInode, 1)
+	s.inoCeiling = s.nextIno
+	s.refs = pageref.New(region.BlockCount(), s.onLastRelease)
 	if err := s.rebuild(st); err != nil {
 		return err
 	}
@@ -390,7 +410,7 @@ func (s *Store) create() error {
 	}
 	b := s.jnl.NewBatch()
 	b.SetMeta(journal.Meta{UUID: sb.UUID, BlockSize: sb.BlockSize, BlockCount: sb.BlockCount, NextInode: 1})
-	b.SetFree(pmem.Extent{Start: 1, Len: sb.BlockCount - 1})
+	b.CheckpointFree([]pmem.Extent{{Start: 1, Len: sb.BlockCount - 1}}, 0, 0)
 	if err := b.Commit(true); err != nil {
 		return fmt.Errorf("daxstore: create: %w", noSpace(err))
 	}
@@ -410,7 +430,8 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 	}
 	s.region = region
 	s.seal = sealState{region: region, mark: s.seal.mark}
-	s.uuid, s.bs, s.nextIno = sb.UUID, int64(sb.BlockSize), 1
+	s.uuid, s.bs, s.nextIno, s.inoCeiling = sb.UUID, int64(sb.BlockSize), 1, 1
+	s.refs = pageref.New(region.BlockCount(), s.onLastRelease)
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
 	s.journaledFree = alloc.NewExtentSet()
 	if _, err := s.journaledFree.Insert(data); err != nil {
@@ -434,12 +455,13 @@ func noSpace(err error) error {
 
 // pristine reports whether a journal holds a store with nothing in it yet.
 func pristine(st *journal.State) bool {
-	return len(st.Names)+len(st.Inodes)+len(st.Extents)+len(st.Busy) == 0 && len(st.Free) == 1 &&
+	return !st.HasInodes && len(st.Busy) == 0 && len(st.FreeLog) == 0 && len(st.Free) == 1 &&
 		st.Free[0] == pmem.Extent{Start: 1, Len: st.Meta.BlockCount - 1}
 }
 
-// rebuild loads the in-memory indexes from the journal's state, then frees
-// every busy extent left by the previous process in one batch.
+// rebuild loads free space from the journal's checkpoint and log and the
+// file count, then frees every busy extent left by the previous process in
+// one batch. It reads nothing per file: files come into memory when used.
 func (s *Store) rebuild(st *journal.State) error {
 	corrupt := func(format string, args ...any) error {
 		return fmt.Errorf("daxstore: recover: "+format+": %w", append(args, ErrCorrupt)...)
@@ -448,50 +470,25 @@ func (s *Store) rebuild(st *journal.State) error {
 	inRegion := func(e pmem.Extent) bool {
 		return e.Len > 0 && e.Start >= 1 && uint64(e.End()) <= blocks && e.End() > e.Start
 	}
-	for ino, in := range st.Inodes {
-		if in.Ino != ino || ino == 0 {
-			return corrupt("inode record %d holds inode %d", ino, in.Ino)
-		}
-		if st.Names[in.Key] != ino {
-			return corrupt("inode %d names key %q, which does not name it back", ino, in.Key)
-		}
-		if in.Size < 0 || in.Size > MaxFileSize {
-			return corrupt("inode %d has size %d", ino, in.Size)
-		}
-		node := newInode(ino, in.Key, in.Size, time.Unix(0, in.ModTime))
-		for _, r := range st.Extents[ino] {
-			e := pmem.Extent{Start: r.Start, Len: r.Len}
-			if !inRegion(e) {
-				return corrupt("inode %d maps file block %d to %v, outside the region", ino, r.FileBlock, e)
-			}
-			if len(node.extents.find(r.FileBlock, r.FileBlock+r.Len)) > 0 {
-				return corrupt("inode %d maps file block %d twice", ino, r.FileBlock)
-			}
-			node.extents.tree.ReplaceOrInsert(mapping{fileBlock: r.FileBlock, start: r.Start, n: r.Len, unwritten: r.Unwritten})
-		}
-		s.inodes[ino] = node
-		s.names[in.Key] = node
-		s.nextIno = max(s.nextIno, ino+1)
+	free, err := replayFree(st, blocks, corrupt)
+	if err != nil {
+		return err
 	}
-	for name, ino := range st.Names {
-		if s.inodes[ino] == nil {
-			return corrupt("key %q names missing inode %d", name, ino)
-		}
+	s.journaledFree = free
+	if len(st.FreeLog) > 0 {
+		s.flog.seq = st.FreeLog[len(st.FreeLog)-1].Seq
+		s.flog.since = len(st.FreeLog)
 	}
-	for ino := range st.Extents {
-		if s.inodes[ino] == nil {
-			return corrupt("extents of missing inode %d", ino)
+	files, known := replayFiles(st)
+	if !known {
+		// A journal that never recorded its file count (format 1): count
+		// once; the next checkpoint records it.
+		if files, err = s.countFiles(); err != nil {
+			return err
 		}
+		s.flog.since = max(s.flog.since, 1)
 	}
-	s.journaledFree = alloc.NewExtentSet()
-	for _, e := range st.Free {
-		if !inRegion(e) {
-			return corrupt("free extent %v outside the region", e)
-		}
-		if _, err := s.journaledFree.Insert(e); err != nil {
-			return corrupt("free extent %v: %v", e, err)
-		}
-	}
+	s.flog.files.Store(files)
 	if s.opts.ReadOnly {
 		// A read-only store never commits, so it shows the busy extents as
 		// the journal holds them (Busy marks them Stale) and leaves their
@@ -510,36 +507,54 @@ func (s *Store) rebuild(st *journal.State) error {
 	} else if len(st.Busy) > 0 {
 		// No pin survives its process, so every busy extent is free now.
 		// One batch turns them all back into free space.
-		b := s.jnl.NewBatch()
+		t := s.newTxn()
 		for _, r := range st.Busy {
 			if !inRegion(r.Extent) {
-				b.Close()
+				t.b.Close()
 				return corrupt("busy extent %v outside the region", r.Extent)
 			}
-			d, err := s.journaledFree.Insert(r.Extent)
-			if err != nil {
-				b.Close()
-				return corrupt("busy extent %v: %v", r.Extent, err)
+			if s.journaledFree.Overlaps(r.Extent) {
+				t.b.Close()
+				return corrupt("busy extent %v over free space", r.Extent)
 			}
-			b.DeleteBusy(r.Extent.Start)
-			applyFreeDelta(b, d)
+			t.b.DeleteBusy(r.Extent.Start)
+			t.freed = append(t.freed, r.Extent)
 		}
-		if err := b.Commit(true); err != nil {
+		if err := s.logFree(t); err != nil {
+			t.b.Close()
+			return fmt.Errorf("daxstore: recover: free busy extents: %w", err)
+		}
+		if err := t.b.Commit(true); err != nil {
 			return fmt.Errorf("daxstore: recover: free busy extents: %w", err)
 		}
 	}
-	var ferr error
 	s.journaledFree.Ascend(func(e pmem.Extent) bool {
-		ferr = s.free.Free(e)
-		return ferr == nil
+		err = s.free.Free(e)
+		return err == nil
 	})
-	return ferr
+	return err
+}
+
+// countFiles counts the files in the journal, a page at a time.
+func (s *Store) countFiles() (int64, error) {
+	var n int64
+	after := ""
+	for {
+		page, err := s.jnl.ScanInodes("", after, 4096)
+		if err != nil {
+			return 0, fmt.Errorf("daxstore: recover: count files: %w", err)
+		}
+		n += int64(len(page))
+		if len(page) < 4096 {
+			return n, nil
+		}
+		after = page[len(page)-1].Key
+	}
 }
 
 // start brings up the parts that run while the store is open.
 func (s *Store) start() error {
 	s.prefault = newPrefaulter(s.region)
-	s.refs = pageref.New(s.region.BlockCount(), s.onLastRelease)
 	s.releaser = busyextent.NewReleaser(s.commitRelease)
 	if !s.opts.NoAdminSocket {
 		a, err := startAdmin(s)
@@ -632,6 +647,15 @@ func (s *Store) closeResources() error {
 		errs = append(errs, s.releaser.Close())
 	}
 	s.prefault.close()
+	if s.jnl != nil && s.journaledFree != nil && !s.opts.ReadOnly {
+		// Checkpoint free space, so the next Open replays no log. A
+		// failed store leaves the log as it is: it replays the same.
+		s.commitMu.Lock()
+		if s.failed == nil {
+			errs = append(errs, s.checkpointLocked())
+		}
+		s.commitMu.Unlock()
+	}
 	if s.jnl != nil {
 		err := s.jnl.Close()
 		if err == nil {

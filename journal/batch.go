@@ -6,6 +6,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -20,7 +21,7 @@ var errBatchDone = errors.New("journal: batch already applied or closed")
 // either all of them are in the journal or none is.
 //
 // Within one Batch a later operation on a key overrides an earlier one, as in
-// Pebble: DeleteName(n) then SetName(n, i) leaves n bound to i, and
+// Pebble: DeleteInode(k) then SetInode for key k leaves the new inode, and
 // DeleteExtents(ino) then SetExtent for that inode keeps the new extent.
 //
 // The Set and Delete methods check their arguments; the first failure is kept
@@ -93,36 +94,21 @@ func (b *Batch) SetMeta(m Meta) {
 	}
 }
 
-// SetName queues binding name to inode ino. A name longer than MaxKeyLen is
-// refused with ErrInvalidRecord.
-func (b *Batch) SetName(name string, ino uint64) {
-	if !b.writable() {
-		return
-	}
-	if s := checkName(name); s != "" {
-		b.invalid("set name", s)
-		return
-	}
-	k, v := EncodeName(name, ino)
-	b.set("set name", k, v)
-}
-
-// DeleteName queues removing name's binding; a missing name is not an error.
-func (b *Batch) DeleteName(name string) {
-	if !b.writable() {
-		return
-	}
-	if s := checkName(name); s != "" {
-		b.invalid("delete name", s)
-		return
-	}
-	b.del("delete name", nameKey(name))
-}
-
-// SetInode queues an inode record. A key longer than MaxKeyLen or a negative
-// size is refused with ErrInvalidRecord.
+// SetInode queues a file's inode record, stored under its key: it replaces
+// the record of the same key. A key longer than MaxKeyLen, a negative size,
+// inline extents that are too many, overlapping, unsorted, empty, or do not
+// add up to in.Blocks, or inode number 0 are refused with ErrInvalidRecord.
+// An External inode's extents are its extent records (SetExtent); its
+// Extents field is ignored.
 func (b *Batch) SetInode(in Inode) {
 	if !b.writable() {
+		return
+	}
+	if in.External {
+		in.Extents = nil
+	}
+	if in.Ino == 0 {
+		b.invalid(fmt.Sprintf("set inode of %q", in.Key), "inode number 0")
 		return
 	}
 	if s := checkInode(in); s != "" {
@@ -133,12 +119,18 @@ func (b *Batch) SetInode(in Inode) {
 	b.set("set inode", k, v)
 }
 
-// DeleteInode queues removing the inode record of ino. It leaves the inode's
-// name and extents alone; delete those explicitly.
-func (b *Batch) DeleteInode(ino uint64) {
-	if b.writable() {
-		b.del("delete inode", inodeKey(ino))
+// DeleteInode queues removing the inode record stored under key; a missing
+// one is not an error. It leaves an External inode's extent records alone:
+// delete them with DeleteExtents.
+func (b *Batch) DeleteInode(key string) {
+	if !b.writable() {
+		return
 	}
+	if s := checkName(key); s != "" {
+		b.invalid("delete inode", s)
+		return
+	}
+	b.del("delete inode", nameKey(key))
 }
 
 // SetExtent queues a file extent record, replacing any record of the same
@@ -195,6 +187,61 @@ func (b *Batch) DeleteFree(start pmem.Block) {
 	if b.writable() {
 		b.del("delete free", freeKey(start))
 	}
+}
+
+// LogFree queues one commit's change to free space as log record l.Seq:
+// the blocks it claimed from free space, then the blocks it freed. Load
+// returns the log records after the free-space checkpoint in Seq order; the
+// caller replays them onto the checkpoint. An empty or wrapping extent is
+// refused with ErrInvalidRecord.
+func (b *Batch) LogFree(l FreeLog) {
+	if !b.writable() {
+		return
+	}
+	if s := checkFreeLog(l); s != "" {
+		b.invalid(fmt.Sprintf("log free %d", l.Seq), s)
+		return
+	}
+	k, v := EncodeFreeLog(l)
+	b.set("log free", k, v)
+}
+
+// CheckpointFree queues replacing the free-space checkpoint with free (the
+// whole free space, sorted by Start, as of log record upto) and the file
+// count with files, and dropping the log records up to and including upto,
+// which it supersedes. Its cost
+// is one record per free extent, so a caller checkpoints once per as many
+// log records as there are free extents, which keeps both the records per
+// commit and the log Open replays bounded.
+func (b *Batch) CheckpointFree(free []pmem.Extent, upto, files uint64) {
+	if !b.writable() {
+		return
+	}
+	for _, e := range free {
+		if s := checkRun(uint64(e.Start), e.Len); s != "" {
+			b.invalid("checkpoint free "+e.String(), s)
+			return
+		}
+	}
+	lo := []byte{prefixFree}
+	if err := b.pb.DeleteRange(lo, prefixEnd(lo), nil); err != nil {
+		b.fail(fmt.Errorf("journal: checkpoint free: %w", err))
+		return
+	}
+	end := []byte{prefixFreeLog + 1}
+	if upto != math.MaxUint64 {
+		end = freeLogKey(upto + 1)
+	}
+	if err := b.pb.DeleteRange([]byte{prefixFreeLog}, end, nil); err != nil {
+		b.fail(fmt.Errorf("journal: checkpoint free: %w", err))
+		return
+	}
+	for _, e := range free {
+		k, v := EncodeFree(e)
+		b.set("checkpoint free", k, v)
+	}
+	k, v := EncodeFiles(files)
+	b.set("checkpoint files", k, v)
 }
 
 // SetBusy queues a busy extent record keyed by r.Extent.Start. An empty or

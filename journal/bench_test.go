@@ -1,22 +1,26 @@
 // This file benchmarks the journal's hot path: the batch a write into a hole
-// commits (one extent, the inode, two free records), synced on a real disk.
+// commits (the inode with its extent, one free-space log record), synced on
+// a real disk.
 
 package journal
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/daxstore/daxstore/pmem"
 )
 
-// writeBatch queues the records of a typical write into a hole at step i.
+// writeBatch queues the records of a typical write into a hole of a small
+// file at step i: the inode with its inline extent and one free-space log
+// record.
 func writeBatch(j *Journal, i uint64) *Batch {
 	b := j.NewBatch()
-	b.SetExtent(ExtentRecord{Ino: 1 + i%64, FileBlock: i, Start: pmem.Block(1000 + i), Len: 1})
-	b.SetInode(Inode{Ino: 1 + i%64, Key: "bench/object", Size: int64(i+1) * 4096, ModTime: int64(i)})
-	b.DeleteFree(pmem.Block(1000 + i))
-	b.SetFree(pmem.Extent{Start: pmem.Block(1001 + i), Len: 1 << 20})
+	ino := 1 + i%64
+	b.SetInode(Inode{Ino: ino, Key: fmt.Sprint("bench/object-", ino), Size: int64(i+1) * 4096, ModTime: int64(i), Blocks: 1,
+		Extents: []ExtentRecord{{Ino: ino, FileBlock: i, Start: pmem.Block(1000 + i), Len: 1}}})
+	b.LogFree(FreeLog{Seq: i + 1, Claimed: []pmem.Extent{{Start: pmem.Block(1000 + i), Len: 1}}})
 	return b
 }
 

@@ -29,7 +29,7 @@ func TestCorruptTableIsOneLine(t *testing.T) {
 	pad := strings.Repeat("z", 1000)
 	for i := range 4000 { // about 4 MiB: several memtables reach tables
 		b := j.NewBatch()
-		b.SetName(fmt.Sprintf("k%05d-%s", i, pad), uint64(i+1))
+		b.SetInode(Inode{Ino: uint64(i + 1), Key: fmt.Sprintf("k%05d-%s", i, pad)})
 		if err := b.Commit(false); err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func fillNames(t *testing.T, j *Journal, n int) {
 	t.Helper()
 	for i := range n {
 		b := j.NewBatch()
-		b.SetName(fmt.Sprintf("w%05d", i), uint64(i+1))
+		b.SetInode(Inode{Ino: uint64(i + 1), Key: fmt.Sprintf("w%05d", i)})
 		if err := b.Commit(true); err != nil {
 			t.Fatal(err)
 		}

@@ -34,7 +34,7 @@ func faultRound(t *testing.T, seed uint64, fault faultfs.Fault) {
 		}
 		b := j.NewBatch()
 		name := fmt.Sprintf("k%05d-%s", i, pad)
-		b.SetName(name, uint64(i+1))
+		b.SetInode(Inode{Ino: uint64(i + 1), Key: name})
 		if err := b.Commit(true); err != nil {
 			lastErr = err
 			break
@@ -54,7 +54,7 @@ func faultRound(t *testing.T, seed uint64, fault faultfs.Fault) {
 			t.Fatalf("seed %d: error spans lines: %q", seed, lastErr)
 		}
 		b := j.NewBatch()
-		b.SetName("after", 1)
+		b.SetInode(Inode{Ino: 1, Key: "after"})
 		if err := b.Commit(true); !errors.Is(err, ErrFailed) {
 			t.Fatalf("seed %d: commit after the failure: %v, want ErrFailed", seed, err)
 		}
@@ -128,7 +128,7 @@ func TestOpenFaultsFailCleanly(t *testing.T) {
 		n := 50 + rng.IntN(200)
 		for i := range n {
 			b := j.NewBatch()
-			b.SetName(fmt.Sprintf("k%05d-%s", i, strings.Repeat("y", 200)), uint64(i+1))
+			b.SetInode(Inode{Ino: uint64(i + 1), Key: fmt.Sprintf("k%05d-%s", i, strings.Repeat("y", 200))})
 			if err := b.Commit(true); err != nil {
 				t.Fatal(err)
 			}

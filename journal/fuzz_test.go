@@ -53,19 +53,58 @@ func reMeta(key, value []byte) ([]byte, []byte, error) {
 	return k, v, nil
 }
 
+// reName re-encodes a format 1 name record, which Upgrade still reads.
 func reName(key, value []byte) ([]byte, []byte, error) {
-	name, ino, err := DecodeName(key, value)
+	name, ino, err := decodeLegacyName(key, value)
 	if err != nil {
 		return nil, nil, err
 	}
-	k, v := EncodeName(name, ino)
+	k, v := encodeLegacyName(name, ino)
 	return k, v, nil
 }
 
+// reLegacyInode re-encodes a format 1 inode record, which Upgrade reads.
+func reLegacyInode(key, value []byte) ([]byte, []byte, error) {
+	in, err := decodeLegacyInode(key, value)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, v := encodeLegacyInode(in)
+	return k, v, nil
+}
+
+func reFreeLog(key, value []byte) ([]byte, []byte, error) {
+	l, err := DecodeFreeLog(key, value)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, v := EncodeFreeLog(l)
+	return k, v, nil
+}
+
+func reFiles(key, value []byte) ([]byte, []byte, error) {
+	n, err := DecodeFiles(key, value)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, v := EncodeFiles(n)
+	return k, v, nil
+}
+
+// reInode also checks that what decodes is what SetInode accepts: a
+// decoded inode a batch would refuse could not be written back.
 func reInode(key, value []byte) ([]byte, []byte, error) {
 	in, err := DecodeInode(key, value)
 	if err != nil {
 		return nil, nil, err
+	}
+	if s := checkInode(in); s != "" || in.Ino == 0 {
+		return nil, nil, fmt.Errorf("decoded an inode SetInode refuses (%s): %+v", s, in)
+	}
+	for _, r := range in.Extents {
+		if r.Ino != in.Ino {
+			return nil, nil, fmt.Errorf("inline extent of inode %d decoded with Ino %d", in.Ino, r.Ino)
+		}
 	}
 	k, v := EncodeInode(in)
 	return k, v, nil
@@ -116,12 +155,15 @@ func encodeBusyV1(r BusyRecord) (key, value []byte) {
 	return key, seal(key, v)
 }
 
-func FuzzDecodeMeta(f *testing.F)   { fuzzDecoder(f, reMeta) }
-func FuzzDecodeName(f *testing.F)   { fuzzDecoder(f, reName) }
-func FuzzDecodeInode(f *testing.F)  { fuzzDecoder(f, reInode) }
-func FuzzDecodeExtent(f *testing.F) { fuzzDecoder(f, reExtent) }
-func FuzzDecodeFree(f *testing.F)   { fuzzDecoder(f, reFree) }
-func FuzzDecodeBusy(f *testing.F)   { fuzzDecoder(f, reBusy) }
+func FuzzDecodeMeta(f *testing.F)        { fuzzDecoder(f, reMeta) }
+func FuzzDecodeName(f *testing.F)        { fuzzDecoder(f, reName) }
+func FuzzDecodeLegacyInode(f *testing.F) { fuzzDecoder(f, reLegacyInode) }
+func FuzzDecodeInode(f *testing.F)       { fuzzDecoder(f, reInode) }
+func FuzzDecodeFreeLog(f *testing.F)     { fuzzDecoder(f, reFreeLog) }
+func FuzzDecodeFiles(f *testing.F)       { fuzzDecoder(f, reFiles) }
+func FuzzDecodeExtent(f *testing.F)      { fuzzDecoder(f, reExtent) }
+func FuzzDecodeFree(f *testing.F)        { fuzzDecoder(f, reFree) }
+func FuzzDecodeBusy(f *testing.F)        { fuzzDecoder(f, reBusy) }
 
 // fuzzSeed is one seed input: key, value and whether the target reseals it.
 type fuzzSeed struct {
@@ -160,12 +202,28 @@ func fuzzCorpus() map[string][]fuzzSeed {
 			rec(EncodeMeta(Meta{UUID: [16]byte{1, 2, 3}, BlockSize: 4096, BlockCount: 1 << 20, NextInode: 9})),
 		),
 		"FuzzDecodeName": seedsFor(
-			rec(EncodeName("", 1)),
-			rec(EncodeName("photos/cat.jpg", 42)),
+			rec(encodeLegacyName("", 1)),
+			rec(encodeLegacyName("photos/cat.jpg", 42)),
+		),
+		"FuzzDecodeLegacyInode": seedsFor(
+			rec(encodeLegacyInode(Inode{})),
+			rec(encodeLegacyInode(Inode{Ino: 7, Key: "a/b", Size: 4096, ModTime: 1_700_000_000_000_000_000})),
 		),
 		"FuzzDecodeInode": seedsFor(
-			rec(EncodeInode(Inode{})),
+			rec(EncodeInode(Inode{Ino: 1})),
 			rec(EncodeInode(Inode{Ino: 7, Key: "a/b", Size: 4096, ModTime: 1_700_000_000_000_000_000})),
+			rec(EncodeInode(inlineInode(8, "one", 1))),
+			rec(EncodeInode(inlineInode(9, "full", MaxInlineExtents))),
+			rec(EncodeInode(Inode{Ino: 10, Key: "big", Size: 1 << 40, Blocks: 1 << 30, External: true})),
+		),
+		"FuzzDecodeFreeLog": seedsFor(
+			rec(EncodeFreeLog(FreeLog{Seq: 1, Files: 1})),
+			rec(EncodeFreeLog(FreeLog{Seq: 2, Claimed: []pmem.Extent{{Start: 5, Len: 2}}, Freed: []pmem.Extent{{Start: 1 << 40, Len: 1}, {Start: 9, Len: 3}}, Files: -3})),
+			rec(EncodeFreeLog(FreeLog{Seq: math.MaxUint64, Claimed: []pmem.Extent{{Start: 0, Len: math.MaxUint64}}})),
+		),
+		"FuzzDecodeFiles": seedsFor(
+			rec(EncodeFiles(0)),
+			rec(EncodeFiles(1<<33)),
 		),
 		"FuzzDecodeExtent": seedsFor(
 			rec(EncodeExtent(ExtentRecord{Ino: 1, FileBlock: 0, Start: 10, Len: 4})),
@@ -231,7 +289,8 @@ func TestFuzzSeedCorpusIsCurrent(t *testing.T) {
 // that the valid ones really decode, so the corpus starts from good inputs.
 func TestFuzzSeedsBehave(t *testing.T) {
 	decoders := map[string]reencoder{
-		"FuzzDecodeMeta": reMeta, "FuzzDecodeName": reName, "FuzzDecodeInode": reInode,
+		"FuzzDecodeMeta": reMeta, "FuzzDecodeName": reName, "FuzzDecodeLegacyInode": reLegacyInode,
+		"FuzzDecodeInode": reInode, "FuzzDecodeFreeLog": reFreeLog, "FuzzDecodeFiles": reFiles,
 		"FuzzDecodeExtent": reExtent, "FuzzDecodeFree": reFree, "FuzzDecodeBusy": reBusy,
 	}
 	for target, seeds := range fuzzCorpus() {

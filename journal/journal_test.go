@@ -62,33 +62,62 @@ func commit(t *testing.T, b *Batch, sync bool) {
 	}
 }
 
-// fullBatch queues one record of every kind and returns the state it makes.
+// fullBatch queues one record of every kind and returns the state it makes:
+// two files with inline extents, one with External extents, free space as
+// a checkpoint and a log, and a busy extent.
 func fullBatch(j *Journal) (*Batch, *State) {
 	b := j.NewBatch()
 	want := emptyState()
-	m := Meta{UUID: [16]byte{9, 9}, BlockSize: 4096, BlockCount: 1024, NextInode: 3}
+	m := Meta{UUID: [16]byte{9, 9}, BlockSize: 4096, BlockCount: 1024, NextInode: 5}
 	b.SetMeta(m)
 	want.Meta, want.HasMeta = m, true
-	for ino, key := range map[uint64]string{1: "alpha", 2: "beta"} {
-		in := Inode{Ino: ino, Key: key, Size: int64(ino) * 4096, ModTime: int64(ino) * 1e9}
-		b.SetName(key, ino)
-		b.SetInode(in)
-		want.Names[key] = ino
-		want.Inodes[ino] = in
+	inline := []Inode{
+		{Ino: 1, Key: "alpha", Size: 4096, ModTime: 1e9, Blocks: 2, Extents: []ExtentRecord{
+			{Ino: 1, FileBlock: 0, Start: 10, Len: 1},
+			{Ino: 1, FileBlock: 256, Start: 40, Len: 1, Unwritten: true},
+		}},
+		{Ino: 2, Key: "beta", Size: 8192, ModTime: 2e9, Blocks: 2, Extents: []ExtentRecord{
+			{Ino: 2, FileBlock: 0, Start: 20, Len: 2},
+		}},
 	}
-	// Queued out of order on purpose: Load must return them sorted.
+	for _, in := range inline {
+		b.SetInode(in)
+		want.Names[in.Key] = in.Ino
+		want.Inodes[in.Ino] = in
+		want.Extents[in.Ino] = in.Extents
+	}
+	// An External inode's extents are extent records, queued out of order
+	// on purpose: Load must return them sorted.
+	ext := Inode{Ino: 4, Key: "delta", Size: 3 * 4096, ModTime: 4e9, Blocks: 3, External: true}
+	b.SetInode(ext)
 	for _, r := range []ExtentRecord{
-		{Ino: 1, FileBlock: 256, Start: 40, Len: 1, Unwritten: true},
-		{Ino: 1, FileBlock: 0, Start: 10, Len: 1},
-		{Ino: 2, FileBlock: 0, Start: 20, Len: 2},
+		{Ino: 4, FileBlock: 512, Start: 90, Len: 1, Unwritten: true},
+		{Ino: 4, FileBlock: 0, Start: 60, Len: 1},
+		{Ino: 4, FileBlock: 7, Start: 70, Len: 1},
 	} {
 		b.SetExtent(r)
 	}
-	want.Extents[1] = []ExtentRecord{{Ino: 1, FileBlock: 0, Start: 10, Len: 1}, {Ino: 1, FileBlock: 256, Start: 40, Len: 1, Unwritten: true}}
-	want.Extents[2] = []ExtentRecord{{Ino: 2, FileBlock: 0, Start: 20, Len: 2}}
+	ext.Extents = []ExtentRecord{
+		{Ino: 4, FileBlock: 0, Start: 60, Len: 1},
+		{Ino: 4, FileBlock: 7, Start: 70, Len: 1},
+		{Ino: 4, FileBlock: 512, Start: 90, Len: 1, Unwritten: true},
+	}
+	want.Names[ext.Key] = ext.Ino
+	want.Inodes[ext.Ino] = ext
+	want.Extents[ext.Ino] = ext.Extents
+	want.HasInodes = true
 	b.SetFree(pmem.Extent{Start: 300, Len: 724})
 	b.SetFree(pmem.Extent{Start: 1, Len: 9})
 	want.Free = []pmem.Extent{{Start: 1, Len: 9}, {Start: 300, Len: 724}}
+	// Log records queued out of order too: Load returns them by Seq.
+	logs := []FreeLog{
+		{Seq: 7, Claimed: []pmem.Extent{{Start: 20, Len: 2}}, Files: 1},
+		{Seq: 3, Claimed: []pmem.Extent{{Start: 10, Len: 1}, {Start: 40, Len: 1}}, Freed: []pmem.Extent{{Start: 100, Len: 5}}, Files: -2},
+	}
+	for _, l := range logs {
+		b.LogFree(l)
+	}
+	want.FreeLog = []FreeLog{logs[1], logs[0]}
 	busy := BusyRecord{Extent: pmem.Extent{Start: 50, Len: 5}, Ino: 7, Key: "gone", Reason: 1, DetachedAt: 123, Pins: 1, Labels: []string{"dma"}}
 	b.SetBusy(busy)
 	want.Busy = []BusyRecord{busy}
@@ -105,8 +134,8 @@ func TestCommitThenLoadReturnsExactlyTheState(t *testing.T) {
 		}
 	})
 	b, want := fullBatch(j)
-	if b.Count() != 11 {
-		t.Fatalf("Count = %d, want 11", b.Count())
+	if b.Count() != 12 {
+		t.Fatalf("Count = %d, want 12", b.Count())
 	}
 	commit(t, b, true)
 	t.Run("a committed batch of every record kind loads back exactly", func(t *testing.T) {
@@ -116,19 +145,20 @@ func TestCommitThenLoadReturnsExactlyTheState(t *testing.T) {
 	})
 	t.Run("deleting every record loads empty again", func(t *testing.T) {
 		b := j.NewBatch()
-		b.DeleteName("alpha")
-		b.DeleteName("beta")
-		b.DeleteInode(1)
-		b.DeleteInode(2)
-		b.DeleteExtents(1)
-		b.DeleteExtent(2, 0)
+		b.DeleteInode("alpha")
+		b.DeleteInode("beta")
+		b.DeleteInode("delta")
+		b.DeleteExtent(4, 7)
+		b.DeleteExtents(4)
 		b.DeleteFree(1)
 		b.DeleteFree(300)
+		b.CheckpointFree(nil, math.MaxUint64, 0) // the only way to drop log records
 		b.DeleteBusy(50)
 		commit(t, b, false)
 		got := load(t, j)
 		want := emptyState()
 		want.Meta, want.HasMeta = got.Meta, true
+		want.HasFiles = true // the checkpoint recorded 0 files
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %+v", got)
 		}
@@ -212,20 +242,23 @@ func TestLaterOperationOnTheSameKeyWins(t *testing.T) {
 	j := openMem(t, NewMemFS(), Options{})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
-	b.SetName("n", 1)
+	b.SetInode(Inode{Ino: 1, Key: "n"})
 	b.SetExtent(ExtentRecord{Ino: 4, FileBlock: 0, Start: 1, Len: 1})
 	b.SetExtent(ExtentRecord{Ino: 4, FileBlock: 1, Start: 2, Len: 1})
 	b.SetFree(pmem.Extent{Start: 10, Len: 1})
 	commit(t, b, true)
 
 	b = j.NewBatch()
-	b.DeleteName("n")
-	b.SetName("n", 2) // delete then set: the set wins
+	b.DeleteInode("n")
+	b.SetInode(Inode{Ino: 2, Key: "n"}) // delete then set: the set wins
 	b.DeleteExtents(4)
 	b.SetExtent(ExtentRecord{Ino: 4, FileBlock: 1, Start: 9, Len: 3}) // survives the range delete
 	b.SetFree(pmem.Extent{Start: 20, Len: 1})
 	b.DeleteFree(20) // set then delete: the delete wins
 	b.SetFree(pmem.Extent{Start: 10, Len: 5})
+	b.LogFree(FreeLog{Seq: 1, Files: 1})
+	b.CheckpointFree([]pmem.Extent{{Start: 10, Len: 5}}, 1, 1) // drops log 1, queued before it
+	b.LogFree(FreeLog{Seq: 1, Files: 2})                       // queued after the checkpoint: kept
 	commit(t, b, true)
 
 	st := load(t, j)
@@ -233,7 +266,8 @@ func TestLaterOperationOnTheSameKeyWins(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"delete then set of a name leaves the new binding", st.Names["n"] == 2},
+		{"delete then set of an inode leaves the new one", st.Names["n"] == 2 && len(st.Inodes) == 1 && st.Inodes[2].Key == "n"},
+		{"a log record queued after a checkpoint that covers its seq survives", reflect.DeepEqual(st.FreeLog, []FreeLog{{Seq: 1, Files: 2}})},
 		{"a range delete then a set keeps only the new extent", reflect.DeepEqual(st.Extents[4], []ExtentRecord{{Ino: 4, FileBlock: 1, Start: 9, Len: 3}})},
 		{"set then delete of a free record leaves none, and a later set replaces", reflect.DeepEqual(st.Free, []pmem.Extent{{Start: 10, Len: 5}})},
 	}
@@ -252,10 +286,44 @@ func TestInvalidOperationsApplyNothing(t *testing.T) {
 		name string
 		op   func(b *Batch)
 	}{
-		{"a name longer than MaxKeyLen", func(b *Batch) { b.SetName(long, 1) }},
-		{"deleting a name longer than MaxKeyLen", func(b *Batch) { b.DeleteName(long) }},
+		{"deleting an inode key longer than MaxKeyLen", func(b *Batch) { b.DeleteInode(long) }},
 		{"an inode key longer than MaxKeyLen", func(b *Batch) { b.SetInode(Inode{Ino: 1, Key: long}) }},
 		{"an inode with a negative size", func(b *Batch) { b.SetInode(Inode{Ino: 1, Size: -1}) }},
+		{"an inode numbered 0", func(b *Batch) { b.SetInode(Inode{Key: "k"}) }},
+		{"an External inode numbered 0", func(b *Batch) { b.SetInode(Inode{Key: "k", External: true}) }},
+		{"an inode with more than MaxInlineExtents inline extents", func(b *Batch) {
+			b.SetInode(inlineInode(1, "k", MaxInlineExtents+1))
+		}},
+		{"an inode with unsorted inline extents", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 2, Extents: []ExtentRecord{{Ino: 1, FileBlock: 5, Start: 1, Len: 1}, {Ino: 1, FileBlock: 0, Start: 2, Len: 1}}})
+		}},
+		{"an inode with overlapping inline extents", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 4, Extents: []ExtentRecord{{Ino: 1, FileBlock: 0, Start: 1, Len: 2}, {Ino: 1, FileBlock: 1, Start: 9, Len: 2}}})
+		}},
+		{"an inode with two inline extents at the same file block", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 2, Extents: []ExtentRecord{{Ino: 1, FileBlock: 3, Start: 1, Len: 1}, {Ino: 1, FileBlock: 3, Start: 9, Len: 1}}})
+		}},
+		{"an inode whose Blocks exceeds its inline extents", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 3, Extents: []ExtentRecord{{Ino: 1, FileBlock: 0, Start: 1, Len: 2}}})
+		}},
+		{"an inode whose Blocks falls short of its inline extents", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 1, Extents: []ExtentRecord{{Ino: 1, FileBlock: 0, Start: 1, Len: 2}}})
+		}},
+		{"an inode without extents but with Blocks", func(b *Batch) { b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 1}) }},
+		{"an inode with an empty inline extent", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Extents: []ExtentRecord{{Ino: 1, Start: 1}}})
+		}},
+		{"an inode with an inline extent wrapping the region", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 2, Extents: []ExtentRecord{{Ino: 1, Start: math.MaxUint64, Len: 2}}})
+		}},
+		{"an inode with an inline extent wrapping the file", func(b *Batch) {
+			b.SetInode(Inode{Ino: 1, Key: "k", Blocks: 2, Extents: []ExtentRecord{{Ino: 1, FileBlock: math.MaxUint64, Start: 1, Len: 2}}})
+		}},
+		{"a free log with an empty claimed extent", func(b *Batch) { b.LogFree(FreeLog{Seq: 1, Claimed: []pmem.Extent{{Start: 4}}}) }},
+		{"a free log with a freed extent wrapping the region", func(b *Batch) {
+			b.LogFree(FreeLog{Seq: 1, Freed: []pmem.Extent{{Start: 1, Len: 1}, {Start: math.MaxUint64, Len: 1}}})
+		}},
+		{"a free checkpoint with an empty extent", func(b *Batch) { b.CheckpointFree([]pmem.Extent{{Start: 1, Len: 1}, {Start: 5}}, 0, 0) }},
 		{"an empty extent", func(b *Batch) { b.SetExtent(ExtentRecord{Ino: 1, Start: 5}) }},
 		{"an extent wrapping the region", func(b *Batch) { b.SetExtent(ExtentRecord{Ino: 1, Start: math.MaxUint64, Len: 2}) }},
 		{"an extent wrapping the file", func(b *Batch) { b.SetExtent(ExtentRecord{Ino: 1, FileBlock: math.MaxUint64, Start: 1, Len: 2}) }},
@@ -308,7 +376,7 @@ func TestInvalidOperationsApplyNothing(t *testing.T) {
 	t.Run("the first of several errors is the one reported", func(t *testing.T) {
 		b := j.NewBatch()
 		b.SetFree(pmem.Extent{Start: 7})
-		b.SetName(long, 1)
+		b.SetInode(Inode{Ino: 1, Key: long})
 		err := b.Commit(true)
 		if !errors.Is(err, ErrInvalidRecord) || !strings.Contains(err.Error(), "set free") {
 			t.Fatalf("err = %v, want the set free error", err)
@@ -372,8 +440,11 @@ func TestLoadAfterReopenOnDisk(t *testing.T) {
 	commit(t, b, true)
 	// A NoSync commit before a clean Close is durable too.
 	b = j.NewBatch()
-	b.SetName("gamma", 3)
+	gamma := inlineInode(3, "gamma", 1)
+	b.SetInode(gamma)
 	want.Names["gamma"] = 3
+	want.Inodes[3] = gamma
+	want.Extents[3] = gamma.Extents
 	commit(t, b, false)
 	closeJournal(t, j)
 
@@ -428,7 +499,7 @@ func TestOpenOfAnOpenDirectoryIsLocked(t *testing.T) {
 func TestUseAfterCloseErrors(t *testing.T) {
 	j := openMem(t, NewMemFS(), Options{})
 	early := j.NewBatch()
-	early.SetName("x", 1)
+	early.SetInode(Inode{Ino: 1, Key: "x"})
 	closeJournal(t, j)
 
 	cases := []struct {
@@ -437,10 +508,15 @@ func TestUseAfterCloseErrors(t *testing.T) {
 	}{
 		{"a second Close", j.Close},
 		{"Load", func() error { _, err := j.Load(); return err }},
+		{"LoadCore", func() error { _, err := j.LoadCore(); return err }},
+		{"LookupInode", func() error { _, _, err := j.LookupInode("x"); return err }},
+		{"ScanInodes", func() error { _, err := j.ScanInodes("", "", 10); return err }},
+		{"Snapshot", func() error { _, err := j.Snapshot(); return err }},
+		{"Upgrade", func() error { _, err := j.Upgrade(); return err }},
 		{"committing a batch made before Close", func() error { return early.Commit(true) }},
 		{"committing a batch made after Close", func() error {
 			b := j.NewBatch()
-			b.SetName("y", 2)
+			b.SetInode(Inode{Ino: 2, Key: "y"})
 			return b.Commit(true)
 		}},
 		{"applying a batch made after Close", func() error {
@@ -464,7 +540,7 @@ func TestApplyThenCloseThenWait(t *testing.T) {
 	fs := NewMemFS()
 	j := openMem(t, fs, Options{})
 	b := j.NewBatch()
-	b.SetName("k", 1)
+	b.SetInode(Inode{Ino: 1, Key: "k"})
 	wait, err := b.Apply()
 	if err != nil {
 		t.Fatal(err)
@@ -549,8 +625,9 @@ func TestPowerCutLeavesAPrefixOfWholeBatches(t *testing.T) {
 			for i := 1; i <= n; i++ {
 				b := j.NewBatch()
 				b.SetMeta(Meta{NextInode: uint64(i)})
-				b.SetInode(Inode{Ino: uint64(i), Key: fmt.Sprint("k", i)})
-				b.SetExtent(ExtentRecord{Ino: uint64(i), Start: pmem.Block(i), Len: 1})
+				b.SetInode(Inode{Ino: uint64(i), Key: fmt.Sprint("k", i), Blocks: 1,
+					Extents: []ExtentRecord{{Ino: uint64(i), Start: pmem.Block(i), Len: 1}}})
+				b.LogFree(FreeLog{Seq: uint64(i), Claimed: []pmem.Extent{{Start: pmem.Block(i), Len: 1}}, Files: 1})
 				sync := rng.IntN(4) == 0
 				commit(t, b, sync)
 				if sync && !noSync {
@@ -573,12 +650,14 @@ func TestPowerCutLeavesAPrefixOfWholeBatches(t *testing.T) {
 			if k < lastSynced {
 				t.Fatalf("seed %d percent %d: kept %d batches, but %d were synced\nops %v", seed, percent, k, lastSynced, oplog)
 			}
-			if len(st.Inodes) != k || len(st.Extents) != k {
-				t.Fatalf("seed %d percent %d: meta says %d batches, inodes %d extents %d\nops %v",
-					seed, percent, k, len(st.Inodes), len(st.Extents), oplog)
+			if len(st.Inodes) != k || len(st.Extents) != k || len(st.FreeLog) != k {
+				t.Fatalf("seed %d percent %d: meta says %d batches, inodes %d extents %d free log %d\nops %v",
+					seed, percent, k, len(st.Inodes), len(st.Extents), len(st.FreeLog), oplog)
 			}
 			for i := 1; i <= k; i++ {
-				if st.Inodes[uint64(i)].Key != fmt.Sprint("k", i) || len(st.Extents[uint64(i)]) != 1 {
+				l := st.FreeLog[i-1]
+				if st.Inodes[uint64(i)].Key != fmt.Sprint("k", i) || len(st.Extents[uint64(i)]) != 1 ||
+					l.Seq != uint64(i) || len(l.Claimed) != 1 || l.Claimed[0].Start != pmem.Block(i) {
 					t.Fatalf("seed %d percent %d: batch %d is not whole\nops %v", seed, percent, i, oplog)
 				}
 			}
@@ -591,22 +670,27 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 	flipped := append([]byte(nil), v...)
 	flipped[2] ^= 0x40
 	_, freeVal := EncodeFree(pmem.Extent{Start: 5, Len: 1})
+	_, logVal := EncodeFreeLog(FreeLog{Seq: 5, Files: 1})
 	cases := []struct {
 		name       string
 		key, value []byte
 		keyHex     string
+		core       bool // LoadCore reads this record too
 	}{
-		{"a record with an unknown prefix", []byte("Zebra"), []byte{1}, "5a65627261"},
-		{"an inode record with a flipped byte", k, flipped, "490000000000000008"},
-		{"a free record copied under another start", freeKey(6), freeVal, "460000000000000006"},
-		{"an empty key", []byte{}, v, ""},
+		{"a record with an unknown prefix", []byte("Zebra"), []byte{1}, "5a65627261", true},
+		{"a record with an unknown prefix below every known one", []byte("A"), []byte{1}, "41", true},
+		{"a record with an unknown prefix between known ones", []byte("D1"), []byte{1}, "4431", true},
+		{"an inode record with a flipped byte", k, flipped, "4e78", false},
+		{"a free record copied under another start", freeKey(6), freeVal, "460000000000000006", true},
+		{"a free log record copied under another seq", freeLogKey(6), logVal, "4c0000000000000006", true},
+		{"an empty key", []byte{}, v, "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name+" fails Load with ErrCorrupt naming the key", func(t *testing.T) {
 			j := openMem(t, NewMemFS(), Options{})
 			defer closeJournal(t, j)
 			good := j.NewBatch()
-			good.SetName("fine", 1)
+			good.SetInode(Inode{Ino: 1, Key: "fine"})
 			commit(t, good, true)
 			// Write the raw record beneath the codecs.
 			if err := j.db.Set(c.key, c.value, nil); err != nil {
@@ -624,6 +708,19 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.keyHex) {
 				t.Fatalf("error %q does not name key %s", err, c.keyHex)
+			}
+			_, err = j.LoadCore()
+			if !c.core {
+				if err != nil {
+					t.Fatalf("LoadCore read a per-file record: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, pmem.ErrCorrupt) {
+				t.Fatalf("LoadCore = %v, want ErrCorrupt", err)
+			}
+			if !strings.Contains(err.Error(), c.keyHex) {
+				t.Fatalf("LoadCore error %q does not name key %s", err, c.keyHex)
 			}
 		})
 	}
@@ -695,7 +792,7 @@ func TestNoSyncApplyWaitReturnsAtOnce(t *testing.T) {
 	j := openMem(t, NewMemFS(), Options{NoSync: true})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
-	b.SetName("a", 1)
+	b.SetInode(Inode{Ino: 1, Key: "a"})
 	wait, err := b.Apply()
 	if err != nil {
 		t.Fatal(err)
@@ -732,7 +829,7 @@ func TestPebbleIsQuiet(t *testing.T) {
 		j := openMem(t, fs, Options{})
 		for i := 0; i < 50; i++ {
 			b := j.NewBatch()
-			b.SetName(fmt.Sprint(i), uint64(i))
+			b.SetInode(Inode{Ino: uint64(i + 1), Key: fmt.Sprint(i)})
 			commit(t, b, i%2 == 0)
 		}
 		crashed := fs.CrashClone()
@@ -771,12 +868,12 @@ func TestMarkIsTheLastOneCommitted(t *testing.T) {
 	}
 	for _, m := range []uint64{1, 2, 9} {
 		b := j.NewBatch()
-		b.SetName("k", m)
+		b.SetInode(Inode{Ino: m, Key: "k"})
 		b.SetMark(m)
 		commit(t, b, true)
 	}
 	b := j.NewBatch()
-	b.SetName("unmarked", 1) // a batch without a mark keeps the last one
+	b.SetInode(Inode{Ino: 1, Key: "unmarked"}) // a batch without a mark keeps the last one
 	commit(t, b, true)
 	if st := load(t, j); st.Mark != 9 {
 		t.Fatalf("Mark = %d, want 9", st.Mark)

@@ -56,7 +56,7 @@ func TestReadOnlyOpenChangesNothing(t *testing.T) {
 			t.Fatalf("round %d: read-only Load got %+v\nwant %+v", round, got, want)
 		}
 		b := j.NewBatch()
-		b.SetName("new", 9)
+		b.SetInode(Inode{Ino: 9, Key: "new"})
 		if err := b.Commit(true); err == nil {
 			t.Fatalf("round %d: a commit on a read-only journal succeeded", round)
 		}

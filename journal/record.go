@@ -18,14 +18,34 @@ import (
 // Key prefixes, one byte per record kind. Integers in keys are big-endian so
 // that Pebble's bytewise order is numeric order.
 const (
-	prefixMeta   byte = 'M' // "M"
-	prefixName   byte = 'N' // 'N' + name bytes
-	prefixInode  byte = 'I' // 'I' + ino(8)
-	prefixExtent byte = 'E' // 'E' + ino(8) + fileBlock(8)
-	prefixFree   byte = 'F' // 'F' + start(8)
-	prefixBusy   byte = 'B' // 'B' + start(8)
-	prefixMark   byte = 'C' // "C": the commit mark (see Batch.SetMark)
+	prefixMeta    byte = 'M' // "M"
+	prefixName    byte = 'N' // 'N' + name bytes: the file's inode (format 2)
+	prefixInode   byte = 'I' // 'I' + ino(8): format 1 only, upgraded by Upgrade
+	prefixExtent  byte = 'E' // 'E' + ino(8) + fileBlock(8): extents of a file with too many to inline
+	prefixFree    byte = 'F' // 'F' + start(8): free space as of the last checkpoint
+	prefixFreeLog byte = 'L' // 'L' + seq(8): one commit's change to free space since then
+	prefixBusy    byte = 'B' // 'B' + start(8)
+	prefixMark    byte = 'C' // "C": the commit mark (see Batch.SetMark)
+	prefixFiles   byte = 'K' // "K": the number of files as of the last checkpoint
 )
+
+// Name records have two versions. In format 1 a name record held only its
+// inode number, and the inode ('I') and every extent ('E') were records of
+// their own, so Open had to read every record to find anything and a Put
+// wrote five or six records. In format 2 the name record is the inode: its
+// number, size, time, block count and, for files of at most
+// MaxInlineExtents extents, the extents themselves, so that looking a key up
+// is one point read and a Put of a small file writes this record and one
+// free-space log record. Upgrade rewrites a format 1 journal.
+const (
+	nameVersionLegacy byte = 1 // format 1: the inode number only
+	nameVersion       byte = 2 // format 2: the whole inode
+)
+
+// MaxInlineExtents is the most extents an inode record holds itself; a file
+// with more keeps them in extent records, so that a write into a file of a
+// million extents rewrites a few records, not the whole map.
+const MaxInlineExtents = 32
 
 // recordVersion is the value format of every record kind but busy. The
 // framing - a leading version byte and a trailing CRC32C over the key and the
@@ -70,12 +90,30 @@ type Meta struct {
 	NextInode  uint64
 }
 
-// Inode is one file: its key (name), size in bytes and modification time.
+// Inode is one file, stored under its key: its number, size in bytes,
+// modification time, the region blocks it maps, and its extents. A file of
+// at most MaxInlineExtents extents holds them in Extents; a larger one has
+// External set and keeps them in extent records (Batch.SetExtent), which
+// LookupInode and Load read back into Extents.
 type Inode struct {
-	Ino     uint64
-	Key     string
-	Size    int64
-	ModTime int64 // unix nanoseconds
+	Ino      uint64
+	Key      string
+	Size     int64
+	ModTime  int64  // unix nanoseconds
+	Blocks   uint64 // region blocks mapped: the sum of the extents' lengths
+	External bool
+	Extents  []ExtentRecord // sorted by FileBlock; Ino of each equals the inode's
+}
+
+// FreeLog is one commit's change to free space and to the number of files,
+// kept from the commit until the next checkpoint (Batch.CheckpointFree):
+// the blocks it took from free space and those it gave back, in that order,
+// and the files it created (positive) or removed (negative).
+type FreeLog struct {
+	Seq     uint64
+	Claimed []pmem.Extent
+	Freed   []pmem.Extent
+	Files   int64
 }
 
 // ExtentRecord maps Len file blocks starting at FileBlock of inode Ino to the
@@ -126,6 +164,7 @@ func u64Key(prefix byte, v uint64) []byte {
 
 func inodeKey(ino uint64) []byte      { return u64Key(prefixInode, ino) }
 func freeKey(start pmem.Block) []byte { return u64Key(prefixFree, uint64(start)) }
+func freeLogKey(seq uint64) []byte    { return u64Key(prefixFreeLog, seq) }
 func busyKey(start pmem.Block) []byte { return u64Key(prefixBusy, uint64(start)) }
 func extentPrefix(ino uint64) []byte  { return u64Key(prefixExtent, ino) }
 func extentKey(ino, fb uint64) []byte {
@@ -203,6 +242,39 @@ func checkInode(in Inode) string {
 	if in.Size < 0 {
 		return fmt.Sprintf("negative size %d", in.Size)
 	}
+	if in.External {
+		return ""
+	}
+	if len(in.Extents) > MaxInlineExtents {
+		return fmt.Sprintf("%d inline extents exceed %d", len(in.Extents), MaxInlineExtents)
+	}
+	var blocks uint64
+	for i, r := range in.Extents {
+		if s := checkExtent(r); s != "" {
+			return fmt.Sprintf("extent %d: %s", i, s)
+		}
+		if r.Ino != in.Ino {
+			return fmt.Sprintf("extent %d belongs to inode %d", i, r.Ino)
+		}
+		if i > 0 && r.FileBlock < in.Extents[i-1].FileBlock+in.Extents[i-1].Len {
+			return fmt.Sprintf("extent %d at file block %d overlaps or precedes the one before", i, r.FileBlock)
+		}
+		blocks += r.Len
+	}
+	if blocks != in.Blocks {
+		return fmt.Sprintf("%d blocks recorded but the extents map %d", in.Blocks, blocks)
+	}
+	return ""
+}
+
+func checkFreeLog(l FreeLog) string {
+	for _, list := range [][]pmem.Extent{l.Claimed, l.Freed} {
+		for _, e := range list {
+			if s := checkRun(uint64(e.Start), e.Len); s != "" {
+				return e.String() + ": " + s
+			}
+		}
+	}
 	return ""
 }
 
@@ -268,24 +340,88 @@ func EncodeMeta(m Meta) (key, value []byte) {
 	return key, seal(key, v)
 }
 
-// EncodeName returns the key and value binding name to inode ino. It does not
-// check limits: a name longer than MaxKeyLen encodes but fails to decode.
-func EncodeName(name string, ino uint64) (key, value []byte) {
+// encodeLegacyName returns a format 1 name record binding name to inode
+// ino. Only tests of Upgrade write one.
+func encodeLegacyName(name string, ino uint64) (key, value []byte) {
 	key = nameKey(name)
-	v := newValue(8)
+	v := newValueVersion(nameVersionLegacy, 8)
 	v = binary.BigEndian.AppendUint64(v, ino)
 	return key, seal(key, v)
 }
 
-// EncodeInode returns the key and value of an inode record. It does not check
-// limits; Batch.SetInode does.
-func EncodeInode(in Inode) (key, value []byte) {
+// encodeLegacyInode returns a format 1 inode record. Only tests of Upgrade
+// write one.
+func encodeLegacyInode(in Inode) (key, value []byte) {
 	key = inodeKey(in.Ino)
 	v := newValue(binary.MaxVarintLen64 + len(in.Key) + 16)
 	v = appendString(v, in.Key)
 	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
 	v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
 	return key, seal(key, v)
+}
+
+// EncodeInode returns the key and value of an inode record, stored under
+// the file's key. Extents are stored inline unless in.External. It does not
+// check limits; Batch.SetInode does.
+func EncodeInode(in Inode) (key, value []byte) {
+	key = nameKey(in.Key)
+	v := newValueVersion(nameVersion, 8+8+8+2*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1))
+	v = binary.BigEndian.AppendUint64(v, in.Ino)
+	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
+	v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
+	v = binary.AppendUvarint(v, in.Blocks)
+	v = appendBool(v, in.External)
+	if in.External {
+		v = binary.AppendUvarint(v, 0)
+		return key, seal(key, v)
+	}
+	v = binary.AppendUvarint(v, uint64(len(in.Extents)))
+	for _, r := range in.Extents {
+		v = binary.AppendUvarint(v, r.FileBlock)
+		v = binary.AppendUvarint(v, uint64(r.Start))
+		v = binary.AppendUvarint(v, r.Len)
+		v = appendBool(v, r.Unwritten)
+	}
+	return key, seal(key, v)
+}
+
+// EncodeFreeLog returns the key and value of a free-space log record. It
+// does not check limits; Batch.LogFree does.
+func EncodeFreeLog(l FreeLog) (key, value []byte) {
+	key = freeLogKey(l.Seq)
+	v := newValue(2*binary.MaxVarintLen64 + (len(l.Claimed)+len(l.Freed))*2*binary.MaxVarintLen64)
+	for _, list := range [][]pmem.Extent{l.Claimed, l.Freed} {
+		v = binary.AppendUvarint(v, uint64(len(list)))
+		for _, e := range list {
+			v = binary.AppendUvarint(v, uint64(e.Start))
+			v = binary.AppendUvarint(v, e.Len)
+		}
+	}
+	v = binary.AppendVarint(v, l.Files)
+	return key, seal(key, v)
+}
+
+// EncodeFiles returns the key and value of the file count record.
+func EncodeFiles(n uint64) (key, value []byte) {
+	key = []byte{prefixFiles}
+	v := newValue(8)
+	v = binary.BigEndian.AppendUint64(v, n)
+	return key, seal(key, v)
+}
+
+// DecodeFiles decodes the file count record. Any defect wraps
+// pmem.ErrCorrupt.
+func DecodeFiles(key, value []byte) (uint64, error) {
+	const kind = "file count"
+	if len(key) != 1 || key[0] != prefixFiles {
+		return 0, corruptError(kind, key, "malformed key")
+	}
+	d := openValue(kind, key, value)
+	n := d.u64("count")
+	if err := d.done(); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // EncodeExtent returns the key and value of a file extent record. It does not
@@ -450,6 +586,23 @@ func (d *decoder) boolean(what string) bool {
 
 // uvarint reads a canonical (shortest-form) uvarint no larger than limit.
 // Rejecting over-long forms keeps decode-then-encode byte-identical.
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	if n != len(binary.AppendVarint(nil, v)) {
+		d.fail("non-canonical %s", what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
 func (d *decoder) uvarint(what string, limit uint64) uint64 {
 	if d.err != nil {
 		return 0
@@ -519,16 +672,14 @@ func DecodeMeta(key, value []byte) (Meta, error) {
 	return m, nil
 }
 
-// DecodeName decodes a name record. Any defect wraps pmem.ErrCorrupt.
-func DecodeName(key, value []byte) (name string, ino uint64, err error) {
+// decodeLegacyName decodes a format 1 name record. Any defect wraps
+// pmem.ErrCorrupt.
+func decodeLegacyName(key, value []byte) (name string, ino uint64, err error) {
 	const kind = "name"
 	if len(key) < 1 || key[0] != prefixName {
 		return "", 0, corruptError(kind, key, "malformed key")
 	}
-	if len(key)-1 > MaxKeyLen {
-		return "", 0, corruptError(kind, key, "name of %d bytes exceeds %d", len(key)-1, MaxKeyLen)
-	}
-	d := openValue(kind, key, value)
+	d := openVersions(kind, key, value, nameVersionLegacy, nameVersionLegacy)
 	ino = d.u64("inode")
 	if err := d.done(); err != nil {
 		return "", 0, err
@@ -536,8 +687,13 @@ func DecodeName(key, value []byte) (name string, ino uint64, err error) {
 	return string(key[1:]), ino, nil
 }
 
-// DecodeInode decodes an inode record. Any defect wraps pmem.ErrCorrupt.
-func DecodeInode(key, value []byte) (Inode, error) {
+// isLegacyName reports whether value is a format 1 name record, by its
+// version byte alone; its decoder checks the rest.
+func isLegacyName(value []byte) bool { return len(value) > 0 && value[0] == nameVersionLegacy }
+
+// decodeLegacyInode decodes a format 1 inode record. Any defect wraps
+// pmem.ErrCorrupt.
+func decodeLegacyInode(key, value []byte) (Inode, error) {
 	const kind = "inode"
 	ino, err := decodeU64Key(kind, prefixInode, key)
 	if err != nil {
@@ -551,10 +707,83 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	if err := d.done(); err != nil {
 		return Inode{}, err
 	}
+	if in.Size < 0 || len(in.Key) > MaxKeyLen {
+		return Inode{}, corruptError(kind, key, "size %d, key of %d bytes", in.Size, len(in.Key))
+	}
+	return in, nil
+}
+
+// DecodeInode decodes an inode record (a format 2 name record). Any defect
+// wraps pmem.ErrCorrupt; so does a format 1 record, which only Upgrade
+// reads. An External inode decodes with no extents.
+func DecodeInode(key, value []byte) (Inode, error) {
+	const kind = "inode"
+	if len(key) < 1 || key[0] != prefixName {
+		return Inode{}, corruptError(kind, key, "malformed key")
+	}
+	if len(key)-1 > MaxKeyLen {
+		return Inode{}, corruptError(kind, key, "name of %d bytes exceeds %d", len(key)-1, MaxKeyLen)
+	}
+	d := openVersions(kind, key, value, nameVersion, nameVersion)
+	in := Inode{Key: string(key[1:])}
+	in.Ino = d.u64("inode")
+	in.Size = int64(d.u64("size"))
+	in.ModTime = int64(d.u64("mtime"))
+	in.Blocks = d.uvarint("blocks", math.MaxUint64)
+	in.External = d.boolean("external flag")
+	n := d.uvarint("extent count", MaxInlineExtents)
+	if n > 0 && d.err == nil {
+		in.Extents = make([]ExtentRecord, 0, n)
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			r := ExtentRecord{Ino: in.Ino}
+			r.FileBlock = d.uvarint("file block", math.MaxUint64)
+			r.Start = pmem.Block(d.uvarint("start", math.MaxUint64))
+			r.Len = d.uvarint("length", math.MaxUint64)
+			r.Unwritten = d.boolean("unwritten flag")
+			in.Extents = append(in.Extents, r)
+		}
+	}
+	if err := d.done(); err != nil {
+		return Inode{}, err
+	}
+	if in.External && len(in.Extents) > 0 {
+		return Inode{}, corruptError(kind, key, "external inode with inline extents")
+	}
+	if in.Ino == 0 {
+		return Inode{}, corruptError(kind, key, "inode number 0")
+	}
 	if s := checkInode(in); s != "" {
 		return Inode{}, corruptError(kind, key, "%s", s)
 	}
 	return in, nil
+}
+
+// DecodeFreeLog decodes a free-space log record. Any defect wraps
+// pmem.ErrCorrupt.
+func DecodeFreeLog(key, value []byte) (FreeLog, error) {
+	const kind = "free log"
+	seq, err := decodeU64Key(kind, prefixFreeLog, key)
+	if err != nil {
+		return FreeLog{}, err
+	}
+	d := openValue(kind, key, value)
+	l := FreeLog{Seq: seq}
+	for _, list := range []*[]pmem.Extent{&l.Claimed, &l.Freed} {
+		n := d.uvarint("extent count", uint64(len(value)))
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			e := pmem.Extent{Start: pmem.Block(d.uvarint("start", math.MaxUint64))}
+			e.Len = d.uvarint("length", math.MaxUint64)
+			*list = append(*list, e)
+		}
+	}
+	l.Files = d.varint("file count change")
+	if err := d.done(); err != nil {
+		return FreeLog{}, err
+	}
+	if s := checkFreeLog(l); s != "" {
+		return FreeLog{}, corruptError(kind, key, "%s", s)
+	}
+	return l, nil
 }
 
 // DecodeExtent decodes a file extent record. Any defect wraps pmem.ErrCorrupt.

@@ -150,6 +150,10 @@ func newHarness(t *testing.T, cfg modelConfig, seed int64) *harness {
 		AllocWait:     -1, // fail at once: the model predicts ErrNoSpace exactly
 		NoAdminSocket: true,
 		NoSync:        cfg.noSync,
+		// Keep no file in memory that is not in use, so that every
+		// operation on a key without an open handle reads it back from
+		// the journal: the model then checks the journal's records too.
+		InodeCache: 1,
 	}
 	if fi, err := os.Stat("/dev/shm"); cfg.shm && err == nil && fi.IsDir() {
 		shm, err := os.MkdirTemp("/dev/shm", "daxmodel")

@@ -181,6 +181,7 @@ func (r *pcRound) options() *dax.Options {
 	return &dax.Options{
 		Size: pcRegion, BlockSize: pcBlockSize, NoAdminSocket: true,
 		AllocWait: -1, PowerCut: r.sim,
+		InodeCache: 1, // files not in use are read back from the journal
 	}
 }
 

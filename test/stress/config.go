@@ -365,6 +365,10 @@ func (c Config) storeOptions() *dax.Options {
 	return &dax.Options{
 		Size: c.Size, BlockSize: c.BlockSize, RegionPath: c.RegionPath,
 		AllocWait: c.AllocWait, NoSync: c.NoSync,
+		// Fewer files in memory than the workers share, so that files
+		// leave memory and come back from the journal all the time,
+		// racing the operations that bring them in.
+		InodeCache: 4,
 	}
 }
 
