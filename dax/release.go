@@ -28,7 +28,9 @@ func (s *Store) onLastRelease(runs []pmem.Extent) {
 // process). With NoSync it is not: the detach itself may be lost with the
 // release, and the file would map the blocks again. So commitLocked holds
 // the blocks back under NoSync, as it does for every other freeing commit,
-// until a journal sync (see undurableFree).
+// until a journal sync (see undurableFree). With group commit the same
+// holds without NoSync while the detaching commit still waits for its sync:
+// commitLocked then holds the blocks until that commit settles.
 //
 // It returns nil even when it fails the store: a failed store never commits
 // again, so retrying would only wedge the releaser (and Sync); the next Open
@@ -54,7 +56,7 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 		blocks += e.Len
 	}
 	t.freed = runs
-	if err := s.commitLocked(t, false); err != nil {
+	if _, err := s.commitLocked(t, false); err != nil {
 		return nil // commitLocked failed the store
 	}
 	s.stats.released.Add(blocks)
