@@ -273,9 +273,9 @@ func (s *Store) freeNow(exts []pmem.Extent) error {
 // wait here, tagged with the last synced commit applied before them, until
 // a settle finds that commit durable (TestGroupCommitReleaseWaitsForDetach).
 type undurableFree struct {
-	mu     sync.Mutex  // protects exts and blocks; taken after commitMu
-	exts   []heldFree  // freed by commits not known to be durable
-	blocks uint64      // blocks in exts
+	mu     sync.Mutex // protects exts and blocks; taken after commitMu
+	exts   []heldFree // freed by commits not known to be durable
+	blocks uint64     // blocks in exts
 }
 
 // heldFree is a held extent and the synced commit it waits for (0 under
