@@ -6,6 +6,10 @@ package dax
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -182,4 +186,203 @@ func TestGroupCommitReadersDoNotWaitForSync(t *testing.T) {
 		}
 	}
 	mustCheck(t, s)
+}
+
+// TestGroupCommitWritersShareASync parks the sync of a Put and proves that
+// a Put of another key applies meanwhile (it waits for no other commit's
+// sync, so the two can share one) and that neither returns before the
+// sync is released.
+func TestGroupCommitWritersShareASync(t *testing.T) {
+	s, fs := syncedStore(t)
+	park, first := parkedCommit(t, fs, func() error { return s.Put("a", []byte("first")) })
+	second := make(chan error, 1)
+	go func() { second <- s.Put("c", []byte("second")) }()
+	// The second Put publishes its value when its batch is applied; that
+	// needs no sync, so it happens while the first Put's sync is parked.
+	within(t, watchdog, "the second Put's apply while the first Put's sync is parked", func() {
+		for {
+			if got, err := s.Get("c"); err == nil && string(got) == "second" {
+				return
+			}
+			runtime.Gosched()
+		}
+	})
+	notDone(t, first, "the first Put")
+	notDone(t, second, "the second Put")
+	park.Release()
+	for _, ch := range []<-chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	mustCheck(t, s)
+}
+
+// TestGroupCommitReleaseWaitsForDetach parks the sync of a Put that
+// detaches a pinned block, then drops the pin: the releaser commits the
+// block back to free space at once, but must not make it allocatable while
+// the commit that detached it may still be lost, or a crash could give the
+// old file a block that a new owner has written.
+func TestGroupCommitReleaseWaitsForDetach(t *testing.T) {
+	s, fs := syncedStore(t)
+	if err := s.Put("a", bytes.Repeat([]byte{1}, testBS)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Open("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.Pin(0, testBS, PinOptions{Label: "holder"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fileBlocks(t, s, "a")
+	park, done := parkedCommit(t, fs, func() error { return s.Put("a", []byte("new")) })
+	// The Put has detached the pinned block once its apply is over: wait
+	// for that by taking the file's lock, which the apply holds.
+	within(t, watchdog, "the Put's apply", func() { _, _ = s.Stat("a") })
+	if err := p.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	within(t, watchdog, "the releaser's commit", func() {
+		if err := s.releaser.Sync(t0()); err != nil {
+			t.Errorf("releaser sync: %v", err)
+		}
+	})
+	if s.busy.Blocks() != 0 {
+		t.Fatalf("busy blocks = %d after the release committed, want 0", s.busy.Blocks())
+	}
+	for _, e := range old {
+		if s.free.Overlaps(e) {
+			t.Fatalf("released block %v is allocatable while the commit that detached it waits for its sync", e)
+		}
+	}
+	notDone(t, done, "Put")
+	park.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	for _, e := range old {
+		if !s.free.Covers(e) {
+			t.Errorf("released block %v is not allocatable once the detaching commit is durable", e)
+		}
+	}
+	mustCheck(t, s)
+}
+
+// TestGroupCommitSealsAMarkOnlyOnceDurable parks the sync of a commit that
+// carries a commit mark: the region's seal must not vouch for the mark
+// until the commit is durable, or a log that lost the commit would pass.
+func TestGroupCommitSealsAMarkOnlyOnceDurable(t *testing.T) {
+	s, fs := syncedStore(t)
+	if err := s.Put("a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	s.commitMu.Lock()
+	s.seal.at = time.Time{} // the next synced commit carries a mark
+	before := s.seal.region.Seal()
+	s.commitMu.Unlock()
+	park, done := parkedCommit(t, fs, func() error { return s.Put("b", []byte("y")) })
+	within(t, watchdog, "the Put's apply", func() { _, _ = s.Stat("b") })
+	s.commitMu.Lock()
+	mark, sealed := s.seal.mark, s.seal.region.Seal()
+	s.commitMu.Unlock()
+	if mark <= before {
+		t.Fatalf("the parked commit carries no new mark (mark %d, sealed %d)", mark, before)
+	}
+	if sealed != before {
+		t.Fatalf("seal = %d while the commit carrying mark %d waits for its sync, want %d", sealed, mark, before)
+	}
+	park.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if got := s.seal.region.Seal(); got != mark {
+		t.Fatalf("seal = %d once the commit is durable, want its mark %d", got, mark)
+	}
+}
+
+// TestGroupCommitFailedSyncFailsTheStore fails the log's sync of a Put
+// whose apply already published the new value: memory is ahead of the
+// journal, so the Put and every later change fail with ErrFailed, and the
+// blocks the Put freed are never handed out.
+func TestGroupCommitFailedSyncFailsTheStore(t *testing.T) {
+	s, fs := syncedStore(t)
+	if err := s.Put("a", bytes.Repeat([]byte{1}, 2*testBS)); err != nil {
+		t.Fatal(err)
+	}
+	old := fileBlocks(t, s, "a")
+	fs.Arm(faultfs.Fault{Ops: faultfs.Sync, Err: syscall.EIO})
+	err := s.Put("a", []byte("new"))
+	if !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Put whose sync fails = %v, want ErrFailed and EIO", err)
+	}
+	for _, e := range old {
+		if s.free.Overlaps(e) {
+			t.Fatalf("blocks %v freed by a commit whose sync failed are allocatable", e)
+		}
+	}
+	if err := s.Put("b", []byte("z")); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Put after the failed sync = %v, want ErrFailed", err)
+	}
+}
+
+// TestGroupCommitEveryOperationReleasesItsLocksBeforeTheSync parks the
+// sync of each kind of commit in turn and proves that readers of another
+// key and of the key being changed go on, and that the operation returns
+// only after the sync.
+func TestGroupCommitEveryOperationReleasesItsLocksBeforeTheSync(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		op   func(s *Store, f *File) error
+	}{
+		{"Create", func(s *Store, _ *File) error { _, err := s.Create("new"); return err }},
+		{"Rename", func(s *Store, _ *File) error { return s.Rename("a", "renamed") }},
+		{"Remove", func(s *Store, _ *File) error { return s.Remove("a") }},
+		{"WriteAt into a hole", func(_ *Store, f *File) error { _, err := f.WriteAt([]byte("w"), 5*testBS); return err }},
+		{"Allocate", func(_ *Store, f *File) error { return f.Allocate(4*testBS, 2*testBS) }},
+		{"Truncate", func(_ *Store, f *File) error { return f.Truncate(testBS) }},
+		{"PunchHole", func(_ *Store, f *File) error { return f.PunchHole(0, testBS) }},
+		{"ZeroRange", func(_ *Store, f *File) error { return f.ZeroRange(0, testBS) }},
+		{"Pin of a hole", func(_ *Store, f *File) error {
+			p, err := f.Pin(2*testBS+1, 10, PinOptions{})
+			if err != nil {
+				return err
+			}
+			return p.Unpin()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, fs := syncedStore(t)
+			if err := s.Put("a", bytes.Repeat([]byte{1}, 2*testBS)); err != nil {
+				t.Fatal(err)
+			}
+			f, err := s.Open("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(4 * testBS); err != nil { // a hole at blocks 2 and 3
+				t.Fatal(err)
+			}
+			if err := s.Put("b", []byte("other")); err != nil {
+				t.Fatal(err)
+			}
+			park, done := parkedCommit(t, fs, func() error { return c.op(s, f) })
+			unblocked(t, "Get b", func() error { _, err := s.Get("b"); return err })
+			unblocked(t, "Stat b", func() error { _, err := s.Stat("b"); return err })
+			unblocked(t, "ReadAt a", func() error {
+				_, err := f.ReadAt(make([]byte, 10), 0)
+				if errors.Is(err, ErrNotFound) || errors.Is(err, io.EOF) {
+					return nil // removed or truncated: the answer is news, not a wait
+				}
+				return err
+			})
+			notDone(t, done, c.name)
+			park.Release()
+			if err := <-done; err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			mustCheck(t, s)
+		})
+	}
 }
