@@ -8,7 +8,6 @@ package bench
 // share one.
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -264,30 +263,31 @@ func (h *latencyHistogram) percentile(p float64) time.Duration {
 	return h.over[min(max(int(rank-seen)-1, 0), len(h.over)-1)]
 }
 
+// writerRounds is how many slices each system's time of a concurrent-Put
+// figure is cut into. The two systems take turns, slice by slice, so that
+// a disk whose speed drifts during the run (other work on the machine)
+// weighs on both alike.
+const writerRounds = 5
+
 // concurrentPuts measures n goroutines each Putting 4 KiB values to keys
 // of their own, durably, with the journal on disk: daxstore against Pebble
-// with sync writes in the same directory tree.
-func (r *runner) concurrentPuts(diskDir string, n int) error {
+// with sync writes in the same directory tree, taking turns.
+func (r *runner) concurrentPuts(diskDir string, n int) (err error) {
 	val := make([]byte, commitValue)
 	fill(val, uint64(n)+991)
 	const keysPer = 64
 	key := func(g, i int) string { return fmt.Sprintf("w%02d-%03d", g, i%keysPer) }
 
-	r.progress(fmt.Sprintf("%d concurrent Puts, journal on disk: daxstore", n))
+	r.progress(fmt.Sprintf("%d concurrent Puts, journal on disk", n))
 	s, done, err := r.commitStore(diskDir, fmt.Sprintf("writers%d", n))
 	if err != nil {
 		return err
 	}
-	res, err := parallelWarm(r.ctx, n, r.cfg.Duration, keysPer, func(g, i int) error { return s.Put(key(g, i), val) })
-	if cerr := done(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("daxstore: %w", err)
-	}
-	r.add(writersFigure(fmt.Sprintf("daxstore Put, journal on %s", r.cfg.DiskPath), roleDax, n, res))
-
-	r.progress(fmt.Sprintf("%d concurrent Puts, journal on disk: pebble", n))
+	defer func() {
+		if cerr := done(); err == nil {
+			err = cerr
+		}
+	}()
 	pdir, err := os.MkdirTemp(diskDir, fmt.Sprintf("pebble%d-", n))
 	if err != nil {
 		return err
@@ -297,16 +297,38 @@ func (r *runner) concurrentPuts(diskDir string, n int) error {
 	if err != nil {
 		return err
 	}
-	res, err = parallelWarm(r.ctx, n, r.cfg.Duration, keysPer, func(g, i int) error {
-		return db.Set([]byte(key(g, i)), val, pebble.Sync)
-	})
-	if cerr := db.Close(); err == nil {
-		err = cerr
+	defer func() {
+		if cerr := db.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	systems := []struct {
+		name string
+		op   func(g, i int) error
+		res  result
+	}{
+		{"daxstore", func(g, i int) error { return s.Put(key(g, i), val) }, result{}},
+		{"pebble", func(g, i int) error { return db.Set([]byte(key(g, i)), val, pebble.Sync) }, result{}},
 	}
-	if err != nil {
-		return fmt.Errorf("pebble: %w", err)
+	for i := range systems {
+		// Every key is written once first, so timed calls replace values.
+		if err := warmEach(n, keysPer, systems[i].op); err != nil {
+			return fmt.Errorf("%s: %w", systems[i].name, err)
+		}
 	}
-	r.add(writersFigure(fmt.Sprintf("pebble Set (sync), on %s", r.cfg.DiskPath), rolePeer, n, res))
+	slice := max(r.cfg.Duration/writerRounds, time.Millisecond)
+	for range writerRounds {
+		for i := range systems {
+			res, err := parallel(r.ctx, n, slice, systems[i].op)
+			if err != nil {
+				return fmt.Errorf("%s: %w", systems[i].name, err)
+			}
+			systems[i].res.ops += res.ops
+			systems[i].res.elapsed += res.elapsed
+		}
+	}
+	r.add(writersFigure(fmt.Sprintf("daxstore Put, journal on %s", r.cfg.DiskPath), roleDax, n, systems[0].res))
+	r.add(writersFigure(fmt.Sprintf("pebble Set (sync), on %s", r.cfg.DiskPath), rolePeer, n, systems[1].res))
 	return nil
 }
 
@@ -318,9 +340,8 @@ func writersFigure(subject, role string, n int, res result) Figure {
 	}
 }
 
-// parallelWarm is parallel after each goroutine made warm calls of its
-// own, so the timed calls replace values rather than create keys.
-func parallelWarm(ctx context.Context, n int, d time.Duration, warm int, op func(g, i int) error) (result, error) {
+// warmEach makes warm calls of op on each of n goroutines at once.
+func warmEach(n, warm int, op func(g, i int) error) error {
 	errs := make(chan error, n)
 	for g := range n {
 		go func() {
@@ -333,10 +354,11 @@ func parallelWarm(ctx context.Context, n int, d time.Duration, warm int, op func
 			errs <- nil
 		}()
 	}
+	var first error
 	for range n {
-		if err := <-errs; err != nil {
-			return result{}, err
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return parallel(ctx, n, d, op)
+	return first
 }
