@@ -101,7 +101,7 @@ func busyRecord(x busyextent.Extent) journal.BusyRecord {
 // released: its sync, the blocks it freed, and the commit mark it carried.
 // A nil *durable owes nothing.
 type durable struct {
-	wait  func() error  // waits for the batch's sync; nil: sync the journal instead
+	wait  func() error  // waits for the batch's sync
 	seq   uint64        // the commit's place among synced commits (commitSeq)
 	freed []pmem.Extent // blocks to hand to the allocator once durable
 	mark  uint64        // the commit mark the batch carried, or 0
@@ -167,6 +167,7 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 		}
 		s.seq.applied++
 		d := &durable{wait: wait, seq: s.seq.applied, freed: t.freed}
+		s.settling.Add(extentBlocks(t.freed))
 		if mark {
 			s.seal.mark++
 			s.seal.at = time.Now()
@@ -213,19 +214,18 @@ func (s *Store) settle(d *durable) error {
 	if d == nil {
 		return nil
 	}
-	var err error
-	if d.wait != nil {
-		err = d.wait()
-	} else {
-		err = s.jnl.Sync()
-	}
+	err := d.wait()
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	if err != nil {
-		return s.fail(err)
+	s.settling.Add(-extentBlocks(d.freed))
+	if err == nil && s.failed != nil {
+		err = s.failed
 	}
-	if s.failed != nil {
-		return s.failed
+	if err != nil {
+		// An allocation waiting for these blocks must learn that they
+		// will not come: the store failed.
+		s.busy.Bump()
+		return s.fail(err)
 	}
 	s.seq.durable = max(s.seq.durable, d.seq)
 	if d.mark > 0 {
@@ -241,6 +241,15 @@ func (s *Store) settle(d *durable) error {
 		return nil
 	}
 	return s.freeNow(freed)
+}
+
+// extentBlocks returns the blocks in exts.
+func extentBlocks(exts []pmem.Extent) int64 {
+	var n int64
+	for _, e := range exts {
+		n += int64(e.Len)
+	}
+	return n
 }
 
 // freeNow hands blocks freed by a durable commit to the allocator and wakes

@@ -386,3 +386,45 @@ func TestGroupCommitEveryOperationReleasesItsLocksBeforeTheSync(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCommitAllocationWaitsForBlocksFreedBySettlingCommit fills the
+// region, parks the sync of a Put that frees most of it, and starts a Put
+// that needs those blocks: it must wait for the sync and then succeed, not
+// fail with ErrNoSpace while the space is on its way back.
+func TestGroupCommitAllocationWaitsForBlocksFreedBySettlingCommit(t *testing.T) {
+	fs := faultfs.New(0)
+	s := newStore(t, 1<<20, func(o *Options) {
+		o.NoSync = false
+		o.JournalFaults = fs
+		o.AllocWait = time.Hour // the test releases the sync; no deadline may fire first
+	})
+	free := int(s.free.FreeBlocks())
+	big := bytes.Repeat([]byte{3}, (free-2)*testBS)
+	if err := s.Put("a", big); err != nil {
+		t.Fatal(err)
+	}
+	park, first := parkedCommit(t, fs, func() error { return s.Put("a", []byte("small")) })
+	waits := s.stats.allocWaits.Load()
+	second := make(chan error, 1)
+	go func() { second <- s.Put("b", big) }()
+	within(t, watchdog, "the second Put's wait for space", func() {
+		for s.stats.allocWaits.Load() == waits {
+			select {
+			case err := <-second:
+				second <- err
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	})
+	notDone(t, second, "a Put whose space is freed by a commit waiting for its sync")
+	park.Release()
+	if err := <-first; err != nil {
+		t.Fatalf("first Put: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("Put of space freed by a commit that was waiting for its sync: %v", err)
+	}
+	mustCheck(t, s)
+}

@@ -65,7 +65,8 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 }
 
 // retrySpace runs op, and when it fails with ErrNoSpace while busy blocks
-// exist, waits for the busy generation to change (space came back), bounded
+// exist or blocks freed by commits wait for their sync (Store.settling),
+// waits for the busy generation to change (space came back), bounded
 // by Options.AllocWait and ctx, and runs op again. op must hold no lock
 // when it returns, so the wait never holds a lock a pin holder might need.
 func (s *Store) retrySpace(ctx context.Context, op func() error) error {
@@ -92,7 +93,10 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 				continue
 			}
 		}
-		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.busy.Generation() == gen) {
+		// Blocks freed by commits still waiting for their sync come back
+		// as soon as the sync is done (settle bumps the generation): wait
+		// for them as for busy blocks.
+		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.settling.Load() == 0 && s.busy.Generation() == gen) {
 			return s.noSpace(err)
 		}
 		if wctx == nil {

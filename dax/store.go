@@ -82,6 +82,7 @@ type Store struct {
 	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
 	seal          sealState        // commit marks and the region's seal (seal.go)
 	seq           commitSeq        // synced commits applied and durable (group commit, commit.go)
+	settling      atomic.Int64     // blocks freed by applied commits that wait for their sync
 
 	refs     *pageref.Table
 	busy     *busyextent.Set
