@@ -154,14 +154,15 @@ func (r *runner) readersWithWriter(medium, journalRoot string) (err error) {
 		}
 		for _, o := range ops {
 			r.progress(fmt.Sprintf("%s of %s with a durable writer, %s", o.name, target.what, medium))
-			p99, reads, puts, err := r.sampleWithWriter(func(i int) error { return s.Put("write", vals[i%2]) }, o.op)
+			p50, p99, reads, puts, err := r.sampleWithWriter(func(i int) error { return s.Put("write", vals[i%2]) }, o.op)
 			if err != nil {
 				return fmt.Errorf("%s: %w", o.name, err)
 			}
 			r.add(Figure{
 				Group: groupReaders, Subject: fmt.Sprintf("%s p99 of %s, durable writer, %s", o.name, target.what, medium),
 				Role: roleDax, Value: float64(p99.Nanoseconds()) / 1e3, Unit: unitUs,
-				Note: fmt.Sprintf("%d reads over %s while one goroutine made %d durable 4KiB Puts", reads, r.cfg.Duration, puts),
+				Note: fmt.Sprintf("p50 %.2f µs; %d reads over %s while one goroutine made %d durable 4KiB Puts",
+					float64(p50.Nanoseconds())/1e3, reads, r.cfg.Duration, puts),
 			})
 		}
 		if err := f.Close(); err != nil {
@@ -173,9 +174,9 @@ func (r *runner) readersWithWriter(medium, journalRoot string) (err error) {
 
 // sampleWithWriter runs put in a loop on its own goroutine, and meanwhile
 // calls read, one call after another, for the run's duration per figure,
-// timing every call. It returns the reads' p99, how many reads it timed
-// and how many Puts the writer made meanwhile.
-func (r *runner) sampleWithWriter(put func(i int) error, read func() error) (p99 time.Duration, reads, puts int64, err error) {
+// timing every call. It returns the reads' p50 and p99, how many reads it
+// timed and how many Puts the writer made meanwhile.
+func (r *runner) sampleWithWriter(put func(i int) error, read func() error) (p50, p99 time.Duration, reads, puts int64, err error) {
 	var (
 		stop   atomic.Bool
 		made   atomic.Int64
@@ -204,18 +205,18 @@ func (r *runner) sampleWithWriter(put func(i int) error, read func() error) (p99
 	select {
 	case <-started:
 	case <-r.ctx.Done():
-		return 0, 0, 0, r.ctx.Err()
+		return 0, 0, 0, 0, r.ctx.Err()
 	}
 	var h latencyHistogram
 	end := time.Now().Add(r.cfg.Duration)
 	for t0 := time.Now(); t0.Before(end); {
 		if h.n%1024 == 0 {
 			if err := r.ctx.Err(); err != nil {
-				return 0, 0, 0, err
+				return 0, 0, 0, 0, err
 			}
 		}
 		if err := read(); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, 0, err
 		}
 		t1 := time.Now()
 		h.add(t1.Sub(t0))
@@ -225,9 +226,9 @@ func (r *runner) sampleWithWriter(put func(i int) error, read func() error) (p99
 	stop.Store(true)
 	wg.Wait()
 	if putErr != nil {
-		return 0, 0, 0, fmt.Errorf("writer: %w", putErr)
+		return 0, 0, 0, 0, fmt.Errorf("writer: %w", putErr)
 	}
-	return h.percentile(99), h.n, puts, nil
+	return h.percentile(50), h.percentile(99), h.n, puts, nil
 }
 
 // latencyHistogram counts latencies in 10 ns buckets up to 1 ms, and keeps
