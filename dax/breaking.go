@@ -40,6 +40,7 @@ type breaker struct {
 
 // breakResult is what a breaking operation reports once its locks are gone.
 type breakResult struct {
+	durable  *durable // what the commit owes once the locks are gone: settle it
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
 	broken   map[*Pin]bool
@@ -317,28 +318,45 @@ func (b *breaker) zeroFull(fb, fe uint64) error {
 
 // breakFile runs the common frame of a breaking operation on f: begin, the
 // file's locks, the Fail-policy check over plan's blocks, the reservation of
-// fresh blocks, then apply and one commit under commitMu.
+// fresh blocks, then apply and one commit under commitMu; then, with the
+// locks released, the wait for the commit's sync (settle).
 //
 // plan returns the file blocks whose references matter and how many fresh
 // blocks apply will need; apply changes the map through the breaker.
 func (f *File) breakFile(op string, reason busyextent.Reason, policy BreakPolicy,
 	plan func(b *breaker) (fb, fe uint64, fresh uint64, err error),
 	apply func(b *breaker) error) (*breakResult, error) {
-	s, in := f.s, f.in
+	s := f.s
 	if err := f.enter(true); err != nil {
 		return nil, err
 	}
 	defer s.end()
+	res, err := f.breakLocked(reason, policy, plan, apply)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.settle(res.durable); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// breakLocked is the part of breakFile under the file's locks.
+func (f *File) breakLocked(reason busyextent.Reason, policy BreakPolicy,
+	plan func(b *breaker) (fb, fe uint64, fresh uint64, err error),
+	apply func(b *breaker) error) (*breakResult, error) {
+	in := f.in
 	in.lockAll()
 	defer in.unlockAll()
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
+	b := &breaker{s: f.s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
 	return b.run(policy, plan, apply)
 }
 
-// run is the part of breakFile after the file's locks are held.
+// run is the part of breakFile after the file's locks are held. The caller
+// settles the result's commit once it has released them.
 func (b *breaker) run(policy BreakPolicy,
 	plan func(b *breaker) (fb, fe uint64, fresh uint64, err error),
 	apply func(b *breaker) error) (*breakResult, error) {
@@ -396,10 +414,11 @@ func (b *breaker) run(policy BreakPolicy,
 		b.in.mtime = time.Now()
 		b.t.setInode(b.in)
 	}
-	if err := s.commitLocked(b.t, true); err != nil {
+	d, err := s.commitLocked(b.t, true)
+	if err != nil {
 		return nil, err
 	}
-	return &breakResult{detached: b.detached, ticket: b.ticket, broken: b.broken}, nil
+	return &breakResult{durable: d, detached: b.detached, ticket: b.ticket, broken: b.broken}, nil
 }
 
 // take hands out n fresh blocks (or fewer, contiguous) from the reservation.

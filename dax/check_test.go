@@ -86,7 +86,7 @@ func TestCheckCatchesCorruption(t *testing.T) {
 			}
 		}, "allocatable space"},
 		{"a block is both allocatable and held back for a sync", func(t *testing.T, f *checkFixture) {
-			f.s.undurable.add([]pmem.Extent{one(f.free)})
+			f.s.undurable.add([]pmem.Extent{one(f.free)}, 0)
 		}, "both allocatable and waiting for a sync"},
 		{"two keys name one inode in memory", func(t *testing.T, f *checkFixture) {
 			f.s.names["zz"] = f.s.names["a"]

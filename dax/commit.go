@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
@@ -136,9 +137,56 @@ func busyRecord(x busyextent.Extent) journal.BusyRecord {
 	}
 }
 
-// commit commits t in one batch, waiting for durability unless the store
-// runs with NoSync.
-func (s *Store) commit(t *txn) error {
+// Group commit. A commit that must be durable is applied under the locks
+// of its operation (commitMu, and whatever namespace and file locks the
+// operation holds), which publishes its new state in memory, and only then,
+// with every lock released, does the operation wait for the journal's sync
+// (settle). Concurrent commits thus share fsyncs, and no reader ever waits
+// for one: a Get, Stat, ReadAt or Pin that meets a lock held by a commit
+// waits for the apply, never for the sync.
+//
+// A reader may therefore observe a value whose commit is not durable yet,
+// as a reader of a page cache sees a write before fsync. That is safe:
+//
+//   - no block freed by a commit is handed out again before that commit is
+//     durable: settle gives the freed blocks to the allocator only after
+//     the wait (and the releaser, whose busy → free batches are not synced,
+//     holds its blocks back while an earlier synced commit is still
+//     pending, see commitRelease), so a crash can never show one file
+//     another file's bytes;
+//   - the data of new blocks is flushed before the commit that maps them is
+//     applied, as before;
+//   - Pebble's write-ahead log is ordered: any later commit, built on what
+//     a reader saw, is durable only after the commit it saw;
+//   - an operation acknowledges (returns) only after its commit is
+//     durable, and holds quiesce shared until then, so Close and Check
+//     never see a commit half settled.
+//
+// If the wait fails, memory is ahead of the journal, and the store fails
+// (ErrFailed), as a failed commit always did; reopening recovers from the
+// journal. TestGroupCommitReadersDoNotWaitForSync and its siblings prove
+// the rules with the log's sync parked.
+
+// durable is what a commit applied under locks still owes once they are
+// released: its sync, the blocks it freed, and the commit mark it carried.
+// A nil *durable owes nothing.
+type durable struct {
+	wait  func() error  // waits for the batch's sync
+	seq   uint64        // the commit's place among synced commits (commitSeq)
+	freed []pmem.Extent // blocks to hand to the allocator once durable
+	mark  uint64        // the commit mark the batch carried, or 0
+}
+
+// commitSeq numbers the synced commits; commitMu protects it. Pebble's log
+// is ordered, so once commit n is durable every commit up to n is.
+type commitSeq struct {
+	applied uint64 // synced commits applied
+	durable uint64 // highest commit known durable
+}
+
+// commit applies t in one batch under commitMu and returns what it owes;
+// the caller must call settle on it once it has released its other locks.
+func (s *Store) commit(t *txn) (*durable, error) {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	return s.commitLocked(t, true)
@@ -151,17 +199,21 @@ func (s *Store) commit(t *txn) error {
 // durable: were they handed out earlier, a new owner could write into them
 // while a crash could still give them back to their old file.
 //
+// With sync, the batch is applied (visible) but maybe not durable when
+// commitLocked returns: the caller settles the returned durable after
+// releasing its locks. Without sync (the releaser) nothing is waited for.
+//
 // Any failure here leaves memory ahead of the journal, so it fails the
 // store (ErrFailed); reopening recovers from the journal.
-func (s *Store) commitLocked(t *txn, sync bool) error {
+func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 	if s.failed != nil {
 		t.b.Close()
-		return s.failed
+		return nil, s.failed
 	}
 	t.recordInodes()
 	if err := s.logFree(t); err != nil {
 		t.b.Close()
-		return err
+		return nil, err
 	}
 	mark := s.markDue(sync)
 	if mark {
@@ -169,31 +221,102 @@ func (s *Store) commitLocked(t *txn, sync bool) error {
 	}
 	s.stats.commits.Add(1)
 	s.stats.records.Add(uint64(t.b.Count()))
+	if sync && !s.opts.NoSync {
+		wait, err := t.b.Apply()
+		if err != nil {
+			return nil, s.fail(err)
+		}
+		s.seq.applied++
+		d := &durable{wait: wait, seq: s.seq.applied, freed: t.freed}
+		s.settling.Add(extentBlocks(t.freed))
+		if mark {
+			s.seal.mark++
+			s.seal.at = time.Now()
+			d.mark = s.seal.mark
+		}
+		if err := s.checkpointDue(); err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
 	if err := t.b.Commit(sync); err != nil {
-		return s.fail(err)
+		return nil, s.fail(err)
 	}
 	if err := s.checkpointDue(); err != nil {
-		return err
+		return nil, err
 	}
 	if mark {
 		// Under NoSync the mark is durable only after a journal sync,
 		// which seals it (syncFreedLocked, Close).
-		if err := s.marked(!s.opts.NoSync); err != nil {
-			return s.fail(err)
-		}
+		s.marked()
 	}
 	if len(t.freed) == 0 {
-		return nil
+		return nil, nil
+	}
+	if !s.opts.NoSync && s.seq.durable < s.seq.applied {
+		// An unsynced commit (the releaser's) that frees blocks while an
+		// earlier synced commit is still waiting for its sync: the blocks
+		// were detached by that commit or one before it, which a crash
+		// may still lose. Hold them until a sync covers it (settle, or
+		// syncFreedLocked when an allocation runs short).
+		s.undurable.add(t.freed, s.seq.applied)
+		return nil, nil
 	}
 	if s.opts.NoSync {
 		// The commit may still be lost: hold its freed blocks back until a
 		// journal sync makes it durable (see undurableFree).
-		if s.undurable.add(t.freed) < s.undurableLimit() {
-			return nil
+		if s.undurable.add(t.freed, 0) < s.undurableLimit() {
+			return nil, nil
 		}
-		return s.syncFreedLocked()
+		return nil, s.syncFreedLocked()
 	}
-	return s.freeNow(t.freed)
+	return nil, s.freeNow(t.freed)
+}
+
+// settle completes a commit applied by commitLocked: it waits, holding no
+// lock but quiesce, until the commit is durable, then seals its mark and
+// hands its freed blocks (and those the releaser held back for it) to the
+// allocator. A failed wait fails the store. settle(nil) is a no-op.
+func (s *Store) settle(d *durable) error {
+	if d == nil {
+		return nil
+	}
+	err := d.wait()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.settling.Add(-extentBlocks(d.freed))
+	if err == nil && s.failed != nil {
+		err = s.failed
+	}
+	if err != nil {
+		// An allocation waiting for these blocks must learn that they
+		// will not come: the store failed.
+		s.busy.Bump()
+		return s.fail(err)
+	}
+	s.seq.durable = max(s.seq.durable, d.seq)
+	if d.mark > 0 {
+		if err := s.sealUpTo(d.mark); err != nil {
+			return s.fail(err)
+		}
+	}
+	freed := d.freed
+	if !s.opts.NoSync {
+		freed = append(freed, s.undurable.takeUpTo(s.seq.durable)...)
+	}
+	if len(freed) == 0 {
+		return nil
+	}
+	return s.freeNow(freed)
+}
+
+// extentBlocks returns the blocks in exts.
+func extentBlocks(exts []pmem.Extent) int64 {
+	var n int64
+	for _, e := range exts {
+		n += int64(e.Len)
+	}
+	return n
 }
 
 // freeNow hands blocks freed by a durable commit to the allocator and wakes
@@ -218,22 +341,33 @@ func (s *Store) freeNow(exts []pmem.Extent) error {
 // runs when an allocation would otherwise fail and when the held blocks
 // pass undurableLimit. TestNoSyncPowerCutNeverShowsReusedBlocks proves it.
 //
-// Without NoSync every commit that frees blocks is durable before it
-// returns, except the releaser's busy → free batches, which are safe to
-// free at once: their blocks were detached by a synced commit, and a lost
-// release batch leaves only busy records, which recovery frees.
+// Without NoSync a synced commit keeps its own freed blocks until settle.
+// The releaser's busy → free batches are not synced, and need not be: their
+// blocks were detached by a synced commit, and a lost release batch leaves
+// only busy records, which recovery frees. But the detaching commit may
+// itself still wait for its sync (group commit): then the released blocks
+// wait here, tagged with the last synced commit applied before them, until
+// a settle finds that commit durable (TestGroupCommitReleaseWaitsForDetach).
 type undurableFree struct {
-	mu     sync.Mutex    // protects exts and blocks; taken after commitMu
-	exts   []pmem.Extent // freed by commits not known to be durable
-	blocks uint64        // blocks in exts
+	mu     sync.Mutex // protects exts and blocks; taken after commitMu
+	exts   []heldFree // freed by commits not known to be durable
+	blocks uint64     // blocks in exts
 }
 
-// add holds exts back and returns the blocks now held.
-func (u *undurableFree) add(exts []pmem.Extent) uint64 {
+// heldFree is a held extent and the synced commit it waits for (0 under
+// NoSync, where only a journal sync frees it).
+type heldFree struct {
+	pmem.Extent
+	after uint64
+}
+
+// add holds exts back until synced commit after is durable and returns the
+// blocks now held.
+func (u *undurableFree) add(exts []pmem.Extent, after uint64) uint64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, e := range exts {
-		u.exts = append(u.exts, e)
+		u.exts = append(u.exts, heldFree{e, after})
 		u.blocks += e.Len
 	}
 	return u.blocks
@@ -241,11 +375,29 @@ func (u *undurableFree) add(exts []pmem.Extent) uint64 {
 
 // take empties the held blocks and returns them.
 func (u *undurableFree) take() []pmem.Extent {
+	return u.takeUpTo(^uint64(0))
+}
+
+// takeUpTo removes and returns the held blocks that wait for synced
+// commits up to seq.
+func (u *undurableFree) takeUpTo(seq uint64) []pmem.Extent {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	exts := u.exts
-	u.exts, u.blocks = nil, 0
-	return exts
+	var out []pmem.Extent
+	kept := u.exts[:0]
+	for _, h := range u.exts {
+		if h.after <= seq {
+			out = append(out, h.Extent)
+			u.blocks -= h.Len
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	u.exts = kept
+	if len(u.exts) == 0 {
+		u.exts = nil
+	}
+	return out
 }
 
 // held returns the blocks held now.
@@ -259,7 +411,11 @@ func (u *undurableFree) held() uint64 {
 func (u *undurableFree) snapshot() []pmem.Extent {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return slices.Clone(u.exts)
+	out := make([]pmem.Extent, 0, len(u.exts))
+	for _, h := range u.exts {
+		out = append(out, h.Extent)
+	}
+	return out
 }
 
 // undurableLimit is how many freed blocks NoSync may hold back before a
@@ -286,6 +442,7 @@ func (s *Store) syncFreedLocked() error {
 		return s.fail(err)
 	}
 	// Every commit so far is durable now, marks included.
+	s.seq.durable = s.seq.applied
 	if err := s.sealLocked(); err != nil {
 		return s.fail(err)
 	}

@@ -288,11 +288,23 @@ func holeBlocks(hs []hole) uint64 {
 }
 
 func (f *File) writeAt(p []byte, off int64) error {
-	s, in := f.s, f.in
 	if err := f.enter(true); err != nil {
 		return err
 	}
-	defer s.end()
+	defer f.s.end()
+	d, err := f.writeLocked(p, off)
+	if err != nil {
+		return err
+	}
+	// The new blocks and size are visible already; the write returns
+	// once they are durable, waiting with no lock of the file held.
+	return f.s.settle(d)
+}
+
+// writeLocked is writeAt under the file's locks. It returns what its
+// commit owes, to settle once they are released.
+func (f *File) writeLocked(p []byte, off int64) (*durable, error) {
+	s, in := f.s, f.in
 	// The extent-map lock is held for the whole write: it keeps two writes
 	// from filling the same hole and keeps layout-breaking operations (and
 	// so any release of these blocks) out until the data is in place. That
@@ -302,13 +314,13 @@ func (f *File) writeAt(p []byte, off int64) error {
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	if err := f.live(); err != nil {
-		return err
+		return nil, err
 	}
 	if len(p) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := s.zeroPastEOF(in, off); err != nil {
-		return err
+		return nil, err
 	}
 	end := off + int64(len(p))
 	fb, fe := s.blockSpan(off, int64(len(p)))
@@ -320,13 +332,13 @@ func (f *File) writeAt(p []byte, off int64) error {
 	})
 	if err != nil {
 		t.b.Close()
-		return err
+		return nil, err
 	}
 	changed := len(t.claimed) > 0
 	for _, m := range pieces {
 		if err := s.writeBlocks(m.region(), m.fileBlock, p, off, m.unwritten); err != nil {
 			t.b.Close()
-			return s.poisonCause(err)
+			return nil, s.poisonCause(err)
 		}
 		if m.unwritten {
 			// The blocks now hold their data and zeros: convert them.
@@ -341,7 +353,7 @@ func (f *File) writeAt(p []byte, off int64) error {
 	}
 	if !changed {
 		t.b.Close() // a pure in-place overwrite: no metadata to commit
-		return nil
+		return nil, nil
 	}
 	in.mtime = time.Now()
 	t.setInode(in)
@@ -434,23 +446,32 @@ func (f *File) Allocate(off, n int64) error {
 }
 
 func (f *File) allocate(off, n int64) error {
-	s, in := f.s, f.in
 	if err := f.enter(true); err != nil {
 		return err
 	}
-	defer s.end()
+	defer f.s.end()
+	d, err := f.allocateLocked(off, n)
+	if err != nil {
+		return err
+	}
+	return f.s.settle(d)
+}
+
+// allocateLocked is allocate under the file's locks.
+func (f *File) allocateLocked(off, n int64) (*durable, error) {
+	s, in := f.s, f.in
 	in.ioMu.RLock()
 	defer in.ioMu.RUnlock()
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	if err := f.live(); err != nil {
-		return err
+		return nil, err
 	}
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := s.zeroPastEOF(in, off+n); err != nil {
-		return err
+		return nil, err
 	}
 	fb, fe := s.blockSpan(off, n)
 	gaps := holes(in.extents.find(fb, fe), fb, fe)
@@ -458,7 +479,7 @@ func (f *File) allocate(off, n int64) error {
 	// Unwritten blocks read as zeros whatever they hold: nothing to write.
 	if err := s.fillHoles(t, in, gaps, true, nil); err != nil {
 		t.b.Close()
-		return err
+		return nil, err
 	}
 	if off+n > in.size {
 		in.size = off + n

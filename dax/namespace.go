@@ -234,25 +234,41 @@ func (s *Store) Create(key string) (*File, error) {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
 	defer s.end()
+	in, d, err := s.createLocked(key)
+	if err == nil {
+		if err = s.settle(d); err != nil { // with the namespace lock released
+			s.release(in)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
+	}
+	return &File{s: s, in: in}, nil
+}
+
+// createLocked is Create under the namespace lock: it commits and
+// publishes the new inode and returns what the commit owes.
+func (s *Store) createLocked(key string) (*inode, *durable, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	old, err := s.acquireLocked(key)
 	if err != nil {
-		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
+		return nil, nil, err
 	}
 	if old != nil {
 		s.release(old)
-		return nil, fmt.Errorf("daxstore: create %q: %w", key, ErrExist)
+		return nil, nil, ErrExist
 	}
 	in := newInode(s.nextIno, key, 0, time.Now())
 	t := s.newTxn()
 	s.recordNewInode(t, in)
-	if err := s.commit(t); err != nil {
-		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
+	d, err := s.commit(t)
+	if err != nil {
+		return nil, nil, err
 	}
 	s.addInode(in)
 	in.users.Add(1) // the File's
-	return &File{s: s, in: in}, nil
+	return in, d, nil
 }
 
 // inodeChunk is how many inode numbers one meta record reserves: the
@@ -312,24 +328,37 @@ func (s *Store) Rename(old, new string) error {
 		return fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
 	defer s.end()
+	d, err := s.renameLocked(old, new)
+	if err != nil {
+		return err
+	}
+	if err := s.settle(d); err != nil { // with the namespace lock released
+		return fmt.Errorf("daxstore: rename %q: %w", old, err)
+	}
+	return nil
+}
+
+// renameLocked is Rename under the namespace lock; it returns what its
+// commit owes.
+func (s *Store) renameLocked(old, new string) (*durable, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(old)
 	if err != nil {
-		return fmt.Errorf("daxstore: rename %q: %w", old, err)
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
 	if in == nil {
-		return fmt.Errorf("daxstore: rename %q: %w", old, ErrNotFound)
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, ErrNotFound)
 	}
 	defer s.release(in)
 	if old == new {
-		return nil
+		return nil, nil
 	}
 	if other, err := s.acquireLocked(new); err != nil {
-		return fmt.Errorf("daxstore: rename %q: %w", old, err)
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
 	} else if other != nil {
 		s.release(other)
-		return fmt.Errorf("daxstore: rename %q to %q: %w", old, new, ErrExist)
+		return nil, fmt.Errorf("daxstore: rename %q to %q: %w", old, new, ErrExist)
 	}
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
@@ -338,13 +367,14 @@ func (s *Store) Rename(old, new string) error {
 	prev := in.key.Load()
 	in.key.Store(&new)
 	t.setInode(in)
-	if err := s.commit(t); err != nil {
+	d, err := s.commit(t)
+	if err != nil {
 		in.key.Store(prev)
-		return fmt.Errorf("daxstore: rename %q: %w", old, err)
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
 	delete(s.names, old)
 	s.names[new] = in
-	return nil
+	return d, nil
 }
 
 // FileInfo describes a file.

@@ -113,25 +113,46 @@ func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
 }
 
 func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
-	s, in := f.s, f.in
+	s := f.s
 	if err := f.enter(true); err != nil {
 		return nil, err
 	}
 	defer s.end()
+	p, d, err := f.pinLocked(off, n, opts)
+	// The blocks a hole got are mapped (and pinned) already; the pin is
+	// handed out once their commit is durable, waited for with no lock of
+	// the file held. A commit is settled even when the pin then failed.
+	// Should the wait fail, the store has failed: drop the pin, which
+	// nobody has seen.
+	if serr := s.settle(d); serr != nil && err == nil {
+		_ = p.Unpin()
+		return nil, serr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// pinLocked is pin under the file's invalidate and extent-map locks. It
+// returns the pin and what the commit that materialized its blocks owes.
+func (f *File) pinLocked(off, n int64, opts PinOptions) (*Pin, *durable, error) {
+	s, in := f.s, f.in
 	key := f.Key()
 	in.invalMu.RLock()
 	defer in.invalMu.RUnlock()
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	if err := f.live(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if off+n > in.size {
-		return nil, fmt.Errorf("range [%d,+%d) past end of file (size %d): %w", off, n, in.size, ErrInvalidRange)
+		return nil, nil, fmt.Errorf("range [%d,+%d) past end of file (size %d): %w", off, n, in.size, ErrInvalidRange)
 	}
 	fb, fe := s.blockSpan(off, n)
-	if err := s.materialize(in, fb, fe); err != nil {
-		return nil, err
+	d, err := s.materialize(in, fb, fe)
+	if err != nil {
+		return nil, nil, err
 	}
 	var runs []pmem.Extent
 	for _, m := range in.extents.find(fb, fe) {
@@ -149,9 +170,9 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 				_ = s.refs.Release(held)
 			}
 			if errors.Is(err, pageref.ErrTooManyRefs) {
-				return nil, fmt.Errorf("a block of %v already holds %d references, the most a pin may add to: %w", e, limit, ErrTooManyPins)
+				return nil, d, fmt.Errorf("a block of %v already holds %d references, the most a pin may add to: %w", e, limit, ErrTooManyPins)
 			}
-			return nil, err
+			return nil, d, err
 		}
 	}
 	p := &Pin{
@@ -160,7 +181,7 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 	}
 	p.bytes = s.pinnedBytes(runs, off-int64(fb)*s.bs, n)
 	s.pins.add(p, pinHint(runs[0].Start))
-	return p, nil
+	return p, d, nil
 }
 
 // pinWritten is Pin's fast path, for a range that lies in one written
@@ -226,15 +247,16 @@ func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
 func (s *Store) pinAge() time.Duration { return time.Since(s.epoch) }
 
 // materialize makes every block of file blocks [fb, fe) written: holes get
-// new zeroed blocks, unwritten blocks are zeroed, both flushed and committed
-// before anyone can see them. The extent-map lock must be held.
-func (s *Store) materialize(in *inode, fb, fe uint64) error {
+// new zeroed blocks, unwritten blocks are zeroed, both flushed before the
+// commit that maps them. The extent-map lock must be held; the caller
+// settles the returned commit after releasing it.
+func (s *Store) materialize(in *inode, fb, fe uint64) (*durable, error) {
 	pieces := in.extents.find(fb, fe)
 	gaps := holes(pieces, fb, fe)
 	t := s.newTxn()
 	if err := s.fillHoles(t, in, gaps, false, func(e pmem.Extent, _ uint64) error { return s.zeroBlocks(e) }); err != nil {
 		t.b.Close()
-		return err
+		return nil, err
 	}
 	changed := len(gaps) > 0
 	for _, m := range pieces {
@@ -243,14 +265,14 @@ func (s *Store) materialize(in *inode, fb, fe uint64) error {
 		}
 		if err := s.zeroBlocks(m.region()); err != nil {
 			t.b.Close()
-			return s.poisonCause(err)
+			return nil, s.poisonCause(err)
 		}
 		t.markWritten(in, m)
 		changed = true
 	}
 	if !changed {
 		t.b.Close()
-		return nil
+		return nil, nil
 	}
 	s.region.Drain()
 	in.mtime = time.Now()

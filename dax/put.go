@@ -253,8 +253,22 @@ func (v *pendingValue) discard() {
 
 // swapIn makes v the value of key in one journal batch, creating the key
 // if needed, and detaches or frees the old value's blocks by policy. It is
-// the commit of every atomic replace (Put and PutReader).
+// the commit of every atomic replace (Put and PutReader). The new value is
+// visible once the batch is applied, under the locks; swapIn returns after
+// it released them and the batch is durable.
 func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakResult, error) {
+	res, err := s.swapInLocked(key, v, policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.settle(res.durable); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// swapInLocked is swapIn under the namespace and the file's locks.
+func (s *Store) swapInLocked(key string, v *pendingValue, policy BreakPolicy) (*breakResult, error) {
 	s.region.Drain()
 	s.unreserve(v.spare) // a value that ended early leaves spare blocks
 	v.spare = nil
@@ -272,12 +286,13 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 			t.mapOps(in, in.extents.insert(m))
 		}
 		s.recordNewInode(t, in)
-		if err := s.commit(t); err != nil {
+		d, err := s.commit(t)
+		if err != nil {
 			return nil, err
 		}
 		v.committed = true
 		s.addInode(in)
-		return nil, nil
+		return &breakResult{durable: d}, nil
 	}
 	defer s.release(in)
 	in.lockAll()
@@ -546,6 +561,18 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 		return nil, err
 	}
 	defer s.end()
+	res, err := s.removeLocked(key, policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.settle(res.durable); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// removeLocked is remove under the namespace and the file's locks.
+func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(key)

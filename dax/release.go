@@ -28,7 +28,9 @@ func (s *Store) onLastRelease(runs []pmem.Extent) {
 // process). With NoSync it is not: the detach itself may be lost with the
 // release, and the file would map the blocks again. So commitLocked holds
 // the blocks back under NoSync, as it does for every other freeing commit,
-// until a journal sync (see undurableFree).
+// until a journal sync (see undurableFree). With group commit the same
+// holds without NoSync while the detaching commit still waits for its sync:
+// commitLocked then holds the blocks until that commit settles.
 //
 // It returns nil even when it fails the store: a failed store never commits
 // again, so retrying would only wedge the releaser (and Sync); the next Open
@@ -54,7 +56,7 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 		blocks += e.Len
 	}
 	t.freed = runs
-	if err := s.commitLocked(t, false); err != nil {
+	if _, err := s.commitLocked(t, false); err != nil {
 		return nil // commitLocked failed the store
 	}
 	s.stats.released.Add(blocks)
@@ -63,7 +65,8 @@ func (s *Store) commitRelease(runs []pmem.Extent) error {
 }
 
 // retrySpace runs op, and when it fails with ErrNoSpace while busy blocks
-// exist, waits for the busy generation to change (space came back), bounded
+// exist or blocks freed by commits wait for their sync (Store.settling),
+// waits for the busy generation to change (space came back), bounded
 // by Options.AllocWait and ctx, and runs op again. op must hold no lock
 // when it returns, so the wait never holds a lock a pin holder might need.
 func (s *Store) retrySpace(ctx context.Context, op func() error) error {
@@ -90,7 +93,10 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 				continue
 			}
 		}
-		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.busy.Generation() == gen) {
+		// Blocks freed by commits still waiting for their sync come back
+		// as soon as the sync is done (settle bumps the generation): wait
+		// for them as for busy blocks.
+		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.settling.Load() == 0 && s.busy.Generation() == gen) {
 			return s.noSpace(err)
 		}
 		if wctx == nil {

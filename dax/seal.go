@@ -39,21 +39,34 @@ type sealState struct {
 
 // markDue reports whether the commit about to be made should carry a new
 // mark; commitMu must be held. Only synced commits carry marks, so that the
-// mark is durable when Commit returns (or, under NoSync, when the next
-// journal sync returns).
+// mark is durable once its commit settles (or, under NoSync, when the next
+// journal sync returns). With group commit a mark is in the journal's
+// memory before it is durable: it is sealed only by the settle that saw its
+// batch durable (sealUpTo), never earlier.
 func (s *Store) markDue(sync bool) bool {
 	return sync && s.seal.region != nil && time.Since(s.seal.at) >= sealInterval
 }
 
-// marked notes that a commit carrying mark s.seal.mark+1 returned nil;
-// durable says that the commit is on stable storage, so the seal may follow.
-// commitMu must be held.
-func (s *Store) marked(durable bool) error {
+// marked notes that an unsynced commit carrying mark s.seal.mark+1 (under
+// NoSync) returned nil. The mark is sealed by the next journal sync
+// (syncFreedLocked) or a clean Close. commitMu must be held.
+func (s *Store) marked() {
 	s.seal.mark++
 	s.seal.at = time.Now()
-	if durable {
-		return s.sealLocked()
+}
+
+// sealUpTo stores mark m in the region's seal, unless a higher mark is
+// sealed already. The caller must know that the batch carrying m is
+// durable; then, the log being ordered, every batch before it is too.
+// commitMu must be held.
+func (s *Store) sealUpTo(m uint64) error {
+	if s.seal.region == nil || m <= s.seal.sealed {
+		return nil
 	}
+	if err := s.seal.region.SetSeal(m); err != nil {
+		return fmt.Errorf("seal journal mark %d: %w", m, err)
+	}
+	s.seal.sealed = m
 	return nil
 }
 
@@ -62,14 +75,7 @@ func (s *Store) marked(durable bool) error {
 // synced commit just returned, the journal was synced, or it was closed
 // cleanly. commitMu must be held, or the store must be closing.
 func (s *Store) sealLocked() error {
-	if s.seal.region == nil || s.seal.mark <= s.seal.sealed {
-		return nil
-	}
-	if err := s.seal.region.SetSeal(s.seal.mark); err != nil {
-		return fmt.Errorf("seal journal mark %d: %w", s.seal.mark, err)
-	}
-	s.seal.sealed = s.seal.mark
-	return nil
+	return s.sealUpTo(s.seal.mark)
 }
 
 // checkSeal compares the journal's recovered mark with the region's seal at

@@ -12,7 +12,14 @@
 // Durability: every operation that changes metadata commits one journal
 // batch and syncs it before returning (unless Options.NoSync). Data written
 // into new blocks is flushed before that commit, so a crash never exposes a
-// block whose bytes were not in place. Overwrites of already-written blocks
+// block whose bytes were not in place. Commits are grouped: an operation
+// applies its batch and publishes the change under its locks, releases
+// them, and only then waits for the sync, which concurrent commits share.
+// So a reader never waits for a sync, and may see a change whose commit is
+// not durable yet (as with a page cache before fsync); the operation itself
+// returns only once it is. No block freed by a commit is reused before that
+// commit is durable, and the journal's log is ordered, so a crash recovers
+// a state in which no file shows another file's bytes (see commit.go). Overwrites of already-written blocks
 // are made in place and flushed, but are not atomic across a crash, as on
 // any DAX filesystem: use Put for an atomic replace.
 package dax
@@ -79,6 +86,8 @@ type Store struct {
 	hasFailed     atomic.Bool      // failed is set: read without commitMu on hot paths
 	undurable     undurableFree    // NoSync: freed blocks waiting for a journal sync
 	seal          sealState        // commit marks and the region's seal (seal.go)
+	seq           commitSeq        // synced commits applied and durable (group commit, commit.go)
+	settling      atomic.Int64     // blocks freed by applied commits that wait for their sync
 
 	refs     *pageref.Table
 	busy     *busyextent.Set

@@ -42,7 +42,11 @@ temporary directory under --path, default /dev/shm):
   - Pin+Unpin of one block, on one goroutine and on every core;
   - truncate and punch of a 1 GiB file, with nothing and with 1% pinned,
     against fallocate(PUNCH_HOLE);
-  - the release→wakeup latency, and the memory of the refcount table.
+  - the release→wakeup latency, and the memory of the refcount table;
+  - Get, Stat, ReadAt and Pin p99 while a durable writer Puts, on --path and
+    with the journal on --disk-path (default /var/tmp), and concurrent
+    durable Puts at 1, 2, 4 and 8 goroutines with the journal on disk
+    against Pebble with sync writes there.
 
 It prints every figure with its ratio to the best peer and to the limit,
 then whether each target was met. A full run takes a few minutes; --quick
@@ -97,6 +101,7 @@ stores.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Path, "path", "", "directory to run in (default /dev/shm, else $TMPDIR)")
+	f.StringVar(&cfg.DiskPath, "disk-path", "", "directory on a disk for the journal-on-disk figures (default /var/tmp unless tmpfs, else $TMPDIR)")
 	f.BoolVar(&cfg.Quick, "quick", false, "short measurements: the whole run takes less than a minute")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.DurationVar(&cfg.Duration, "duration", 0, "time per throughput figure (default 2s, or 200ms with --quick)")

@@ -18,7 +18,7 @@ func TestBenchReportsFiguresAndTargets(t *testing.T) {
 	dir := shortDir(t)
 	t.Run("as JSON", func(t *testing.T) {
 		var rep bench.Report
-		mustJSON(t, &rep, append(tinyBench, "--json", "--path", dir)...)
+		mustJSON(t, &rep, append(tinyBench, "--json", "--path", dir, "--disk-path", dir)...)
 		if len(rep.Figures) < 20 || len(rep.Targets) < 5 || rep.Machine.CPUs < 1 {
 			t.Fatalf("report with %d figures, %d targets, machine %+v", len(rep.Figures), len(rep.Targets), rep.Machine)
 		}
@@ -27,7 +27,7 @@ func TestBenchReportsFiguresAndTargets(t *testing.T) {
 		}
 	})
 	t.Run("as a table", func(t *testing.T) {
-		out := mustRun(t, nil, append(tinyBench, "--path", dir)...)
+		out := mustRun(t, nil, append(tinyBench, "--path", dir, "--disk-path", dir)...)
 		for _, want := range []string{"machine:", "daxstore Put", "bbolt", "pebble", "ideal path", "TARGET", "Pin+Unpin"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("bench output lacks %q:\n%s", want, out)

@@ -9,6 +9,7 @@ package faultfs
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -72,9 +73,53 @@ type FS struct {
 	memTableSize int
 
 	mu       sync.Mutex
-	fault    *Fault // armed fault; nil when disarmed
-	seen     int    // matching calls since Arm
-	injected int    // failures injected since New
+	fault    *Fault  // armed fault; nil when disarmed
+	seen     int     // matching calls since Arm
+	injected int     // failures injected since New
+	parked   *Parked // armed park; nil when none is armed
+}
+
+// Parked is a sync held back on purpose, for tests that must observe a
+// store while a commit waits for its fsync. See FS.ParkSync.
+type Parked struct {
+	suffix  string
+	reached chan struct{} // closed when a matching sync starts waiting
+	release chan struct{} // closed by Release
+	once    sync.Once
+}
+
+// ParkSync arms a park: the next sync of a file whose name ends with
+// suffix (".log" for the journal's write-ahead log) blocks, before it
+// reaches the filesystem underneath, until Release. Only that one sync
+// parks; later ones pass, and so does every sync once Release was called.
+// A new ParkSync replaces an armed park that nothing has reached yet.
+func (fs *FS) ParkSync(suffix string) *Parked {
+	p := &Parked{suffix: suffix, reached: make(chan struct{}), release: make(chan struct{})}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.parked = p
+	return p
+}
+
+// Reached is closed once a sync is parked.
+func (p *Parked) Reached() <-chan struct{} { return p.reached }
+
+// Release lets the parked sync, if any, go on. It is safe to call more
+// than once, and before anything parked (then nothing will).
+func (p *Parked) Release() { p.once.Do(func() { close(p.release) }) }
+
+// park blocks a sync of name while a park armed for it is not released.
+func (fs *FS) park(name string) {
+	fs.mu.Lock()
+	p := fs.parked
+	if p == nil || !strings.HasSuffix(name, p.suffix) {
+		fs.mu.Unlock()
+		return
+	}
+	fs.parked = nil // one sync parks; the rest pass
+	fs.mu.Unlock()
+	close(p.reached)
+	<-p.release
 }
 
 // New returns an empty in-memory filesystem with no fault armed.
@@ -216,6 +261,7 @@ func (f *file) Preallocate(off, n int64) error {
 }
 
 func (f *file) Sync() error {
+	f.fs.park(f.name)
 	if err := f.fs.inject(Sync, "sync", f.name); err != nil {
 		return err
 	}
@@ -223,6 +269,7 @@ func (f *file) Sync() error {
 }
 
 func (f *file) SyncData() error {
+	f.fs.park(f.name)
 	if err := f.fs.inject(Sync, "sync", f.name); err != nil {
 		return err
 	}
@@ -230,6 +277,7 @@ func (f *file) SyncData() error {
 }
 
 func (f *file) SyncTo(length int64) (bool, error) {
+	f.fs.park(f.name)
 	if err := f.fs.inject(Sync, "sync", f.name); err != nil {
 		return false, err
 	}

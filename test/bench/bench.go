@@ -64,13 +64,19 @@ type Config struct {
 	// Wakeups is how many release→wakeup latencies are sampled (default
 	// 2000, or 300 with Quick).
 	Wakeups int
+	// DiskPath is the directory on a disk under which the "journal on
+	// disk" figures of the commit part keep their journals and Pebble its
+	// database. Empty means /var/tmp when it is a writable directory that
+	// is not tmpfs, else os.TempDir(). Regions stay under Path.
+	DiskPath string
 	// Only, when not empty, limits the run to these parts: "put" (Put and
-	// Get), "pin", "punch" (truncate, punch and memory) and "wakeup".
+	// Get), "pin", "punch" (truncate, punch and memory), "wakeup" and
+	// "commit" (readers beside a durable writer, concurrent Puts).
 	Only []string
 }
 
 // Parts are the parts of a run that Config.Only may name.
-var Parts = []string{"put", "pin", "punch", "wakeup"}
+var Parts = []string{"put", "pin", "punch", "wakeup", "commit"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -79,6 +85,9 @@ func (c Config) withDefaults() Config {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && writable("/dev/shm") {
 			c.Path = "/dev/shm"
 		}
+	}
+	if c.DiskPath == "" {
+		c.DiskPath = defaultDiskPath()
 	}
 	if len(c.Sizes) == 0 {
 		c.Sizes = DefaultSizes
@@ -129,12 +138,14 @@ func (c Config) check() error {
 			return fmt.Errorf("bench: unknown part %q (parts are %s)", p, strings.Join(Parts, ", "))
 		}
 	}
-	st, err := os.Stat(c.Path)
-	if err != nil {
-		return fmt.Errorf("bench: path: %w", err)
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("bench: path %s is not a directory", c.Path)
+	for _, d := range []struct{ what, path string }{{"path", c.Path}, {"disk path", c.DiskPath}} {
+		st, err := os.Stat(d.path)
+		if err != nil {
+			return fmt.Errorf("bench: %s: %w", d.what, err)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("bench: %s %s is not a directory", d.what, d.path)
+		}
 	}
 	return nil
 }
@@ -185,7 +196,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup}
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll}
 	for _, part := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
 			continue

@@ -14,7 +14,7 @@ import (
 // briefly, on small sizes.
 func tinyConfig(t *testing.T) Config {
 	return Config{
-		Path: t.TempDir(), Quick: true, Sizes: []int{4 << 10, 64 << 10}, Duration: 5 * time.Millisecond,
+		Path: t.TempDir(), DiskPath: t.TempDir(), Quick: true, Sizes: []int{4 << 10, 64 << 10}, Duration: 5 * time.Millisecond,
 		PunchBytes: 8 << 20, PunchRuns: 1, Wakeups: 20,
 	}
 }
@@ -44,6 +44,23 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 		}
 		if !(f.Value > 0) {
 			t.Errorf("%s %q: value %v", want.group, want.subject, f.Value)
+		}
+	}
+	readers, writers := 0, map[int]int{}
+	for _, f := range rep.Figures {
+		switch {
+		case f.Group == groupReaders && f.Value > 0:
+			readers++
+		case f.Group == groupWriters && f.Value > 0:
+			writers[f.Threads]++
+		}
+	}
+	if readers != 16 {
+		t.Errorf("%d reader p99 figures, want 16 (Get, Stat, ReadAt, Pin × two keys × two media)", readers)
+	}
+	for _, n := range WriterCounts {
+		if writers[n] != 2 {
+			t.Errorf("%d concurrent-Put figures at %d goroutines, want daxstore's and Pebble's", writers[n], n)
 		}
 	}
 	if f := rep.find("put", "daxstore Put", 4<<10); f != nil && (f.VsBestPeer <= 0 || f.VsLimit <= 0 || f.BestPeer == "") {

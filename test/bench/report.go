@@ -61,10 +61,11 @@ type Report struct {
 type Figure struct {
 	Group          string  `json:"group"` // put, get, pin, punch, wakeup, memory
 	Subject        string  `json:"subject"`
-	Role           string  `json:"role"`            // daxstore, peer or limit
-	Size           int64   `json:"size,omitempty"`  // value or file size in bytes
-	Keys           int64   `json:"keys,omitempty"`  // keys in the store, for the scale figures
-	Count          int64   `json:"count,omitempty"` // runs or samples behind Value, where it says
+	Role           string  `json:"role"`              // daxstore, peer or limit
+	Size           int64   `json:"size,omitempty"`    // value or file size in bytes
+	Keys           int64   `json:"keys,omitempty"`    // keys in the store, for the scale figures
+	Count          int64   `json:"count,omitempty"`   // runs or samples behind Value, where it says
+	Threads        int     `json:"threads,omitempty"` // goroutines, where figures differ only in it
 	Value          float64 `json:"value"`
 	Unit           string  `json:"unit"` // ops/s, ns, µs, ms or bytes
 	HigherIsBetter bool    `json:"higher_is_better"`
@@ -108,7 +109,7 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
-	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5}
+	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5, groupReaders: 6, groupWriters: 7}
 	for i, g := range scaleGroups {
 		order[g] = 10 + i
 	}
@@ -119,15 +120,16 @@ func (rep *Report) finish() {
 		return order[a.Group] - order[b.Group]
 	})
 	type bucket struct {
-		group string
-		size  int64
-		keys  int64
+		group   string
+		size    int64
+		keys    int64
+		threads int
 	}
 	best := map[bucket]*Figure{}
 	limit := map[bucket]*Figure{}
 	for i := range rep.Figures {
 		f := &rep.Figures[i]
-		b := bucket{f.Group, f.Size, f.Keys}
+		b := bucket{f.Group, f.Size, f.Keys, f.Threads}
 		switch f.Role {
 		case rolePeer:
 			if p := best[b]; p == nil || (f.Value > p.Value) == f.HigherIsBetter {
@@ -139,7 +141,7 @@ func (rep *Report) finish() {
 	}
 	for i := range rep.Figures {
 		f := &rep.Figures[i]
-		b := bucket{f.Group, f.Size, f.Keys}
+		b := bucket{f.Group, f.Size, f.Keys, f.Threads}
 		if p := best[b]; p != nil && p.Value > 0 {
 			f.BestPeer, f.VsBestPeer = p.Subject, f.Value/p.Value
 		}
@@ -221,6 +223,18 @@ func (rep *Report) targets() []Target {
 		out = append(out, Target{Goal: "Release→wakeup p99 ≤ 100 µs", Value: f.Value,
 			Text: fmt.Sprintf("%.1f µs", f.Value), Met: f.Value <= 100})
 	}
+	for _, f := range rep.Figures {
+		if f.Group == groupReaders {
+			out = append(out, Target{Goal: fmt.Sprintf("%s ≤ %d µs", f.Subject, readerGoalUs),
+				Value: f.Value, Text: fmt.Sprintf("%.1f µs", f.Value), Met: f.Value <= readerGoalUs})
+		}
+	}
+	for _, f := range rep.Figures {
+		if f.Group == groupWriters && f.Role == roleDax && f.VsBestPeer > 0 {
+			out = append(out, Target{Goal: fmt.Sprintf("%d concurrent Puts, journal on disk, ≥ 1.0x Pebble (sync writes)", f.Threads),
+				Value: f.VsBestPeer, Text: fmt.Sprintf("%.2fx %s", f.VsBestPeer, f.BestPeer), Met: f.VsBestPeer >= 1.0})
+		}
+	}
 	if f := rep.find("memory", subjMemPerGiB, 0); f != nil {
 		out = append(out, Target{Goal: "Refcount table ≤ 64 KiB per GiB of region, nothing pinned", Value: f.Value,
 			Text: fmt.Sprintf("%.0f bytes", f.Value), Met: f.Value <= 64<<10})
@@ -301,6 +315,9 @@ func (rep *Report) Format(w io.Writer) error {
 			lim = fmt.Sprintf("%.2fx", f.VsLimit)
 		}
 		subject := f.Subject
+		if f.Threads > 0 {
+			subject = fmt.Sprintf("%s, %d goroutines", subject, f.Threads)
+		}
 		if f.Role != roleDax {
 			subject += " (" + f.Role + ")"
 		}
