@@ -53,6 +53,7 @@ func (s *Store) Check() error {
 	}
 	v := img.violations
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	s.checkResident(bad)
 	st, err := img.snap.Load()
 	if err != nil {
 		return fmt.Errorf("daxstore: check: %w", err)
@@ -84,7 +85,6 @@ var checkReadHook func()
 // with the journal snapshot taken at the same moment.
 type checkImage struct {
 	snap       *journal.Snapshot
-	files      []fileImage   // the files in memory
 	fileCount  int64         // files as the store counts them
 	jfree      []pmem.Extent // journaled free space
 	avail      []pmem.Extent // allocatable space
@@ -107,11 +107,10 @@ func (s *Store) checkImage() (*checkImage, error) {
 	bad := func(format string, args ...any) {
 		img.violations = append(img.violations, fmt.Sprintf(format, args...))
 	}
-	// The namespace and the extent maps come first in the lock order, and
-	// commitMu after them: copy the files, then freeze commits. Nothing
-	// changes a file while quiesce is held exclusive; commitMu keeps out
-	// the releaser, which commits without quiesce.
-	img.files = s.fileImages(bad)
+	// Nothing changes a file while quiesce is held exclusive; commitMu
+	// keeps out the releaser, which commits without quiesce. The files in
+	// memory are compared with the journal after the pause (checkResident),
+	// one at a time, so the pause does not grow with them.
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	snap, err := s.jnl.Snapshot()
@@ -127,7 +126,7 @@ func (s *Store) checkImage() (*checkImage, error) {
 		img.busy = append(img.busy, x.Extent)
 	}
 	s.checkStructures(bad)
-	img.referenced = s.checkReferences(img.files, bad)
+	img.referenced = s.checkReferences(bad)
 	if s.failed != nil {
 		bad("store failed: %v", s.failed)
 	}
@@ -157,7 +156,7 @@ func (s *Store) checkStructures(bad func(string, ...any)) {
 // the pin gate held exclusive no reference is taken or dropped (reads,
 // pins and Unpin all hold one of them), and commitMu keeps the releaser
 // from committing, so the comparison is exact.
-func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) (referenced []pmem.Extent) {
+func (s *Store) checkReferences(bad func(string, ...any)) (referenced []pmem.Extent) {
 	region := pmem.Extent{Start: 1, Len: s.refs.Blocks() - 1}
 	referenced = s.refs.Referenced(region)
 	detached := s.refs.Detached(region)
@@ -398,20 +397,6 @@ func (img *checkImage) compareMemory(st *journal.State, free []pmem.Extent, bad 
 	if img.fileCount != int64(len(st.Names)) {
 		bad("%d files counted in memory, %d in the journal", img.fileCount, len(st.Names))
 	}
-	for _, f := range img.files {
-		name := f.name
-		jin, ok := st.Inodes[st.Names[name]]
-		if !ok || st.Names[name] != f.ino {
-			bad("key %q (inode %d) is missing from the journal", name, f.ino)
-			continue
-		}
-		if jin.Size != f.size {
-			bad("%q: size %d in memory, %d in the journal", name, f.size, jin.Size)
-		}
-		if !slices.Equal(f.extents, st.Extents[f.ino]) {
-			bad("%q: extent map in memory %v differs from the journal %v", name, f.extents, st.Extents[f.ino])
-		}
-	}
 }
 
 // fileImage is what Check compares of one file: its name in the namespace,
@@ -423,14 +408,20 @@ type fileImage struct {
 	extents []journal.ExtentRecord
 }
 
-// fileImages copies every file's metadata, taking the namespace lock and
-// then each extent-map lock, in the documented order, and reports where
-// names and inodes do not match one to one. quiesce must be held
-// exclusive, so that the copy is one consistent state.
-func (s *Store) fileImages(bad func(string, ...any)) []fileImage {
+// checkResident compares every file in memory with its record in the
+// journal, one file at a time under its own extent-map lock, and reports
+// keys and inodes in memory that do not match one to one. Every commit is
+// applied to the journal before the file's locks are released, so under
+// the extent-map lock memory and the live journal agree about the file.
+// The namespace lock is held shared only while the files in memory are
+// listed, and each file is held in memory (users) until it is compared.
+func (s *Store) checkResident(bad func(string, ...any)) {
+	type entry struct {
+		name string
+		in   *inode
+	}
 	s.nsMu.RLock()
-	defer s.nsMu.RUnlock()
-	out := make([]fileImage, 0, len(s.names))
+	list := make([]entry, 0, len(s.names))
 	inos := make(map[uint64]string, len(s.names))
 	for name, in := range s.names {
 		if other, dup := inos[in.ino]; dup {
@@ -439,15 +430,45 @@ func (s *Store) fileImages(bad func(string, ...any)) []fileImage {
 		inos[in.ino] = name
 		if k := in.name(); k != name {
 			bad("key %q names inode %d, which calls itself %q", name, in.ino, k)
+			continue
 		}
-		in.mapMu.Lock()
-		f := fileImage{name: name, ino: in.ino, size: in.size}
-		for _, m := range in.extents.all() {
-			f.extents = append(f.extents, journal.ExtentRecord{Ino: in.ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten})
-		}
-		in.mapMu.Unlock()
-		out = append(out, f)
+		in.users.Add(1)
+		list = append(list, entry{name, in})
 	}
-	slices.SortFunc(out, func(a, b fileImage) int { return strings.Compare(a.name, b.name) })
-	return out
+	s.nsMu.RUnlock()
+	slices.SortFunc(list, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	for _, e := range list {
+		s.compareResident(e.name, e.in, bad)
+		s.release(e.in)
+	}
+}
+
+// compareResident compares one file in memory with its journal record.
+func (s *Store) compareResident(name string, in *inode, bad func(string, ...any)) {
+	in.mapMu.Lock()
+	defer in.mapMu.Unlock()
+	if in.removed || in.name() != name {
+		return // removed or renamed since the listing: nothing to compare
+	}
+	f := fileImage{name: name, ino: in.ino, size: in.size}
+	for _, m := range in.extents.all() {
+		f.extents = append(f.extents, extentRecord(in.ino, m))
+	}
+	rec, ok, err := s.jnl.LookupInode(name)
+	switch {
+	case err != nil:
+		bad("%q: %v", name, err)
+	case !ok || rec.Ino != f.ino:
+		bad("key %q (inode %d) is missing from the journal", name, f.ino)
+	default:
+		if rec.Size != f.size {
+			bad("%q: size %d in memory, %d in the journal", name, f.size, rec.Size)
+		}
+		if !slices.Equal(f.extents, rec.Extents) && (len(f.extents) > 0 || len(rec.Extents) > 0) {
+			bad("%q: extent map in memory %v differs from the journal %v", name, f.extents, rec.Extents)
+		}
+		if rec.External != in.external {
+			bad("%q: extents external %v in memory, %v in the journal", name, in.external, rec.External)
+		}
+	}
 }
