@@ -6,6 +6,7 @@ package dax
 import (
 	"cmp"
 	"fmt"
+	"time"
 	"slices"
 	"sort"
 	"strings"
@@ -98,8 +99,12 @@ type checkImage struct {
 // takes a journal snapshot, copies memory and runs the checks that need
 // the live structures: their own checks and the reference counts.
 func (s *Store) checkImage() (*checkImage, error) {
+	start := time.Now()
 	s.lockOut()
-	defer s.unlockOut()
+	defer func() {
+		s.unlockOut()
+		s.stats.checkPause.Store(int64(time.Since(start)))
+	}()
 	if s.closed.Load() {
 		return nil, fmt.Errorf("daxstore: check: %w", ErrClosed)
 	}

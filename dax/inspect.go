@@ -114,6 +114,10 @@ type Stats struct {
 	Commits        uint64 `json:"commits"`         // journal batches of operations since Open
 	JournalRecords uint64 `json:"journal_records"` // records those batches and the checkpoints wrote
 	Checkpoints    uint64 `json:"checkpoints"`     // free-space checkpoints since Open
+	// LastCheckPause is how long the last Check kept new operations
+	// waiting: from asking for the store to itself until letting it go,
+	// including the wait for operations in flight to finish.
+	LastCheckPause time.Duration `json:"last_check_pause_ns"`
 }
 
 // Stats returns the store's figures.
@@ -146,6 +150,7 @@ func (s *Store) statsLocked() Stats {
 		Detached: s.stats.detached.Load(), AllocWaits: s.stats.allocWaits.Load(),
 		RefTableBytes: s.refs.MemoryBytes(),
 		Commits:       s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
+		LastCheckPause: time.Duration(s.stats.checkPause.Load()),
 	}
 }
 

@@ -100,7 +100,7 @@ func TestRunScaleMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 	var goals []string
 	for _, k := range []string{"200", "2k"} {
 		goals = append(goals, "Open of "+k+" keys ≤ 100 ms (goal 1)", "Go heap after Open of "+k+" keys ≤ 64 MiB (goal 1)",
-			"CLI get of one key in "+k+" keys ≤ 100 ms (goal 1)", "Longest Put during Check at "+k+" keys ≤ 10 ms (goal 8)",
+			"CLI get of one key in "+k+" keys ≤ 100 ms (goal 1)", "Check pauses the store at "+k+" keys ≤ 10 ms (goal 8)",
 			"List of a 10-key prefix at "+k+" keys ≤ 2x at 1k keys: in proportion to matches (goal 9)",
 			"Random overwrites at "+k+" keys ≥ 0.8x the 1k-key rate (goal 11)")
 	}
@@ -137,7 +137,7 @@ func TestScaleTargetsAreJudgedInTheRightDirection(t *testing.T) {
 	}
 	rep := &Report{Figures: []Figure{
 		fig(groupOpen, subjDaxOpen, 1_000_000, 100), fig(groupHeap, "daxstore Go heap after Open", 1_000_000, 64<<20+1),
-		fig(groupCLI, subjCLIGet, 1_000_000, 101), fig(groupPause, subjPause, 1_000_000, 9),
+		fig(groupCLI, subjCLIGet, 1_000_000, 101), fig(groupPause, subjStorePause, 1_000_000, 9),
 		base(groupList, subjListBase, 1_000_000, 50), fig(groupList, subjList, 1_000_000, 100),
 		base(groupOverwrite, subjOverwriteBase, 1_000_000, 1000), fig(groupOverwrite, subjOverwrite, 1_000_000, 799),
 	}}
@@ -146,7 +146,7 @@ func TestScaleTargetsAreJudgedInTheRightDirection(t *testing.T) {
 		"Open of 1M keys ≤ 100 ms (goal 1)":                                                     true,
 		"Go heap after Open of 1M keys ≤ 64 MiB (goal 1)":                                       false,
 		"CLI get of one key in 1M keys ≤ 100 ms (goal 1)":                                       false,
-		"Longest Put during Check at 1M keys ≤ 10 ms (goal 8)":                                  true,
+		"Check pauses the store at 1M keys ≤ 10 ms (goal 8)":                                    true,
 		"List of a 10-key prefix at 1M keys ≤ 2x at 1k keys: in proportion to matches (goal 9)": true,
 		"Random overwrites at 1M keys ≥ 0.8x the 1k-key rate (goal 11)":                         false,
 	}
