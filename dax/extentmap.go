@@ -55,8 +55,18 @@ type extentMap struct {
 	nblock uint64 // region blocks mapped: kept so a file's record never sums its map
 }
 
+// extentDegree is the B-tree degree of extent maps. Most files have one or a
+// few extents, and files come into memory and leave it all the time (see
+// acquire), so the trees are small and share one free list of nodes
+// rather than each allocating its own.
+const extentDegree = 8
+
+var extentNodes = btree.NewFreeListG[mapping](1024)
+
+func byFileBlock(a, b mapping) bool { return a.fileBlock < b.fileBlock }
+
 func newExtentMap() *extentMap {
-	return &extentMap{tree: btree.NewG(16, func(a, b mapping) bool { return a.fileBlock < b.fileBlock })}
+	return &extentMap{tree: btree.NewWithFreeListG(extentDegree, byFileBlock, extentNodes)}
 }
 
 // blocks returns the number of region blocks the map owns.
