@@ -136,8 +136,8 @@ func TestFinishComparesWithTheBestPeerInTheRightDirection(t *testing.T) {
 		})
 	}
 	want := map[string]bool{
-		"Put 4KiB ≥ 1.3x the best peer":                                true,  // 1.5x
-		"Put 4KiB ≥ 0.7x the ideal path":                               true,  // 0.75x
+		"Put 4KiB ≥ 1.0x the best peer":                                true,  // 1.5x
+		"Put 4KiB ≥ 0.8x the ideal path":                               false, // 0.75x
 		"Punch of 1GiB, nothing pinned, ≤ 0.25x fallocate(PUNCH_HOLE)": true,  // 0.1x
 		"Punch with 1% pinned ≤ 2x the unpinned punch":                 false, // 3x
 	}

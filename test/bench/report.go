@@ -170,12 +170,21 @@ func (rep *Report) targets() []Target {
 		}
 		out = append(out, Target{Goal: goal, Value: v, Text: fmt.Sprintf("%.2fx %s", v, other), Met: v >= want})
 	}
-	peerGoal := map[int64]float64{4 << 10: 1.3, 64 << 10: 4, 1 << 20: 8}
+	// Goal 3 of the scale issue: single-writer Put at 4 KiB ≥ 1.0x the
+	// best peer (Pebble) and ≥ 0.8x the ideal path, at 64 KiB ≥ 4x the
+	// best peer, at 1 MiB ≥ 0.9x the ideal path; 1 MiB against the peers
+	// and 64 KiB against the ideal path keep the earlier goals.
+	peerGoal := map[int64]float64{4 << 10: 1.0, 64 << 10: 4, 1 << 20: 8}
+	idealGoal := map[int64]float64{4 << 10: 0.8, 64 << 10: 0.7, 1 << 20: 0.9}
 	for _, size := range rep.sizes("put") {
 		if want, ok := peerGoal[size]; ok {
 			ratio(fmt.Sprintf("Put %s ≥ %.1fx the best peer", sizeName(size), want), "put", "daxstore Put", size, false, want)
 		}
-		ratio(fmt.Sprintf("Put %s ≥ 0.7x the ideal path", sizeName(size)), "put", "daxstore Put", size, true, 0.7)
+		want, ok := idealGoal[size]
+		if !ok {
+			want = 0.7
+		}
+		ratio(fmt.Sprintf("Put %s ≥ %.1fx the ideal path", sizeName(size), want), "put", "daxstore Put", size, true, want)
 	}
 	for _, size := range rep.sizes("get") {
 		// Goal 5 of the scale issue: a read into a caller's buffer, or a
