@@ -49,9 +49,11 @@
 package journal
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,8 +417,12 @@ type State struct {
 	Inodes  map[uint64]Inode          // ino -> inode
 	Extents map[uint64][]ExtentRecord // per inode, sorted by FileBlock
 	Free    []pmem.Extent             // sorted by Start
-	Busy    []BusyRecord              // sorted by Extent.Start
+	Busy    []BusyRecord              // every busy run of every busy record, sorted by Extent.Start
 	Mark    uint64                    // the last commit mark (Batch.SetMark); 0 if none
+
+	// BusyRecords counts the journal records that hold Busy: a run-list
+	// record holds many runs.
+	BusyRecords int
 }
 
 // Load reads every record in one consistent snapshot and returns them. It
@@ -459,6 +465,7 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 		Inodes:  make(map[uint64]Inode),
 		Extents: make(map[uint64][]ExtentRecord),
 	}
+	sorted := true // st.Busy is in start order so far
 	for valid := it.First(); valid; valid = it.Next() {
 		key := it.Key()
 		value, err := it.ValueAndErr()
@@ -500,11 +507,14 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 			}
 			st.Free = append(st.Free, e)
 		case prefixBusy:
-			r, err := DecodeBusy(key, value)
+			rs, err := DecodeBusyRuns(key, value)
 			if err != nil {
 				return nil, err
 			}
-			st.Busy = append(st.Busy, r)
+			// The runs of two records may interleave: sorted below.
+			sorted = sorted && (len(st.Busy) == 0 || st.Busy[len(st.Busy)-1].Extent.End() <= rs[0].Extent.Start)
+			st.Busy = append(st.Busy, rs...)
+			st.BusyRecords++
 		case prefixMark:
 			m, err := DecodeMark(key, value)
 			if err != nil {
@@ -518,6 +528,9 @@ func (j *Journal) scan(it *pebble.Iterator) (*State, error) {
 	}
 	if err := it.Error(); err != nil {
 		return nil, j.loadError(err)
+	}
+	if !sorted {
+		slices.SortStableFunc(st.Busy, func(a, b BusyRecord) int { return cmp.Compare(a.Extent.Start, b.Extent.Start) })
 	}
 	return st, nil
 }
