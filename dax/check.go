@@ -325,6 +325,10 @@ func (s *Store) compareMemory(st *journal.State, files []fileImage, bad func(str
 	if !slices.Equal(busy, jbusy) {
 		bad("busy extents in memory %v differ from the journal %v", busy, jbusy)
 	}
+	// A read-only store holds each journaled run on its own.
+	if n := s.busy.Records(); n != st.BusyRecords && !s.opts.ReadOnly {
+		bad("busy extents lie in %d records in memory, %d in the journal", n, st.BusyRecords)
+	}
 	if len(files) != len(st.Names) {
 		bad("%d keys in memory, %d in the journal", len(files), len(st.Names))
 	}
