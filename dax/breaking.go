@@ -33,7 +33,7 @@ type breaker struct {
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
 	detached []pmem.Extent       // blocks moved to busy
-	now      time.Time           // the detach time of every run: one record holds them all
+	now      time.Time           // the detach time of every run, set by the first: one record holds them all
 	ticket   uint64              // stamps this operation's busy extents, for the Wait policy
 	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
 	broken   map[*Pin]bool       // pins whose blocks were detached
@@ -144,6 +144,9 @@ func (b *breaker) detach(m mapping) error {
 	busyRuns, err := s.refs.Detach(m.region())
 	if err != nil {
 		return err
+	}
+	if len(busyRuns) > 0 && b.now.IsZero() {
+		b.now = time.Now()
 	}
 	next := m.start
 	for _, r := range busyRuns {
@@ -351,7 +354,7 @@ func (f *File) breakFile(op string, reason busyextent.Reason, policy BreakPolicy
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: s, in: in, key: in.name(), reason: reason, now: time.Now(), broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
 	return b.run(policy, plan, apply)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // journalBusy returns how many busy records the journal holds and how many
@@ -33,6 +34,7 @@ func TestBreakOfScatteredPinsJournalsOneBusyRecord(t *testing.T) {
 		{"truncate", "truncate", func(f *File) error { return f.Truncate(0) }},
 		{"zero-range", "zero", func(f *File) error { return f.ZeroRange(0, blocks*testBS) }},
 		{"remove", "remove", func(f *File) error { return f.s.Remove("big") }},
+		{"overwrite", "overwrite", func(f *File) error { return f.s.Put("big", []byte("new")) }},
 	}
 	for _, c := range ops {
 		t.Run(c.name+" of a file with 64 scattered pinned blocks writes one busy record", func(t *testing.T) {
@@ -43,9 +45,11 @@ func TestBreakOfScatteredPinsJournalsOneBusyRecord(t *testing.T) {
 			for b := int64(0); b < blocks; b += every {
 				pins = append(pins, mustPin(t, f, b*testBS, testBS, PinOptions{Label: fmt.Sprint("pin ", b%3)}))
 			}
+			before := time.Now()
 			if err := c.op(f); err != nil {
 				t.Fatal(err)
 			}
+			after := time.Now()
 			mustCheck(t, s)
 			if recs, runs := journalBusy(t, s); recs != 1 || runs != len(pins) {
 				t.Fatalf("the journal holds %d busy records of %d runs, want 1 record of %d", recs, runs, len(pins))
@@ -60,6 +64,9 @@ func TestBreakOfScatteredPinsJournalsOneBusyRecord(t *testing.T) {
 					len(b.Labels) != 1 || b.Labels[0] != want || b.FileOffset != int64(i)*every*testBS {
 					t.Fatalf("busy extent %d is %+v, want one block of %q at %d by %q for %s",
 						i, b, "big", int64(i)*every*testBS, want, c.reason)
+				}
+				if b.DetachedAt.Before(before) || b.DetachedAt.After(after) {
+					t.Fatalf("busy extent %d detached at %v, not during the %s (%v to %v)", i, b.DetachedAt, c.name, before, after)
 				}
 			}
 			// Releases shrink the record; the last one deletes it.
