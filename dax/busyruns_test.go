@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/daxstore/daxstore/busyextent"
 )
 
 // journalBusy returns how many busy records the journal holds and how many
@@ -24,7 +26,10 @@ func journalBusy(t *testing.T, s *Store) (records, runs int) {
 // record and the last one deletes it, and that each run still shows its
 // owner and labels.
 func TestBreakOfScatteredPinsJournalsOneBusyRecord(t *testing.T) {
-	const blocks, every = 256, 4 // 64 pinned blocks, none touching
+	const blocks, every = 256, 4 // 64 pinned blocks, none touching: one record's worth
+	if blocks/every > busyextent.MaxRuns {
+		t.Fatalf("%d runs do not fit one record of at most %d", blocks/every, busyextent.MaxRuns)
+	}
 	ops := []struct {
 		name   string
 		reason string

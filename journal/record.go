@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -243,10 +244,11 @@ func checkBusyRuns(runs []BusyRecord) string {
 	if len(runs) == 0 || len(runs) > MaxBusyRuns {
 		return fmt.Sprintf("%d runs, want 1 to %d", len(runs), MaxBusyRuns)
 	}
-	first := runs[0]
-	var distinct map[string]bool
-	for i, r := range runs {
-		if s := checkBusy(r); s != "" {
+	first := &runs[0]
+	var distinct []string // at most MaxLabels before the check fails
+	for i := range runs {
+		r := &runs[i]
+		if s := checkBusy(*r); s != "" {
 			return fmt.Sprintf("run %d: %s", i, s)
 		}
 		if i > 0 && r.Extent.Start < runs[i-1].Extent.End() {
@@ -256,14 +258,13 @@ func checkBusyRuns(runs []BusyRecord) string {
 			return fmt.Sprintf("run %d has another owner, reason or time than run 0", i)
 		}
 		for _, l := range r.Labels {
-			if distinct == nil {
-				distinct = make(map[string]bool, 1)
+			if !slices.Contains(distinct, l) {
+				if len(distinct) == MaxLabels {
+					return fmt.Sprintf("more than %d distinct labels", MaxLabels)
+				}
+				distinct = append(distinct, l)
 			}
-			distinct[l] = true
 		}
-	}
-	if len(distinct) > MaxLabels {
-		return fmt.Sprintf("%d distinct labels exceed %d", len(distinct), MaxLabels)
 	}
 	return ""
 }
@@ -393,18 +394,16 @@ func appendBusyHead(v []byte, r BusyRecord) []byte {
 func EncodeBusyRuns(runs []BusyRecord) (key, value []byte) {
 	first := runs[0]
 	key = busyKey(first.Extent.Start)
+	// The label table, in order of first use. At most MaxLabels entries,
+	// so a linear search beats hashing every label of every run.
 	var table []string
-	index := make(map[string]uint64, 1)
-	n := 8 + binary.MaxVarintLen64 + len(first.Key) + 1 + 8 + binary.MaxVarintLen64 + binary.MaxVarintLen64
-	for _, r := range runs {
-		n += 5 * binary.MaxVarintLen64
-		for _, l := range r.Labels {
-			if _, ok := index[l]; !ok {
-				index[l] = uint64(len(table))
+	n := 8 + binary.MaxVarintLen64 + len(first.Key) + 1 + 8 + 2*binary.MaxVarintLen64 + 8*len(runs)
+	for i := range runs {
+		for _, l := range runs[i].Labels {
+			if !slices.Contains(table, l) {
 				table = append(table, l)
 				n += binary.MaxVarintLen64 + len(l)
 			}
-			n++
 		}
 	}
 	v := newValueVersion(busyVersionRuns, n)
@@ -417,14 +416,15 @@ func EncodeBusyRuns(runs []BusyRecord) (key, value []byte) {
 		v = appendString(v, l)
 	}
 	v = binary.AppendUvarint(v, uint64(len(runs)))
-	var prev BusyRecord
-	for i, r := range runs {
+	for i := range runs {
+		r := &runs[i]
 		if i == 0 {
 			v = binary.AppendUvarint(v, r.FileBlock)
 		} else {
 			// The gap since the previous run's end, and the file block
 			// as an offset from where the previous run would put it: 0
 			// for runs cut from one extent of one file.
+			prev := &runs[i-1]
 			v = binary.AppendUvarint(v, uint64(r.Extent.Start-prev.Extent.End()))
 			v = binary.AppendVarint(v, int64(r.FileBlock-predictFileBlock(prev, r.Extent.Start)))
 		}
@@ -432,16 +432,15 @@ func EncodeBusyRuns(runs []BusyRecord) (key, value []byte) {
 		v = binary.AppendUvarint(v, r.Pins)
 		v = binary.AppendUvarint(v, uint64(len(r.Labels)))
 		for _, l := range r.Labels {
-			v = binary.AppendUvarint(v, index[l])
+			v = binary.AppendUvarint(v, uint64(slices.Index(table, l)))
 		}
-		prev = r
 	}
 	return key, seal(key, v)
 }
 
 // predictFileBlock is the file block that start would have if it lay in
 // the same file extent as prev: what a run-list record stores offsets from.
-func predictFileBlock(prev BusyRecord, start pmem.Block) uint64 {
+func predictFileBlock(prev *BusyRecord, start pmem.Block) uint64 {
 	return prev.FileBlock + uint64(start-prev.Extent.Start)
 }
 
@@ -819,7 +818,7 @@ func DecodeBusyRuns(key, value []byte) ([]BusyRecord, error) {
 		} else {
 			gap := d.uvarint("gap", math.MaxUint64-uint64(next))
 			r.Extent.Start = next + pmem.Block(gap)
-			r.FileBlock = predictFileBlock(prev, r.Extent.Start) + uint64(d.varint("file block offset"))
+			r.FileBlock = predictFileBlock(&prev, r.Extent.Start) + uint64(d.varint("file block offset"))
 		}
 		r.Extent.Len = d.uvarint("length", math.MaxUint64)
 		if d.err == nil {
