@@ -183,7 +183,11 @@ func (b *breaker) addBusy() error {
 	}
 	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(b.pending[i].Start, b.pending[j].Start) })
 	lastPin := make([]*Pin, len(b.pending)) // the pin last labelled on each run
-	single := map[string][]string{}         // a shared one-label slice per label
+	if len(b.broken) == 0 {
+		// Usually one pin a run: size the map once rather than grow it.
+		b.broken = make(map[*Pin]bool, len(b.pending))
+	}
+	single := map[string][]string{} // a shared one-label slice per label
 	s.pins.each(func(p *Pin) {
 		for _, r := range p.runs {
 			// The first run ending after r starts, then on while they
