@@ -75,3 +75,25 @@ func BenchmarkEnqueueCommitLatency(b *testing.B) {
 	}
 	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns-to-commit/op")
 }
+
+// BenchmarkAddRunsOfABreak measures adding the 2,622 scattered one-block
+// runs that a punch of 1 GiB with 1% pinned detaches, and releasing them.
+func BenchmarkAddRunsOfABreak(b *testing.B) {
+	xs := scattered(2622)
+	runs := make([]pmem.Extent, len(xs))
+	for i, x := range xs {
+		runs[i] = x.Extent
+	}
+	s := NewSet()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.AddRuns(xs); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if _, _, err := s.RemoveRuns(runs); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

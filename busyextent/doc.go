@@ -10,8 +10,11 @@
 //   - Set, the ordered busy extents with trimming and overlap queries, and a
 //     generation counter that is bumped (and every waiter woken) whenever
 //     space comes back;
-//   - Delta, the journal records a change of the set must rewrite, so the
-//     journaled busy list always equals Set.All;
+//   - Record and Delta: the set keeps the runs one operation detached from
+//     one owner together as one journal record (a run list, up to MaxRuns
+//     runs), and each change returns the records it deletes and rewrites,
+//     so the journaled busy list always equals Set.All and a break with
+//     thousands of scattered pinned blocks costs a few records;
 //   - Releaser, which batches the blocks whose last reference dropped so that
 //     many blocks going idle together cost one journal batch.
 //

@@ -44,7 +44,7 @@ func TestRandomOpsMatchBlockModel(t *testing.T) {
 	const space = 400
 	s := NewSet()
 	model := map[pmem.Block]owned{}
-	journal := map[pmem.Block]Extent{}
+	journal := map[pmem.Block]Record{}
 	randExtent := func() pmem.Extent {
 		start := rng.Uint64N(space)
 		return ext(start, 1+rng.Uint64N(min(24, space-start)))
@@ -69,20 +69,35 @@ func TestRandomOpsMatchBlockModel(t *testing.T) {
 	for i := 0; i < 3000 && !t.Failed(); i++ {
 		switch op := rng.IntN(10); {
 		case op < 4:
-			e := randExtent()
-			x := Extent{
-				Extent: e, Key: fmt.Sprintf("k%d", i), Ino: uint64(i), FileBlock: rng.Uint64N(1 << 20),
-				Reason: Reason(1 + rng.IntN(5)), DetachedAt: t0.Add(time.Duration(i) * time.Millisecond),
-				Pins: 1, Labels: []string{fmt.Sprintf("pin%d", i)},
+			// One extent, or several of one owner as one break adds them.
+			at := t0.Add(time.Duration(i) * time.Millisecond)
+			var xs []Extent
+			possible := true
+			for n := 1 + rng.IntN(2)*rng.IntN(6); n > 0; n-- {
+				e := randExtent()
+				x := Extent{
+					Extent: e, Key: fmt.Sprintf("k%d", i), Ino: uint64(i), FileBlock: rng.Uint64N(1 << 20),
+					Reason: ReasonPunch, DetachedAt: at, Pins: 1, Labels: []string{fmt.Sprintf("pin%d", i)},
+				}
+				possible = possible && !anyBusy(e) && !slices.ContainsFunc(xs, func(y Extent) bool { return y.Overlaps(e) })
+				xs = append(xs, x)
 			}
-			d, err := s.Add(x)
-			log = append(log, fmt.Sprintf("%d: Add(%v) -> %v", i, x, err))
-			if want := !anyBusy(e); (err == nil) != want {
-				t.Fatalf("Add(%v) = %v, model says possible=%v", e, err, want)
+			if len(xs) == 1 {
+				xs[0].Reason = Reason(1 + rng.IntN(5))
+			}
+			d, err := s.AddRuns(xs)
+			log = append(log, fmt.Sprintf("%d: AddRuns(%v) -> %v", i, xs, err))
+			if (err == nil) != possible {
+				t.Fatalf("AddRuns(%v) = %v, model says possible=%v", xs, err, possible)
 			}
 			if err == nil {
-				for b := e.Start; b < e.End(); b++ {
-					model[b] = owned{x.Key, x.FileBlock + uint64(b-e.Start), x.DetachedAt}
+				for _, x := range xs {
+					for b := x.Start; b < x.End(); b++ {
+						model[b] = owned{x.Key, x.FileBlock + uint64(b-x.Start), x.DetachedAt}
+					}
+				}
+				if len(d.Written) != 1 || len(d.Deleted) != 0 {
+					t.Fatalf("AddRuns of one owner wrote %d records and deleted %d, want 1 and 0", len(d.Written), len(d.Deleted))
 				}
 				applyDelta(t, journal, d)
 			}
@@ -179,7 +194,7 @@ func TestRandomOpsMatchBlockModel(t *testing.T) {
 
 // compareToModel checks the set's invariants, that every block of the set
 // has the owner the model says, and that the replayed journal equals All.
-func compareToModel(t *testing.T, s *Set, model map[pmem.Block]owned, journal map[pmem.Block]Extent) {
+func compareToModel(t *testing.T, s *Set, model map[pmem.Block]owned, journal map[pmem.Block]Record) {
 	t.Helper()
 	mustCheck(t, s)
 	all := s.All()
@@ -200,4 +215,7 @@ func compareToModel(t *testing.T, s *Set, model map[pmem.Block]owned, journal ma
 		t.Fatalf("set holds %d blocks (Blocks %d, Len %d of %d), model %d", n, s.Blocks(), s.Len(), len(all), len(model))
 	}
 	sameExtents(t, "replayed journal", modelList(journal), all)
+	if s.Records() != len(journal) {
+		t.Fatalf("set counts %d records, the replayed journal holds %d", s.Records(), len(journal))
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,43 +161,58 @@ func (x Extent) withTime(at time.Time) Extent {
 	return x
 }
 
-// records returns a journal model holding the records of xs.
-func records(t testing.TB, xs ...Extent) map[pmem.Block]Extent {
-	m := map[pmem.Block]Extent{}
+// records returns a journal model holding the records of xs, one each.
+func records(t testing.TB, xs ...Extent) map[pmem.Block]Record {
+	m := map[pmem.Block]Record{}
 	for _, x := range xs {
-		applyDelta(t, m, Delta{Added: []Extent{x}})
+		applyDelta(t, m, Delta{Written: []Record{{Ticket: x.Ticket, Key: x.Key, Ino: x.Ino, Reason: x.Reason,
+			DetachedAt: x.DetachedAt, Runs: []Run{{Extent: x.Extent, FileBlock: x.FileBlock, Pins: x.Pins, Labels: x.Labels}}}}})
 	}
 	return m
 }
 
 // applyDelta applies d to a journal model the way the journal does: delete
-// every Removed record, then write every Added one. Deleting a missing record
-// or writing over a live one is a bug in the delta.
-func applyDelta(t testing.TB, m map[pmem.Block]Extent, d Delta) {
+// every Deleted record, then write every Written one over whatever its key
+// holds. Deleting a missing record, or writing a record that is not a valid
+// run list, is a bug in the delta.
+func applyDelta(t testing.TB, m map[pmem.Block]Record, d Delta) {
 	t.Helper()
-	for _, x := range d.Removed {
-		old, ok := m[x.Start]
-		if !ok {
-			t.Fatalf("delta removes record %v that does not exist", x)
+	for _, k := range d.Deleted {
+		if _, ok := m[k]; !ok {
+			t.Fatalf("delta deletes record %d that does not exist", k)
 		}
-		if !reflect.DeepEqual(normalize([]Extent{old}), normalize([]Extent{x})) {
-			t.Fatalf("delta removes record %v but the journal holds %v", x, old)
-		}
-		delete(m, x.Start)
+		delete(m, k)
 	}
-	for _, x := range d.Added {
-		if old, ok := m[x.Start]; ok {
-			t.Fatalf("delta writes %v over live record %v", x, old)
+	for _, r := range d.Written {
+		if len(r.Runs) == 0 || len(r.Runs) > MaxRuns {
+			t.Fatalf("delta writes a record of %d runs", len(r.Runs))
 		}
-		m[x.Start] = x
+		distinct := map[string]bool{}
+		for i, u := range r.Runs {
+			if i > 0 && u.Start < r.Runs[i-1].End() {
+				t.Fatalf("delta writes a record with run %v after %v", u.Extent, r.Runs[i-1].Extent)
+			}
+			for _, l := range u.Labels {
+				distinct[l] = true
+			}
+		}
+		if len(distinct) > MaxLabels {
+			t.Fatalf("delta writes a record of %d distinct labels", len(distinct))
+		}
+		r.Runs = slices.Clone(r.Runs) // the journal keeps its own copy
+		m[r.Runs[0].Start] = r
 	}
 }
 
-func modelList(m map[pmem.Block]Extent) []Extent {
+// modelList returns the runs of every record of m as extents, in start
+// order; records that overlap are a bug.
+func modelList(m map[pmem.Block]Record) []Extent {
 	s := NewSet()
-	for _, x := range m {
-		if _, err := s.Add(x); err != nil {
-			panic(fmt.Sprintf("journal model holds overlapping records: %v", err))
+	for _, r := range m {
+		for i := range r.Runs {
+			if _, err := s.Add(r.extent(i)); err != nil {
+				panic(fmt.Sprintf("journal model holds overlapping records: %v", err))
+			}
 		}
 	}
 	return s.All()
@@ -221,8 +237,12 @@ func TestRemoveRunsNetsTheDelta(t *testing.T) {
 	sameExtents(t, "released", released, []Extent{
 		a.piece(ext(12, 2)), a.piece(ext(14, 1)), a.piece(ext(18, 3)), a.piece(ext(25, 2)), b,
 	})
-	if len(d.Removed) != 2 || len(d.Added) != 4 {
-		t.Fatalf("delta removes %d and adds %d records, want 2 and 4: %+v", len(d.Removed), len(d.Added), d)
+	// a's record loses runs and keeps its key; b's is gone.
+	if !slices.Equal(d.Deleted, []pmem.Block{40}) || len(d.Written) != 1 || len(d.Written[0].Runs) != 4 {
+		t.Fatalf("delta deletes %v and writes %d records, want [40] and a's with 4 runs: %+v", d.Deleted, len(d.Written), d)
+	}
+	if len(model) != s.Records() || s.Records() != 1 {
+		t.Fatalf("the journal holds %d records, the set %d; want 1", len(model), s.Records())
 	}
 }
 
@@ -386,7 +406,9 @@ func TestExtentsAreDeepCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	released[0].Labels[0] = "changed through released"
-	d.Added[0].Labels[0] = "changed through the delta"
+	if d.Empty() {
+		t.Fatal("a removal wrote no record")
+	}
 	for _, x := range s.All() {
 		if x.Labels[0] != "dma" {
 			t.Fatalf("the set's labels were changed to %q", x.Labels[0])

@@ -126,8 +126,8 @@ func (s *Set) heldLocked(ticket uint64, exts []pmem.Extent) (pmem.Extent, bool) 
 			continue
 		}
 		held := false
-		s.visit(e, func(x Extent) bool {
-			held = ticket == 0 || x.Ticket == ticket
+		s.visit(e, func(x item) bool {
+			held = ticket == 0 || x.rec.Ticket == ticket
 			return !held
 		})
 		if held {

@@ -278,10 +278,11 @@ func TestWaitReleasedIgnoresLaterOwners(t *testing.T) {
 	// second, in one step as far as the waiter can tell: it wakes to find
 	// the same blocks busy.
 	s.mu.Lock()
-	s.tree.Delete(x)
+	s.tree.Delete(at(10))
 	y := busy(10, 4, "b", 0)
-	y.Ticket = second
-	s.tree.ReplaceOrInsert(y)
+	rec := &Record{Ticket: second, Key: y.Key, Ino: y.Ino, Reason: y.Reason, DetachedAt: y.DetachedAt,
+		Runs: []Run{{Extent: y.Extent, FileBlock: y.FileBlock}}}
+	s.tree.ReplaceOrInsert(item{Extent: y.Extent, rec: rec})
 	s.bumpLocked()
 	s.mu.Unlock()
 	if err := <-got; err != nil {

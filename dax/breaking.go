@@ -33,6 +33,7 @@ type breaker struct {
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
 	detached []pmem.Extent       // blocks moved to busy
+	now      time.Time           // the detach time of every run, set by the first: one record holds them all
 	ticket   uint64              // stamps this operation's busy extents, for the Wait policy
 	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
 	broken   map[*Pin]bool       // pins whose blocks were detached
@@ -145,6 +146,9 @@ func (b *breaker) detach(m mapping) error {
 	if err != nil {
 		return err
 	}
+	if len(busyRuns) > 0 && b.now.IsZero() {
+		b.now = time.Now()
+	}
 	next := m.start
 	for _, r := range busyRuns {
 		if r.Start > next {
@@ -153,7 +157,7 @@ func (b *breaker) detach(m mapping) error {
 		next = r.End()
 		b.pending = append(b.pending, busyextent.Extent{
 			Extent: r, Key: b.key, Ino: b.in.ino, FileBlock: m.fileBlock + uint64(r.Start-m.start),
-			Reason: b.reason, DetachedAt: time.Now(),
+			Reason: b.reason, DetachedAt: b.now,
 		})
 	}
 	if end := m.region().End(); end > next {
@@ -166,7 +170,9 @@ func (b *breaker) detach(m mapping) error {
 // batch, labelled with the pins holding them, and marks those pins broken.
 // The pins are matched against every run in one pass, so detaching the
 // scattered pinned blocks of a large file costs O(pins · log runs), not a
-// pass over all pins per run.
+// pass over all pins per run. The runs go to the busy set in one call,
+// which journals them as one run-list record (per busyextent.MaxRuns runs),
+// and runs held by pins of one label share one label slice.
 func (b *breaker) addBusy() error {
 	s := b.s
 	if len(b.pending) == 0 {
@@ -178,6 +184,11 @@ func (b *breaker) addBusy() error {
 	}
 	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(b.pending[i].Start, b.pending[j].Start) })
 	lastPin := make([]*Pin, len(b.pending)) // the pin last labelled on each run
+	if len(b.broken) == 0 {
+		// Usually one pin a run: size the map once rather than grow it.
+		b.broken = make(map[*Pin]bool, len(b.pending))
+	}
+	single := map[string][]string{} // a shared one-label slice per label
 	s.pins.each(func(p *Pin) {
 		for _, r := range p.runs {
 			// The first run ending after r starts, then on while they
@@ -190,32 +201,45 @@ func (b *breaker) addBusy() error {
 			})
 			for ; k < len(order) && b.pending[order[k]].Start < r.End(); k++ {
 				i := order[k]
-				if lastPin[i] != p {
-					lastPin[i] = p
-					// Counted, with a bounded set of labels: a record of
-					// any number of pins is one the journal accepts.
-					b.pending[i].AddPin(p.label)
-					b.broken[p] = true
+				if lastPin[i] == p {
+					continue
 				}
+				lastPin[i] = p
+				b.broken[p] = true
+				x := &b.pending[i]
+				if x.Pins == 0 {
+					// The first pin: share the label's slice. Its
+					// capacity is 1, so a second label (AddPin)
+					// appends into a copy of its own.
+					l, ok := single[p.label]
+					if !ok {
+						l = []string{p.label}
+						single[p.label] = l
+					}
+					x.Pins, x.Labels = 1, l
+					continue
+				}
+				// Counted, with a bounded set of labels: a record of any
+				// number of pins is one the journal accepts.
+				x.AddPin(p.label)
 			}
 		}
 	})
 	if b.ticket == 0 {
 		b.ticket = s.busy.NewTicket()
 	}
-	for _, x := range b.pending {
-		if x.Labels == nil {
-			x.Labels = []string{}
-		}
-		x.Ticket = b.ticket
-		d, err := s.busy.Add(x)
-		if err != nil {
-			return err
-		}
-		applyBusyDelta(b.t.b, d)
-		b.detached = append(b.detached, x.Extent)
-		s.stats.detached.Add(x.Len)
+	var blocks uint64
+	for i := range b.pending {
+		b.pending[i].Ticket = b.ticket
+		b.detached = append(b.detached, b.pending[i].Extent)
+		blocks += b.pending[i].Len
 	}
+	d, err := s.busy.AddRuns(b.pending)
+	if err != nil {
+		return err
+	}
+	applyBusyDelta(b.t.b, d)
+	s.stats.detached.Add(blocks)
 	b.pending = nil
 	return nil
 }

@@ -6,10 +6,10 @@ package dax
 import (
 	"cmp"
 	"fmt"
-	"time"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/journal"
@@ -85,14 +85,16 @@ var checkReadHook func()
 // checkImage is what Check copies from memory while the store is paused,
 // with the journal snapshot taken at the same moment.
 type checkImage struct {
-	snap       *journal.Snapshot
-	fileCount  int64         // files as the store counts them
-	jfree      []pmem.Extent // journaled free space
-	avail      []pmem.Extent // allocatable space
-	undurable  []pmem.Extent // freed, waiting for a journal sync (NoSync)
-	busy       []pmem.Extent
-	referenced []pmem.Extent
-	violations []string
+	snap        *journal.Snapshot
+	fileCount   int64         // files as the store counts them
+	jfree       []pmem.Extent // journaled free space
+	avail       []pmem.Extent // allocatable space
+	undurable   []pmem.Extent // freed, waiting for a journal sync (NoSync)
+	busy        []pmem.Extent
+	busyRecords int  // journal records the busy set keeps its runs in
+	readOnly    bool // the store is open read-only
+	referenced  []pmem.Extent
+	violations  []string
 }
 
 // checkImage pauses the store (no operation or pin in flight, no commit),
@@ -130,6 +132,7 @@ func (s *Store) checkImage() (*checkImage, error) {
 	for _, x := range s.busy.All() {
 		img.busy = append(img.busy, x.Extent)
 	}
+	img.busyRecords, img.readOnly = s.busy.Records(), s.opts.ReadOnly
 	s.checkStructures(bad)
 	img.referenced = s.checkReferences(bad)
 	if s.failed != nil {
@@ -398,6 +401,10 @@ func (img *checkImage) compareMemory(st *journal.State, free []pmem.Extent, bad 
 	}
 	if !slices.Equal(img.busy, jbusy) {
 		bad("busy extents in memory %v differ from the journal %v", img.busy, jbusy)
+	}
+	// A read-only store holds each journaled run on its own.
+	if img.busyRecords != st.BusyRecords && !img.readOnly {
+		bad("busy extents lie in %d records in memory, %d in the journal", img.busyRecords, st.BusyRecords)
 	}
 	if img.fileCount != int64(len(st.Names)) {
 		bad("%d files counted in memory, %d in the journal", img.fileCount, len(st.Names))

@@ -121,19 +121,23 @@ func extentRecord(ino uint64, m mapping) journal.ExtentRecord {
 	return journal.ExtentRecord{Ino: ino, FileBlock: m.fileBlock, Start: m.start, Len: m.n, Unwritten: m.unwritten}
 }
 
+// applyBusyDelta queues the busy records a change of the busy set rewrites:
+// one run-list record per Record, so a break journals its runs in O(runs
+// / busyextent.MaxRuns) records, not one per run.
 func applyBusyDelta(b *journal.Batch, d busyextent.Delta) {
-	for _, x := range d.Removed {
-		b.DeleteBusy(x.Start)
+	for _, k := range d.Deleted {
+		b.DeleteBusy(k)
 	}
-	for _, x := range d.Added {
-		b.SetBusy(busyRecord(x))
-	}
-}
-
-func busyRecord(x busyextent.Extent) journal.BusyRecord {
-	return journal.BusyRecord{
-		Extent: x.Extent, Ino: x.Ino, Key: x.Key, FileBlock: x.FileBlock,
-		Reason: uint8(x.Reason), DetachedAt: x.DetachedAt.UnixNano(), Pins: x.Pins, Labels: x.Labels,
+	var runs []journal.BusyRecord // reused: SetBusyRuns encodes before it returns
+	for _, r := range d.Written {
+		runs = runs[:0]
+		for _, u := range r.Runs {
+			runs = append(runs, journal.BusyRecord{
+				Extent: u.Extent, Ino: r.Ino, Key: r.Key, FileBlock: u.FileBlock,
+				Reason: uint8(r.Reason), DetachedAt: r.DetachedAt.UnixNano(), Pins: u.Pins, Labels: u.Labels,
+			})
+		}
+		b.SetBusyRuns(runs)
 	}
 }
 

@@ -33,6 +33,10 @@ const MaxPinsPerBlock = pageref.MaxCount - 1<<20
 // hold them.
 const _ = uint(journal.MaxLabels - busyextent.MaxLabels)
 
+// The busy set groups at most busyextent.MaxRuns runs in one record: this
+// fails to compile if a journal run-list record could not hold them.
+const _ = uint(journal.MaxBusyRuns - busyextent.MaxRuns)
+
 // checkLabel reports why label is not a valid pin label, or nil.
 func checkLabel(label string) error {
 	switch {

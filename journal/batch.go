@@ -260,6 +260,28 @@ func (b *Batch) SetBusy(r BusyRecord) {
 	b.set("set busy", k, v)
 }
 
+// SetBusyRuns queues one run-list busy record holding runs, keyed by the
+// start of the first; it replaces any busy record with that key. runs must
+// number 1 to MaxBusyRuns, be in start order without overlap, share the
+// owner (Ino, Key), Reason and DetachedAt of the first, carry at most
+// MaxLabels distinct labels among them, and each be what SetBusy accepts;
+// otherwise nothing is queued and the batch fails with ErrInvalidRecord.
+func (b *Batch) SetBusyRuns(runs []BusyRecord) {
+	if !b.writable() {
+		return
+	}
+	if s := checkBusyRuns(runs); s != "" {
+		what := "set busy runs"
+		if len(runs) > 0 {
+			what += " from " + runs[0].Extent.String()
+		}
+		b.invalid(what, s)
+		return
+	}
+	k, v := EncodeBusyRuns(runs)
+	b.set("set busy runs", k, v)
+}
+
 // DeleteBusy queues removing the busy record that starts at start.
 func (b *Batch) DeleteBusy(start pmem.Block) {
 	if b.writable() {

@@ -143,6 +143,23 @@ func reBusy(key, value []byte) ([]byte, []byte, error) {
 	return k, v, nil
 }
 
+// reBusyRuns re-encodes a busy record of any version in that version, after
+// checking that a decoded run list is one SetBusyRuns would write.
+func reBusyRuns(key, value []byte) ([]byte, []byte, error) {
+	rs, err := DecodeBusyRuns(key, value)
+	if err != nil {
+		return nil, nil, err
+	}
+	if value[0] != busyVersionRuns {
+		return reBusy(key, value)
+	}
+	if s := checkBusyRuns(rs); s != "" {
+		return nil, nil, fmt.Errorf("decoded a run list SetBusyRuns refuses: %s", s)
+	}
+	k, v := EncodeBusyRuns(rs)
+	return k, v, nil
+}
+
 // encodeBusyV1 encodes r as a version 1 busy record, as the journal wrote
 // before busy records counted their pins: r.Pins is not stored.
 func encodeBusyV1(r BusyRecord) (key, value []byte) {
@@ -164,6 +181,7 @@ func FuzzDecodeFiles(f *testing.F)       { fuzzDecoder(f, reFiles) }
 func FuzzDecodeExtent(f *testing.F)      { fuzzDecoder(f, reExtent) }
 func FuzzDecodeFree(f *testing.F)        { fuzzDecoder(f, reFree) }
 func FuzzDecodeBusy(f *testing.F)        { fuzzDecoder(f, reBusy) }
+func FuzzDecodeBusyRuns(f *testing.F)    { fuzzDecoder(f, reBusyRuns) }
 
 // fuzzSeed is one seed input: key, value and whether the target reseals it.
 type fuzzSeed struct {
@@ -242,6 +260,16 @@ func fuzzCorpus() map[string][]fuzzSeed {
 			rec(encodeBusyV1(BusyRecord{Extent: pmem.Extent{Start: 5, Len: 2}, Ino: 3, Key: "k", FileBlock: 1, Reason: 2, DetachedAt: 99, Labels: []string{"dma", "", "video buffer"}})),
 			rec(encodeBusyV1(BusyRecord{Extent: pmem.Extent{Start: 9, Len: 1}})),
 		),
+		"FuzzDecodeBusyRuns": seedsFor(
+			rec(EncodeBusyRuns([]BusyRecord{{Extent: pmem.Extent{Start: 5, Len: 2}}})),
+			rec(EncodeBusyRuns([]BusyRecord{
+				{Extent: pmem.Extent{Start: 5, Len: 2}, Ino: 3, Key: "k", FileBlock: 9, Reason: 2, DetachedAt: 99, Pins: 2, Labels: []string{"dma", "video"}},
+				{Extent: pmem.Extent{Start: 7, Len: 1}, Ino: 3, Key: "k", FileBlock: 1, Reason: 2, DetachedAt: 99, Pins: 1, Labels: []string{"video"}},
+				{Extent: pmem.Extent{Start: 90, Len: 4}, Ino: 3, Key: "k", FileBlock: 94, Reason: 2, DetachedAt: 99, Pins: 1 << 40},
+			})),
+			rec(EncodeBusy(BusyRecord{Extent: pmem.Extent{Start: 5, Len: 2}, Pins: 1, Labels: []string{"dma"}})),
+			rec(encodeBusyV1(BusyRecord{Extent: pmem.Extent{Start: 9, Len: 1}, Labels: []string{"dma"}})),
+		),
 	}
 }
 
@@ -292,6 +320,7 @@ func TestFuzzSeedsBehave(t *testing.T) {
 		"FuzzDecodeMeta": reMeta, "FuzzDecodeName": reName, "FuzzDecodeLegacyInode": reLegacyInode,
 		"FuzzDecodeInode": reInode, "FuzzDecodeFreeLog": reFreeLog, "FuzzDecodeFiles": reFiles,
 		"FuzzDecodeExtent": reExtent, "FuzzDecodeFree": reFree, "FuzzDecodeBusy": reBusy,
+		"FuzzDecodeBusyRuns": reBusyRuns,
 	}
 	for target, seeds := range fuzzCorpus() {
 		re := decoders[target]

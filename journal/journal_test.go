@@ -121,6 +121,7 @@ func fullBatch(j *Journal) (*Batch, *State) {
 	busy := BusyRecord{Extent: pmem.Extent{Start: 50, Len: 5}, Ino: 7, Key: "gone", Reason: 1, DetachedAt: 123, Pins: 1, Labels: []string{"dma"}}
 	b.SetBusy(busy)
 	want.Busy = []BusyRecord{busy}
+	want.BusyRecords = 1
 	return b, want
 }
 
@@ -340,6 +341,36 @@ func TestInvalidOperationsApplyNothing(t *testing.T) {
 			b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Pins: 1, Labels: []string{"a", "b"}})
 		}},
 		{"a busy record with a key too long", func(b *Batch) { b.SetBusy(BusyRecord{Extent: pmem.Extent{Start: 3, Len: 1}, Key: long}) }},
+		{"an empty busy run list", func(b *Batch) { b.SetBusyRuns(nil) }},
+		{"a busy run list with an empty run", func(b *Batch) {
+			b.SetBusyRuns([]BusyRecord{{Extent: pmem.Extent{Start: 3, Len: 1}}, {Extent: pmem.Extent{Start: 5}}})
+		}},
+		{"a busy run list out of order", func(b *Batch) {
+			b.SetBusyRuns([]BusyRecord{{Extent: pmem.Extent{Start: 5, Len: 1}}, {Extent: pmem.Extent{Start: 3, Len: 1}}})
+		}},
+		{"a busy run list with overlapping runs", func(b *Batch) {
+			b.SetBusyRuns([]BusyRecord{{Extent: pmem.Extent{Start: 3, Len: 2}}, {Extent: pmem.Extent{Start: 4, Len: 1}}})
+		}},
+		{"a busy run list of two owners", func(b *Batch) {
+			b.SetBusyRuns([]BusyRecord{{Extent: pmem.Extent{Start: 3, Len: 1}, Ino: 1}, {Extent: pmem.Extent{Start: 5, Len: 1}, Ino: 2}})
+		}},
+		{"a busy run list of two detach times", func(b *Batch) {
+			b.SetBusyRuns([]BusyRecord{{Extent: pmem.Extent{Start: 3, Len: 1}}, {Extent: pmem.Extent{Start: 5, Len: 1}, DetachedAt: 1}})
+		}},
+		{"a busy run list with too many distinct labels", func(b *Batch) {
+			var runs []BusyRecord
+			for i := range MaxLabels + 1 {
+				runs = append(runs, BusyRecord{Extent: pmem.Extent{Start: pmem.Block(10 + 2*i), Len: 1}, Pins: 1, Labels: []string{fmt.Sprint("pin ", i)}})
+			}
+			b.SetBusyRuns(runs)
+		}},
+		{"a busy run list of too many runs", func(b *Batch) {
+			runs := make([]BusyRecord, MaxBusyRuns+1)
+			for i := range runs {
+				runs[i].Extent = pmem.Extent{Start: pmem.Block(10 + 2*i), Len: 1}
+			}
+			b.SetBusyRuns(runs)
+		}},
 	}
 	j := openMem(t, NewMemFS(), Options{})
 	defer closeJournal(t, j)

@@ -7,9 +7,11 @@ package journal
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -26,7 +28,10 @@ type State struct {
 	// log record's Claimed removed and Freed added, in order.
 	Free    []pmem.Extent
 	FreeLog []FreeLog
-	Busy    []BusyRecord // sorted by Extent.Start
+	Busy    []BusyRecord // every busy run of every busy record, sorted by Extent.Start
+	// BusyRecords counts the journal records that hold Busy: a run-list
+	// record holds many runs.
+	BusyRecords int
 
 	// HasInodes reports whether any file exists.
 	HasInodes bool
@@ -220,6 +225,12 @@ func (j *Journal) scanPrefix(r reader, prefix byte, st *State) (err error) {
 			err = j.loadError(cerr)
 		}
 	}()
+	sorted := true // st.Busy is in start order so far
+	defer func() {
+		if err == nil && !sorted {
+			slices.SortStableFunc(st.Busy, func(a, b BusyRecord) int { return cmp.Compare(a.Extent.Start, b.Extent.Start) })
+		}
+	}()
 	for valid := it.First(); valid; valid = it.Next() {
 		key := it.Key()
 		value, err := it.ValueAndErr()
@@ -258,11 +269,14 @@ func (j *Journal) scanPrefix(r reader, prefix byte, st *State) (err error) {
 			}
 			st.FreeLog = append(st.FreeLog, l)
 		case prefixBusy:
-			r, err := DecodeBusy(key, value)
+			rs, err := DecodeBusyRuns(key, value)
 			if err != nil {
 				return err
 			}
-			st.Busy = append(st.Busy, r)
+			// The runs of two records may interleave: sorted below.
+			sorted = sorted && (len(st.Busy) == 0 || st.Busy[len(st.Busy)-1].Extent.End() <= rs[0].Extent.Start)
+			st.Busy = append(st.Busy, rs...)
+			st.BusyRecords++
 		case prefixName:
 			st.HasInodes = true
 			if isLegacyName(value) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+	"slices"
 
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -53,14 +54,19 @@ const MaxInlineExtents = 32
 // told apart from a corrupt value.
 const recordVersion byte = 1
 
-// Busy records have two versions. Version 1 held every label of the pins on
-// the extent, at most MaxLabels of them, so more pins than that made a
-// record the journal refused. Version 2, the one written now, holds the
-// number of pins and at most MaxLabels distinct labels, so any number of
-// pins fits. Both decode.
+// Busy records have three versions. Version 1 held every label of the pins
+// on one extent, at most MaxLabels of them, so more pins than that made a
+// record the journal refused. Version 2 holds one extent with the number of
+// its pins and at most MaxLabels distinct labels, so any number of pins
+// fits. Version 3, the one a break writes now, holds a run list: the owner,
+// reason and time once, a table of at most MaxLabels labels once, then each
+// run with its file block, pin count and indexes into that table, so a break
+// that detaches scattered pinned blocks costs one record, not one per block.
+// All three decode.
 const (
-	busyVersionLabels byte = 1 // labels only; decodes with Pins = len(Labels)
-	busyVersion       byte = 2 // pin count, then the labels
+	busyVersionLabels byte = 1 // one extent, labels only; decodes with Pins = len(Labels)
+	busyVersion       byte = 2 // one extent, pin count, then the labels
+	busyVersionRuns   byte = 3 // a run list sharing owner, reason, time and a label table
 )
 
 // Limits on variable-length fields, checked by the Batch methods before
@@ -69,6 +75,10 @@ const (
 	MaxKeyLen   = 4096 // bytes in a name (a store key)
 	MaxLabels   = 64   // distinct labels on one busy record; the pin count has no limit
 	MaxLabelLen = 256  // bytes in one label
+	// MaxBusyRuns is the most runs one run-list busy record holds. It
+	// bounds a record's value (and the rewrite when some of its runs are
+	// released) to a few tens of kilobytes in the usual case.
+	MaxBusyRuns = 4096
 )
 
 // crcLen is the size of the CRC32C trailer of every value.
@@ -298,6 +308,39 @@ func checkBusy(r BusyRecord) string {
 	return checkLabels(r.Labels, r.Pins)
 }
 
+// checkBusyRuns reports why runs cannot be one run-list busy record: there
+// must be 1 to MaxBusyRuns runs, each storable as a busy record, in start
+// order without overlap, all with the owner, reason and time of the first,
+// and with at most MaxLabels distinct labels among them.
+func checkBusyRuns(runs []BusyRecord) string {
+	if len(runs) == 0 || len(runs) > MaxBusyRuns {
+		return fmt.Sprintf("%d runs, want 1 to %d", len(runs), MaxBusyRuns)
+	}
+	first := &runs[0]
+	var distinct []string // at most MaxLabels before the check fails
+	for i := range runs {
+		r := &runs[i]
+		if s := checkBusy(*r); s != "" {
+			return fmt.Sprintf("run %d: %s", i, s)
+		}
+		if i > 0 && r.Extent.Start < runs[i-1].Extent.End() {
+			return fmt.Sprintf("run %d %v is not after %v", i, r.Extent, runs[i-1].Extent)
+		}
+		if r.Ino != first.Ino || r.Key != first.Key || r.Reason != first.Reason || r.DetachedAt != first.DetachedAt {
+			return fmt.Sprintf("run %d has another owner, reason or time than run 0", i)
+		}
+		for _, l := range r.Labels {
+			if !slices.Contains(distinct, l) {
+				if len(distinct) == MaxLabels {
+					return fmt.Sprintf("more than %d distinct labels", MaxLabels)
+				}
+				distinct = append(distinct, l)
+			}
+		}
+	}
+	return ""
+}
+
 // ---- value encoding ----
 
 // newValue starts a value body with the version byte.
@@ -481,6 +524,62 @@ func appendBusyHead(v []byte, r BusyRecord) []byte {
 	return binary.BigEndian.AppendUint64(v, uint64(r.DetachedAt))
 }
 
+// EncodeBusyRuns returns the key and value of a run-list busy record
+// (version 3) holding runs, keyed by the start of the first. runs must be
+// what Batch.SetBusyRuns accepts; EncodeBusyRuns does not check.
+func EncodeBusyRuns(runs []BusyRecord) (key, value []byte) {
+	first := runs[0]
+	key = busyKey(first.Extent.Start)
+	// The label table, in order of first use. At most MaxLabels entries,
+	// so a linear search beats hashing every label of every run.
+	var table []string
+	n := 8 + binary.MaxVarintLen64 + len(first.Key) + 1 + 8 + 2*binary.MaxVarintLen64 + 8*len(runs)
+	for i := range runs {
+		for _, l := range runs[i].Labels {
+			if !slices.Contains(table, l) {
+				table = append(table, l)
+				n += binary.MaxVarintLen64 + len(l)
+			}
+		}
+	}
+	v := newValueVersion(busyVersionRuns, n)
+	v = binary.BigEndian.AppendUint64(v, first.Ino)
+	v = appendString(v, first.Key)
+	v = append(v, first.Reason)
+	v = binary.BigEndian.AppendUint64(v, uint64(first.DetachedAt))
+	v = binary.AppendUvarint(v, uint64(len(table)))
+	for _, l := range table {
+		v = appendString(v, l)
+	}
+	v = binary.AppendUvarint(v, uint64(len(runs)))
+	for i := range runs {
+		r := &runs[i]
+		if i == 0 {
+			v = binary.AppendUvarint(v, r.FileBlock)
+		} else {
+			// The gap since the previous run's end, and the file block
+			// as an offset from where the previous run would put it: 0
+			// for runs cut from one extent of one file.
+			prev := &runs[i-1]
+			v = binary.AppendUvarint(v, uint64(r.Extent.Start-prev.Extent.End()))
+			v = binary.AppendVarint(v, int64(r.FileBlock-predictFileBlock(prev, r.Extent.Start)))
+		}
+		v = binary.AppendUvarint(v, r.Extent.Len)
+		v = binary.AppendUvarint(v, r.Pins)
+		v = binary.AppendUvarint(v, uint64(len(r.Labels)))
+		for _, l := range r.Labels {
+			v = binary.AppendUvarint(v, uint64(slices.Index(table, l)))
+		}
+	}
+	return key, seal(key, v)
+}
+
+// predictFileBlock is the file block that start would have if it lay in
+// the same file extent as prev: what a run-list record stores offsets from.
+func predictFileBlock(prev *BusyRecord, start pmem.Block) uint64 {
+	return prev.FileBlock + uint64(start-prev.Extent.Start)
+}
+
 // ---- value decoding ----
 
 // corruptError builds the error every decoder returns: it names the record
@@ -586,23 +685,6 @@ func (d *decoder) boolean(what string) bool {
 
 // uvarint reads a canonical (shortest-form) uvarint no larger than limit.
 // Rejecting over-long forms keeps decode-then-encode byte-identical.
-func (d *decoder) varint(what string) int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad %s", what)
-		return 0
-	}
-	if n != len(binary.AppendVarint(nil, v)) {
-		d.fail("non-canonical %s", what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
 func (d *decoder) uvarint(what string, limit uint64) uint64 {
 	if d.err != nil {
 		return 0
@@ -618,6 +700,24 @@ func (d *decoder) uvarint(what string, limit uint64) uint64 {
 	}
 	if v > limit {
 		d.fail("%s %d exceeds %d", what, v, limit)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// varint reads a canonical (shortest-form) signed varint.
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad %s", what)
+		return 0
+	}
+	if n != len(binary.AppendVarint(nil, v)) {
+		d.fail("non-canonical %s", what)
 		return 0
 	}
 	d.b = d.b[n:]
@@ -884,4 +984,99 @@ func DecodeBusy(key, value []byte) (BusyRecord, error) {
 		return BusyRecord{}, corruptError(kind, key, "%s", s)
 	}
 	return r, nil
+}
+
+// DecodeBusyRuns decodes a busy record of any version into its runs, in
+// start order: one run for versions 1 and 2 (as DecodeBusy), every run of
+// the list for version 3, each with the record's owner, reason and time and
+// its own pin count and labels. Any defect wraps pmem.ErrCorrupt.
+func DecodeBusyRuns(key, value []byte) ([]BusyRecord, error) {
+	const kind = "busy"
+	start, err := decodeU64Key(kind, prefixBusy, key)
+	if err != nil {
+		return nil, err
+	}
+	if len(value) == 0 || value[0] != busyVersionRuns {
+		r, err := DecodeBusy(key, value)
+		if err != nil {
+			return nil, err
+		}
+		return []BusyRecord{r}, nil
+	}
+	d := openVersions(kind, key, value, busyVersionRuns, busyVersionRuns)
+	var head BusyRecord
+	head.Ino = d.u64("inode")
+	head.Key = d.str("key", MaxKeyLen)
+	head.Reason = d.u8("reason")
+	head.DetachedAt = int64(d.u64("detach time"))
+	nl := d.uvarint("label table size", MaxLabels)
+	table := make([]string, 0, nl)
+	for i := uint64(0); i < nl && d.err == nil; i++ {
+		table = append(table, d.str("label", MaxLabelLen))
+	}
+	nr := d.uvarint("run count", MaxBusyRuns)
+	if d.err == nil && nr == 0 {
+		d.fail("no runs")
+	}
+	runs := make([]BusyRecord, 0, min(nr, uint64(len(d.b))))
+	seen := 0 // table labels used so far: the encoder numbers them in order of first use
+	next := pmem.Block(start)
+	var prev BusyRecord
+	for i := uint64(0); i < nr && d.err == nil; i++ {
+		r := head
+		r.Extent.Start = next
+		if i == 0 {
+			r.FileBlock = d.uvarint("file block", math.MaxUint64)
+		} else {
+			gap := d.uvarint("gap", math.MaxUint64-uint64(next))
+			r.Extent.Start = next + pmem.Block(gap)
+			r.FileBlock = predictFileBlock(&prev, r.Extent.Start) + uint64(d.varint("file block offset"))
+		}
+		r.Extent.Len = d.uvarint("length", math.MaxUint64)
+		if d.err == nil {
+			if s := checkRun(uint64(r.Extent.Start), r.Extent.Len); s != "" {
+				d.fail("run %d: %s", i, s)
+			}
+		}
+		r.Pins = d.uvarint("pin count", math.MaxUint64)
+		n := d.uvarint("label count", uint64(min(MaxLabels, len(table))))
+		if n > 0 && d.err == nil {
+			r.Labels = make([]string, 0, n)
+			for k := uint64(0); k < n && d.err == nil; k++ {
+				x := d.uvarint("label index", uint64(len(table)-1))
+				if d.err == nil && x > uint64(seen) {
+					d.fail("run %d: label index %d before %d is used", i, x, seen)
+				}
+				if d.err == nil {
+					if x == uint64(seen) {
+						seen++
+					}
+					r.Labels = append(r.Labels, table[x])
+				}
+			}
+		}
+		if d.err == nil {
+			if s := checkLabels(r.Labels, r.Pins); s != "" {
+				d.fail("run %d: %s", i, s)
+			}
+		}
+		next, prev = r.Extent.End(), r
+		runs = append(runs, r)
+	}
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	// The encoder writes each label once, in order of first use, so that
+	// decode-then-encode is byte-identical.
+	if seen != len(table) {
+		return nil, corruptError(kind, key, "%d of %d table labels are unused", len(table)-seen, len(table))
+	}
+	for i := range table {
+		for _, l := range table[:i] {
+			if l == table[i] {
+				return nil, corruptError(kind, key, "label %d repeats an earlier one", i)
+			}
+		}
+	}
+	return runs, nil
 }

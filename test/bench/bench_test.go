@@ -140,6 +140,8 @@ func TestFinishComparesWithTheBestPeerInTheRightDirection(t *testing.T) {
 		"Put 4KiB ≥ 0.8x the ideal path":                               false, // 0.75x
 		"Punch of 1GiB, nothing pinned, ≤ 0.25x fallocate(PUNCH_HOLE)": true,  // 0.1x
 		"Punch with 1% pinned ≤ 2x the unpinned punch":                 false, // 3x
+		"Punch of 1GiB with 1% pinned ≤ 0.5x fallocate(PUNCH_HOLE)":    true,  // 0.3x
+		"Punch with 1% pinned ≤ 4x the unpinned punch":                 true,  // 3x
 	}
 	if len(rep.Targets) != len(want) {
 		t.Fatalf("targets %+v, want %d of them", rep.Targets, len(want))

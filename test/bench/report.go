@@ -227,6 +227,13 @@ func (rep *Report) targets() []Target {
 		v := pinned.Value / punch.Value
 		out = append(out, Target{Goal: "Punch with 1% pinned ≤ 2x the unpinned punch", Value: v,
 			Text: fmt.Sprintf("%.2fx unpinned", v), Met: v <= 2})
+		// Scale goal 7: a break with pins journals O(runs) records.
+		if pinned.VsBestPeer > 0 {
+			out = append(out, Target{Goal: "Punch of " + sizeName(pinned.Size) + " with 1% pinned ≤ 0.5x fallocate(PUNCH_HOLE)",
+				Value: pinned.VsBestPeer, Text: fmt.Sprintf("%.3fx fallocate", pinned.VsBestPeer), Met: pinned.VsBestPeer <= 0.5})
+		}
+		out = append(out, Target{Goal: "Punch with 1% pinned ≤ 4x the unpinned punch", Value: v,
+			Text: fmt.Sprintf("%.2fx unpinned", v), Met: v <= 4})
 	}
 	if f := rep.find("wakeup", subjWakeP99, 0); f != nil {
 		out = append(out, Target{Goal: "Release→wakeup p99 ≤ 100 µs", Value: f.Value,
