@@ -1,0 +1,143 @@
+package dax
+
+// Region space follows use: a new store's region takes no space until
+// written, and a filesystem too small for the region makes operations fail
+// with ErrNoSpace, not SIGBUS, until it grows.
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/daxstore/daxstore/internal/tmpfs"
+)
+
+// allocatedBytes returns the file space allocated to path (st_blocks).
+func allocatedBytes(t testing.TB, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+func TestInitOfALargeRegionTakesNoSpaceUntilWritten(t *testing.T) {
+	const size = 16 << 30
+	s := newStore(t, size, nil)
+	path := s.regionPath()
+	if got := allocatedBytes(t, path); got > 64<<10 {
+		t.Fatalf("a new store with a 16 GiB region has %d bytes of region file allocated, want at most 64 KiB", got)
+	}
+	const n = 100 << 20
+	chunk := s.region.SpaceChunk()
+	value := pattern(1, 1<<20)
+	for i := range n / len(value) {
+		mustPut(t, s, fmt.Sprintf("k%03d", i), value)
+	}
+	// Writing n bytes reserves the chunks they fall in, and perhaps the
+	// next one ahead of the allocator.
+	got := allocatedBytes(t, path)
+	hi := (n+chunk-1)/chunk*chunk + chunk
+	if got < n || got > hi {
+		t.Fatalf("after %d MiB of Puts the region file has %d bytes allocated, want [%d, %d]", n>>20, got, n, hi)
+	}
+	mustCheck(t, s)
+}
+
+func TestRegionFullIsErrNoSpaceNotSIGBUS(t *testing.T) {
+	fsDir := smallTmpfs(t, "8m")
+	regionPath := filepath.Join(fsDir, "region")
+	// The journal lives apart: a full journal is another matter (the
+	// journal's fault tests).
+	dir := t.TempDir()
+	o := &Options{Size: 64 << 20, NoAdminSocket: true, RegionPath: regionPath}
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("open a 64 MiB region on an 8 MiB tmpfs: %v", err)
+	}
+	defer closeForce(s)
+
+	// Fill the filesystem: large values first, then single blocks, which
+	// take whatever reserved space is left.
+	want := map[string][]byte{}
+	var full error
+	for _, size := range []int{256 << 10, testBS} {
+		for i := 0; ; i++ {
+			k := fmt.Sprintf("v%d-%04d", size, i)
+			v := pattern(byte(i), size)
+			if full = s.Put(k, v); full != nil {
+				break
+			}
+			want[k] = v
+		}
+		wantErr(t, full, ErrNoSpace)
+	}
+	t.Logf("the filesystem filled after %d values: %v", len(want), full)
+	if !strings.Contains(full.Error(), "tmpfs") || !strings.Contains(full.Error(), "filesystem holding the region is full") {
+		t.Fatalf("the error of a full filesystem does not name it: %v", full)
+	}
+	if got := allocatedBytes(t, regionPath); got < 6<<20 {
+		t.Fatalf("the region filled only %d bytes of an 8 MiB filesystem", got)
+	}
+
+	f, err := s.Create("hole")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(1 << 20); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s)
+	if err := s.Put("one-more", pattern(9, testBS)); err != nil {
+		wantErr(t, err, ErrNoSpace)
+	} else {
+		t.Fatal("Put on a full filesystem succeeded")
+	}
+	if _, err := f.WriteAt(pattern(8, 64<<10), 0); err != nil {
+		wantErr(t, err, ErrNoSpace)
+	} else {
+		t.Fatal("WriteAt into a hole on a full filesystem succeeded")
+	}
+	if p, err := f.Pin(0, testBS, PinOptions{}); err != nil {
+		wantErr(t, err, ErrNoSpace)
+	} else {
+		p.Unpin()
+		t.Fatal("Pin of a hole on a full filesystem succeeded")
+	}
+	sameState(t, s, before)
+
+	tmpfs.Resize(t, fsDir, "32m")
+	mustPut(t, s, "one-more", pattern(9, 1<<20))
+	want["one-more"] = pattern(9, 1<<20)
+	if _, err := f.WriteAt(pattern(8, 64<<10), 0); err != nil {
+		t.Fatalf("WriteAt after the filesystem grew: %v", err)
+	}
+	p := mustPin(t, f, 512<<10, testBS, PinOptions{})
+	if !allZero(pinBytes(p)) {
+		t.Fatal("a pinned hole is not zeros")
+	}
+	if err := p.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(dir, o); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got := mustGet(t, s, k); !bytes.Equal(got, v) {
+			t.Fatalf("after a reopen %q holds other bytes", k)
+		}
+	}
+	mustCheck(t, s)
+}
