@@ -13,13 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fallocate allocates file space for bytes [off, off+n) of f (mode 0: the
-// size does not change, allocated ranges stay as they are). It returns the
-// system error as is; unsupported tells whether the filesystem cannot
-// preallocate at all.
+// fallocate allocates file space for bytes [off, off+n) of f; allocated
+// ranges stay as they are. It never changes the file size
+// (FALLOC_FL_KEEP_SIZE): a region file that another process shrank must
+// stay short, so that stores past its end fault (ErrFault) and a reopen
+// finds it short, rather than be silently extended with zeros
+// (TestRegionShrunkUnderTheStore). It returns the system error as is;
+// unsupported tells whether the filesystem cannot preallocate at all.
 func fallocate(f *os.File, off, n int64) error {
 	for {
-		err := unix.Fallocate(int(f.Fd()), 0, off, n)
+		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
 		if err != unix.EINTR {
 			return err
 		}
