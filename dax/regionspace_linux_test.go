@@ -6,6 +6,7 @@ package dax
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -140,4 +141,35 @@ func TestRegionFullIsErrNoSpaceNotSIGBUS(t *testing.T) {
 		}
 	}
 	mustCheck(t, s)
+}
+
+func TestPreallocateReservesTheWholeRegionOrFailsWithErrNoSpace(t *testing.T) {
+	fsDir := smallTmpfs(t, "8m")
+	dir := t.TempDir()
+	o := &Options{Size: 6 << 20, NoAdminSocket: true, RegionPath: filepath.Join(fsDir, "region"), Preallocate: true}
+	s, err := Open(dir, o)
+	if err != nil {
+		t.Fatalf("open with Preallocate: %v", err)
+	}
+	if got := allocatedBytes(t, o.RegionPath); got != 6<<20 {
+		t.Fatalf("a preallocated 6 MiB region has %d bytes allocated", got)
+	}
+	mustPut(t, s, "k", pattern(1, 1<<20))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second store whose region does not fit in what is left.
+	o2 := &Options{Size: 6 << 20, NoAdminSocket: true, RegionPath: filepath.Join(fsDir, "region2"), Preallocate: true}
+	if _, err := Open(t.TempDir(), o2); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "tmpfs") {
+		t.Fatalf("open with Preallocate of a region larger than the free space = %v, want ErrNoSpace naming tmpfs", err)
+	}
+	// The first store still opens: its space is its own.
+	if s, err = Open(dir, o); err != nil {
+		t.Fatalf("reopen with Preallocate: %v", err)
+	}
+	mustCheck(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

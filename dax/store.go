@@ -538,6 +538,11 @@ func (s *Store) rebuild(st *journal.State) error {
 
 // start brings up the parts that run while the store is open.
 func (s *Store) start() error {
+	if s.opts.Preallocate && !s.opts.ReadOnly {
+		if err := s.region.Reserve(pmem.Extent{Start: 1, Len: s.region.BlockCount() - 1}); err != nil {
+			return fmt.Errorf("daxstore: preallocate the region: %w", regionSpaceError(err))
+		}
+	}
 	s.prefault = newPrefaulter(s.region)
 	s.refs = pageref.New(s.region.BlockCount(), s.onLastRelease)
 	s.releaser = busyextent.NewReleaser(s.commitRelease)
