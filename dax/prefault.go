@@ -8,10 +8,11 @@ package dax
 //
 // Populating a page writable allocates its file space, so a window is
 // populated only once its space is reserved (pmem.Region.Reserve, see
-// regionspace.go). The background goroutine reserves the window after the
-// one allocation reached, best effort: allocation that works its way
-// through the region finds the next chunk's space already allocated and
-// rarely waits for a fallocate.
+// regionspace.go). The background goroutine reserves, best effort, the
+// chunk of the window after the one allocation reached and the chunk after
+// that: allocation that works its way through the region finds its space
+// allocated a chunk ahead and does not wait for a fallocate, and the
+// region's file takes at most two chunks more than the store handed out.
 
 import (
 	"sync/atomic"
@@ -27,6 +28,7 @@ const prefaultWindow = 4 << 20
 type prefaulter struct {
 	region       *pmem.Region
 	windowBlocks uint64
+	chunkWindows uint64          // windows per chunk of file space
 	done         []atomic.Uint64 // one bit per window: page tables populated
 	queue        chan uint64     // windows to populate in the background
 	stop         chan struct{}
@@ -38,10 +40,11 @@ func newPrefaulter(r *pmem.Region) *prefaulter {
 	windows := (r.BlockCount() + wb - 1) / wb
 	p := &prefaulter{
 		region: r, windowBlocks: wb,
-		done:    make([]atomic.Uint64, (windows+63)/64),
-		queue:   make(chan uint64, 64),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		chunkWindows: max(1, uint64(r.SpaceChunk())/(wb*uint64(r.BlockSize()))),
+		done:         make([]atomic.Uint64, (windows+63)/64),
+		queue:        make(chan uint64, 64),
+		stop:         make(chan struct{}),
+		stopped:      make(chan struct{}),
 	}
 	go p.run()
 	return p
@@ -116,10 +119,13 @@ func (p *prefaulter) run() {
 	for {
 		select {
 		case w := <-p.queue:
-			if e := p.window(w); e.Len > 0 && !p.region.Reserved(e) {
-				// Best effort: if the filesystem is full, the allocation
-				// that reaches this window fails there with ErrNoSpace.
-				_ = p.region.Reserve(e)
+			for _, ahead := range []uint64{w, w + p.chunkWindows} {
+				if e := p.window(ahead); e.Len > 0 && !p.region.Reserved(e) {
+					// Best effort: if the filesystem is full, the
+					// allocation that reaches this window fails there
+					// with ErrNoSpace.
+					_ = p.region.Reserve(e)
+				}
 			}
 			if p.claim(w) {
 				p.populate(w)

@@ -539,7 +539,7 @@ func (s *Store) rebuild(st *journal.State) error {
 // start brings up the parts that run while the store is open.
 func (s *Store) start() error {
 	if s.opts.Preallocate && !s.opts.ReadOnly {
-		if err := s.region.Reserve(pmem.Extent{Start: 1, Len: s.region.BlockCount() - 1}); err != nil {
+		if err := s.region.ReserveAll(); err != nil {
 			return fmt.Errorf("daxstore: preallocate the region: %w", regionSpaceError(err))
 		}
 	}

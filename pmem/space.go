@@ -141,6 +141,35 @@ func (r *Region) Reserve(e Extent) error {
 	return nil
 }
 
+// ReserveAll reserves the file space of the whole region at once, as
+// Reserve of every data block would, but with one fallocate even on tmpfs:
+// it allocates the pages without zeroing or mapping them, so the process
+// does not map the whole region at once. Errors are those of Reserve.
+func (r *Region) ReserveAll() error {
+	if r.ro {
+		return fmt.Errorf("pmem: reserve all of %s: %w", r.path, unix.EROFS)
+	}
+	m := r.m.Load()
+	if m == nil {
+		return fmt.Errorf("pmem: reserve all of %s: %w", r.path, os.ErrClosed)
+	}
+	sp := r.space
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	switch err := fallocate(m.file, 0, r.size); {
+	case err == nil:
+	case unsupported(err):
+		sp.unsupported.Store(true)
+		return nil
+	default:
+		return fmt.Errorf("pmem: reserve all %d bytes of %s (%s): %w", r.size, r.path, describeFS(m.file), err)
+	}
+	for c := uint64(0); c<<sp.shift < uint64(r.size); c++ {
+		sp.set(c)
+	}
+	return nil
+}
+
 // Reserved reports whether every block of data blocks e is known to have
 // file space allocated (Reserve), so that a store into it cannot fail for
 // want of space. It reports false for an invalid extent.

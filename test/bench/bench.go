@@ -65,12 +65,13 @@ type Config struct {
 	// 2000, or 300 with Quick).
 	Wakeups int
 	// Only, when not empty, limits the run to these parts: "put" (Put and
-	// Get), "pin", "punch" (truncate, punch and memory) and "wakeup".
+	// Get), "pin", "punch" (truncate, punch and memory), "wakeup" and
+	// "region" (what an empty region costs, and reserving its space).
 	Only []string
 }
 
 // Parts are the parts of a run that Config.Only may name.
-var Parts = []string{"put", "pin", "punch", "wakeup"}
+var Parts = []string{"put", "pin", "punch", "wakeup", "region"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -185,7 +186,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup}
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "region": r.regionAll}
 	for _, part := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
 			continue

@@ -97,7 +97,7 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
-	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5}
+	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5, "region": 6}
 	slices.SortStableFunc(rep.Figures, func(a, b Figure) int { return order[a.Group] - order[b.Group] })
 	type bucket struct {
 		group string
@@ -202,6 +202,7 @@ func (rep *Report) targets() []Target {
 		out = append(out, Target{Goal: "Refcount table ≤ 64 KiB per GiB of region, nothing pinned", Value: f.Value,
 			Text: fmt.Sprintf("%.0f bytes", f.Value), Met: f.Value <= 64<<10})
 	}
+	out = append(out, rep.regionTargets()...)
 	return out
 }
 
