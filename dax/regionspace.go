@@ -26,7 +26,7 @@ const regionSpaceTries = 4
 // have space. On failure every block goes back to free space, nothing
 // changes, and the error wraps ErrNoSpace (a full filesystem) or the
 // system error. Every path that hands region blocks to an operation (Put,
-// WriteAt, Fallocate, a pin of a hole, a break's fresh blocks) comes
+// WriteAt, Allocate, a pin of a hole, a break's fresh blocks) comes
 // through here: TestRegionFullIsErrNoSpaceNotSIGBUS proves it.
 func (s *Store) regionSpace(exts []pmem.Extent, n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 	var aside []pmem.Extent // allocated, but the filesystem had no space for them

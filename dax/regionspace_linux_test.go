@@ -93,7 +93,17 @@ func TestRegionFullIsErrNoSpaceNotSIGBUS(t *testing.T) {
 	if err := f.Truncate(1 << 20); err != nil {
 		t.Fatal(err)
 	}
+	// A pinned block that ZeroRange must not zero: the file needs a
+	// fresh block for it.
+	g := mustOpen(t, s, "v262144-0000")
+	defer g.Close()
+	held := mustPin(t, g, 0, testBS, PinOptions{Label: "held"})
 	before := snapshot(t, s)
+	if err := g.ZeroRange(100, 1000); err != nil {
+		wantErr(t, err, ErrNoSpace)
+	} else {
+		t.Fatal("ZeroRange of a pinned block on a full filesystem succeeded")
+	}
 	if err := s.Put("one-more", pattern(9, testBS)); err != nil {
 		wantErr(t, err, ErrNoSpace)
 	} else {
@@ -104,6 +114,11 @@ func TestRegionFullIsErrNoSpaceNotSIGBUS(t *testing.T) {
 	} else {
 		t.Fatal("WriteAt into a hole on a full filesystem succeeded")
 	}
+	if err := f.Allocate(128<<10, 64<<10); err != nil {
+		wantErr(t, err, ErrNoSpace)
+	} else {
+		t.Fatal("Allocate on a full filesystem succeeded")
+	}
 	if p, err := f.Pin(0, testBS, PinOptions{}); err != nil {
 		wantErr(t, err, ErrNoSpace)
 	} else {
@@ -111,12 +126,18 @@ func TestRegionFullIsErrNoSpaceNotSIGBUS(t *testing.T) {
 		t.Fatal("Pin of a hole on a full filesystem succeeded")
 	}
 	sameState(t, s, before)
+	if err := held.Unpin(); err != nil {
+		t.Fatal(err)
+	}
 
 	tmpfs.Resize(t, fsDir, "32m")
 	mustPut(t, s, "one-more", pattern(9, 1<<20))
 	want["one-more"] = pattern(9, 1<<20)
 	if _, err := f.WriteAt(pattern(8, 64<<10), 0); err != nil {
 		t.Fatalf("WriteAt after the filesystem grew: %v", err)
+	}
+	if err := f.Allocate(128<<10, 64<<10); err != nil {
+		t.Fatalf("Allocate after the filesystem grew: %v", err)
 	}
 	p := mustPin(t, f, 512<<10, testBS, PinOptions{})
 	if !allZero(pinBytes(p)) {
@@ -127,6 +148,9 @@ func TestRegionFullIsErrNoSpaceNotSIGBUS(t *testing.T) {
 	}
 	mustCheck(t, s)
 	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -160,4 +161,43 @@ func TestReserveOnAFullFilesystemIsENOSPCUntilItGrows(t *testing.T) {
 		t.Fatalf("Reserve(%v) after the filesystem grew: %v", failed, err)
 	}
 	clear(r.Bytes(failed))
+}
+
+func TestConcurrentReservesAllocateEachChunkOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "region")
+	r, err := Create(path, CreateOptions{BlockSize: 4096, Size: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	perChunk := uint64(r.SpaceChunk() / r.BlockSize())
+	base := allocatedBytes(t, path)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			// Every goroutine reserves the first 8 chunks, each from a
+			// different block, in a different order.
+			for i := range 8 {
+				c := uint64((i + g) % 8)
+				e := Extent{Start: Block(max(1, c*perChunk+uint64(g))), Len: 1}
+				if err := r.Reserve(e); err != nil {
+					errs <- err
+					return
+				}
+				clear(r.Bytes(e))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if !r.Reserved(Extent{Start: 1, Len: 8*perChunk - 1}) || r.Reserved(Extent{Start: Block(8 * perChunk), Len: 1}) {
+		t.Fatal("8 goroutines reserving chunks 0-7 did not reserve exactly those")
+	}
+	if got, want := allocatedBytes(t, path)-base, 8*r.SpaceChunk()-r.BlockSize(); got != want {
+		t.Fatalf("the file grew by %d bytes, want %d (8 chunks)", got, want)
+	}
 }
