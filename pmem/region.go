@@ -82,8 +82,12 @@ func (o CreateOptions) superblock() (Superblock, error) {
 // Region is an open region file, mapped into memory. Block 0 holds the
 // superblock; blocks 1..BlockCount-1 hold data and are reached with Bytes.
 //
-// Concurrency: Bytes, Flush, FlushBytes, Drain, Prefault and the accessors
-// may be called from any number of goroutines at once. Close must be called
+// The file is sparse: a data block must be reserved (Reserve) before it is
+// stored to, or a full filesystem makes the store raise SIGBUS.
+//
+// Concurrency: Bytes, Flush, FlushBytes, Drain, Prefault, Reserve,
+// ReserveAll, Reserved and the accessors may be called from any number of
+// goroutines at once. Close must be called
 // only when no other call on the region is running and no slice returned by
 // Bytes is used any more: afterwards those slices point at unmapped memory,
 // and touching them kills the process with SIGSEGV.
