@@ -110,6 +110,11 @@ type Stats struct {
 	Detached       uint64 `json:"detached"`        // blocks moved to busy since Open
 	AllocWaits     uint64 `json:"alloc_waits"`     // allocations that waited for busy blocks
 	RefTableBytes  int64  `json:"ref_table_bytes"` // memory of the reference-count table
+	// RegionFileBytes is the file space the region takes on its
+	// filesystem (RAM on tmpfs): the region is sparse and grows by chunks
+	// as blocks are first used, or all of it with Options.Preallocate.
+	// 0 if it cannot be read.
+	RegionFileBytes int64 `json:"region_file_bytes"`
 }
 
 // Stats returns the store's figures.
@@ -139,7 +144,7 @@ func (s *Store) statsLocked() Stats {
 		PendingRelease: s.releaser.Pending(),
 		Released:       s.stats.released.Load(), ReleaseBatches: s.stats.releaseBatches.Load(),
 		Detached: s.stats.detached.Load(), AllocWaits: s.stats.allocWaits.Load(),
-		RefTableBytes: s.refs.MemoryBytes(),
+		RefTableBytes: s.refs.MemoryBytes(), RegionFileBytes: regionFileBytes(s.region),
 	}
 }
 

@@ -80,3 +80,13 @@ func regionSpaceError(err error) error {
 	}
 	return fmt.Errorf("reserve region file space: %w", err)
 }
+
+// regionFileBytes is Region.FileBytes, 0 when it fails: a figure for
+// people, not a reason to fail Stats.
+func regionFileBytes(r *pmem.Region) int64 {
+	n, err := r.FileBytes()
+	if err != nil {
+		return 0
+	}
+	return n
+}

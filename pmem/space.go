@@ -181,6 +181,21 @@ func (r *Region) Reserved(e Extent) bool {
 	return r.space.reserved(uint64(off)>>r.space.shift, uint64(end-1)>>r.space.shift)
 }
 
+// FileBytes returns the file space the region takes on its filesystem
+// (st_blocks): the superblock's block plus every chunk reserved so far by
+// this or an earlier process, or the whole region once ReserveAll ran.
+func (r *Region) FileBytes() (int64, error) {
+	m := r.m.Load()
+	if m == nil {
+		return 0, fmt.Errorf("pmem: stat %s: %w", r.path, os.ErrClosed)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(m.file.Fd()), &st); err != nil {
+		return 0, fmt.Errorf("pmem: stat %s: %w", r.path, err)
+	}
+	return int64(st.Blocks) * 512, nil
+}
+
 // fsMagic names the filesystems a region is usually found on.
 var fsMagic = map[int64]string{
 	0x01021994: "tmpfs",
