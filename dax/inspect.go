@@ -113,7 +113,8 @@ type Stats struct {
 	// RegionFileBytes is the file space the region takes on its
 	// filesystem (RAM on tmpfs): the region is sparse and grows by chunks
 	// as blocks are first used, or all of it with Options.Preallocate.
-	// 0 if it cannot be read.
+	// It never shrinks, and an operation that reserved blocks grows it
+	// even if it then fails. 0 if it cannot be read.
 	RegionFileBytes int64 `json:"region_file_bytes"`
 }
 
