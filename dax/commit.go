@@ -496,7 +496,8 @@ func (f *storeFailure) Unwrap() []error {
 }
 
 // reserve takes n blocks from free space for an operation in flight, near
-// goal. The blocks belong to nobody until the operation commits them
+// goal, and makes sure the region file has space for them (regionSpace).
+// The blocks belong to nobody until the operation commits them
 // (txn.claimed) or gives them back with unreserve.
 func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 	exts, err := s.free.Alloc(n, goal)
@@ -512,6 +513,9 @@ func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 		exts, err = s.free.Alloc(n, goal)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if exts, err = s.regionSpace(exts, n, goal); err != nil {
 		return nil, err
 	}
 	for _, e := range exts {

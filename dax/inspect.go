@@ -118,6 +118,12 @@ type Stats struct {
 	// waiting: from asking for the store to itself until letting it go,
 	// including the wait for operations in flight to finish.
 	LastCheckPause time.Duration `json:"last_check_pause_ns"`
+	// RegionFileBytes is the file space the region takes on its
+	// filesystem (RAM on tmpfs): the region is sparse and grows by chunks
+	// as blocks are first used, or all of it with Options.Preallocate.
+	// It never shrinks, and an operation that reserved blocks grows it
+	// even if it then fails. 0 if it cannot be read.
+	RegionFileBytes int64 `json:"region_file_bytes"`
 }
 
 // Stats returns the store's figures.
@@ -148,8 +154,8 @@ func (s *Store) statsLocked() Stats {
 		PendingRelease: s.releaser.Pending(),
 		Released:       s.stats.released.Load(), ReleaseBatches: s.stats.releaseBatches.Load(),
 		Detached: s.stats.detached.Load(), AllocWaits: s.stats.allocWaits.Load(),
-		RefTableBytes: s.refs.MemoryBytes(),
-		Commits:       s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
+		RefTableBytes: s.refs.MemoryBytes(), RegionFileBytes: regionFileBytes(s.region),
+		Commits: s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
 		LastCheckPause: time.Duration(s.stats.checkPause.Load()),
 	}
 }

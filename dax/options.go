@@ -147,6 +147,18 @@ type Options struct {
 	// was never made) is still finished: that is recovery, not creation.
 	MustExist bool
 
+	// Preallocate reserves the file space of the whole region at every
+	// read-write Open, as if every block were about to be written. By
+	// default the region file is sparse and takes space as the store hands
+	// blocks out, in chunks of up to 64 MiB: a new 64 GiB region takes
+	// neither RAM (tmpfs) nor disk, and an operation meets a full
+	// filesystem as ErrNoSpace. With Preallocate, Open fails with
+	// ErrNoSpace unless the filesystem holds the whole region, and no
+	// operation later fails for want of region file space; use it when
+	// the region shares its filesystem with files that could take that
+	// space. On tmpfs it takes the region's size in RAM at once.
+	Preallocate bool
+
 	// PowerCut is for crash-consistency tests only: it runs the store on
 	// emulated media that lose unflushed stores at a simulated power cut,
 	// with the journal in an in-memory filesystem that loses unsynced

@@ -564,6 +564,11 @@ func (s *Store) countFiles() (int64, error) {
 
 // start brings up the parts that run while the store is open.
 func (s *Store) start() error {
+	if s.opts.Preallocate && !s.opts.ReadOnly {
+		if err := s.region.ReserveAll(); err != nil {
+			return fmt.Errorf("daxstore: preallocate the region: %w", regionSpaceError(err))
+		}
+	}
 	s.prefault = newPrefaulter(s.region)
 	s.releaser = busyextent.NewReleaser(s.commitRelease)
 	if !s.opts.NoAdminSocket {

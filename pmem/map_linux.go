@@ -13,29 +13,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// allocate gives f a size of size bytes with every block allocated
-// (fallocate), so that a store through the mapping cannot hit ENOSPC later
-// (which would be a SIGBUS). Where the filesystem cannot preallocate it only
-// sets the size (ftruncate).
-func allocate(f *os.File, size int64) error {
-	var err error
+// fallocate allocates file space for bytes [off, off+n) of f; allocated
+// ranges stay as they are. It never changes the file size
+// (FALLOC_FL_KEEP_SIZE): a region file that another process shrank must
+// stay short, so that stores past its end fault (ErrFault) and a reopen
+// finds it short, rather than be silently extended with zeros
+// (TestRegionShrunkUnderTheStore). It returns the system error as is;
+// unsupported tells whether the filesystem cannot preallocate at all.
+func fallocate(f *os.File, off, n int64) error {
 	for {
-		err = unix.Fallocate(int(f.Fd()), 0, 0, size)
+		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, off, n)
 		if err != unix.EINTR {
-			break
+			return err
 		}
 	}
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS):
-		if err := f.Truncate(size); err != nil {
-			return fmt.Errorf("ftruncate: %w", err)
-		}
-		return nil
-	default:
-		return fmt.Errorf("fallocate %d bytes: %w", size, err)
-	}
+}
+
+// unsupported reports whether err from fallocate means the filesystem can
+// never preallocate.
+func unsupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
 }
 
 // mapFile maps the first size bytes of f shared, read-write unless

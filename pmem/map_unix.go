@@ -16,13 +16,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// allocate sets f's size to size bytes. Without fallocate the blocks are
-// allocated lazily by the filesystem.
-func allocate(f *os.File, size int64) error {
-	if err := f.Truncate(size); err != nil {
-		return fmt.Errorf("ftruncate: %w", err)
-	}
-	return nil
+// fallocate is unsupported here: the filesystem allocates blocks as they
+// are first written.
+func fallocate(f *os.File, off, n int64) error { return unix.ENOSYS }
+
+// unsupported reports whether err from fallocate means the filesystem can
+// never preallocate.
+func unsupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS)
 }
 
 // mapFile maps the first size bytes of f shared, read-write unless

@@ -82,8 +82,12 @@ func (o CreateOptions) superblock() (Superblock, error) {
 // Region is an open region file, mapped into memory. Block 0 holds the
 // superblock; blocks 1..BlockCount-1 hold data and are reached with Bytes.
 //
-// Concurrency: Bytes, Flush, FlushBytes, Drain, Prefault and the accessors
-// may be called from any number of goroutines at once. Close must be called
+// The file is sparse: a data block must be reserved (Reserve) before it is
+// stored to, or a full filesystem makes the store raise SIGBUS.
+//
+// Concurrency: Bytes, Flush, FlushBytes, Drain, Prefault, Reserve,
+// ReserveAll, Reserved and the accessors may be called from any number of
+// goroutines at once. Close must be called
 // only when no other call on the region is running and no slice returned by
 // Bytes is used any more: afterwards those slices point at unmapped memory,
 // and touching them kills the process with SIGSEGV.
@@ -96,6 +100,7 @@ type Region struct {
 	insn  flushInsn // cache flush instruction for Flush; insnNone means msync
 	media *media    // emulated media (CreateOptions.PowerCut); nil for a real mapping
 	ro    bool      // opened with OpenOptions.ReadOnly: SetSeal refuses
+	space *space    // which chunks of the file are allocated (space.go)
 
 	// m is the live mapping; nil once closed. Only Close changes it, so
 	// the hot paths pay one atomic load.
@@ -113,13 +118,14 @@ type mapping struct {
 }
 
 // Create creates a new region file at path, which must not exist yet
-// (O_EXCL), and returns it open and mapped. It allocates the whole file
-// (fallocate, or ftruncate where the filesystem cannot preallocate), writes
-// the superblock through the mapping, flushes it, and fsyncs the file and
-// its directory, so a region that Create returned survives a crash.
-// On failure it removes the partial file; an existing file is never touched.
-// The error of a full filesystem wraps syscall.ENOSPC. The file is created
-// with mode 0600.
+// (O_EXCL), and returns it open and mapped. The file is sparse: Create
+// sets its size (ftruncate) and allocates only the superblock's block, so a
+// huge region takes no space until it is used; Reserve allocates the
+// rest as blocks are handed out. Create writes the superblock through the
+// mapping, flushes it, and fsyncs the file and its directory, so a region
+// that Create returned survives a crash. On failure it removes the partial
+// file; an existing file is never touched. The error of a full filesystem
+// wraps syscall.ENOSPC. The file is created with mode 0600.
 func Create(path string, opts CreateOptions) (*Region, error) {
 	sb, err := opts.superblock()
 	if err != nil {
@@ -149,8 +155,13 @@ func create(path string, f *os.File, sb Superblock, pc *PowerCut) (*Region, erro
 		return nil, err
 	}
 	size := int64(sb.BlockCount) * int64(sb.BlockSize)
-	if err := allocate(f, size); err != nil {
-		return nil, err
+	if err := f.Truncate(size); err != nil {
+		return nil, fmt.Errorf("ftruncate: %w", err)
+	}
+	// The superblock is stored through the mapping below: its block must
+	// have space first, or a full filesystem would make that store SIGBUS.
+	if err := fallocate(f, 0, int64(sb.BlockSize)); err != nil && !unsupported(err) {
+		return nil, fmt.Errorf("fallocate the superblock: %w", err)
 	}
 	r, err := mapRegion(path, f, sb, size, pc, false)
 	if err != nil {
@@ -240,7 +251,8 @@ func syncDir(dir string) error {
 // ignored. A failed Open leaves the file as it was
 // (TestOpenRejectsCorruptRegionsWithoutChangingThem). Open does not touch
 // the data blocks, so a huge, mostly empty region opens in constant time
-// (TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulates); see Prefault.
+// (TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulatesReservedBlocks);
+// see Prefault. No chunk is known to be reserved after Open: see Reserve.
 // Open is OpenWith with the zero OpenOptions.
 func Open(path string) (*Region, error) {
 	return OpenWith(path, OpenOptions{})
@@ -298,10 +310,11 @@ func open(path string, f *os.File, opts OpenOptions) (*Region, error) {
 // newRegion wraps a validated superblock and its mapping.
 func newRegion(path string, f *os.File, sb Superblock, data []byte, dax bool) *Region {
 	r := &Region{
-		path: path,
-		sb:   sb,
-		size: int64(len(data)),
-		dax:  dax,
+		path:  path,
+		sb:    sb,
+		size:  int64(len(data)),
+		dax:   dax,
+		space: newSpace(int64(len(data)), int64(sb.BlockSize)),
 	}
 	for bs := sb.BlockSize; bs > 1; bs >>= 1 {
 		r.shift++
@@ -377,12 +390,14 @@ func (r *Region) Bytes(e Extent) []byte {
 
 // Prefault asks the kernel, best effort, to fault in the pages covering
 // data blocks e writable (MADV_POPULATE_WRITE, Linux 5.14 and later), so
-// that the first stores to them do not take page faults. Invalid extents,
-// a closed region and every kernel error are ignored; once the kernel says
-// it does not support the request (EINVAL, ENOSYS, EOPNOTSUPP), later calls
-// return at once.
+// that the first stores to them do not take page faults. It does so only
+// if every block of e is Reserved: populating a page writable allocates
+// it, and Prefault never takes file space that Reserve did not. Invalid
+// or unreserved extents, a closed region and every kernel error are
+// ignored; once the kernel says it does not support the request (EINVAL,
+// ENOSYS, EOPNOTSUPP), later calls return at once.
 func (r *Region) Prefault(e Extent) {
-	if r.noPopulate.Load() {
+	if r.noPopulate.Load() || !r.Reserved(e) {
 		return
 	}
 	m := r.m.Load()

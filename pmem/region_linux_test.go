@@ -1,5 +1,5 @@
 // This file tests the Linux-only promises: Open does not fault in the data
-// blocks, and Prefault does.
+// blocks, and Prefault does once they are reserved.
 
 package pmem
 
@@ -27,7 +27,7 @@ func residentPages(t *testing.T, b []byte) int {
 	return n
 }
 
-func TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulates(t *testing.T) {
+func TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulatesReservedBlocks(t *testing.T) {
 	// A sparse 1 GiB region, built by hand so that no filesystem
 	// preallocates it: only Open can bring its pages in.
 	const blocks = 1 << 18
@@ -58,11 +58,22 @@ func TestOpenLeavesDataBlocksUntouchedAndPrefaultPopulates(t *testing.T) {
 	}
 
 	e := Extent{Start: 1000, Len: 64}
+	before := allocatedBytes(t, path)
+	r.Prefault(e)
+	if n := residentPages(t, r.Bytes(e)); n != 0 {
+		t.Fatalf("Prefault of unreserved blocks brought %d pages in", n)
+	}
+	if got := allocatedBytes(t, path); got != before {
+		t.Fatalf("Prefault of unreserved blocks allocated %d bytes of file space", got-before)
+	}
+	if err := r.Reserve(e); err != nil {
+		t.Fatal(err)
+	}
 	r.Prefault(e)
 	if r.noPopulate.Load() {
 		t.Skip("kernel has no MADV_POPULATE_WRITE")
 	}
 	if n, want := residentPages(t, r.Bytes(e)), int(e.Len*4096/uint64(pageSize)); n != want {
-		t.Fatalf("after Prefault(%v) %d of %d pages are resident", e, n, want)
+		t.Fatalf("after Reserve and Prefault(%v) %d of %d pages are resident", e, n, want)
 	}
 }

@@ -23,6 +23,8 @@ type dfReport struct {
 	Free      dfShare `json:"free"`
 	Pins      int     `json:"pins"`
 	Pinned    dfShare `json:"pinned"`
+	// RegionFile is the file space the region takes on its filesystem.
+	RegionFile int64 `json:"region_file_bytes"`
 }
 
 // dfShare is a number of blocks, their bytes, and their share of the data
@@ -41,7 +43,7 @@ func newDFReport(snap *dax.Snapshot) dfReport {
 	return dfReport{
 		Live: snap.Live, Pid: snap.Pid, BlockSize: st.BlockSize,
 		Data: share(st.DataBlocks), Used: share(st.UsedBlocks), Busy: share(st.BusyBlocks), Free: share(st.FreeBlocks),
-		Pins: st.Pins, Pinned: share(st.PinnedBlocks),
+		Pins: st.Pins, Pinned: share(st.PinnedBlocks), RegionFile: st.RegionFileBytes,
 	}
 }
 
@@ -77,7 +79,8 @@ from that process.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "%s; block size %s\n", plural(r.Pins, "pin"), formatBytes(r.BlockSize))
+			fmt.Fprintf(c.out, "%s; block size %s; region file takes %s of its filesystem\n",
+				plural(r.Pins, "pin"), formatBytes(r.BlockSize), formatBytes(r.RegionFile))
 			return nil
 		},
 	}

@@ -23,25 +23,34 @@ const (
 )
 
 func (c *cli) initCommand() *cobra.Command {
-	var size, blockSize string
+	var (
+		size, blockSize string
+		preallocate     bool
+	)
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a store in --dir",
 		Long: `init creates an empty store: the region file (--region, default DIR/region)
 and the journal in DIR/journal. It fails if DIR already holds a store or the
 region file exists. With --region, DIR/region becomes a symbolic link to it,
-so later commands find the region without --region.`,
+so later commands find the region without --region.
+
+The region file is sparse: it takes space (RAM on tmpfs) as the store uses
+it, so a 64GiB region costs nothing until written, and a write that finds
+its filesystem full fails with "no space left". --preallocate allocates the
+whole region now instead, and fails if the filesystem cannot hold it.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.runInit(size, blockSize)
+			return c.runInit(size, blockSize, preallocate)
 		},
 	}
 	cmd.Flags().StringVar(&size, "size", "1GiB", "region size, e.g. 64MiB, 1GiB")
 	cmd.Flags().StringVar(&blockSize, "block-size", "4096", "block size: a power of two from 512 to 1MiB")
+	cmd.Flags().BoolVar(&preallocate, "preallocate", false, "allocate the whole region file now, not as it is used")
 	return cmd
 }
 
-func (c *cli) runInit(sizeArg, blockSizeArg string) error {
+func (c *cli) runInit(sizeArg, blockSizeArg string, preallocate bool) error {
 	size, err := parseSize("size", sizeArg)
 	if err != nil {
 		return err
@@ -76,7 +85,8 @@ func (c *cli) runInit(sizeArg, blockSizeArg string) error {
 	}
 
 	undo := c.snapshotDir()
-	s, err := dax.Open(c.dir, &dax.Options{Size: size, BlockSize: uint32(bs), RegionPath: region, NoAdminSocket: true})
+	s, err := dax.Open(c.dir, &dax.Options{Size: size, BlockSize: uint32(bs), RegionPath: region, NoAdminSocket: true,
+		Preallocate: preallocate})
 	if err != nil {
 		if !errors.Is(err, dax.ErrLocked) {
 			// Another init holding the lock owns what it created; ours is
@@ -98,8 +108,12 @@ func (c *cli) runInit(sizeArg, blockSizeArg string) error {
 				link, region, err)
 		}
 	}
-	fmt.Fprintf(c.out, "created store in %s: region %s, %s in %d data blocks of %s, dax: %s\n",
-		c.dir, region, formatBytes(int64(st.DataBlocks)*st.BlockSize), st.DataBlocks, formatBytes(st.BlockSize), yesNo(st.DAX))
+	space := "allocated as used"
+	if preallocate {
+		space = "preallocated"
+	}
+	fmt.Fprintf(c.out, "created store in %s: region %s, %s in %d data blocks of %s (%s), dax: %s\n",
+		c.dir, region, formatBytes(int64(st.DataBlocks)*st.BlockSize), st.DataBlocks, formatBytes(st.BlockSize), space, yesNo(st.DAX))
 	return nil
 }
 

@@ -131,7 +131,7 @@ func TestDfShowsUsedBusyAndFreeSeparately(t *testing.T) {
 	t.Run("the table has a row for each share", func(t *testing.T) {
 		out := mustRun(t, nil, "df", "--dir", dir)
 		for _, want := range []string{"BLOCKS", "data    2047    8.0 MiB  100.0%", "used    259     1.0 MiB  12.7%",
-			"busy    0       0 B      0.0%", "free    1788    7.0 MiB  87.3%", "pinned  0", "0 pins; block size 4.0 KiB"} {
+			"busy    0       0 B      0.0%", "free    1788    7.0 MiB  87.3%", "pinned  0", "0 pins; block size 4.0 KiB; region file takes"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("df does not show %q:\n%s", want, out)
 			}

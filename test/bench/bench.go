@@ -70,13 +70,14 @@ type Config struct {
 	// is not tmpfs, else os.TempDir(). Regions stay under Path.
 	DiskPath string
 	// Only, when not empty, limits the run to these parts: "put" (Put and
-	// Get), "pin", "punch" (truncate, punch and memory), "wakeup" and
-	// "commit" (readers beside a durable writer, concurrent Puts).
+	// Get), "pin", "punch" (truncate, punch and memory), "wakeup",
+	// "commit" (readers beside a durable writer, concurrent Puts) and
+	// "region" (what an empty region costs, and reserving its space).
 	Only []string
 }
 
 // Parts are the parts of a run that Config.Only may name.
-var Parts = []string{"put", "pin", "punch", "wakeup", "commit"}
+var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -196,7 +197,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll}
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll}
 	for _, part := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
 			continue

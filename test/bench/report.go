@@ -109,7 +109,7 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
-	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5, groupReaders: 6, groupWriters: 7}
+	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5, groupReaders: 6, groupWriters: 7, "region": 8}
 	for i, g := range scaleGroups {
 		order[g] = 10 + i
 	}
@@ -255,6 +255,7 @@ func (rep *Report) targets() []Target {
 		out = append(out, Target{Goal: "Refcount table ≤ 64 KiB per GiB of region, nothing pinned", Value: f.Value,
 			Text: fmt.Sprintf("%.0f bytes", f.Value), Met: f.Value <= 64<<10})
 	}
+	out = append(out, rep.regionTargets()...)
 	return out
 }
 
