@@ -1,8 +1,20 @@
-// Package journal persists daxstore's metadata - meta, names, inodes, file
-// extents, free and busy extents - in Pebble. It is the only package that
-// imports Pebble. Every record is versioned and checksummed, every metadata
-// operation is one atomic batch, and Load rebuilds the whole state in one
-// recovery scan.
+// Package journal persists daxstore's metadata - meta, files, free and busy
+// extents - in Pebble. It is the only package that imports Pebble. Every
+// record is versioned and checksummed, and every metadata operation is one
+// atomic batch.
+//
+// # Format 2
+//
+// A file is one record under its key, holding its inode and, for a file of
+// at most MaxInlineExtents extents, the extents (larger files keep theirs
+// in extent records). Free space is a checkpoint plus one log record per
+// commit (Batch.LogFree, Batch.CheckpointFree). So the journal is read in
+// parts: LoadCore reads what opening a store needs (meta, free space, busy
+// extents), whose size does not grow with the number of files; LookupInode
+// reads one file; ScanInodes pages through the files of a prefix in key
+// order; Load reads everything, from one snapshot, for checks and tests.
+// Upgrade converts a format 1 journal (a name, an inode and one record per
+// extent for every file).
 //
 // # Faults
 //
@@ -44,8 +56,7 @@
 //     region, as the seal) knows on the next Open whether the log lost it.
 //     Loss of batches after the last mark so kept stays unseen.
 //
-// This file holds the Journal itself: opening, closing, the sync policy and
-// the recovery scan.
+// This file holds the Journal itself: opening, closing and the sync policy.
 package journal
 
 import (
