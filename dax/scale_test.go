@@ -16,6 +16,7 @@ import (
 
 	"github.com/daxstore/daxstore/internal/dirsnap"
 	"github.com/daxstore/daxstore/journal"
+	"github.com/daxstore/daxstore/pmem"
 )
 
 // reopen closes s and opens its directory again with o.
@@ -494,4 +495,50 @@ func TestCheckReadsTheJournalWithTheStoreRunning(t *testing.T) {
 	}
 	checkReadHook = nil
 	mustCheck(t, s)
+}
+
+// TestOpenRefusesAFreeSpaceLogThatContradictsItself writes log records
+// that claim blocks free space does not hold, or free blocks it already
+// holds: Open must fail with ErrCorrupt, naming the record, and change
+// nothing a second Open would see.
+func TestOpenRefusesAFreeSpaceLogThatContradictsItself(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		log  journal.FreeLog
+		want string
+	}{
+		{"a claim of blocks a file owns", journal.FreeLog{Claimed: []pmem.Extent{{Start: 1, Len: 1}}}, "which is not free"},
+		{"a free of blocks already free", journal.FreeLog{Freed: []pmem.Extent{{Start: 60, Len: 1}}}, "already free"},
+		{"a free outside the region", journal.FreeLog{Freed: []pmem.Extent{{Start: 64, Len: 1}}}, "outside the region"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t, 64*testBS, nil)
+			mustPut(t, s, "a", pattern(1, testBS))
+			dir := s.Dir()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			j, err := journal.Open(filepath.Join(dir, "journal"), journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := j.NewBatch()
+			c.log.Seq = 1 << 40
+			b.LogFree(c.log)
+			if err := b.Commit(true); err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Refused twice the same way: the first refusal changed
+			// nothing that a second Open would see.
+			for range 2 {
+				_, err = Open(dir, &Options{NoAdminSocket: true})
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("Open = %v; want ErrCorrupt saying %q", err, c.want)
+				}
+			}
+		})
+	}
 }
