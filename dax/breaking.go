@@ -32,17 +32,24 @@ type breaker struct {
 	fresh  []pmem.Extent // reserved blocks not yet handed out (copy-on-write, zero-range)
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
-	detached []pmem.Extent       // blocks moved to busy
-	ticket   uint64              // stamps this operation's busy extents, for the Wait policy
-	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
-	broken   map[*Pin]bool       // pins whose blocks were detached
+	detached []pmem.Extent        // blocks moved to busy
+	ticket   uint64               // stamps this operation's busy extents, for the Wait policy
+	pending  []busyextent.Extent  // detached runs not yet in the busy set: see addBusy
+	broken   map[uint64]brokenPin // pins whose blocks were detached, by id
+}
+
+// brokenPin is what a break needs to call a pin's OnBreak once its locks
+// are gone, when the pin's record may already serve another pin.
+type brokenPin struct {
+	r       *pinRecord
+	onBreak func()
 }
 
 // breakResult is what a breaking operation reports once its locks are gone.
 type breakResult struct {
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
-	broken   map[*Pin]bool
+	broken   map[uint64]brokenPin
 }
 
 // policy resolves a per-call policy against the store default.
@@ -72,8 +79,8 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 	if res == nil {
 		return nil
 	}
-	for p := range res.broken {
-		if p.onBreak != nil && p.broken.CompareAndSwap(false, true) {
+	for id, p := range res.broken {
+		if p.onBreak != nil && p.r.markBroken(id) {
 			p.onBreak()
 		}
 	}
@@ -90,14 +97,14 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 
 // referenced reports the pins holding written blocks of file blocks
 // [fb, fe), for the Fail policy and for error messages.
-func (s *Store) referencedIn(in *inode, fb, fe uint64) []*Pin {
-	seen := map[*Pin]bool{}
-	var out []*Pin
+func (s *Store) referencedIn(in *inode, fb, fe uint64) []PinInfo {
+	seen := map[uint64]bool{}
+	var out []PinInfo
 	for _, m := range in.extents.find(fb, fe) {
 		for _, r := range s.refs.Referenced(m.region()) {
 			for _, p := range s.pinsOn(r) {
-				if !seen[p] {
-					seen[p] = true
+				if !seen[p.ID] {
+					seen[p.ID] = true
 					out = append(out, p)
 				}
 			}
@@ -106,12 +113,8 @@ func (s *Store) referencedIn(in *inode, fb, fe uint64) []*Pin {
 	return out
 }
 
-func pinnedError(pins []*Pin) error {
-	infos := make([]PinInfo, 0, len(pins))
-	for _, p := range pins {
-		infos = append(infos, p.info())
-	}
-	return fmt.Errorf("%w: %s", ErrPinned, describePins(infos))
+func pinnedError(pins []PinInfo) error {
+	return fmt.Errorf("%w: %s", ErrPinned, describePins(pins))
 }
 
 // blockReferenced reports whether the written block backing file block fb
@@ -176,8 +179,8 @@ func (b *breaker) addBusy() error {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(b.pending[i].Start, b.pending[j].Start) })
-	lastPin := make([]*Pin, len(b.pending)) // the pin last labelled on each run
-	s.pins.each(func(p *Pin) {
+	lastPin := make([]*pinRecord, len(b.pending)) // the pin last labelled on each run
+	s.pins.each(func(p *pinRecord) {
 		for _, r := range p.runs {
 			// The first run ending after r starts, then on while they
 			// start before r ends: runs do not overlap each other.
@@ -194,7 +197,7 @@ func (b *breaker) addBusy() error {
 					// Counted, with a bounded set of labels: a record of
 					// any number of pins is one the journal accepts.
 					b.pending[i].AddPin(p.label)
-					b.broken[p] = true
+					b.broken[p.pinID] = brokenPin{r: p, onBreak: p.onBreak}
 				}
 			}
 		}
@@ -334,7 +337,7 @@ func (f *File) breakFile(op string, reason busyextent.Reason, policy BreakPolicy
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: in.name(), reason: reason, broken: map[uint64]brokenPin{}}
 	return b.run(policy, plan, apply)
 }
 

@@ -134,7 +134,7 @@ func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) {
 
 	// Each block's count is the number of pins that cover it.
 	var edges []pinEdge
-	s.pins.each(func(p *Pin) {
+	s.pins.eachLocked(func(p *pinRecord) {
 		for _, r := range p.runs {
 			edges = append(edges, pinEdge{r.Start, 1}, pinEdge{r.End(), -1})
 		}

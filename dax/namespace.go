@@ -41,6 +41,9 @@ type inode struct {
 	size    int64
 	mtime   time.Time
 	removed bool // the key was removed; open Files get ErrNotFound
+	// pinCache is a written extent that Pin may use without mapMu; see
+	// pinCache for why it stays true.
+	pinCache pinCache
 
 	// key is the file's name. Rename changes it with the namespace lock
 	// and mapMu held; anyone may read it without a lock, so that an error
@@ -63,6 +66,9 @@ func (in *inode) lockAll() {
 	in.ioMu.Lock()
 	in.invalMu.Lock()
 	in.mapMu.Lock()
+	// Whoever holds every lock may take written blocks from the file: the
+	// extent that Pin's fast path remembers may no longer be the file's.
+	in.pinCache.clear()
 }
 
 func (in *inode) unlockAll() {

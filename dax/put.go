@@ -273,7 +273,7 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 	}
 	in.lockAll()
 	defer in.unlockAll()
-	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[uint64]brokenPin{}}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
@@ -412,7 +412,7 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 	}
 	in.lockAll()
 	defer in.unlockAll()
-	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[uint64]brokenPin{}}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
