@@ -182,6 +182,17 @@ func randomExtent(rng *rand.Rand, n uint64) pmem.Extent {
 		return ext(rng.Uint64N(n+4), 1+rng.Uint64N(2*n))
 	case 2:
 		return ext(rng.Uint64N(n), 1+rng.Uint64N(2*chunkBlocks))
+	case 3, 4, 5:
+		// Whole chunks, taken as range references, with ragged edges
+		// now and then.
+		first := rng.Uint64N(n / chunkBlocks)
+		start := int64(first * chunkBlocks)
+		end := int64(min((first+1+rng.Uint64N(2))*chunkBlocks, n))
+		if rng.IntN(3) == 0 {
+			start = max(start+rng.Int64N(9)-4, 0)
+			end = min(end+rng.Int64N(9)-4, int64(n))
+		}
+		return ext(uint64(start), uint64(max(end-start, 1)))
 	}
 	edge := rng.Uint64N(n/chunkBlocks+1) * chunkBlocks
 	start := max(int64(edge)+rng.Int64N(40)-20, 0)
@@ -191,11 +202,8 @@ func randomExtent(rng *rand.Rand, n uint64) pmem.Extent {
 func compare(tb *Table, m *model) error {
 	var ref uint64
 	for b := range pmem.Block(len(m.count)) {
-		var w uint32
-		if c := tb.chunk(chunkOf(b)); c != nil {
-			w = c.words[b&chunkMask].Load()
-		}
-		if c, d := w&countMask, w&detachedBit != 0; c != m.count[b] || d != m.detached[b] {
+		// A block's count is its word's plus its chunk's range count.
+		if c, d := tb.Count(b), tb.IsDetached(b); c != m.count[b] || d != m.detached[b] {
 			return fmt.Errorf("block %d: count %d detached %v, want %d and %v", b, c, d, m.count[b], m.detached[b])
 		}
 		if m.count[b] > 0 {

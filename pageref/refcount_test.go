@@ -380,8 +380,14 @@ func exactlyOnceRound(seed uint64, st *raceStats) error {
 // splitShuffled cuts e into random pieces in random order.
 func splitShuffled(rng *rand.Rand, e pmem.Extent) []pmem.Extent {
 	var pieces []pmem.Extent
+	// Half the holders release chunk by chunk, so that range references
+	// are dropped whole while others push theirs down and Detach marks.
+	whole := rng.IntN(2) == 0
 	for b := e.Start; b < e.End(); {
 		l := min(1+rng.Uint64N(64), uint64(e.End()-b))
+		if whole {
+			l = min(uint64(chunkBlocks-b&chunkMask), uint64(e.End()-b))
+		}
 		pieces = append(pieces, pmem.Extent{Start: b, Len: l})
 		b += pmem.Block(l)
 	}

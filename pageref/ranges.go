@@ -1,0 +1,163 @@
+package pageref
+
+// This file holds range references: a reference that covers every block of
+// a chunk is counted once, in the chunk's range count, instead of once per
+// block, so that pinning a long contiguous run costs one operation per
+// chunk it covers in full, not one per block.
+//
+// A block's count is its word's count plus its chunk's range count. The
+// detached mark stays in the words, and so does the argument that a
+// detached block is released exactly once (see dec): a chunk with a range
+// count holds no detached word, because Detach first pushes the chunk's
+// range count down into its words (pushDown) and, holding the chunk's lock,
+// marks them, while a range reference is refused on a chunk with a
+// detached word. So the last reference to a detached block is always a
+// word's, and the word protocol reports it.
+//
+// References are fungible: a Release of part of a chunk held by a range
+// reference pushes the range count down first, then drops word counts.
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// rangeMax is the largest range count of a chunk. Acquire takes word
+// references beyond it. Word counts stay at most MaxCount = countMask -
+// rangeMax, so a push-down never carries into the detached mark.
+const rangeMax = 1 << 16
+
+// chunkRanges is a chunk's range state.
+type chunkRanges struct {
+	mu sync.Mutex // serializes changes of all with pushDown and with Detach's marking of the chunk
+	// all is the number of references that every block of the chunk holds
+	// beyond its word's count. It only grows under mu; it falls under mu.
+	all atomic.Uint32
+	// detached counts the chunk's words that carry the detached mark: it
+	// grows under mu (Detach), and falls when a word's last reference
+	// drops or a failed Detach unmarks it. It may briefly count a word
+	// that was just released, never miss one that is marked.
+	detached atomic.Int32
+}
+
+// acquireAll adds one range reference to chunk ci. ok is false, with
+// nothing changed, when the chunk's range count is at rangeMax or limit
+// (the caller takes word references then); err is ErrDetached when a
+// block of the chunk is detached.
+func (t *Table) acquireAll(ci uint64, c *chunk, limit uint32) (ok bool, err error) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	if c.r.detached.Load() > 0 {
+		return false, ErrDetached
+	}
+	a := c.r.all.Load()
+	if a >= rangeMax || a >= limit {
+		return false, nil
+	}
+	if a == 0 {
+		t.ranged.add(ci)
+	}
+	c.r.all.Store(a + 1)
+	return true, nil
+}
+
+// releaseAll drops one range reference of chunk ci, and reports false,
+// changing nothing, when the chunk has none: the caller then drops word
+// references.
+func (t *Table) releaseAll(ci uint64, c *chunk) bool {
+	c.r.mu.Lock()
+	a := c.r.all.Load()
+	if a == 0 {
+		c.r.mu.Unlock()
+		return false
+	}
+	c.r.all.Store(a - 1)
+	if a == 1 {
+		t.ranged.remove(ci)
+	}
+	c.r.mu.Unlock()
+	if a == 1 {
+		// Blocks with no word reference just went idle.
+		t.wake(ci)
+	}
+	return true
+}
+
+// pushDown moves chunk ci's range count into its words, so that word
+// operations alone account for every reference of the chunk.
+func (t *Table) pushDown(ci uint64, c *chunk) {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	t.pushDownLocked(ci, c)
+}
+
+// pushDownLocked is pushDown with c.r.mu held. The words get the count
+// before the range count drops, so that no reader sees a referenced block
+// idle meanwhile (it may see it counted twice).
+func (t *Table) pushDownLocked(ci uint64, c *chunk) {
+	a := c.r.all.Load()
+	if a == 0 {
+		return
+	}
+	var fresh int64
+	for i := range c.words {
+		// No word of a chunk with a range count is detached, and word
+		// counts stay at most MaxCount: the add cannot reach the mark.
+		if c.words[i].Add(a)-a == 0 {
+			fresh++
+		}
+	}
+	t.stripe(ci, 0).Add(fresh)
+	c.r.all.Store(0)
+	t.ranged.remove(ci)
+}
+
+// rangedSet is the set of chunks whose range count is above 0, so that
+// ReferencedBlocks can count their blocks without scanning the table.
+type rangedSet struct {
+	mu sync.Mutex // protects chunks
+	// chunks holds the index of every chunk with a range count above 0;
+	// changed under the chunk's lock, after or before the count.
+	chunks map[uint64]struct{}
+	n      atomic.Int64 // len(chunks), read without mu
+}
+
+func (s *rangedSet) add(ci uint64) {
+	s.mu.Lock()
+	if s.chunks == nil {
+		s.chunks = map[uint64]struct{}{}
+	}
+	s.chunks[ci] = struct{}{}
+	s.n.Store(int64(len(s.chunks)))
+	s.mu.Unlock()
+}
+
+func (s *rangedSet) remove(ci uint64) {
+	s.mu.Lock()
+	delete(s.chunks, ci)
+	s.n.Store(int64(len(s.chunks)))
+	s.mu.Unlock()
+}
+
+// rangeOnlyBlocks returns the blocks referenced only through their chunk's
+// range count: those whose word count is 0 in a chunk with a range count.
+func (t *Table) rangeOnlyBlocks() int64 {
+	if t.ranged.n.Load() == 0 {
+		return 0
+	}
+	t.ranged.mu.Lock()
+	defer t.ranged.mu.Unlock()
+	var n int64
+	for ci := range t.ranged.chunks {
+		c := t.chunk(ci)
+		if c == nil || c.r.all.Load() == 0 {
+			continue
+		}
+		for i := range c.words {
+			if c.words[i].Load()&countMask == 0 {
+				n++
+			}
+		}
+	}
+	return n
+}
