@@ -55,7 +55,7 @@ func (t *Table) acquireAll(ci uint64, c *chunk, limit uint32) (ok bool, err erro
 		return false, nil
 	}
 	if a == 0 {
-		t.ranged.add(ci)
+		t.markRanged(ci)
 	}
 	c.r.all.Store(a + 1)
 	return true, nil
@@ -73,7 +73,7 @@ func (t *Table) releaseAll(ci uint64, c *chunk) bool {
 	}
 	c.r.all.Store(a - 1)
 	if a == 1 {
-		t.ranged.remove(ci)
+		t.unmarkRanged(ci)
 	}
 	c.r.mu.Unlock()
 	if a == 1 {
@@ -109,53 +109,44 @@ func (t *Table) pushDownLocked(ci uint64, c *chunk) {
 	}
 	t.stripe(ci, 0).Add(fresh)
 	c.r.all.Store(0)
-	t.ranged.remove(ci)
+	t.unmarkRanged(ci)
 }
 
-// rangedSet is the set of chunks whose range count is above 0, so that
-// ReferencedBlocks can count their blocks without scanning the table.
-type rangedSet struct {
-	mu sync.Mutex // protects chunks
-	// chunks holds the index of every chunk with a range count above 0;
-	// changed under the chunk's lock, after or before the count.
-	chunks map[uint64]struct{}
-	n      atomic.Int64 // len(chunks), read without mu
+// markRanged and unmarkRanged count chunk ci in, and out of, the chunks
+// with a range count, per directory page and in all, so that
+// ReferencedBlocks finds their blocks without scanning the table and
+// without a lock that range references on different cores would share.
+func (t *Table) markRanged(ci uint64) {
+	t.dir[ci>>pageShift].Load().ranged.Add(1)
+	t.rangedChunks.Add(1)
 }
 
-func (s *rangedSet) add(ci uint64) {
-	s.mu.Lock()
-	if s.chunks == nil {
-		s.chunks = map[uint64]struct{}{}
-	}
-	s.chunks[ci] = struct{}{}
-	s.n.Store(int64(len(s.chunks)))
-	s.mu.Unlock()
-}
-
-func (s *rangedSet) remove(ci uint64) {
-	s.mu.Lock()
-	delete(s.chunks, ci)
-	s.n.Store(int64(len(s.chunks)))
-	s.mu.Unlock()
+func (t *Table) unmarkRanged(ci uint64) {
+	t.dir[ci>>pageShift].Load().ranged.Add(-1)
+	t.rangedChunks.Add(-1)
 }
 
 // rangeOnlyBlocks returns the blocks referenced only through their chunk's
 // range count: those whose word count is 0 in a chunk with a range count.
 func (t *Table) rangeOnlyBlocks() int64 {
-	if t.ranged.n.Load() == 0 {
+	if t.rangedChunks.Load() == 0 {
 		return 0
 	}
-	t.ranged.mu.Lock()
-	defer t.ranged.mu.Unlock()
 	var n int64
-	for ci := range t.ranged.chunks {
-		c := t.chunk(ci)
-		if c == nil || c.r.all.Load() == 0 {
+	for pi := range t.dir {
+		p := t.dir[pi].Load()
+		if p == nil || p.ranged.Load() == 0 {
 			continue
 		}
-		for i := range c.words {
-			if c.words[i].Load()&countMask == 0 {
-				n++
+		for j := range p.chunks {
+			c := p.chunks[j].Load()
+			if c == nil || c.r.all.Load() == 0 {
+				continue
+			}
+			for i := range c.words {
+				if c.words[i].Load()&countMask == 0 {
+					n++
+				}
 			}
 		}
 	}

@@ -89,6 +89,7 @@ type chunk struct {
 // page is the second directory level: pointers to pageChunks chunks.
 type page struct {
 	chunks [pageChunks]atomic.Pointer[chunk]
+	ranged atomic.Int32 // chunks of the page with a range count
 }
 
 // refStripe is one shard of the referenced-blocks counter, alone on its
@@ -129,7 +130,7 @@ type Table struct {
 	waiting atomic.Int64 // goroutines inside WaitIdle
 	buckets [waitBuckets]bucket
 
-	ranged rangedSet // chunks with a range count
+	rangedChunks atomic.Int64 // chunks with a range count
 }
 
 // New returns a table for a region of `blocks` blocks (block numbers
@@ -235,6 +236,7 @@ func (t *Table) runsWith(e pmem.Extent, mask uint32) []pmem.Extent {
 // its result is meaningful only while no Acquire, Release or Detach runs.
 func (t *Table) Check() error {
 	var referenced uint64
+	var rangedAll int64
 	mem := int64(len(t.dir)) * slotBytes
 	for pi := range t.dir {
 		p := t.dir[pi].Load()
@@ -242,6 +244,7 @@ func (t *Table) Check() error {
 			continue
 		}
 		mem += pageBytes
+		var ranged int32
 		for j := range p.chunks {
 			c := p.chunks[j].Load()
 			if c == nil {
@@ -269,13 +272,17 @@ func (t *Table) Check() error {
 			if all > 0 && detached > 0 {
 				return fmt.Errorf("pageref: check: chunk %d has a range count of %d and %d detached blocks", ci, all, detached)
 			}
-			t.ranged.mu.Lock()
-			_, listed := t.ranged.chunks[ci]
-			t.ranged.mu.Unlock()
-			if listed != (all > 0) {
-				return fmt.Errorf("pageref: check: chunk %d has a range count of %d but listed %v", ci, all, listed)
+			if all > 0 {
+				ranged++
+				rangedAll++
 			}
 		}
+		if got := p.ranged.Load(); got != ranged {
+			return fmt.Errorf("pageref: check: directory page %d counts %d chunks with a range count, holds %d", pi, got, ranged)
+		}
+	}
+	if got := t.rangedChunks.Load(); got != rangedAll {
+		return fmt.Errorf("pageref: check: %d chunks counted with a range count, table holds %d", got, rangedAll)
 	}
 	if got := t.ReferencedBlocks(); got != referenced {
 		return fmt.Errorf("pageref: check: referenced-blocks counter says %d, table holds %d", got, referenced)
