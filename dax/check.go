@@ -84,9 +84,9 @@ func (s *Store) checkStructures(bad func(string, ...any)) {
 }
 
 // checkReferences compares the reference table (counts and detached marks)
-// with the pins, the files, the busy set and free space. With quiesce and
-// the pin gate held exclusive no reference is taken or dropped (reads,
-// pins and Unpin all hold one of them), and commitMu keeps the releaser
+// with the pins, the files, the busy set and free space. With quiesce held
+// exclusive and every pin registry shard locked no reference is taken or
+// dropped (reads, pins and Unpin all hold one of them), and commitMu keeps the releaser
 // from committing, so the comparison is exact.
 func (s *Store) checkReferences(files []fileImage, bad func(string, ...any)) {
 	region := pmem.Extent{Start: 1, Len: s.refs.Blocks() - 1}

@@ -231,8 +231,8 @@ func (f *File) pin(off, n int64, opts PinOptions) (Pin, error) {
 // the file's invalidate lock shared, finds the extent in the file's pin
 // cache (or, on a miss, in the extent map under mapMu, and caches it),
 // takes the references and registers the pin, with no allocation once the
-// shard has a free record, and no store-wide lock but a shard of the pin
-// gate. It returns ok false, having changed nothing, whenever the general
+// shard has a free record, and no store-wide lock but the registry shard's
+// (see pinRegistry.pinOne). It returns ok false, having changed nothing, whenever the general
 // path must run instead, which then also reports any error.
 func (f *File) pinWritten(off, n int64, opts *PinOptions) (p Pin, ok bool) {
 	s, in := f.s, f.in
