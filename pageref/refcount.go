@@ -50,6 +50,19 @@ func (t *Table) AcquireUpTo(e pmem.Extent, limit uint32) error {
 	}
 	limit = min(limit, MaxCount)
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
+		if pi := ci >> pageShift; ci&pageMask == 0 && coversPage(e, pi) {
+			// One range reference for the whole page.
+			ok, err := t.acquirePageAll(t.pageOrCreate(pi), limit)
+			if err != nil {
+				b, _ := t.firstDetached(pmem.Extent{Start: blockOf(ci, 0), Len: pageBlocks})
+				t.undoAcquire(pmem.Extent{Start: e.Start, Len: uint64(blockOf(ci, 0) - e.Start)})
+				return fmt.Errorf("pageref: acquire %v: block %d: %w", e, b, err)
+			}
+			if ok {
+				ci += pageChunks - 1
+				continue
+			}
+		}
 		c := t.chunkOrCreate(ci)
 		lo, hi := span(e, ci)
 		if lo == 0 && hi == chunkBlocks {
@@ -65,8 +78,9 @@ func (t *Table) AcquireUpTo(e pmem.Extent, limit uint32) error {
 			}
 		}
 		var fresh int64 // words taken from 0 to 1
+		pall := t.pageAll(ci)
 		for i := lo; i < hi; i++ {
-			old, err := c.inc(i, limit)
+			old, err := c.inc(i, limit, pall)
 			if err != nil {
 				t.stripe(ci, lo).Add(fresh)
 				b := blockOf(ci, i)
@@ -87,15 +101,15 @@ func (t *Table) AcquireUpTo(e pmem.Extent, limit uint32) error {
 // inc adds one reference to word i and returns the word it replaced. It
 // refuses a detached word and a count at limit, which is at most MaxCount,
 // so the count never carries into the detached bit. The chunk's range
-// count counts towards the limit.
-func (c *chunk) inc(i int, limit uint32) (old uint32, err error) {
+// count and pall, its page's, count towards the limit.
+func (c *chunk) inc(i int, limit, pall uint32) (old uint32, err error) {
 	w := &c.words[i]
 	for {
 		old = w.Load()
 		switch {
 		case old&detachedBit != 0:
 			return old, ErrDetached
-		case old&countMask+c.r.all.Load() >= limit:
+		case old&countMask+c.r.all.Load()+pall >= limit:
 			return old, ErrTooManyRefs
 		}
 		if w.CompareAndSwap(old, old+1) {
@@ -157,6 +171,9 @@ func (t *Table) Release(e pmem.Extent) error {
 func (t *Table) firstUnreferenced(e pmem.Extent) (pmem.Block, bool) {
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
 		lo, hi := span(e, ci)
+		if t.pageAll(ci) > 0 {
+			continue
+		}
 		c := t.chunk(ci)
 		if c == nil {
 			return blockOf(ci, lo), true
@@ -180,6 +197,16 @@ func (t *Table) firstUnreferenced(e pmem.Extent) (pmem.Block, bool) {
 func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok bool) {
 	ok = true
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
+		pi := ci >> pageShift
+		if p := t.pageOf(pi); p != nil && p.r.all.Load() > 0 {
+			if ci&pageMask == 0 && coversPage(e, pi) && t.releasePageAll(pi, p) {
+				ci += pageChunks - 1
+				continue
+			}
+			// Part of a page held by a page reference: its chunks
+			// hold the count from here on.
+			t.pushDownPage(ci)
+		}
 		lo, hi := span(e, ci)
 		c := t.chunk(ci)
 		if c == nil {
@@ -194,9 +221,10 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 		var idle int64 // words taken to 0
 		for i := lo; i < hi; i++ {
 			d := c.dec(i)
-			if d == decNone && c.r.all.Load() > 0 {
-				// The reference is in the chunk's range count: move
-				// it into the words, and drop this one there.
+			if d == decNone && c.r.all.Load()+t.pageAll(ci) > 0 {
+				// The reference is in a range count: move it into
+				// the words, and drop this one there.
+				t.pushDownPage(ci)
 				t.pushDown(ci, c)
 				d = c.dec(i)
 			}
@@ -210,6 +238,7 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 			case decReleased:
 				idle++
 				c.r.detached.Add(-1)
+				t.pageOf(pi).r.detached.Add(-1)
 				runs = appendBlock(runs, blockOf(ci, i))
 			}
 		}
@@ -306,21 +335,33 @@ func (t *Table) Detach(e pmem.Extent) (busy []pmem.Extent, err error) {
 		return nil, fmt.Errorf("pageref: detach %v: block %d: %w", e, b, ErrDetached)
 	}
 	last := chunkOf(e.End() - 1)
+	// Each page's lock, then each chunk's, is held from its push-down to
+	// the last mark in it, so that no range reference is taken in between:
+	// a page or chunk with a range count has no detached block (see
+	// ranges.go).
+	var held *page
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
+		pi := ci >> pageShift
+		if p := t.pageOf(pi); p != held {
+			if held != nil {
+				held.r.mu.Unlock()
+			}
+			held = p
+			p.r.mu.Lock()
+			t.pushDownPageLocked(pi, p)
+		}
 		c := t.chunk(ci)
 		if c == nil {
 			continue // never referenced: idle
 		}
 		lo, hi := span(e, ci)
-		// Under the chunk's lock, so that no range reference is taken
-		// between the push-down and the marks: a chunk with a range
-		// count has no detached block (see ranges.go).
 		c.r.mu.Lock()
 		t.pushDownLocked(ci, c)
 		for i := lo; i < hi; i++ {
 			marked, err := c.mark(i)
 			if err != nil {
 				c.r.mu.Unlock()
+				held.r.mu.Unlock()
 				// Only a concurrent Detach of an overlapping range, which
 				// the caller must not issue, gets here.
 				lost := t.unmark(busy)
@@ -329,10 +370,14 @@ func (t *Table) Detach(e pmem.Extent) (busy []pmem.Extent, err error) {
 			}
 			if marked {
 				c.r.detached.Add(1)
+				held.r.detached.Add(1)
 				busy = appendBlock(busy, blockOf(ci, i))
 			}
 		}
 		c.r.mu.Unlock()
+	}
+	if held != nil {
+		held.r.mu.Unlock()
 	}
 	return busy, nil
 }
@@ -371,6 +416,7 @@ func (t *Table) unmark(runs []pmem.Extent) (lost int) {
 				}
 				if w.CompareAndSwap(old, old&^detachedBit) {
 					c.r.detached.Add(-1)
+					t.pageOf(chunkOf(b) >> pageShift).r.detached.Add(-1)
 					break
 				}
 			}
@@ -390,10 +436,13 @@ func (t *Table) firstWith(e pmem.Extent, mask uint32) (pmem.Block, bool) {
 	last := chunkOf(e.End() - 1)
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
 		c := t.chunk(ci)
+		lo, hi := span(e, ci)
+		if mask&countMask != 0 && t.pageAll(ci) > 0 {
+			return blockOf(ci, lo), true
+		}
 		if c == nil {
 			continue
 		}
-		lo, hi := span(e, ci)
 		if mask&countMask != 0 && c.r.all.Load() > 0 {
 			return blockOf(ci, lo), true
 		}

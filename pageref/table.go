@@ -51,7 +51,7 @@ const (
 	// MaxCount is the largest reference count a block can hold. An Acquire
 	// beyond it fails with ErrTooManyRefs. It leaves room below the 31 bits
 	// of a block's word for the range count of its chunk (see ranges.go).
-	MaxCount = countMask - rangeMax
+	MaxCount = countMask - 2*rangeMax
 
 	// MaxBlocks is the largest region, in blocks, a table covers: 1 PiB of
 	// 4 KiB blocks, far beyond any region that can be mapped today. It bounds
@@ -90,6 +90,7 @@ type chunk struct {
 type page struct {
 	chunks [pageChunks]atomic.Pointer[chunk]
 	ranged atomic.Int32 // chunks of the page with a range count
+	r      chunkRanges  // references to every block of the page (see ranges.go)
 }
 
 // refStripe is one shard of the referenced-blocks counter, alone on its
@@ -131,6 +132,7 @@ type Table struct {
 	buckets [waitBuckets]bucket
 
 	rangedChunks atomic.Int64 // chunks with a range count
+	rangedPages  atomic.Int64 // directory pages with a range count
 }
 
 // New returns a table for a region of `blocks` blocks (block numbers
@@ -182,11 +184,13 @@ func (t *Table) Count(b pmem.Block) uint32 {
 	if uint64(b) >= t.blocks {
 		return 0
 	}
-	c := t.chunk(uint64(b) >> chunkShift)
+	ci := uint64(b) >> chunkShift
+	pall := t.pageAll(ci)
+	c := t.chunk(ci)
 	if c == nil {
-		return 0
+		return pall
 	}
-	return c.words[b&chunkMask].Load()&countMask + c.r.all.Load()
+	return c.words[b&chunkMask].Load()&countMask + c.r.all.Load() + pall
 }
 
 // IsDetached reports whether block b is marked detached: referenced, but no
@@ -215,11 +219,17 @@ func (t *Table) runsWith(e pmem.Extent, mask uint32) []pmem.Extent {
 	last := chunkOf(e.End() - 1)
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
 		c := t.chunk(ci)
+		lo, hi := span(e, ci)
+		all := mask&countMask != 0 && t.pageAll(ci) > 0
 		if c == nil {
+			if all {
+				for i := lo; i < hi; i++ {
+					runs = appendBlock(runs, blockOf(ci, i))
+				}
+			}
 			continue
 		}
-		lo, hi := span(e, ci)
-		all := mask&countMask != 0 && c.r.all.Load() > 0
+		all = all || mask&countMask != 0 && c.r.all.Load() > 0
 		for i := lo; i < hi; i++ {
 			if all || c.words[i].Load()&mask != 0 {
 				runs = appendBlock(runs, blockOf(ci, i))
@@ -236,7 +246,7 @@ func (t *Table) runsWith(e pmem.Extent, mask uint32) []pmem.Extent {
 // its result is meaningful only while no Acquire, Release or Detach runs.
 func (t *Table) Check() error {
 	var referenced uint64
-	var rangedAll int64
+	var rangedAll, rangedPagesSeen int64
 	mem := int64(len(t.dir)) * slotBytes
 	for pi := range t.dir {
 		p := t.dir[pi].Load()
@@ -244,10 +254,17 @@ func (t *Table) Check() error {
 			continue
 		}
 		mem += pageBytes
-		var ranged int32
+		var ranged, pageDetached int32
+		pall := p.r.all.Load()
+		if pall > 0 {
+			rangedPagesSeen++
+		}
 		for j := range p.chunks {
 			c := p.chunks[j].Load()
 			if c == nil {
+				if pall > 0 {
+					referenced += chunkBlocks
+				}
 				continue
 			}
 			mem += chunkBytes
@@ -262,7 +279,7 @@ func (t *Table) Check() error {
 				if w&detachedBit != 0 {
 					detached++
 				}
-				if w&countMask != 0 || all > 0 {
+				if w&countMask != 0 || all > 0 || pall > 0 {
 					referenced++
 				}
 			}
@@ -276,10 +293,20 @@ func (t *Table) Check() error {
 				ranged++
 				rangedAll++
 			}
+			pageDetached += detached
+		}
+		if got := p.r.detached.Load(); got != pageDetached {
+			return fmt.Errorf("pageref: check: directory page %d has %d detached blocks, its counter says %d", pi, pageDetached, got)
+		}
+		if pall > 0 && pageDetached > 0 {
+			return fmt.Errorf("pageref: check: directory page %d has a range count of %d and %d detached blocks", pi, pall, pageDetached)
 		}
 		if got := p.ranged.Load(); got != ranged {
 			return fmt.Errorf("pageref: check: directory page %d counts %d chunks with a range count, holds %d", pi, got, ranged)
 		}
+	}
+	if got := t.rangedPages.Load(); got != rangedPagesSeen {
+		return fmt.Errorf("pageref: check: %d pages counted with a range count, table holds %d", got, rangedPagesSeen)
 	}
 	if got := t.rangedChunks.Load(); got != rangedAll {
 		return fmt.Errorf("pageref: check: %d chunks counted with a range count, table holds %d", got, rangedAll)
