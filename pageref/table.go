@@ -13,9 +13,10 @@
 // on the first Acquire in their range, under a two-level directory. A region
 // of several TiB with nothing pinned costs 32 bytes of directory per GiB.
 // Acquire and Release of a block in an existing chunk are lock-free and do
-// not allocate. A reference to a range counts once for every chunk it
-// covers whole (a range count, as gVisor's segment sets count by range), so
-// pinning a GiB costs 512 operations, not 262,144.
+// not allocate. A reference to a range counts once for every directory page
+// (256 MiB of 4 KiB blocks) and every chunk it covers whole (range counts,
+// as gVisor's segment sets count by range), so pinning an aligned GiB costs
+// 4 operations, not 262,144.
 package pageref
 
 // This file holds the sparse table itself: its layout, construction and the
