@@ -156,7 +156,7 @@ func BenchmarkPunchScatteredPins(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				var pins []*Pin
+				var pins []Pin
 				for blk := int64(0); pinned && blk < size/testBS; blk += 100 {
 					p, err := f.Pin(blk*testBS, testBS, PinOptions{Label: "bench"})
 					if err != nil {

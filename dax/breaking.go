@@ -32,11 +32,18 @@ type breaker struct {
 	fresh  []pmem.Extent // reserved blocks not yet handed out (copy-on-write, zero-range)
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
 
-	detached []pmem.Extent       // blocks moved to busy
-	now      time.Time           // the detach time of every run, set by the first: one record holds them all
-	ticket   uint64              // stamps this operation's busy extents, for the Wait policy
-	pending  []busyextent.Extent // detached runs not yet in the busy set: see addBusy
-	broken   map[*Pin]bool       // pins whose blocks were detached
+	detached []pmem.Extent        // blocks moved to busy
+	now      time.Time            // the detach time of every run, set by the first: one record holds them all
+	ticket   uint64               // stamps this operation's busy extents, for the Wait policy
+	pending  []busyextent.Extent  // detached runs not yet in the busy set: see addBusy
+	broken   map[uint64]brokenPin // pins whose blocks were detached, by id
+}
+
+// brokenPin is what a break needs to call a pin's OnBreak once its locks
+// are gone, when the pin's record may already serve another pin.
+type brokenPin struct {
+	r       *pinRecord
+	onBreak func()
 }
 
 // breakResult is what a breaking operation reports once its locks are gone.
@@ -44,7 +51,7 @@ type breakResult struct {
 	durable  *durable // what the commit owes once the locks are gone: settle it
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
-	broken   map[*Pin]bool
+	broken   map[uint64]brokenPin
 }
 
 // policy resolves a per-call policy against the store default.
@@ -74,8 +81,8 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 	if res == nil {
 		return nil
 	}
-	for p := range res.broken {
-		if p.onBreak != nil && p.broken.CompareAndSwap(false, true) {
+	for id, p := range res.broken {
+		if p.onBreak != nil && p.r.markBroken(id) {
 			p.onBreak()
 		}
 	}
@@ -92,14 +99,14 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 
 // referenced reports the pins holding written blocks of file blocks
 // [fb, fe), for the Fail policy and for error messages.
-func (s *Store) referencedIn(in *inode, fb, fe uint64) []*Pin {
-	seen := map[*Pin]bool{}
-	var out []*Pin
+func (s *Store) referencedIn(in *inode, fb, fe uint64) []PinInfo {
+	seen := map[uint64]bool{}
+	var out []PinInfo
 	for _, m := range in.extents.find(fb, fe) {
 		for _, r := range s.refs.Referenced(m.region()) {
 			for _, p := range s.pinsOn(r) {
-				if !seen[p] {
-					seen[p] = true
+				if !seen[p.ID] {
+					seen[p.ID] = true
 					out = append(out, p)
 				}
 			}
@@ -108,12 +115,8 @@ func (s *Store) referencedIn(in *inode, fb, fe uint64) []*Pin {
 	return out
 }
 
-func pinnedError(pins []*Pin) error {
-	infos := make([]PinInfo, 0, len(pins))
-	for _, p := range pins {
-		infos = append(infos, p.info())
-	}
-	return fmt.Errorf("%w: %s", ErrPinned, describePins(infos))
+func pinnedError(pins []PinInfo) error {
+	return fmt.Errorf("%w: %s", ErrPinned, describePins(pins))
 }
 
 // blockReferenced reports whether the written block backing file block fb
@@ -183,13 +186,13 @@ func (b *breaker) addBusy() error {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(i, j int) int { return cmp.Compare(b.pending[i].Start, b.pending[j].Start) })
-	lastPin := make([]*Pin, len(b.pending)) // the pin last labelled on each run
+	lastPin := make([]*pinRecord, len(b.pending)) // the pin last labelled on each run
 	if len(b.broken) == 0 {
 		// Usually one pin a run: size the map once rather than grow it.
-		b.broken = make(map[*Pin]bool, len(b.pending))
+		b.broken = make(map[uint64]brokenPin, len(b.pending))
 	}
 	single := map[string][]string{} // a shared one-label slice per label
-	s.pins.each(func(p *Pin) {
+	s.pins.each(func(p *pinRecord) {
 		for _, r := range p.runs {
 			// The first run ending after r starts, then on while they
 			// start before r ends: runs do not overlap each other.
@@ -205,7 +208,7 @@ func (b *breaker) addBusy() error {
 					continue
 				}
 				lastPin[i] = p
-				b.broken[p] = true
+				b.broken[p.pinID] = brokenPin{r: p, onBreak: p.onBreak}
 				x := &b.pending[i]
 				if x.Pins == 0 {
 					// The first pin: share the label's slice. Its
@@ -375,7 +378,7 @@ func (f *File) breakLocked(reason busyextent.Reason, policy BreakPolicy,
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: f.s, in: in, key: in.name(), reason: reason, broken: map[*Pin]bool{}}
+	b := &breaker{s: f.s, in: in, key: in.name(), reason: reason, broken: map[uint64]brokenPin{}}
 	return b.run(policy, plan, apply)
 }
 

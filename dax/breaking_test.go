@@ -20,7 +20,7 @@ import (
 // pinnedVictim returns a store whose key "victim" (4 blocks less 10 bytes)
 // is open as f and pinned whole, writable, with a canary, under label
 // "holder"; key "other" is unrelated.
-func pinnedVictim(t *testing.T, mod func(*Options)) (s *Store, f *File, p *Pin, size int64) {
+func pinnedVictim(t *testing.T, mod func(*Options)) (s *Store, f *File, p Pin, size int64) {
 	t.Helper()
 	size = 4*testBS - 10
 	s = newStore(t, 64*testBS, mod)
@@ -235,7 +235,7 @@ func TestOnBreakIsCalledOncePerPinOutsideEveryLock(t *testing.T) {
 			}
 		}
 	}
-	pins := []*Pin{
+	pins := []Pin{
 		mustPin(t, f, 0, 2*testBS, PinOptions{Label: "p0", OnBreak: onBreak(0)}),
 		mustPin(t, f, testBS, 2*testBS, PinOptions{Label: "p1", OnBreak: onBreak(1)}),
 		mustPin(t, f, 6*testBS, 1, PinOptions{Label: "p2", OnBreak: onBreak(2)}),
@@ -294,7 +294,7 @@ func TestPinsDroppingDuringBreaksNeverFailTheStore(t *testing.T) {
 	f := mustOpen(t, s, "k")
 	deadline := time.Now().Add(time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
-		var pins []*Pin
+		var pins []Pin
 		for range 1 + rng.IntN(4) {
 			off := rng.Int64N(7 * testBS)
 			pins = append(pins, mustPin(t, f, off, 1+rng.Int64N(testBS), PinOptions{}))

@@ -50,7 +50,7 @@ func TestBreakOverManyPinsJournalsABusyRecord(t *testing.T) {
 				mustPut(t, s, key, pattern(1, 2*testBS))
 				f := mustOpen(t, s, key)
 				defer f.Close()
-				pins := make([]*Pin, 0, c.pins)
+				pins := make([]Pin, 0, c.pins)
 				for i := range c.pins {
 					pins = append(pins, mustPin(t, f, 0, testBS, PinOptions{Label: c.label(i)}))
 				}
@@ -134,7 +134,7 @@ func TestPinBeyondMaxPinsPerBlockIsRefused(t *testing.T) {
 	mustPut(t, s, "k", pattern(1, 2*testBS))
 	f := mustOpen(t, s, "k")
 	defer f.Close()
-	var pins []*Pin
+	var pins []Pin
 	for range limit {
 		pins = append(pins, mustPin(t, f, 0, testBS, PinOptions{}))
 	}
@@ -225,18 +225,17 @@ func TestRemovingAPinADrainAlreadyTookKeepsTheRegistry(t *testing.T) {
 	// after the Close drained the registry: the shard must not lose the
 	// pins registered since.
 	var r pinRegistry
-	p1, p2, p3 := &Pin{}, &Pin{}, &Pin{}
-	r.add(p1, 0)
-	r.add(p2, 0)
-	if n := r.drain(func(*Pin) {}); n != 2 {
+	p1 := r.add(nil, &pinFields{}, 0)
+	r.add(nil, &pinFields{}, 0)
+	if n := r.drain(func(*pinRecord) {}); n != 2 {
 		t.Fatalf("drained %d pins, want 2", n)
 	}
-	r.add(p3, 0)
-	r.remove(p1)
-	if r.len() != 1 || r.shards[0].head != p3 {
-		t.Fatalf("after removing a drained pin: %d pins, head %p, want 1 and %p", r.len(), r.shards[0].head, p3)
+	p3 := r.add(nil, &pinFields{}, 0)
+	r.remove(p1.r)
+	if r.len() != 1 || r.shards[0].head != p3.r {
+		t.Fatalf("after removing a drained pin: %d pins, head %p, want 1 and %p", r.len(), r.shards[0].head, p3.r)
 	}
-	r.remove(p3)
+	r.remove(p3.r)
 	if r.len() != 0 || r.shards[0].head != nil {
 		t.Fatalf("registry not empty: %d pins", r.len())
 	}

@@ -46,7 +46,7 @@ func TestBreakOfScatteredPinsJournalsOneBusyRecord(t *testing.T) {
 			s := newStore(t, 2*blocks*testBS, nil)
 			mustPut(t, s, "big", pattern(7, blocks*testBS))
 			f := mustOpen(t, s, "big")
-			var pins []*Pin
+			var pins []Pin
 			for b := int64(0); b < blocks; b += every {
 				pins = append(pins, mustPin(t, f, b*testBS, testBS, PinOptions{Label: fmt.Sprint("pin ", b%3)}))
 			}

@@ -160,9 +160,9 @@ func (s *Store) checkStructures(bad func(string, ...any)) {
 }
 
 // checkReferences compares the reference table (counts and detached marks)
-// with the pins, the files, the busy set and free space. With quiesce and
-// the pin gate held exclusive no reference is taken or dropped (reads,
-// pins and Unpin all hold one of them), and commitMu keeps the releaser
+// with the pins, the files, the busy set and free space. With quiesce held
+// exclusive and every pin registry shard locked no reference is taken or
+// dropped (reads, pins and Unpin all hold one of them), and commitMu keeps the releaser
 // from committing, so the comparison is exact.
 func (s *Store) checkReferences(bad func(string, ...any)) (referenced []pmem.Extent) {
 	region := pmem.Extent{Start: 1, Len: s.refs.Blocks() - 1}
@@ -198,7 +198,7 @@ func (s *Store) checkReferences(bad func(string, ...any)) (referenced []pmem.Ext
 
 	// Each block's count is the number of pins that cover it.
 	var edges []pinEdge
-	s.pins.each(func(p *Pin) {
+	s.pins.eachLocked(func(p *pinRecord) {
 		for _, r := range p.runs {
 			edges = append(edges, pinEdge{r.Start, 1}, pinEdge{r.End(), -1})
 		}

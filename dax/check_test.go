@@ -16,7 +16,7 @@ type checkFixture struct {
 	written pmem.Block // a written block of "a", pinned by pin
 	busy    pmem.Block // a busy block, pinned by pin2
 	free    pmem.Block // a free block
-	pin     *Pin
+	pin     Pin
 }
 
 func newCheckFixture(t *testing.T) *checkFixture {
@@ -37,7 +37,7 @@ func newCheckFixture(t *testing.T) *checkFixture {
 		t.Fatal(err)
 	}
 	mustCheck(t, s)
-	return &checkFixture{s: s, written: pin.runs[0].Start, busy: pin2.runs[0].Start,
+	return &checkFixture{s: s, written: pin.r.runs[0].Start, busy: pin2.r.runs[0].Start,
 		free: s.free.Extents()[0].Start, pin: pin}
 }
 

@@ -14,7 +14,7 @@ import (
 
 // pinnedStore returns a store in dir with key "k" (4 blocks) and one pin of
 // its first 2 blocks labelled "reader".
-func pinnedStore(t *testing.T, dir string) (*Store, *Pin) {
+func pinnedStore(t *testing.T, dir string) (*Store, Pin) {
 	t.Helper()
 	s, err := Open(dir, &Options{Size: 64 * testBS, NoSync: true, NoAdminSocket: true})
 	if err != nil {
@@ -111,7 +111,7 @@ func TestCloseWithForceInvalidatesThePinsAndReopensClean(t *testing.T) {
 	if err := s.CloseWith(context.Background(), CloseOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	for _, pin := range []*Pin{p, p2} {
+	for _, pin := range []Pin{p, p2} {
 		if pin.Bytes() != nil {
 			t.Errorf("pin %q: Bytes is not nil after a forced Close", pin.Label())
 		}
@@ -145,7 +145,7 @@ func TestForcedCloseRacingUnpinsReopensClean(t *testing.T) {
 		}
 		mustPut(t, s, "k", pattern(1, 64*testBS))
 		f := mustOpen(t, s, "k")
-		var pins []*Pin
+		var pins []Pin
 		for j := range int64(64) {
 			pins = append(pins, mustPin(t, f, j*testBS, testBS, PinOptions{}))
 		}

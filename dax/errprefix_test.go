@@ -27,7 +27,7 @@ type namedCall struct {
 // errorCalls provokes the errors of a healthy store holding key "k" (two
 // written blocks, the first pinned by p), in order: the last one detaches
 // the pinned block. Each call returns an error.
-func errorCalls(s *Store, f *File, p *Pin) []namedCall {
+func errorCalls(s *Store, f *File, p Pin) []namedCall {
 	expired, cancel := context.WithCancel(context.Background())
 	cancel()
 	read := func(off int64) func() error {
@@ -85,7 +85,7 @@ func errorCalls(s *Store, f *File, p *Pin) []namedCall {
 
 // unusableCalls provokes the errors of a store that failed or was closed,
 // with f open on "k" and p a pin of it.
-func unusableCalls(s *Store, f *File, p *Pin) map[string]func() error {
+func unusableCalls(s *Store, f *File, p Pin) map[string]func() error {
 	return map[string]func() error{
 		"Create":    func() error { _, err := s.Create("new"); return err },
 		"Put":       func() error { return s.Put("k", []byte("v")) },
@@ -102,7 +102,7 @@ func unusableCalls(s *Store, f *File, p *Pin) map[string]func() error {
 }
 
 func TestNoErrorCarriesTheDaxstorePrefixTwice(t *testing.T) {
-	setup := func(t *testing.T) (*Store, *File, *Pin) {
+	setup := func(t *testing.T) (*Store, *File, Pin) {
 		s := newStore(t, 64*testBS, func(o *Options) { o.AllocWait = -1 })
 		mustPut(t, s, "k", pattern(1, 2*testBS))
 		f := mustOpen(t, s, "k")

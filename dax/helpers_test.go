@@ -138,7 +138,7 @@ func pattern(seed byte, n int) []byte {
 }
 
 // pinBytes concatenates a pin's slices.
-func pinBytes(p *Pin) []byte {
+func pinBytes(p Pin) []byte {
 	var out []byte
 	for _, b := range p.Bytes() {
 		out = append(out, b...)
@@ -185,7 +185,7 @@ func mustGet(t testing.TB, s *Store, key string) []byte {
 }
 
 // mustPin pins [off, off+n) of f.
-func mustPin(t testing.TB, f *File, off, n int64, o PinOptions) *Pin {
+func mustPin(t testing.TB, f *File, off, n int64, o PinOptions) Pin {
 	t.Helper()
 	p, err := f.Pin(off, n, o)
 	if err != nil {

@@ -52,7 +52,7 @@ func (s *Store) Busy() []BusyExtent {
 		// bounded list of distinct labels and a count.
 		var live busyextent.Extent
 		for _, p := range s.pinsOn(x.Extent) {
-			live.AddPin(p.label)
+			live.AddPin(p.Label)
 		}
 		b.Pins = live.Pins
 		if live.Labels != nil {
@@ -77,11 +77,8 @@ func busyExtent(x busyextent.Extent, bs int64) BusyExtent {
 
 // Pins returns the outstanding pins, oldest first.
 func (s *Store) Pins() []PinInfo {
-	pins := s.pins.all()
-	out := make([]PinInfo, 0, len(pins))
-	for _, p := range pins {
-		out = append(out, p.info())
-	}
+	out := []PinInfo{}
+	s.pins.each(func(r *pinRecord) { out = append(out, r.info()) })
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
 			return out[i].Created.Before(out[j].Created)

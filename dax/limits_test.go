@@ -44,7 +44,7 @@ func TestLimitsWorkOrAreRefusedUpFront(t *testing.T) {
 	key := func(n int) string { return strings.Repeat("k", n) }
 	cases := []limitCase{
 		{name: "100,000 pins on one block", run: func(_ *Store, f *File) error {
-			pins := make([]*Pin, 0, 100_000)
+			pins := make([]Pin, 0, 100_000)
 			defer func() {
 				for _, p := range pins {
 					p.Unpin()

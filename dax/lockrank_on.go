@@ -84,3 +84,6 @@ func dropRank(g uint64, r lockRank) bool {
 	}
 	return false
 }
+
+// lockcheckBuild tells tests that the hooks run (and allocate).
+const lockcheckBuild = true

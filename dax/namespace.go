@@ -48,6 +48,9 @@ type inode struct {
 	mtime    time.Time
 	removed  bool // the key was removed; open Files get ErrNotFound
 	external bool // the journal keeps the extents in extent records, not in the inode record
+	// pinCache is a written extent that Pin may use without mapMu; see
+	// pinCache for why it stays true.
+	pinCache pinCache
 
 	// users counts open Files and operations in flight on the inode. It
 	// rises only under the namespace lock (shared is enough), and the
@@ -105,6 +108,9 @@ func (in *inode) lockAll() {
 	in.ioMu.Lock()
 	in.invalMu.Lock()
 	in.mapMu.Lock()
+	// Whoever holds every lock may take written blocks from the file: the
+	// extent that Pin's fast path remembers may no longer be the file's.
+	in.pinCache.clear()
 }
 
 func (in *inode) unlockAll() {

@@ -49,10 +49,62 @@ func checkLabel(label string) error {
 }
 
 // Pin holds region blocks of one file range alive and gives zero-copy access
-// to them. Its methods are safe for concurrent use.
+// to them. It is a small value, a handle: copies of it are the same pin, and
+// taking and dropping one allocates nothing. The pin's record lives in a
+// store-owned slab and is reused once the pin is unpinned; the handle carries
+// the pin's id, a generation, so that a second Unpin, or any use of a handle
+// whose record now serves another pin, fails with ErrUnpinned and never
+// touches that other pin (TestStaleHandleAfterReuse).
+//
+// Its methods are safe for concurrent use, with one exception that is a
+// use-after-unpin anyway: Bytes and Flush must not run concurrently with the
+// Unpin of the same pin. The zero Pin is not a pin: Unpin and Flush return
+// ErrUnpinned and Bytes returns nil.
 type Pin struct {
-	s        *Store
-	id       uint64
+	r     *pinRecord
+	id    uint64 // the pin's id: r serves this pin while r.id holds it
+	off   int64
+	n     int64
+	label string
+}
+
+// closedMark is set in a record's id by a forced Close: the pin's first
+// Unpin then reports ErrClosed. Pin ids stay below it.
+const closedMark = uint64(1) << 63
+
+// pinRecord is the store's state of one pin. Records are kept per registry
+// shard and reused: a pin's fields are written before its record is
+// registered, then read by the registry's walkers under the shard lock and
+// by the holder through a handle whose id matches.
+type pinRecord struct {
+	s *Store
+	// id is the id of the pin the record serves, 0 while it serves none,
+	// and the pin's id with closedMark once a forced Close invalidated it.
+	// Unpin moves it to 0 with a compare-and-swap from the handle's id: the
+	// one place where a handle claims its record, so exactly one Unpin of a
+	// pin succeeds.
+	id atomic.Uint64
+	// brokenID is the newest id among the record's pins whose OnBreak was
+	// called: OnBreak runs once per pin, and a record's ids only grow.
+	brokenID atomic.Uint64
+
+	pinFields
+	pinID uint64 // the id of the pin last registered in the record
+
+	// The storage of runs and bytes for a pin of one run, the common case,
+	// so that such a pin allocates nothing once its record exists.
+	run1   [1]pmem.Extent
+	bytes1 [1][]byte
+
+	// The registry's links, under the lock of shard shard: the shard's
+	// registered pins, or its free records (through next alone).
+	prev, next *pinRecord
+	shard      uint8
+}
+
+// pinFields are what a pin is: written when its record is registered,
+// unchanged until it is unpinned.
+type pinFields struct {
 	ino      uint64
 	key      string
 	off, n   int64
@@ -62,19 +114,25 @@ type Pin struct {
 	age      time.Duration // when it was pinned: s.epoch plus age (see pinAge)
 	runs     []pmem.Extent // region blocks held, file order, each physically contiguous
 	bytes    [][]byte      // the pinned range, one slice per run
+}
 
-	// The storage of runs and bytes for a pin of one run, the common case,
-	// so that such a pin costs one allocation.
-	run1   [1]pmem.Extent
-	bytes1 [1][]byte
+// markBroken reports whether OnBreak of pin id is still to be called, and
+// records that it now is.
+func (r *pinRecord) markBroken(id uint64) bool {
+	for {
+		v := r.brokenID.Load()
+		if v >= id {
+			return false
+		}
+		if r.brokenID.CompareAndSwap(v, id) {
+			return true
+		}
+	}
+}
 
-	released atomic.Bool // Unpin ran, or a forced Close invalidated the pin
-	unpinned atomic.Bool // the holder called Unpin
-	broken   atomic.Bool // OnBreak was called
-
-	// The registry's links, under the lock of shard shard.
-	prev, next *Pin
-	shard      uint8
+// handle returns the holder's view of the pin that r now serves.
+func (r *pinRecord) handle() Pin {
+	return Pin{r: r, id: r.id.Load(), off: r.off, n: r.n, label: r.label}
 }
 
 // Pin pins bytes [off, off+n) of the file, which must lie inside it. Holes
@@ -87,39 +145,45 @@ type Pin struct {
 // A label that is not UTF-8 or longer than MaxLabelLen fails with
 // ErrInvalidLabel, and a pin that would take a block past MaxPinsPerBlock
 // fails with ErrTooManyPins; neither takes a reference.
-func (f *File) Pin(off, n int64, opts PinOptions) (*Pin, error) {
+func (f *File) Pin(off, n int64, opts PinOptions) (Pin, error) {
 	if f.s.opts.ReadOnly {
 		// A pin exists to survive layout changes, and may fill holes or
 		// convert unwritten blocks: none of that belongs to a reader.
-		return nil, f.errorf("pin", ErrReadOnly)
+		return Pin{}, f.errorf("pin", ErrReadOnly)
 	}
 	if err := checkRange(off, n); err != nil {
-		return nil, f.errorf("pin", err)
+		return Pin{}, f.errorf("pin", err)
 	}
 	if err := checkLabel(opts.Label); err != nil {
-		return nil, f.errorf("pin", err)
+		return Pin{}, f.errorf("pin", err)
 	}
 	if n == 0 {
-		return nil, f.errorf("pin", fmt.Errorf("empty range: %w", ErrInvalidRange))
+		return Pin{}, f.errorf("pin", fmt.Errorf("empty range: %w", ErrInvalidRange))
 	}
-	if p := f.pinWritten(off, n, opts); p != nil {
+	if p, ok := f.pinWritten(off, n, &opts); ok {
 		return p, nil
 	}
-	var p *Pin
+	return f.pinSlow(off, n, opts)
+}
+
+// pinSlow is Pin's general path, kept out of line so that the fast path's
+// frame stays small.
+func (f *File) pinSlow(off, n int64, opts PinOptions) (Pin, error) {
+	var p Pin
 	err := f.s.retrySpace(context.Background(), func() (err error) {
 		p, err = f.pin(off, n, opts)
 		return err
 	})
 	if err != nil {
-		return nil, f.errorf("pin", err)
+		return Pin{}, f.errorf("pin", err)
 	}
 	return p, nil
 }
 
-func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
+func (f *File) pin(off, n int64, opts PinOptions) (Pin, error) {
 	s := f.s
 	if err := f.enter(true); err != nil {
-		return nil, err
+		return Pin{}, err
 	}
 	defer s.end()
 	p, d, err := f.pinLocked(off, n, opts)
@@ -130,17 +194,17 @@ func (f *File) pin(off, n int64, opts PinOptions) (*Pin, error) {
 	// nobody has seen.
 	if serr := s.settle(d); serr != nil && err == nil {
 		_ = p.Unpin()
-		return nil, serr
+		return Pin{}, serr
 	}
 	if err != nil {
-		return nil, err
+		return Pin{}, err
 	}
 	return p, nil
 }
 
 // pinLocked is pin under the file's invalidate and extent-map locks. It
 // returns the pin and what the commit that materialized its blocks owes.
-func (f *File) pinLocked(off, n int64, opts PinOptions) (*Pin, *durable, error) {
+func (f *File) pinLocked(off, n int64, opts PinOptions) (Pin, *durable, error) {
 	s, in := f.s, f.in
 	key := f.Key()
 	in.invalMu.RLock()
@@ -148,15 +212,15 @@ func (f *File) pinLocked(off, n int64, opts PinOptions) (*Pin, *durable, error) 
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	if err := f.live(); err != nil {
-		return nil, nil, err
+		return Pin{}, nil, err
 	}
 	if off+n > in.size {
-		return nil, nil, fmt.Errorf("range [%d,+%d) past end of file (size %d): %w", off, n, in.size, ErrInvalidRange)
+		return Pin{}, nil, fmt.Errorf("range [%d,+%d) past end of file (size %d): %w", off, n, in.size, ErrInvalidRange)
 	}
 	fb, fe := s.blockSpan(off, n)
 	d, err := s.materialize(in, fb, fe)
 	if err != nil {
-		return nil, nil, err
+		return Pin{}, nil, err
 	}
 	var runs []pmem.Extent
 	for _, m := range in.extents.find(fb, fe) {
@@ -174,75 +238,105 @@ func (f *File) pinLocked(off, n int64, opts PinOptions) (*Pin, *durable, error) 
 				_ = s.refs.Release(held)
 			}
 			if errors.Is(err, pageref.ErrTooManyRefs) {
-				return nil, d, fmt.Errorf("a block of %v already holds %d references, the most a pin may add to: %w", e, limit, ErrTooManyPins)
+				return Pin{}, d, fmt.Errorf("a block of %v already holds %d references, the most a pin may add to: %w", e, limit, ErrTooManyPins)
 			}
-			return nil, d, err
+			return Pin{}, d, err
 		}
 	}
-	p := &Pin{
-		s: s, ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
+	pf := pinFields{
+		ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
 		onBreak: opts.OnBreak, age: s.pinAge(), runs: runs,
+		bytes: s.pinnedBytes(runs, off-int64(fb)*s.bs, n),
 	}
-	p.bytes = s.pinnedBytes(runs, off-int64(fb)*s.bs, n)
-	s.pins.add(p, pinHint(runs[0].Start))
-	return p, d, nil
+	return s.pins.add(s, &pf, pinHint(runs[0].Start)), d, nil
 }
 
 // pinWritten is Pin's fast path, for a range that lies in one written
 // extent: nothing needs to be allocated, zeroed or committed, so it takes
-// the file's invalidate lock shared, looks the extent up, takes the
-// references and registers the pin, with one allocation and no store-wide
-// lock but quiesce. It returns nil, having changed nothing, whenever the
-// general path must run instead, which then also reports any error.
-func (f *File) pinWritten(off, n int64, opts PinOptions) *Pin {
+// the file's invalidate lock shared, finds the extent in the file's pin
+// cache (or, on a miss, in the extent map under mapMu, and caches it),
+// takes the references and registers the pin, with no allocation once the
+// shard has a free record, and no store-wide lock but the registry shard's
+// (see pinRegistry.pinOne). It returns ok false, having changed nothing, whenever the general
+// path must run instead, which then also reports any error.
+func (f *File) pinWritten(off, n int64, opts *PinOptions) (p Pin, ok bool) {
 	s, in := f.s, f.in
 	if f.closed.Load() {
-		return nil
+		return Pin{}, false
 	}
 	in.invalMu.RLock()
 	defer in.invalMu.RUnlock()
-	in.mapMu.Lock()
-	if in.removed || off+n > in.size {
-		in.mapMu.Unlock()
-		return nil
-	}
 	fb, fe := s.blockSpan(off, n)
-	m, ok := in.extents.at(fb)
-	if !ok || m.unwritten || m.fileEnd() < fe {
+	m, size, hit := in.pinCache.load()
+	if !hit || off+n > size || fb < m.fileBlock || m.fileEnd() < fe {
+		in.mapMu.Lock()
+		if in.removed || off+n > in.size {
+			in.mapMu.Unlock()
+			return Pin{}, false
+		}
+		m, hit = in.extents.at(fb)
+		if !hit || m.unwritten || m.fileEnd() < fe {
+			in.mapMu.Unlock()
+			return Pin{}, false
+		}
+		in.pinCache.store(m, in.size)
 		in.mapMu.Unlock()
-		return nil
 	}
-	key := in.name()
-	in.mapMu.Unlock()
 	run := pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
-	hint := pinHint(run.Start)
-	// The gate, not quiesce, keeps Close and Check out: its shards spread
-	// pins on different cores over different cache lines. Taking it after
-	// the invalidate lock is safe: its only exclusive holders, Close and
-	// Check, take no file lock.
-	gate := s.pinGate.rlock(hint)
-	defer gate.RUnlock()
-	if s.closed.Load() || s.hasFailed.Load() {
-		return nil
-	}
-	// Only a layout-breaking operation, which needs the invalidate lock
-	// exclusive, can take these written blocks from the file: the
-	// references need not be taken under mapMu.
-	if s.refs.AcquireUpTo(run, s.pins.perBlock()) != nil {
-		return nil
-	}
-	p := &Pin{
-		s: s, ino: in.ino, key: key, off: off, n: n, label: opts.Label, writable: opts.Writable,
+	skip := off - int64(fb)*s.bs
+	pf := pinFields{
+		ino: in.ino, key: in.name(), off: off, n: n, label: opts.Label, writable: opts.Writable,
 		onBreak: opts.OnBreak, age: s.pinAge(),
 	}
-	skip := off - int64(fb)*s.bs
-	p.run1[0] = run
-	p.bytes1[0] = s.region.Bytes(run)[skip : skip+n : skip+n]
-	p.runs, p.bytes = p.run1[:], p.bytes1[:]
 	// Registered before the invalidate lock is dropped, so that a break
 	// that detaches these blocks finds the pin (labels, OnBreak).
-	s.pins.add(p, hint)
-	return p
+	return s.pins.pinOne(s, &pf, run, skip)
+}
+
+// pinCache remembers one written extent of a file and a size the file has
+// at least, for Pin's fast path: a pin inside it needs neither mapMu nor
+// the extent map. It is written under mapMu and read with no lock, as a
+// sequence lock of atomics. What it says stays true until a layout-breaking
+// operation, the only one that takes written blocks from a file, removes
+// it or shrinks it, and that operation clears the cache under every file
+// lock (inode.lockAll); a reader holds the invalidate lock shared, so no
+// such operation runs between its reading the cache and registering its
+// pin.
+type pinCache struct {
+	seq       atomic.Uint64 // odd while a writer changes the fields
+	fileBlock atomic.Uint64
+	start     atomic.Uint64
+	blocks    atomic.Uint64 // 0: nothing cached
+	size      atomic.Int64
+}
+
+// load returns the cached extent and size; ok is false when nothing is
+// cached or a writer is at work.
+func (c *pinCache) load() (m mapping, size int64, ok bool) {
+	seq := c.seq.Load()
+	if seq&1 != 0 {
+		return mapping{}, 0, false
+	}
+	m = mapping{fileBlock: c.fileBlock.Load(), start: pmem.Block(c.start.Load()), n: c.blocks.Load()}
+	size = c.size.Load()
+	return m, size, m.n != 0 && c.seq.Load() == seq
+}
+
+// store caches written extent m and size. mapMu must be held.
+func (c *pinCache) store(m mapping, size int64) {
+	c.seq.Add(1)
+	c.fileBlock.Store(m.fileBlock)
+	c.start.Store(uint64(m.start))
+	c.blocks.Store(m.n)
+	c.size.Store(size)
+	c.seq.Add(1)
+}
+
+// clear forgets the cached extent. mapMu must be held.
+func (c *pinCache) clear() {
+	c.seq.Add(1)
+	c.blocks.Store(0)
+	c.seq.Add(1)
 }
 
 // pinAge returns the time since the store was opened, for a pin's creation
@@ -322,75 +416,82 @@ func (s *Store) pinnedBytes(runs []pmem.Extent, skip, n int64) [][]byte {
 // range. Stores into them through a Writable pin reach the region; call
 // Flush to make them durable. After Unpin it returns nil: the slices must
 // not be used after Unpin.
-func (p *Pin) Bytes() [][]byte {
-	if p.released.Load() {
+func (p Pin) Bytes() [][]byte {
+	if p.r == nil || p.r.id.Load() != p.id {
 		return nil
 	}
-	return p.bytes
+	return p.r.bytes
 }
 
 // Flush makes stores made through the pin's slices durable.
-func (p *Pin) Flush() error {
-	if p.released.Load() {
-		// A forced Close also marks its pins released: report the closed
-		// store, as Unpin does, unless the holder unpinned first.
-		if !p.unpinned.Load() && p.s.closed.Load() {
-			return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrClosed)
-		}
+func (p Pin) Flush() error {
+	r := p.r
+	if r == nil {
+		return fmt.Errorf("daxstore: flush pin: %w", ErrUnpinned)
+	}
+	switch r.id.Load() {
+	case p.id:
+	case p.id | closedMark:
+		// A forced Close invalidated the pin: report the closed store,
+		// as Unpin does, unless the holder unpinned first.
+		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrClosed)
+	default:
 		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrUnpinned)
 	}
-	if err := p.s.begin(false); err != nil {
+	s := r.s
+	if err := s.begin(false); err != nil {
 		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, err)
 	}
-	defer p.s.end()
+	defer s.end()
 	var errs []error
-	for _, e := range p.runs {
-		errs = append(errs, p.s.region.Flush(e))
+	for _, e := range r.runs {
+		errs = append(errs, s.region.Flush(e))
 	}
-	p.s.region.Drain()
+	s.region.Drain()
 	return errors.Join(errs...)
 }
 
 // Unpin releases the pin. Blocks that the file detached meanwhile are freed
 // once their last pin drops. A second Unpin returns ErrUnpinned and changes
-// nothing, whether or not the store was closed in between; the first Unpin
-// of a pin that a forced Close invalidated returns ErrClosed.
-func (p *Pin) Unpin() error {
-	s := p.s
-	// The pin gate, held shared, keeps Check from seeing a pin half
-	// released: references dropped but still registered.
-	gate := s.pinGate.rlock(pinHint(p.runs[0].Start))
-	defer gate.RUnlock()
-	if p.unpinned.Swap(true) {
-		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrUnpinned)
+// nothing, whether or not the store was closed in between, and so does the
+// Unpin of a copy of an unpinned handle even after its record serves a new
+// pin; the first Unpin of a pin that a forced Close invalidated returns
+// ErrClosed.
+func (p Pin) Unpin() error {
+	r := p.r
+	if r == nil {
+		return fmt.Errorf("daxstore: unpin: %w", ErrUnpinned)
 	}
-	if !p.released.CompareAndSwap(false, true) {
+	switch err := r.s.pins.unpin(r, p.id); {
+	case err == errPinClosed:
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)
-	}
-	// Drop the references before leaving the registry: a Close waiting for
-	// the last pin then finds every release already queued, and commits it
-	// before it closes the journal.
-	var errs []error
-	for _, e := range p.runs {
-		if err := s.refs.Release(e); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.pins.remove(p)
-	if err := errors.Join(errs...); err != nil {
+	case err == errPinGone:
+		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrUnpinned)
+	case err != nil:
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, err)
 	}
 	return nil
 }
 
-// Label returns the pin's label.
-func (p *Pin) Label() string { return p.label }
+// releaseRuns drops one reference from each of runs.
+func (s *Store) releaseRuns(runs []pmem.Extent) error {
+	var errs []error
+	for _, e := range runs {
+		if err := s.refs.Release(e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
-// Offset and Len return the pinned file range.
-func (p *Pin) Offset() int64 { return p.off }
+// Label returns the pin's label.
+func (p Pin) Label() string { return p.label }
+
+// Offset returns the offset of the pinned file range.
+func (p Pin) Offset() int64 { return p.off }
 
 // Len returns the number of pinned bytes.
-func (p *Pin) Len() int64 { return p.n }
+func (p Pin) Len() int64 { return p.n }
 
 // PinInfo describes a pin for inspection.
 type PinInfo struct {
@@ -406,11 +507,14 @@ type PinInfo struct {
 	Detached uint64    `json:"detached"` // of those, blocks the file no longer owns (busy)
 }
 
-func (p *Pin) info() PinInfo {
-	pi := PinInfo{ID: p.id, Key: p.key, Ino: p.ino, Offset: p.off, Length: p.n, Label: p.label, Writable: p.writable, Created: p.s.epoch.Add(p.age)}
-	for _, e := range p.runs {
+// info describes the pin that r serves. The caller holds r's shard lock, so
+// that r is not reused meanwhile.
+func (r *pinRecord) info() PinInfo {
+	s := r.s
+	pi := PinInfo{ID: r.pinID, Key: r.key, Ino: r.ino, Offset: r.off, Length: r.n, Label: r.label, Writable: r.writable, Created: s.epoch.Add(r.age)}
+	for _, e := range r.runs {
 		pi.Blocks += e.Len
-		for _, x := range p.s.busy.Overlapping(e) {
+		for _, x := range s.busy.Overlapping(e) {
 			if c, ok := x.Extent.Intersect(e); ok {
 				pi.Detached += c.Len
 			}
@@ -419,13 +523,13 @@ func (p *Pin) info() PinInfo {
 	return pi
 }
 
-// pinsOn returns the pins holding any block of e.
-func (s *Store) pinsOn(e pmem.Extent) []*Pin {
-	var out []*Pin
-	s.pins.each(func(p *Pin) {
-		for _, r := range p.runs {
-			if r.Overlaps(e) {
-				out = append(out, p)
+// pinsOn describes the pins holding any block of e.
+func (s *Store) pinsOn(e pmem.Extent) []PinInfo {
+	var out []PinInfo
+	s.pins.each(func(r *pinRecord) {
+		for _, x := range r.runs {
+			if x.Overlaps(e) {
+				out = append(out, r.info())
 				break
 			}
 		}

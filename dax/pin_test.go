@@ -16,7 +16,7 @@ import (
 // key that ever shows it has been handed a pinned block.
 var canary = []byte("CANARY-PINNED-BYTES!")
 
-func fillCanary(p *Pin) {
+func fillCanary(p Pin) {
 	for _, b := range p.Bytes() {
 		for i := 0; i < len(b); i += len(canary) {
 			copy(b[i:], canary)

@@ -297,7 +297,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, policy BreakPolicy) (*
 	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
-	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[uint64]brokenPin{}}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
@@ -585,7 +585,7 @@ func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, erro
 	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
-	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[*Pin]bool{}}
+	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[uint64]brokenPin{}}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {

@@ -30,7 +30,7 @@ func TestEachDetachedBlockIsFreedExactlyOnce(t *testing.T) {
 
 			// Many pins of overlapping byte ranges; some blocks stay
 			// unpinned and must be freed at once by the detach.
-			var pins []*Pin
+			var pins []Pin
 			pinned := map[int64]bool{}
 			for i := 0; i < 40; i++ {
 				first := rng.Int64N(fileBlocks - 4)
@@ -68,7 +68,7 @@ func TestEachDetachedBlockIsFreedExactlyOnce(t *testing.T) {
 			mustCheck(t, s)
 
 			rng.Shuffle(len(pins), func(i, j int) { pins[i], pins[j] = pins[j], pins[i] })
-			work := make(chan *Pin)
+			work := make(chan Pin)
 			var wg sync.WaitGroup
 			errs := make(chan error, len(pins)*2)
 			for range 4 {
@@ -114,7 +114,7 @@ func TestEachDetachedBlockIsFreedExactlyOnce(t *testing.T) {
 // fullStore returns a store whose data blocks are all taken: 8 by key
 // "pinned", pinned under label "slow-reader" and then removed (so busy),
 // and the rest by key "fill", which is 12 blocks long with a hole at 8..11.
-func fullStore(t *testing.T, allocWait time.Duration) (*Store, *Pin) {
+func fullStore(t *testing.T, allocWait time.Duration) (*Store, Pin) {
 	t.Helper()
 	s := newStore(t, 17*testBS, func(o *Options) { o.AllocWait = allocWait })
 	mustPut(t, s, "pinned", pattern(1, 8*testBS))

@@ -94,9 +94,8 @@ type Store struct {
 	releaser *busyextent.Releaser
 	prefault *prefaulter
 
-	pins    pinRegistry // every outstanding pin
-	epoch   time.Time   // when Open began; pins record their time relative to it
-	pinGate pinGate     // held shared by Pin's fast path; see lockOut
+	pins  pinRegistry // every outstanding pin
+	epoch time.Time   // when Open began; pins record their time relative to it
 
 	admin *adminServer
 	stats counters
@@ -609,7 +608,7 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 		gone, done := s.pins.emptied()
 		n := s.pins.len()
 		if n == 0 || opts.Force {
-			// A Pin in flight holds quiesce or the pin gate shared and
+			// A Pin in flight holds quiesce or a pin registry shard and
 			// registers its pin before it lets go, so "no pins" is final
 			// only with both held exclusive: look again there, or a pin
 			// that Pin has just returned would be invalidated by a Close
@@ -623,7 +622,7 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 			n = s.pins.len()
 			if n == 0 || opts.Force {
 				done()
-				break // with quiesce and the gate held
+				break // with quiesce and the registry held
 			}
 			s.unlockOut()
 		}
@@ -642,7 +641,15 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 	s.closed.Store(true)
 	s.unlockOut()
 
-	forced := s.pins.drain(func(p *Pin) { p.released.Store(true) })
+	forced := s.pins.drain(func(r *pinRecord) {
+		// Mark the pin closed unless its Unpin already claimed it.
+		for {
+			v := r.id.Load()
+			if v == 0 || v&closedMark != 0 || r.id.CompareAndSwap(v, v|closedMark) {
+				return
+			}
+		}
+	})
 	if forced > 0 {
 		// The holders may still touch their slices: keep the mapping.
 		s.region = nil
@@ -714,14 +721,15 @@ func (s *Store) begin(mutating bool) error {
 }
 
 // lockOut waits for every operation and pin in flight to finish and keeps
-// new ones out until unlockOut: quiesce and the pin gate held exclusive.
+// new ones out until unlockOut: quiesce held exclusive and every pin
+// registry shard locked (a fast Pin holds no quiesce; see pinRegistry.pinOne).
 func (s *Store) lockOut() {
 	s.quiesce.Lock()
-	s.pinGate.lock()
+	s.pins.lockAll()
 }
 
 func (s *Store) unlockOut() {
-	s.pinGate.unlock()
+	s.pins.unlockAll()
 	s.quiesce.Unlock()
 }
 

@@ -19,7 +19,7 @@ func TestWaitPolicyIgnoresReusedBlocks(t *testing.T) {
 	st := mustStats(t, s)
 	mustPut(t, s, "filler", pattern(2, int(st.FreeBlocks)*testBS)) // the region is full
 	a := mustOpen(t, s, "a")
-	var pa, pb *Pin
+	var pa, pb Pin
 	var reused BusyExtent
 	pa = mustPin(t, a, 0, testBS, PinOptions{Label: "first", OnBreak: func() {
 		if err := pa.Unpin(); err != nil {
@@ -40,16 +40,16 @@ func TestWaitPolicyIgnoresReusedBlocks(t *testing.T) {
 			reused = busy[0]
 		}
 	}})
-	before := pa.runs[0]
+	before := pa.r.runs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := a.TruncateWith(ctx, 0, BreakOptions{Policy: Wait})
-	if pb == nil {
+	if pb == (Pin{}) {
 		t.Fatal("the OnBreak callback did not reuse the block")
 	}
 	defer pb.Unpin()
-	if reused.Key != "b" || reused.Start != uint64(before.Start) || pb.runs[0] != before {
-		t.Fatalf("the test did not reproduce the reuse: busy %+v, b pinned %v, a had %v", reused, pb.runs[0], before)
+	if reused.Key != "b" || reused.Start != uint64(before.Start) || pb.r.runs[0] != before {
+		t.Fatalf("the test did not reproduce the reuse: busy %+v, b pinned %v, a had %v", reused, pb.r.runs[0], before)
 	}
 	if err != nil {
 		t.Fatalf("the truncate's block was released, but it reports %v", err)

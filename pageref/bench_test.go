@@ -144,3 +144,19 @@ func BenchmarkDetach1GiB(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAcquireRelease1GiB takes and drops a reference to 1 GiB of
+// blocks, aligned to chunks: one range count per chunk.
+func BenchmarkAcquireRelease1GiB(b *testing.B) {
+	tb := New(benchBlocks, nil)
+	e := ext(1<<20, 1<<18)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := tb.Acquire(e); err != nil {
+			b.Fatal(err)
+		}
+		if err := tb.Release(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

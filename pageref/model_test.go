@@ -106,9 +106,45 @@ func TestModel(t *testing.T) {
 	}
 }
 
+func TestModelPages(t *testing.T) {
+	// A table of two directory pages and a bit, with extents that cover
+	// whole pages (page range counts), whole chunks and single blocks.
+	seeds, ops := 2, 150
+	if testing.Short() {
+		seeds = 1
+	}
+	base := uint64(time.Now().UnixNano())
+	t.Logf("base seed %d", base)
+	for s := range seeds {
+		seed := base + uint64(s)
+		if log, err := modelRunOn(seed, ops, 2*pageBlocks+3*chunkBlocks+7, randomPageExtent); err != nil {
+			t.Fatalf("seed %d: %v\nop log (last 40):\n%s", seed, err, strings.Join(log[max(0, len(log)-40):], "\n"))
+		}
+	}
+}
+
+// randomPageExtent draws whole pages, one or two, with ragged edges now and
+// then, and otherwise what randomExtent draws.
+func randomPageExtent(rng *rand.Rand, n uint64) pmem.Extent {
+	if rng.IntN(3) != 0 {
+		return randomExtent(rng, n)
+	}
+	first := rng.Uint64N(n / pageBlocks)
+	start := int64(first * pageBlocks)
+	end := int64(min((first+1+rng.Uint64N(2))*pageBlocks, n))
+	if rng.IntN(3) == 0 {
+		start = max(start+rng.Int64N(2*chunkBlocks)-chunkBlocks, 0)
+		end = min(end+rng.Int64N(2*chunkBlocks)-chunkBlocks, int64(n))
+	}
+	return ext(uint64(start), uint64(max(end-start, 1)))
+}
+
 func modelRun(seed uint64, ops int) (log []string, err error) {
+	return modelRunOn(seed, ops, 3*chunkBlocks+7, randomExtent)
+}
+
+func modelRunOn(seed uint64, ops int, n uint64, draw func(*rand.Rand, uint64) pmem.Extent) (log []string, err error) {
 	rng := rand.New(rand.NewPCG(seed, 0))
-	n := uint64(3*chunkBlocks + 7)
 	var rel releases
 	tb := New(n, rel.record)
 	m := &model{count: make([]uint32, n), detached: make([]bool, n)}
@@ -116,7 +152,7 @@ func modelRun(seed uint64, ops int) (log []string, err error) {
 	cancel()
 
 	for i := range ops {
-		e := randomExtent(rng, n)
+		e := draw(rng, n)
 		var got, want error
 		var op string
 		switch k := rng.IntN(10); {
@@ -182,6 +218,17 @@ func randomExtent(rng *rand.Rand, n uint64) pmem.Extent {
 		return ext(rng.Uint64N(n+4), 1+rng.Uint64N(2*n))
 	case 2:
 		return ext(rng.Uint64N(n), 1+rng.Uint64N(2*chunkBlocks))
+	case 3, 4, 5:
+		// Whole chunks, taken as range references, with ragged edges
+		// now and then.
+		first := rng.Uint64N(n / chunkBlocks)
+		start := int64(first * chunkBlocks)
+		end := int64(min((first+1+rng.Uint64N(2))*chunkBlocks, n))
+		if rng.IntN(3) == 0 {
+			start = max(start+rng.Int64N(9)-4, 0)
+			end = min(end+rng.Int64N(9)-4, int64(n))
+		}
+		return ext(uint64(start), uint64(max(end-start, 1)))
 	}
 	edge := rng.Uint64N(n/chunkBlocks+1) * chunkBlocks
 	start := max(int64(edge)+rng.Int64N(40)-20, 0)
@@ -191,11 +238,8 @@ func randomExtent(rng *rand.Rand, n uint64) pmem.Extent {
 func compare(tb *Table, m *model) error {
 	var ref uint64
 	for b := range pmem.Block(len(m.count)) {
-		var w uint32
-		if c := tb.chunk(chunkOf(b)); c != nil {
-			w = c.words[b&chunkMask].Load()
-		}
-		if c, d := w&countMask, w&detachedBit != 0; c != m.count[b] || d != m.detached[b] {
+		// A block's count is its word's plus its chunk's range count.
+		if c, d := tb.Count(b), tb.IsDetached(b); c != m.count[b] || d != m.detached[b] {
 			return fmt.Errorf("block %d: count %d detached %v, want %d and %v", b, c, d, m.count[b], m.detached[b])
 		}
 		if m.count[b] > 0 {

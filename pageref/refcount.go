@@ -14,7 +14,8 @@ package pageref
 //   - Detach:   c → detached|c for c ≥ 1; a word of 0 is left as it is.
 //
 // No transition produces detached|0, and only Release clears the mark, by
-// replacing detached|1 with 0.
+// replacing detached|1 with 0. Chunks covered whole also keep a range count
+// beside the words; ranges.go says why the protocol still holds with it.
 
 import (
 	"fmt"
@@ -27,9 +28,10 @@ import (
 // e is detached (ErrDetached: no new reference may be taken to a block the
 // file no longer owns), or if a count would exceed MaxCount (ErrTooManyRefs).
 //
-// A multi-block Acquire takes its references block by block; when it fails
-// part-way it drops the ones it took before returning, so other goroutines
-// may briefly see them, as they would a successful Acquire and Release.
+// A multi-block Acquire takes its references block by block, except that a
+// chunk it covers whole gets one range reference; when it fails part-way it
+// drops the ones it took before returning, so other goroutines may briefly
+// see them, as they would a successful Acquire and Release.
 //
 // Acquire of one block in an existing chunk takes no lock and does not
 // allocate.
@@ -48,11 +50,37 @@ func (t *Table) AcquireUpTo(e pmem.Extent, limit uint32) error {
 	}
 	limit = min(limit, MaxCount)
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
+		if pi := ci >> pageShift; ci&pageMask == 0 && coversPage(e, pi) {
+			// One range reference for the whole page.
+			ok, err := t.acquirePageAll(t.pageOrCreate(pi), limit)
+			if err != nil {
+				b, _ := t.firstDetached(pmem.Extent{Start: blockOf(ci, 0), Len: pageBlocks})
+				t.undoAcquire(pmem.Extent{Start: e.Start, Len: uint64(blockOf(ci, 0) - e.Start)})
+				return fmt.Errorf("pageref: acquire %v: block %d: %w", e, b, err)
+			}
+			if ok {
+				ci += pageChunks - 1
+				continue
+			}
+		}
 		c := t.chunkOrCreate(ci)
 		lo, hi := span(e, ci)
+		if lo == 0 && hi == chunkBlocks {
+			// One range reference for the whole chunk.
+			ok, err := t.acquireAll(ci, c, limit)
+			if err != nil {
+				b, _ := t.firstDetached(pmem.Extent{Start: blockOf(ci, 0), Len: chunkBlocks})
+				t.undoAcquire(pmem.Extent{Start: e.Start, Len: uint64(blockOf(ci, 0) - e.Start)})
+				return fmt.Errorf("pageref: acquire %v: block %d: %w", e, b, err)
+			}
+			if ok {
+				continue
+			}
+		}
 		var fresh int64 // words taken from 0 to 1
+		pall := t.pageAll(ci)
 		for i := lo; i < hi; i++ {
-			old, err := c.inc(i, limit)
+			old, err := c.inc(i, limit, pall)
 			if err != nil {
 				t.stripe(ci, lo).Add(fresh)
 				b := blockOf(ci, i)
@@ -72,15 +100,16 @@ func (t *Table) AcquireUpTo(e pmem.Extent, limit uint32) error {
 
 // inc adds one reference to word i and returns the word it replaced. It
 // refuses a detached word and a count at limit, which is at most MaxCount,
-// so the count never carries into the detached bit.
-func (c *chunk) inc(i int, limit uint32) (old uint32, err error) {
+// so the count never carries into the detached bit. The chunk's range
+// count and pall, its page's, count towards the limit.
+func (c *chunk) inc(i int, limit, pall uint32) (old uint32, err error) {
 	w := &c.words[i]
 	for {
 		old = w.Load()
 		switch {
 		case old&detachedBit != 0:
 			return old, ErrDetached
-		case old >= limit:
+		case old&countMask+c.r.all.Load()+pall >= limit:
 			return old, ErrTooManyRefs
 		}
 		if w.CompareAndSwap(old, old+1) {
@@ -142,9 +171,15 @@ func (t *Table) Release(e pmem.Extent) error {
 func (t *Table) firstUnreferenced(e pmem.Extent) (pmem.Block, bool) {
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
 		lo, hi := span(e, ci)
+		if t.pageAll(ci) > 0 {
+			continue
+		}
 		c := t.chunk(ci)
 		if c == nil {
 			return blockOf(ci, lo), true
+		}
+		if c.r.all.Load() > 0 {
+			continue
 		}
 		for i := lo; i < hi; i++ {
 			if c.words[i].Load()&countMask == 0 {
@@ -162,6 +197,16 @@ func (t *Table) firstUnreferenced(e pmem.Extent) (pmem.Block, bool) {
 func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok bool) {
 	ok = true
 	for ci := chunkOf(e.Start); ci <= chunkOf(e.End()-1); ci++ {
+		pi := ci >> pageShift
+		if p := t.pageOf(pi); p != nil && p.r.all.Load() > 0 {
+			if ci&pageMask == 0 && coversPage(e, pi) && t.releasePageAll(pi, p) {
+				ci += pageChunks - 1
+				continue
+			}
+			// Part of a page held by a page reference: its chunks
+			// hold the count from here on.
+			t.pushDownPage(ci)
+		}
 		lo, hi := span(e, ci)
 		c := t.chunk(ci)
 		if c == nil {
@@ -170,9 +215,20 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 			}
 			continue
 		}
+		if lo == 0 && hi == chunkBlocks && t.releaseAll(ci, c) {
+			continue
+		}
 		var idle int64 // words taken to 0
 		for i := lo; i < hi; i++ {
-			switch c.dec(i) {
+			d := c.dec(i)
+			if d == decNone && c.r.all.Load()+t.pageAll(ci) > 0 {
+				// The reference is in a range count: move it into
+				// the words, and drop this one there.
+				t.pushDownPage(ci)
+				t.pushDown(ci, c)
+				d = c.dec(i)
+			}
+			switch d {
 			case decNone:
 				if ok {
 					lost, ok = blockOf(ci, i), false
@@ -181,6 +237,8 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 				idle++
 			case decReleased:
 				idle++
+				c.r.detached.Add(-1)
+				t.pageOf(pi).r.detached.Add(-1)
 				runs = appendBlock(runs, blockOf(ci, i))
 			}
 		}
@@ -277,15 +335,33 @@ func (t *Table) Detach(e pmem.Extent) (busy []pmem.Extent, err error) {
 		return nil, fmt.Errorf("pageref: detach %v: block %d: %w", e, b, ErrDetached)
 	}
 	last := chunkOf(e.End() - 1)
+	// Each page's lock, then each chunk's, is held from its push-down to
+	// the last mark in it, so that no range reference is taken in between:
+	// a page or chunk with a range count has no detached block (see
+	// ranges.go).
+	var held *page
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
+		pi := ci >> pageShift
+		if p := t.pageOf(pi); p != held {
+			if held != nil {
+				held.r.mu.Unlock()
+			}
+			held = p
+			p.r.mu.Lock()
+			t.pushDownPageLocked(pi, p)
+		}
 		c := t.chunk(ci)
 		if c == nil {
 			continue // never referenced: idle
 		}
 		lo, hi := span(e, ci)
+		c.r.mu.Lock()
+		t.pushDownLocked(ci, c)
 		for i := lo; i < hi; i++ {
 			marked, err := c.mark(i)
 			if err != nil {
+				c.r.mu.Unlock()
+				held.r.mu.Unlock()
 				// Only a concurrent Detach of an overlapping range, which
 				// the caller must not issue, gets here.
 				lost := t.unmark(busy)
@@ -293,9 +369,15 @@ func (t *Table) Detach(e pmem.Extent) (busy []pmem.Extent, err error) {
 					e, blockOf(ci, i), lost, ErrDetached)
 			}
 			if marked {
+				c.r.detached.Add(1)
+				held.r.detached.Add(1)
 				busy = appendBlock(busy, blockOf(ci, i))
 			}
 		}
+		c.r.mu.Unlock()
+	}
+	if held != nil {
+		held.r.mu.Unlock()
 	}
 	return busy, nil
 }
@@ -324,7 +406,8 @@ func (c *chunk) mark(i int) (marked bool, err error) {
 func (t *Table) unmark(runs []pmem.Extent) (lost int) {
 	for _, r := range runs {
 		for b := r.Start; b < r.End(); b++ {
-			w := &t.chunk(chunkOf(b)).words[b&chunkMask]
+			c := t.chunk(chunkOf(b))
+			w := &c.words[b&chunkMask]
 			for {
 				old := w.Load()
 				if old&detachedBit == 0 {
@@ -332,6 +415,8 @@ func (t *Table) unmark(runs []pmem.Extent) (lost int) {
 					break
 				}
 				if w.CompareAndSwap(old, old&^detachedBit) {
+					c.r.detached.Add(-1)
+					t.pageOf(chunkOf(b) >> pageShift).r.detached.Add(-1)
 					break
 				}
 			}
@@ -351,10 +436,16 @@ func (t *Table) firstWith(e pmem.Extent, mask uint32) (pmem.Block, bool) {
 	last := chunkOf(e.End() - 1)
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
 		c := t.chunk(ci)
+		lo, hi := span(e, ci)
+		if mask&countMask != 0 && t.pageAll(ci) > 0 {
+			return blockOf(ci, lo), true
+		}
 		if c == nil {
 			continue
 		}
-		lo, hi := span(e, ci)
+		if mask&countMask != 0 && c.r.all.Load() > 0 {
+			return blockOf(ci, lo), true
+		}
 		for i := lo; i < hi; i++ {
 			if c.words[i].Load()&mask != 0 {
 				return blockOf(ci, i), true

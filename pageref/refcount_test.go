@@ -242,7 +242,27 @@ func TestReleaseExactlyOnce(t *testing.T) {
 	var st raceStats
 	for r := range rounds {
 		seed := base + uint64(r)
-		if err := exactlyOnceRound(seed, &st); err != nil {
+		if err := exactlyOnceRound(seed, &st, false); err != nil {
+			t.Fatalf("seed %d (round %d): %v", seed, r, err)
+		}
+	}
+	t.Logf("%d rounds: %d with both idle and detached blocks, %d nested acquires refused as detached",
+		rounds, st.mixed, st.refused.Load())
+}
+
+func TestReleaseExactlyOnceWithPageReferences(t *testing.T) {
+	// The same race over ranges that cover a whole directory page, taken
+	// as page range counts and pushed down while holders release.
+	rounds := 40
+	if testing.Short() {
+		rounds = 8
+	}
+	base := uint64(time.Now().UnixNano())
+	t.Logf("base seed %d", base)
+	var st raceStats
+	for r := range rounds {
+		seed := base + uint64(r)
+		if err := exactlyOnceRound(seed, &st, true); err != nil {
 			t.Fatalf("seed %d (round %d): %v", seed, r, err)
 		}
 	}
@@ -256,10 +276,16 @@ type raceStats struct {
 	refused atomic.Int64 // nested Acquires that met a detached block
 }
 
-func exactlyOnceRound(seed uint64, st *raceStats) error {
+func exactlyOnceRound(seed uint64, st *raceStats, pages bool) error {
 	rng := rand.New(rand.NewPCG(seed, 0))
-	const n = 4 * chunkBlocks
+	n := uint64(4 * chunkBlocks)
 	e := ext(rng.Uint64N(200), 1+rng.Uint64N(3*chunkBlocks))
+	if pages {
+		// From block 0 most of the time, so that the page is covered.
+		n = pageBlocks + 2*chunkBlocks
+		start := rng.Uint64N(200) * uint64(rng.IntN(2))
+		e = ext(start, min(pageBlocks+rng.Uint64N(2*chunkBlocks), n-start))
+	}
 	holders := 2 + rng.IntN(6)
 
 	var mu sync.Mutex // protects released
@@ -285,6 +311,9 @@ func exactlyOnceRound(seed uint64, st *raceStats) error {
 	total := 0
 	for h := range plans {
 		plans[h] = splitShuffled(rng, e)
+		if pages && rng.IntN(3) == 0 {
+			plans[h] = []pmem.Extent{e} // the page reference dropped whole
+		}
 		total += len(plans[h])
 	}
 	fireAt := rng.Int64N(int64(total) + 1)
@@ -380,8 +409,14 @@ func exactlyOnceRound(seed uint64, st *raceStats) error {
 // splitShuffled cuts e into random pieces in random order.
 func splitShuffled(rng *rand.Rand, e pmem.Extent) []pmem.Extent {
 	var pieces []pmem.Extent
+	// Half the holders release chunk by chunk, so that range references
+	// are dropped whole while others push theirs down and Detach marks.
+	whole := rng.IntN(2) == 0
 	for b := e.Start; b < e.End(); {
 		l := min(1+rng.Uint64N(64), uint64(e.End()-b))
+		if whole {
+			l = min(uint64(chunkBlocks-b&chunkMask), uint64(e.End()-b))
+		}
 		pieces = append(pieces, pmem.Extent{Start: b, Len: l})
 		b += pmem.Block(l)
 	}

@@ -13,7 +13,10 @@
 // on the first Acquire in their range, under a two-level directory. A region
 // of several TiB with nothing pinned costs 32 bytes of directory per GiB.
 // Acquire and Release of a block in an existing chunk are lock-free and do
-// not allocate.
+// not allocate. A reference to a range counts once for every directory page
+// (256 MiB of 4 KiB blocks) and every chunk it covers whole (range counts,
+// as gVisor's segment sets count by range), so pinning an aligned GiB costs
+// 4 operations, not 262,144.
 package pageref
 
 // This file holds the sparse table itself: its layout, construction and the
@@ -47,8 +50,9 @@ var (
 
 const (
 	// MaxCount is the largest reference count a block can hold. An Acquire
-	// beyond it fails with ErrTooManyRefs.
-	MaxCount = countMask
+	// beyond it fails with ErrTooManyRefs. It leaves room below the 31 bits
+	// of a block's word for the range count of its chunk (see ranges.go).
+	MaxCount = countMask - 2*rangeMax
 
 	// MaxBlocks is the largest region, in blocks, a table covers: 1 PiB of
 	// 4 KiB blocks, far beyond any region that can be mapped today. It bounds
@@ -76,14 +80,18 @@ const (
 	slotBytes  = int64(unsafe.Sizeof(atomic.Pointer[page]{}))
 )
 
-// chunk holds the words of chunkBlocks consecutive blocks.
+// chunk holds the words of chunkBlocks consecutive blocks, and the
+// references that cover all of them (see ranges.go).
 type chunk struct {
 	words [chunkBlocks]atomic.Uint32
+	r     chunkRanges
 }
 
 // page is the second directory level: pointers to pageChunks chunks.
 type page struct {
 	chunks [pageChunks]atomic.Pointer[chunk]
+	ranged atomic.Int32 // chunks of the page with a range count
+	r      chunkRanges  // references to every block of the page (see ranges.go)
 }
 
 // refStripe is one shard of the referenced-blocks counter, alone on its
@@ -123,6 +131,9 @@ type Table struct {
 
 	waiting atomic.Int64 // goroutines inside WaitIdle
 	buckets [waitBuckets]bucket
+
+	rangedChunks atomic.Int64 // chunks with a range count
+	rangedPages  atomic.Int64 // directory pages with a range count
 }
 
 // New returns a table for a region of `blocks` blocks (block numbers
@@ -165,7 +176,7 @@ func (t *Table) ReferencedBlocks() uint64 {
 	for i := range t.refs {
 		n += t.refs[i].n.Load()
 	}
-	return uint64(max(n, 0))
+	return uint64(max(n+t.rangeOnlyBlocks(), 0))
 }
 
 // Count returns the current reference count of block b: 0 for a block never
@@ -174,11 +185,13 @@ func (t *Table) Count(b pmem.Block) uint32 {
 	if uint64(b) >= t.blocks {
 		return 0
 	}
-	c := t.chunk(uint64(b) >> chunkShift)
+	ci := uint64(b) >> chunkShift
+	pall := t.pageAll(ci)
+	c := t.chunk(ci)
 	if c == nil {
-		return 0
+		return pall
 	}
-	return c.words[b&chunkMask].Load() & countMask
+	return c.words[b&chunkMask].Load()&countMask + c.r.all.Load() + pall
 }
 
 // IsDetached reports whether block b is marked detached: referenced, but no
@@ -207,12 +220,19 @@ func (t *Table) runsWith(e pmem.Extent, mask uint32) []pmem.Extent {
 	last := chunkOf(e.End() - 1)
 	for ci := t.present(chunkOf(e.Start), last); ci <= last; ci = t.present(ci+1, last) {
 		c := t.chunk(ci)
+		lo, hi := span(e, ci)
+		all := mask&countMask != 0 && t.pageAll(ci) > 0
 		if c == nil {
+			if all {
+				for i := lo; i < hi; i++ {
+					runs = appendBlock(runs, blockOf(ci, i))
+				}
+			}
 			continue
 		}
-		lo, hi := span(e, ci)
+		all = all || mask&countMask != 0 && c.r.all.Load() > 0
 		for i := lo; i < hi; i++ {
-			if c.words[i].Load()&mask != 0 {
+			if all || c.words[i].Load()&mask != 0 {
 				runs = appendBlock(runs, blockOf(ci, i))
 			}
 		}
@@ -227,6 +247,7 @@ func (t *Table) runsWith(e pmem.Extent, mask uint32) []pmem.Extent {
 // its result is meaningful only while no Acquire, Release or Detach runs.
 func (t *Table) Check() error {
 	var referenced uint64
+	var rangedAll, rangedPagesSeen int64
 	mem := int64(len(t.dir)) * slotBytes
 	for pi := range t.dir {
 		p := t.dir[pi].Load()
@@ -234,23 +255,62 @@ func (t *Table) Check() error {
 			continue
 		}
 		mem += pageBytes
+		var ranged, pageDetached int32
+		pall := p.r.all.Load()
+		if pall > 0 {
+			rangedPagesSeen++
+		}
 		for j := range p.chunks {
 			c := p.chunks[j].Load()
 			if c == nil {
+				if pall > 0 {
+					referenced += chunkBlocks
+				}
 				continue
 			}
 			mem += chunkBytes
 			ci := uint64(pi)<<pageShift | uint64(j)
+			all := c.r.all.Load()
+			var detached int32
 			for i := range c.words {
 				w := c.words[i].Load()
 				if w == detachedBit {
 					return fmt.Errorf("pageref: check: block %d is detached with no reference", blockOf(ci, i))
 				}
-				if w&countMask != 0 {
+				if w&detachedBit != 0 {
+					detached++
+				}
+				if w&countMask != 0 || all > 0 || pall > 0 {
 					referenced++
 				}
 			}
+			if detached != c.r.detached.Load() {
+				return fmt.Errorf("pageref: check: chunk %d has %d detached blocks, its counter says %d", ci, detached, c.r.detached.Load())
+			}
+			if all > 0 && detached > 0 {
+				return fmt.Errorf("pageref: check: chunk %d has a range count of %d and %d detached blocks", ci, all, detached)
+			}
+			if all > 0 {
+				ranged++
+				rangedAll++
+			}
+			pageDetached += detached
 		}
+		if got := p.r.detached.Load(); got != pageDetached {
+			return fmt.Errorf("pageref: check: directory page %d has %d detached blocks, its counter says %d", pi, pageDetached, got)
+		}
+		if pall > 0 && pageDetached > 0 {
+			return fmt.Errorf("pageref: check: directory page %d has a range count of %d and %d detached blocks", pi, pall, pageDetached)
+		}
+		if got := p.ranged.Load(); got != ranged {
+			return fmt.Errorf("pageref: check: directory page %d counts %d chunks with a range count, holds %d", pi, got, ranged)
+		}
+	}
+	if got := t.rangedPages.Load(); got != rangedPagesSeen {
+		return fmt.Errorf("pageref: check: %d pages counted with a range count, table holds %d", got, rangedPagesSeen)
+	}
+	if got := t.rangedChunks.Load(); got != rangedAll {
+		return fmt.Errorf("pageref: check: %d chunks counted with a range count, table holds %d", got, rangedAll)
 	}
 	if got := t.ReferencedBlocks(); got != referenced {
 		return fmt.Errorf("pageref: check: referenced-blocks counter says %d, table holds %d", got, referenced)

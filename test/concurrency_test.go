@@ -573,7 +573,7 @@ func TestCloseRacingPins(t *testing.T) {
 // holds the space and changes nothing.
 func TestAllocationWaitsForBusyBlocks(t *testing.T) {
 	const bs = 4096
-	setup := func(t *testing.T, wait time.Duration) (*dax.Store, *dax.Pin) {
+	setup := func(t *testing.T, wait time.Duration) (*dax.Store, dax.Pin) {
 		s, err := dax.Open(t.TempDir(), &dax.Options{Size: 16 * bs, BlockSize: bs, AllocWait: wait, NoAdminSocket: true})
 		if err != nil {
 			t.Fatal(err)

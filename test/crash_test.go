@@ -231,7 +231,7 @@ type crashWorker struct {
 	round int64
 	n     int64
 	sizes map[string]int64 // the child's view of the keys
-	pins  []*dax.Pin       // held until the kill
+	pins  []dax.Pin        // held until the kill
 }
 
 // run does random durable operations until it is killed.
@@ -301,7 +301,7 @@ func (c *crashWorker) exec(op crashOp) error {
 	case "zero":
 		err = f.ZeroRange(op.a[0], op.a[1])
 	case "pin":
-		var p *dax.Pin
+		var p dax.Pin
 		p, err = f.Pin(op.a[0], op.a[1], dax.PinOptions{Label: "crash " + op.String(), Writable: true})
 		if err == nil {
 			c.pins = append(c.pins, p)

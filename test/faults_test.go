@@ -49,7 +49,7 @@ type faultRun struct {
 	fs    *faultfs.FS
 	s     *dax.Store
 	model map[string][]byte // acknowledged contents
-	pins  []*dax.Pin
+	pins  []dax.Pin
 	log   []string
 
 	// The operation that met the fault: its key, and that key's content

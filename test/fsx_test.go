@@ -76,7 +76,7 @@ type fsxSeg struct {
 // fsxPin models one live pin.
 type fsxPin struct {
 	id       int
-	p        *dax.Pin
+	p        dax.Pin
 	off, n   int64
 	writable bool
 	segs     []fsxSeg

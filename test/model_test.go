@@ -101,7 +101,7 @@ type seg struct {
 
 // mpin is the model of one live pin.
 type mpin struct {
-	p        *dax.Pin
+	p        dax.Pin
 	key      string // key when pinned (for the log)
 	off, n   int64
 	writable bool

@@ -109,7 +109,7 @@ type pcPin struct {
 	key    int
 	off, n int
 	label  string
-	pin    *dax.Pin
+	pin    dax.Pin
 	broken *atomic.Bool // OnBreak fired: some block left the file
 }
 

@@ -39,7 +39,8 @@ temporary directory under --path, default /dev/shm):
     msync, one 24-byte record to Pebble with Sync);
   - Get: Store.Get and File.ReadAt (copying) and Pin (zero-copy) against the
     peers' reads and one copy out of a prefaulted mapping;
-  - Pin+Unpin of one block, on one goroutine and on every core;
+  - Pin+Unpin of one block, on one goroutine and on every core, and of a
+    whole 1 GiB contiguous file (--punch-size);
   - truncate and punch of a 1 GiB file, with nothing and with 1% pinned,
     against fallocate(PUNCH_HOLE);
   - the release→wakeup latency, and the memory of the refcount table;

@@ -82,7 +82,7 @@ type demo struct {
 
 	original []byte            // demoKey's value
 	file     *dax.File         // demoKey, open
-	pin      *dax.Pin          // the "dma-buffer" pin, nil once unpinned
+	pin      dax.Pin           // the "dma-buffer" pin, the zero Pin once unpinned
 	broke    chan struct{}     // receives when the pin's OnBreak runs
 	filled   map[string][]byte // the keys of step 5 and their values
 }
@@ -418,7 +418,7 @@ func (d *demo) wakeWaiter() error {
 	if err := d.pin.Unpin(); err != nil {
 		return err
 	}
-	d.pin = nil
+	d.pin = dax.Pin{}
 	var r result
 	select {
 	case r = <-done:
@@ -499,7 +499,7 @@ func (d *demo) pinHoldsCanary() bool {
 }
 
 // firstBytes returns up to n of a pin's first bytes.
-func firstBytes(p *dax.Pin, n int) []byte {
+func firstBytes(p dax.Pin, n int) []byte {
 	runs := p.Bytes()
 	if len(runs) == 0 {
 		return nil

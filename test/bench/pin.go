@@ -1,7 +1,9 @@
 package bench
 
 // Pin+Unpin of one block: the latency on one goroutine, and the throughput
-// on every core, each goroutine on its own block or all on the same one.
+// on every core, each goroutine on its own block or all on the same one;
+// and Pin+Unpin of a long contiguous range, whose cost should follow its
+// runs, not its blocks.
 
 import (
 	"fmt"
@@ -17,6 +19,8 @@ const (
 	subjPinDistinct = "Pin+Unpin, all cores, distinct blocks of distinct files"
 	subjPinOneFile  = "Pin+Unpin, all cores, distinct blocks of one file"
 	subjPinSame     = "Pin+Unpin, all cores, same block"
+	subjPinLong     = "Pin+Unpin latency of a contiguous file, whole"
+	subjPinLongOne  = "Pin+Unpin latency of a contiguous file, one block"
 )
 
 // pinSpacing is the distance in blocks between the blocks that the
@@ -100,5 +104,63 @@ func (r *runner) pinAll() (err error) {
 	}
 	r.add(Figure{Group: "pin", Subject: subjPinSame, Role: roleDax, Value: same.opsPerSec(), Unit: unitOpsPerSec,
 		HigherIsBetter: true, Note: fmt.Sprintf("%d goroutines, all on the same block", n)})
+	return r.pinLong()
+}
+
+// pinLong times Pin+Unpin of a whole file of PunchBytes written in one
+// contiguous run, and of one block of it, on a fresh store.
+func (r *runner) pinLong() (err error) {
+	n := r.cfg.PunchBytes
+	r.progress(fmt.Sprintf("pin+unpin of %s", sizeName(n)))
+	s, done, err := r.scratchStore("pinlong", n+64<<20)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := done(); err == nil {
+			err = cerr
+		}
+	}()
+	f, err := s.Create("long")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := chunk()
+	for off := int64(0); off < n; off += fillChunk {
+		if _, err := f.WriteAt(buf[:min(fillChunk, n-off)], off); err != nil {
+			return err
+		}
+	}
+	p, err := f.Pin(0, n, dax.PinOptions{})
+	if err != nil {
+		return err
+	}
+	runs := len(p.Bytes())
+	if err := p.Unpin(); err != nil {
+		return err
+	}
+	pinUnpin := func(off, length int64) func(int) error {
+		return func(int) error {
+			p, err := f.Pin(off, length, dax.PinOptions{})
+			if err != nil {
+				return err
+			}
+			return p.Unpin()
+		}
+	}
+	d := r.cfg.Duration
+	whole, err := timed(r.ctx, d, 1, 3, pinUnpin(0, n))
+	if err != nil {
+		return fmt.Errorf("pin of %s: %w", sizeName(n), err)
+	}
+	bs := s.BlockSize()
+	one, err := timed(r.ctx, d, 1000, 1000, pinUnpin(n/2/bs*bs, bs))
+	if err != nil {
+		return fmt.Errorf("pin of one block of %s: %w", sizeName(n), err)
+	}
+	note := fmt.Sprintf("%s file in %d physically contiguous run(s), %d blocks", sizeName(n), runs, n/bs)
+	r.add(Figure{Group: "pin", Subject: subjPinLong, Role: roleDax, Size: n, Value: whole.nsPerOp(), Unit: unitNs, Note: note})
+	r.add(Figure{Group: "pin", Subject: subjPinLongOne, Role: roleDax, Size: n, Value: one.nsPerOp(), Unit: unitNs, Note: note})
 	return nil
 }

@@ -107,7 +107,7 @@ func (r *runner) punchCase(subject string, pinned bool) (err error) {
 	if err != nil {
 		return err
 	}
-	var pins []*dax.Pin
+	var pins []dax.Pin
 	defer func() {
 		for _, p := range pins {
 			p.Unpin()
@@ -224,7 +224,7 @@ func (r *runner) memorySparse(s *dax.Store, f *dax.File, n int64) error {
 		return err
 	}
 	before := st.RefTableBytes
-	var pins []*dax.Pin
+	var pins []dax.Pin
 	defer func() {
 		for _, p := range pins {
 			p.Unpin()

@@ -218,6 +218,11 @@ func (rep *Report) targets() []Target {
 				Text: fmt.Sprintf("%.2fx one goroutine on %d CPUs", v, rep.Machine.GOMAXPROCS), Met: v > 1.05})
 		}
 	}
+	if whole, one := rep.findPrefix("pin", subjPinLong), rep.findPrefix("pin", subjPinLongOne); whole != nil && one != nil && one.Value > 0 {
+		v := whole.Value / one.Value
+		out = append(out, Target{Goal: "Pin+Unpin of a " + sizeName(whole.Size) + " contiguous range ≤ 10x one block (one operation per run)",
+			Value: v, Text: fmt.Sprintf("%.1fx one block (%.0f ns)", v, whole.Value), Met: v <= 10})
+	}
 	punch := rep.findPrefix("punch", subjPunch+", nothing pinned")
 	if punch != nil && punch.VsBestPeer > 0 {
 		out = append(out, Target{Goal: "Punch of " + sizeName(punch.Size) + ", nothing pinned, ≤ 0.25x fallocate(PUNCH_HOLE)",

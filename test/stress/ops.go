@@ -285,7 +285,7 @@ func (x *task) pin() {
 
 // writeCanary fills the pinned range with a fresh word of the key, unless
 // another pin's canary overlaps it, and returns the word (zero: none).
-func (x *task) writeCanary(k *keyState, p *dax.Pin, sp span) word {
+func (x *task) writeCanary(k *keyState, p dax.Pin, sp span) word {
 	k.canaryMu.Lock()
 	if !k.addCanary(sp) {
 		k.canaryMu.Unlock()
@@ -310,7 +310,7 @@ func (x *task) writeCanary(k *keyState, p *dax.Pin, sp span) word {
 }
 
 // checkCanary verifies that every word of the pin still holds canary.
-func (x *task) checkCanary(k *keyState, p *dax.Pin, canary word) {
+func (x *task) checkCanary(k *keyState, p dax.Pin, canary word) {
 	x.r.canaries.Add(1)
 	at := p.Offset()
 	for _, b := range p.Bytes() {

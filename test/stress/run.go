@@ -29,7 +29,7 @@ import (
 // hooks inject faults from this package's tests.
 type hooks struct {
 	// afterCanary runs after a pinner wrote its canary, before the hold.
-	afterCanary func(p *dax.Pin)
+	afterCanary func(p dax.Pin)
 	// beforeFinal runs after the workers stopped, before the final checks.
 	beforeFinal func(s *dax.Store)
 	// until, when set, keeps the run going past its Duration until it

@@ -142,7 +142,7 @@ func TestScribbledCanaryIsCaught(t *testing.T) {
 	c.Duration = time.Second
 	var mu sync.Mutex
 	scribbled := 0
-	c.hooks = &hooks{afterCanary: func(p *dax.Pin) {
+	c.hooks = &hooks{afterCanary: func(p dax.Pin) {
 		mu.Lock()
 		defer mu.Unlock()
 		if scribbled < 5 {
