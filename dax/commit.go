@@ -226,13 +226,18 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 	s.stats.commits.Add(1)
 	s.stats.records.Add(uint64(t.b.Count()))
 	if sync && !s.opts.NoSync {
+		// The freed blocks count as settling before the batch reaches
+		// the log: its sync may start, and an allocation may look for
+		// space, before Apply returns here, and that allocation must see
+		// the blocks on their way back rather than fail for want of them.
+		s.settling.Add(extentBlocks(t.freed))
 		wait, err := t.b.Apply()
 		if err != nil {
+			s.settling.Add(-extentBlocks(t.freed))
 			return nil, s.fail(err)
 		}
 		s.seq.applied++
 		d := &durable{wait: wait, seq: s.seq.applied, freed: t.freed}
-		s.settling.Add(extentBlocks(t.freed))
 		if mark {
 			s.seal.mark++
 			s.seal.at = time.Now()
