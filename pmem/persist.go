@@ -17,7 +17,8 @@ import (
 // On DAX it writes back each cache line (CLWB, CLFLUSHOPT or CLFLUSH) and
 // then fences (SFENCE); on emulated media it writes the covering cache
 // lines to the file (nothing, silently, after a power cut: see PowerCut);
-// otherwise it msyncs (MS_SYNC) the covering pages.
+// on tmpfs or ramfs, whose pages are the file, it does nothing; otherwise
+// it msyncs (MS_SYNC) the covering pages.
 // An empty extent is a no-op. It returns an error, and flushes nothing, if
 // e touches block 0 or reaches past BlockCount, or the region is closed.
 func (r *Region) Flush(e Extent) error {
@@ -72,6 +73,12 @@ func (r *Region) flush(m *mapping, off, n int64) error {
 			flushLines(r.insn, m.base+uintptr(off), uintptr(n))
 			storeFence()
 		})
+	}
+	if r.inRAM {
+		// A tmpfs or ramfs file is its pages: a store through a shared
+		// mapping is in the file at once, and survives the process as
+		// msync would make it; nothing survives a power cut either way.
+		return nil
 	}
 	// msync wants a page-aligned address; it rounds the length up itself.
 	start := off &^ (pageSize - 1)

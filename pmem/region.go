@@ -98,6 +98,10 @@ type Region struct {
 	size  int64     // BlockCount * BlockSize: the mapped length
 	dax   bool      // mapped with MAP_SYNC
 	insn  flushInsn // cache flush instruction for Flush; insnNone means msync
+	// inRAM is set when the file lives on tmpfs or ramfs: its pages are
+	// the file, there is no storage behind them to write back to, and
+	// msync would be a system call per Flush that persists nothing.
+	inRAM bool
 	media *media    // emulated media (CreateOptions.PowerCut); nil for a real mapping
 	ro    bool      // opened with OpenOptions.ReadOnly: SetSeal refuses
 	space *space    // which chunks of the file are allocated (space.go)
@@ -321,6 +325,8 @@ func newRegion(path string, f *os.File, sb Superblock, data []byte, dax bool) *R
 	}
 	if dax {
 		r.insn = cpuFlushInsn
+	} else {
+		r.inRAM = inRAM(f)
 	}
 	r.m.Store(&mapping{file: f, data: data, base: uintptr(unsafe.Pointer(unsafe.SliceData(data)))})
 	return r
@@ -353,15 +359,19 @@ func (r *Region) Emulated() bool { return r.media != nil }
 
 // FlushMethod names how Flush makes stores durable: "clwb", "clflushopt" or
 // "clflush" (each followed by SFENCE) on DAX, "emulated" on emulated media,
-// "msync" otherwise.
+// "none (memory)" for a file on tmpfs or ramfs, whose pages are all the
+// storage it has, "msync" otherwise.
 func (r *Region) FlushMethod() string {
 	if r.media != nil {
 		return "emulated"
 	}
-	if r.insn == insnNone {
-		return "msync"
+	if r.insn != insnNone {
+		return r.insn.String()
 	}
-	return r.insn.String()
+	if r.inRAM {
+		return "none (memory)"
+	}
+	return "msync"
 }
 
 // blockRange returns the byte range [off, end) of data blocks e, or ok

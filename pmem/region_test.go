@@ -72,10 +72,65 @@ func fill(b []byte, seed uint64) {
 	}
 }
 
+// checkFlushMethod checks that a DAX region flushes cache lines, and any
+// other one msyncs, or does nothing on a file whose pages are all its
+// storage (tmpfs, ramfs).
 func checkFlushMethod(t *testing.T, r *Region) {
 	t.Helper()
-	if got := r.FlushMethod(); r.DAX() != (got != "msync") {
-		t.Fatalf("DAX() = %v but FlushMethod() = %q", r.DAX(), got)
+	got := r.FlushMethod()
+	want := "msync"
+	switch {
+	case r.DAX():
+		want = cpuFlushInsn.String()
+	case r.inRAM:
+		want = "none (memory)"
+	}
+	if got != want {
+		t.Fatalf("DAX() = %v, in memory %v, but FlushMethod() = %q; want %q", r.DAX(), r.inRAM, got, want)
+	}
+}
+
+// TestRegionOnTmpfsFlushesNothingAndSaysSo checks the file system test
+// behind inRAM: a region in /dev/shm is in memory, one on the root disk
+// (or the default temporary directory, when that is not tmpfs) is not.
+func TestRegionOnTmpfsFlushesNothingAndSaysSo(t *testing.T) {
+	if fi, err := os.Stat("/dev/shm"); err != nil || !fi.IsDir() {
+		t.Skip("no /dev/shm")
+	}
+	shm, err := os.MkdirTemp("/dev/shm", "daxregion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(shm)
+	r, err := Create(filepath.Join(shm, "region"), CreateOptions{Size: 16 * 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.inRAM || r.FlushMethod() != "none (memory)" {
+		t.Fatalf("a region in /dev/shm: in memory %v, FlushMethod %q", r.inRAM, r.FlushMethod())
+	}
+	if err := r.Flush(Extent{Start: 1, Len: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(Extent{Start: 15, Len: 2}); err == nil {
+		t.Fatal("Flush past the region succeeded on tmpfs: the bounds are checked before the file system")
+	}
+	disk, err := os.MkdirTemp("/var/tmp", "daxregion")
+	if err != nil {
+		t.Skip("no /var/tmp")
+	}
+	defer os.RemoveAll(disk)
+	d, err := Create(filepath.Join(disk, "region"), CreateOptions{Size: 16 * 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if inRAM(d.m.Load().file) {
+		t.Skip("/var/tmp is in memory here")
+	}
+	if d.inRAM || d.FlushMethod() != "msync" {
+		t.Fatalf("a region on disk: in memory %v, FlushMethod %q", d.inRAM, d.FlushMethod())
 	}
 }
 

@@ -207,6 +207,17 @@ var fsMagic = map[int64]string{
 	0x65735546: "fuse",
 }
 
+// inRAM reports whether f lives on tmpfs or ramfs, whose pages are the
+// file itself.
+func inRAM(f *os.File) bool {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	const tmpfsMagic, ramfsMagic = 0x01021994, 0x858458f6 // Linux's statfs f_type
+	return int64(st.Type) == tmpfsMagic || int64(st.Type) == ramfsMagic
+}
+
 // describeFS names the filesystem holding f and its free space, for the
 // error of a full filesystem.
 func describeFS(f *os.File) string {
