@@ -102,9 +102,9 @@ type Region struct {
 	// the file, there is no storage behind them to write back to, and
 	// msync would be a system call per Flush that persists nothing.
 	inRAM bool
-	media *media    // emulated media (CreateOptions.PowerCut); nil for a real mapping
-	ro    bool      // opened with OpenOptions.ReadOnly: SetSeal refuses
-	space *space    // which chunks of the file are allocated (space.go)
+	media *media // emulated media (CreateOptions.PowerCut); nil for a real mapping
+	ro    bool   // opened with OpenOptions.ReadOnly: SetSeal refuses
+	space *space // which chunks of the file are allocated (space.go)
 
 	// m is the live mapping; nil once closed. Only Close changes it, so
 	// the hot paths pay one atomic load.
