@@ -54,9 +54,12 @@ func (s *Store) Check() error {
 	v := img.violations
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
 	s.checkResident(bad)
-	st, err := img.snap.Load()
+	st, err := img.snap.LoadCore()
 	if err != nil {
 		return fmt.Errorf("daxstore: check: %w", err)
+	}
+	if st.Legacy {
+		bad("the journal holds format 1 records")
 	}
 	free, err := replayFree(st, st.Meta.BlockCount, func(format string, args ...any) error {
 		return fmt.Errorf(format, args...)
@@ -65,12 +68,18 @@ func (s *Store) Check() error {
 		bad("journal free space: %v", err)
 		free = alloc.NewExtentSet()
 	}
-	if files, known := replayFiles(st); known && files != int64(len(st.Names)) {
-		bad("the journal counts %d files but holds %d", files, len(st.Names))
+	files, err := img.scanFiles(st, free.Extents(), s.bs, bad)
+	if err != nil {
+		return fmt.Errorf("daxstore: check: %w", err)
 	}
-	checkJournal(st, free.Extents(), s.bs, bad)
-	img.compareMemory(st, free.Extents(), bad)
-	img.checkWritten(st, bad)
+	if n, known := replayFiles(st); known && n != files.count {
+		bad("the journal counts %d files but holds %d", n, files.count)
+	}
+	files.checkTiling(st, bad)
+	img.compareMemory(st, free.Extents(), files.count, bad)
+	if x := subtract(img.referenced, append(files.written, img.busy...)); len(x) > 0 {
+		bad("blocks %v are referenced but neither written file blocks nor busy", x)
+	}
 	if len(v) == 0 {
 		return nil
 	}
@@ -224,22 +233,6 @@ func (s *Store) checkReferences(bad func(string, ...any)) (referenced []pmem.Ext
 	return referenced
 }
 
-// checkWritten reports referenced blocks that are neither written blocks
-// of a file, as the snapshot has them, nor busy.
-func (img *checkImage) checkWritten(st *journal.State, bad func(string, ...any)) {
-	written := slices.Clone(img.busy)
-	for _, recs := range st.Extents {
-		for _, r := range recs {
-			if !r.Unwritten {
-				written = append(written, pmem.Extent{Start: r.Start, Len: r.Len})
-			}
-		}
-	}
-	if x := subtract(img.referenced, written); len(x) > 0 {
-		bad("blocks %v are referenced but neither written file blocks nor busy", x)
-	}
-}
-
 // pinEdge is where a pinned run starts (+1) or ends (-1).
 type pinEdge struct {
 	at    pmem.Block
@@ -316,49 +309,94 @@ func joinLines(v []string) string {
 	return out
 }
 
-// checkJournal verifies the invariants that hold for the journal alone.
-func checkJournal(st *journal.State, free []pmem.Extent, bs int64, bad func(string, ...any)) {
-	// A claim names its owner only when a violation is reported: at a
-	// million files, formatting every owner up front was most of Check's
-	// time and memory.
-	type claim struct {
-		e    pmem.Extent
-		busy int    // index into st.Busy + 1, or 0
-		ino  uint64 // the owning file, when neither free nor busy
-		fb   uint64 // its file block
-	}
-	who := func(c claim) string {
-		switch {
-		case c.busy > 0:
-			return fmt.Sprintf("busy (was %q)", st.Busy[c.busy-1].Key)
-		case c.ino != 0:
-			return fmt.Sprintf("%q file block %d", st.Inodes[c.ino].Key, c.fb)
-		}
-		return "free space"
-	}
-	claims := make([]claim, 0, len(free)+len(st.Busy)+len(st.Inodes))
+// journalFiles is what Check keeps of the snapshot's files while it reads
+// them one at a time: the blocks each claims, not the files themselves, so
+// that a check of a million files stays a few tens of megabytes.
+type journalFiles struct {
+	count   int64
+	keys    []string      // by file index, to name an owner in a violation
+	claims  []claim       // every block run of free space, busy and the files
+	written []pmem.Extent // written file blocks that a reference covers
+}
+
+// claim is one block run and who claims it: free space, a busy run
+// (busy > 0: st.Busy[busy-1]) or a file (file > 0: keys[file-1], at file
+// block fb). The owner is named only when a violation is reported.
+type claim struct {
+	e    pmem.Extent
+	busy int
+	file int
+	fb   uint64
+}
+
+// scanFiles reads the snapshot's files one at a time and checks what holds
+// for each alone (extents that do not overlap and lie inside its size, a
+// unique inode number), collecting every block run claimed by free space,
+// busy runs and files for checkTiling, and the written runs that a
+// reference covers.
+func (img *checkImage) scanFiles(st *journal.State, free []pmem.Extent, bs int64, bad func(string, ...any)) (*journalFiles, error) {
+	jf := &journalFiles{}
 	for _, e := range free {
-		claims = append(claims, claim{e: e})
+		jf.claims = append(jf.claims, claim{e: e})
 	}
 	for i, r := range st.Busy {
-		claims = append(claims, claim{e: r.Extent, busy: i + 1})
+		jf.claims = append(jf.claims, claim{e: r.Extent, busy: i + 1})
 	}
-	for ino, recs := range st.Extents {
-		in, ok := st.Inodes[ino]
-		if !ok {
-			bad("extents of inode %d, which does not exist", ino)
-		}
+	var inos []uint64
+	referenced := func(e pmem.Extent) bool {
+		i, _ := slices.BinarySearchFunc(img.referenced, e.Start, func(x pmem.Extent, b pmem.Block) int {
+			if x.End() <= b {
+				return -1
+			}
+			return 1
+		})
+		return i < len(img.referenced) && img.referenced[i].Start < e.End()
+	}
+	err := img.snap.ScanFiles(func(in journal.Inode) error {
+		jf.count++
+		jf.keys = append(jf.keys, in.Key)
+		inos = append(inos, in.Ino)
 		limit := uint64((in.Size + bs - 1) / bs)
-		for i, r := range recs {
-			claims = append(claims, claim{e: pmem.Extent{Start: r.Start, Len: r.Len}, ino: ino, fb: r.FileBlock})
-			if i > 0 && recs[i-1].FileBlock+recs[i-1].Len > r.FileBlock {
-				bad("%q: extents at file blocks %d and %d overlap", in.Key, recs[i-1].FileBlock, r.FileBlock)
+		for i, r := range in.Extents {
+			e := pmem.Extent{Start: r.Start, Len: r.Len}
+			jf.claims = append(jf.claims, claim{e: e, file: len(jf.keys), fb: r.FileBlock})
+			if i > 0 && in.Extents[i-1].FileBlock+in.Extents[i-1].Len > r.FileBlock {
+				bad("%q: extents at file blocks %d and %d overlap", in.Key, in.Extents[i-1].FileBlock, r.FileBlock)
 			}
 			if r.FileBlock+r.Len > limit {
 				bad("%q: extent at file block %d (+%d) lies past its size %d", in.Key, r.FileBlock, r.Len, in.Size)
 			}
+			if !r.Unwritten && referenced(e) {
+				jf.written = append(jf.written, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(inos)
+	for i := 1; i < len(inos); i++ {
+		if inos[i] == inos[i-1] {
+			bad("inode %d belongs to two keys", inos[i])
 		}
 	}
+	return jf, nil
+}
+
+// checkTiling proves that every data block is in exactly one of free
+// space, a busy run and one file extent.
+func (jf *journalFiles) checkTiling(st *journal.State, bad func(string, ...any)) {
+	who := func(c claim) string {
+		switch {
+		case c.busy > 0:
+			return fmt.Sprintf("busy (was %q)", st.Busy[c.busy-1].Key)
+		case c.file > 0:
+			return fmt.Sprintf("%q file block %d", jf.keys[c.file-1], c.fb)
+		}
+		return "free space"
+	}
+	claims := jf.claims
 	slices.SortFunc(claims, func(a, b claim) int { return cmp.Compare(a.e.Start, b.e.Start) })
 	next, prev := pmem.Block(1), claim{}
 	first := true // prev is the superblock
@@ -386,21 +424,11 @@ func checkJournal(st *journal.State, free []pmem.Extent, bs int64, bad func(stri
 	} else if next > blocks {
 		bad("%s reaches past the region's %d blocks", prevWho(), blocks)
 	}
-	for name, ino := range st.Names {
-		if in, ok := st.Inodes[ino]; !ok || in.Key != name {
-			bad("key %q names inode %d, which does not name it back", name, ino)
-		}
-	}
-	for ino, in := range st.Inodes {
-		if st.Names[in.Key] != ino {
-			bad("inode %d (%q) has no name", ino, in.Key)
-		}
-	}
 }
 
 // compareMemory reports where the copy of memory differs from the
 // journal snapshot, whose free space (checkpoint and log replayed) is free.
-func (img *checkImage) compareMemory(st *journal.State, free []pmem.Extent, bad func(string, ...any)) {
+func (img *checkImage) compareMemory(st *journal.State, free []pmem.Extent, files int64, bad func(string, ...any)) {
 	if !slices.Equal(img.jfree, free) {
 		bad("free space in memory %v differs from the journal %v", img.jfree, free)
 	}
@@ -426,8 +454,8 @@ func (img *checkImage) compareMemory(st *journal.State, free []pmem.Extent, bad 
 	if img.busyRecords != st.BusyRecords && !img.readOnly {
 		bad("busy extents lie in %d records in memory, %d in the journal", img.busyRecords, st.BusyRecords)
 	}
-	if img.fileCount != int64(len(st.Names)) {
-		bad("%d files counted in memory, %d in the journal", img.fileCount, len(st.Names))
+	if img.fileCount != files {
+		bad("%d files counted in memory, %d in the journal", img.fileCount, files)
 	}
 }
 

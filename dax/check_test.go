@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daxstore/daxstore/journal"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -126,5 +127,71 @@ func TestIntersectAndSubtract(t *testing.T) {
 	}
 	if got := subtract(a, nil); !slices.Equal(got, a) {
 		t.Fatalf("subtract nothing = %v, want %v", got, a)
+	}
+}
+
+// TestCheckCatchesJournalCorruption writes journal records that break the
+// invariants of the journal alone, behind the store's back, and checks that
+// Check, which reads them from a snapshot one file at a time, names each.
+func TestCheckCatchesJournalCorruption(t *testing.T) {
+	cases := []struct {
+		name    string
+		corrupt func(t *testing.T, s *Store, a journal.Inode) []journal.Inode
+		want    string
+	}{
+		{"a second key claims a's block", func(t *testing.T, s *Store, a journal.Inode) []journal.Inode {
+			b := a
+			b.Key, b.Ino = "b", a.Ino+1000
+			b.Extents = []journal.ExtentRecord{{Ino: b.Ino, FileBlock: 0, Start: a.Extents[0].Start, Len: 1}}
+			b.Blocks = 1
+			return []journal.Inode{b}
+		}, "claimed by both"},
+		{"a file forgets its block", func(t *testing.T, s *Store, a journal.Inode) []journal.Inode {
+			a.Extents, a.Blocks = nil, 0
+			return []journal.Inode{a}
+		}, "belong to nobody (leaked)"},
+		{"two keys share an inode number", func(t *testing.T, s *Store, a journal.Inode) []journal.Inode {
+			b := journal.Inode{Ino: a.Ino, Key: "b"}
+			return []journal.Inode{b}
+		}, "belongs to two keys"},
+		{"an extent lies past the file's size", func(t *testing.T, s *Store, a journal.Inode) []journal.Inode {
+			a.Size = 1
+			a.Extents[0].FileBlock = 5
+			return []journal.Inode{a}
+		}, "lies past its size"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t, 64*testBS, nil)
+			mustPut(t, s, "a", pattern(1, testBS))
+			a, ok, err := s.jnl.LookupInode("a")
+			if err != nil || !ok || len(a.Extents) != 1 {
+				t.Fatalf("LookupInode(a) = %+v, %v, %v", a, ok, err)
+			}
+			b := s.jnl.NewBatch()
+			for _, in := range c.corrupt(t, s, a) {
+				b.SetInode(in)
+			}
+			if err := b.Commit(true); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Check()
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Check = %v; want ErrCorrupt naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestCheckCatchesExtentRecordsNoFileOwns(t *testing.T) {
+	s := newStore(t, 64*testBS, nil)
+	mustPut(t, s, "a", pattern(1, testBS))
+	b := s.jnl.NewBatch()
+	b.SetExtent(journal.ExtentRecord{Ino: 9999, FileBlock: 0, Start: 40, Len: 1})
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "9999") {
+		t.Fatalf("Check = %v; want ErrCorrupt naming inode 9999", err)
 	}
 }

@@ -132,6 +132,92 @@ func (s *Snapshot) Load() (*State, error) {
 	return s.j.loadAll(s.snap)
 }
 
+// LoadCore is Journal.LoadCore on the snapshot: everything but the files.
+func (s *Snapshot) LoadCore() (*State, error) {
+	s.j.mu.RLock()
+	defer s.j.mu.RUnlock()
+	if s.j.db == nil || s.snap == nil {
+		return nil, fmt.Errorf("journal: load snapshot of %s: %w", s.j.dir, ErrClosed)
+	}
+	st := &State{}
+	for _, p := range []byte{prefixMeta, prefixMark, prefixFree, prefixFreeLog, prefixBusy, prefixFiles} {
+		if err := s.j.scanPrefix(s.snap, p, st); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if st.HasInodes, err = s.j.anyWithPrefix(s.snap, prefixName); err != nil {
+		return nil, err
+	}
+	if st.Legacy, err = s.j.anyWithPrefix(s.snap, prefixInode); err != nil {
+		return nil, err
+	}
+	if err := s.j.checkPrefixes(s.snap); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// ScanFiles calls fn with every file of the snapshot, in key order, its
+// extents included (those of an External file read from its extent
+// records), holding only one file at a time besides the extent records of
+// External files: a check of a million files need not build them all in
+// memory. It returns fn's first error, or an error wrapping pmem.ErrCorrupt
+// for a record that does not decode, a format 1 record, or extent records
+// that no External file owns (an inline file's, or a missing inode's:
+// their numbers are in the error).
+func (s *Snapshot) ScanFiles(fn func(Inode) error) error {
+	s.j.mu.RLock()
+	defer s.j.mu.RUnlock()
+	if s.j.db == nil || s.snap == nil {
+		return fmt.Errorf("journal: scan snapshot of %s: %w", s.j.dir, ErrClosed)
+	}
+	// Extent records sort before inode records ('E' < 'N'): read them
+	// first. Only files of more than MaxInlineExtents extents have them.
+	ext := map[uint64][]ExtentRecord{}
+	st := &State{Extents: ext}
+	if err := s.j.scanPrefix(s.snap, prefixExtent, st); err != nil {
+		return err
+	}
+	it, err := s.snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixName}, UpperBound: []byte{prefixName + 1}})
+	if err != nil {
+		return s.j.loadError(err)
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		value, err := it.ValueAndErr()
+		if err != nil {
+			return s.j.loadError(err)
+		}
+		if isLegacyName(value) {
+			return corruptError("name", it.Key(), "a format 1 record in a format 2 journal")
+		}
+		in, err := DecodeInode(it.Key(), value)
+		if err != nil {
+			return err
+		}
+		if in.External {
+			in.Extents = ext[in.Ino]
+			delete(ext, in.Ino)
+		}
+		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return s.j.loadError(err)
+	}
+	if len(ext) > 0 {
+		inos := make([]uint64, 0, len(ext))
+		for ino := range ext {
+			inos = append(inos, ino)
+		}
+		slices.Sort(inos)
+		return fmt.Errorf("journal: extent records of inodes %v, which no file with external extents owns: %w", inos, pmem.ErrCorrupt)
+	}
+	return nil
+}
+
 // Close releases the snapshot. A second Close does nothing.
 func (s *Snapshot) Close() error {
 	if s.snap == nil {
