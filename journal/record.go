@@ -5,6 +5,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -37,10 +38,21 @@ const (
 // MaxInlineExtents extents, the extents themselves, so that looking a key up
 // is one point read and a Put of a small file writes this record and one
 // free-space log record. Upgrade rewrites a format 1 journal.
+//
+// Version 3 is version 2 followed by the file's bytes: a small value
+// stored in the record itself (Inode.Inline), with no region blocks, so
+// that storing it is this one record. Only inline files are written as
+// version 3; both versions decode.
 const (
 	nameVersionLegacy byte = 1 // format 1: the inode number only
 	nameVersion       byte = 2 // format 2: the whole inode
+	nameVersionInline byte = 3 // format 2: the whole inode and its bytes
 )
+
+// MaxInlineData is the most bytes an inline inode record holds. It keeps
+// inline records far below what the journal handles well; a store's
+// inline limit (dax.Options.InlineLimit) may not exceed it.
+const MaxInlineData = 64 << 10
 
 // MaxInlineExtents is the most extents an inode record holds itself; a file
 // with more keeps them in extent records, so that a write into a file of a
@@ -103,6 +115,11 @@ type Inode struct {
 	Blocks   uint64 // region blocks mapped: the sum of the extents' lengths
 	External bool
 	Extents  []ExtentRecord // sorted by FileBlock; Ino of each equals the inode's
+	// Inline marks a file whose bytes are Data, held in the record itself:
+	// it maps no region blocks (Blocks 0, no extents, not External), and
+	// Size equals len(Data), at most MaxInlineData.
+	Inline bool
+	Data   []byte
 }
 
 // FreeLog is one commit's change to free space and to the number of files,
@@ -242,6 +259,20 @@ func checkInode(in Inode) string {
 	if in.Size < 0 {
 		return fmt.Sprintf("negative size %d", in.Size)
 	}
+	if in.Inline {
+		switch {
+		case len(in.Data) > MaxInlineData:
+			return fmt.Sprintf("%d inline bytes exceed %d", len(in.Data), MaxInlineData)
+		case in.Size != int64(len(in.Data)):
+			return fmt.Sprintf("size %d but %d inline bytes", in.Size, len(in.Data))
+		case in.External || len(in.Extents) > 0 || in.Blocks > 0:
+			return fmt.Sprintf("inline file maps %d blocks in %d extents (external %v)", in.Blocks, len(in.Extents), in.External)
+		}
+		return ""
+	}
+	if len(in.Data) > 0 {
+		return fmt.Sprintf("%d bytes of data in a file that is not inline", len(in.Data))
+	}
 	if in.External {
 		return ""
 	}
@@ -361,11 +392,16 @@ func encodeLegacyInode(in Inode) (key, value []byte) {
 }
 
 // EncodeInode returns the key and value of an inode record, stored under
-// the file's key. Extents are stored inline unless in.External. It does not
-// check limits; Batch.SetInode does.
+// the file's key. Extents are stored inline unless in.External; an Inline
+// file's bytes follow them (version 3). It does not check limits;
+// Batch.SetInode does.
 func EncodeInode(in Inode) (key, value []byte) {
 	key = nameKey(in.Key)
-	v := newValueVersion(nameVersion, 8+8+8+2*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1))
+	version := nameVersion
+	if in.Inline {
+		version = nameVersionInline
+	}
+	v := newValueVersion(version, 8+8+8+3*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1)+len(in.Data))
 	v = binary.BigEndian.AppendUint64(v, in.Ino)
 	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
 	v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
@@ -381,6 +417,10 @@ func EncodeInode(in Inode) (key, value []byte) {
 		v = binary.AppendUvarint(v, uint64(r.Start))
 		v = binary.AppendUvarint(v, r.Len)
 		v = appendBool(v, r.Unwritten)
+	}
+	if in.Inline {
+		v = binary.AppendUvarint(v, uint64(len(in.Data)))
+		v = append(v, in.Data...)
 	}
 	return key, seal(key, v)
 }
@@ -724,7 +764,7 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	if len(key)-1 > MaxKeyLen {
 		return Inode{}, corruptError(kind, key, "name of %d bytes exceeds %d", len(key)-1, MaxKeyLen)
 	}
-	d := openVersions(kind, key, value, nameVersion, nameVersion)
+	d := openVersions(kind, key, value, nameVersion, nameVersionInline)
 	in := Inode{Key: string(key[1:])}
 	in.Ino = d.u64("inode")
 	in.Size = int64(d.u64("size"))
@@ -741,6 +781,14 @@ func DecodeInode(key, value []byte) (Inode, error) {
 			r.Len = d.uvarint("length", math.MaxUint64)
 			r.Unwritten = d.boolean("unwritten flag")
 			in.Extents = append(in.Extents, r)
+		}
+	}
+	if d.version == nameVersionInline && d.err == nil {
+		in.Inline = true
+		n := d.uvarint("inline length", MaxInlineData)
+		in.Data = bytes.Clone(d.take(int(n), "inline data"))
+		if in.Data == nil {
+			in.Data = []byte{}
 		}
 	}
 	if err := d.done(); err != nil {
