@@ -114,6 +114,7 @@ type Stats struct {
 	Commits        uint64 `json:"commits"`         // journal batches of operations since Open
 	JournalRecords uint64 `json:"journal_records"` // records those batches and the checkpoints wrote
 	Checkpoints    uint64 `json:"checkpoints"`     // free-space checkpoints since Open
+	InlineSpills   uint64 `json:"inline_spills"`   // inline files moved into region blocks since Open (see Options.InlineLimit)
 }
 
 // Stats returns the store's figures.
@@ -146,6 +147,7 @@ func (s *Store) statsLocked() Stats {
 		Detached: s.stats.detached.Load(), AllocWaits: s.stats.allocWaits.Load(),
 		RefTableBytes: s.refs.MemoryBytes(),
 		Commits:       s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
+		InlineSpills: s.stats.spills.Load(),
 	}
 }
 

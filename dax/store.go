@@ -111,6 +111,7 @@ type counters struct {
 	commits        atomic.Uint64 // journal batches of operations
 	records        atomic.Uint64 // records in those batches and in checkpoints
 	checkpoints    atomic.Uint64 // free-space checkpoints
+	spills         atomic.Uint64 // inline files moved into region blocks
 }
 
 // Open opens the store in dir, creating it when dir holds none (with
