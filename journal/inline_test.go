@@ -36,45 +36,54 @@ func TestInlineInodeRoundTrip(t *testing.T) {
 	}
 }
 
-// inlineBody builds a version 3 inode value by hand, so that the decoder
-// can be shown fields EncodeInode would never write.
-func inlineBody(key []byte, size int64, blocks uint64, extents int, data []byte, declared uint64) []byte {
+// inlineBody builds a version 3 inode value by hand from its fields, so
+// that the decoder can be shown forms EncodeInode never writes.
+func inlineBody(key []byte, ino []byte, mtime []byte, length uint64, data []byte) []byte {
 	v := []byte{nameVersionInline}
-	v = binary.BigEndian.AppendUint64(v, 9)
-	v = binary.BigEndian.AppendUint64(v, uint64(size))
-	v = binary.BigEndian.AppendUint64(v, 0)
-	v = binary.AppendUvarint(v, blocks)
-	v = append(v, 0) // not external
-	v = binary.AppendUvarint(v, uint64(extents))
-	for i := 0; i < extents; i++ {
-		v = binary.AppendUvarint(v, uint64(i))
-		v = binary.AppendUvarint(v, uint64(10+i))
-		v = binary.AppendUvarint(v, 1)
-		v = append(v, 0)
-	}
-	v = binary.AppendUvarint(v, declared)
+	v = append(v, ino...)
+	v = append(v, mtime...)
+	v = binary.AppendUvarint(v, length)
 	v = append(v, data...)
 	return seal(key, v)
 }
 
 func TestDecodeInodeRefusesBadInlineRecords(t *testing.T) {
 	key := nameKey("k")
+	mtime := make([]byte, 8)
 	cases := map[string][]byte{
-		"inline file claiming blocks":         inlineBody(key, 3, 1, 1, []byte("abc"), 3),
-		"inline file with a block count only": inlineBody(key, 3, 1, 0, []byte("abc"), 3),
-		"size differs from the bytes":         inlineBody(key, 4, 0, 0, []byte("abc"), 3),
-		"length past the end of the value":    inlineBody(key, 3, 0, 0, []byte("abc"), 4),
-		"bytes after the data":                inlineBody(key, 3, 0, 0, []byte("abcd"), 3),
-		"length beyond MaxInlineData":         inlineBody(key, MaxInlineData+1, 0, 0, make([]byte, MaxInlineData+1), MaxInlineData+1),
+		"inode number 0":                inlineBody(key, []byte{0}, mtime, 3, []byte("abc")),
+		"non-canonical inode number":    inlineBody(key, []byte{0x89, 0x00}, mtime, 3, []byte("abc")),
+		"truncated mtime":               seal(key, append([]byte{nameVersionInline, 9}, mtime[:5]...)),
+		"length past the end":           inlineBody(key, []byte{9}, mtime, 4, []byte("abc")),
+		"bytes after the data":          inlineBody(key, []byte{9}, mtime, 2, []byte("abc")),
+		"more bytes than MaxInlineData": inlineBody(key, []byte{9}, mtime, MaxInlineData+1, make([]byte, MaxInlineData+1)),
+		"a key longer than MaxKeyLen":   inlineBody(nameKey(strings.Repeat("k", MaxKeyLen+1)), []byte{9}, mtime, 0, nil),
 	}
 	for name, v := range cases {
-		if in, err := DecodeInode(key, v); !errors.Is(err, pmem.ErrCorrupt) {
+		k := key
+		if strings.HasPrefix(name, "a key") {
+			k = nameKey(strings.Repeat("k", MaxKeyLen+1))
+		}
+		if in, err := DecodeInode(k, v); !errors.Is(err, pmem.ErrCorrupt) {
 			t.Errorf("%s: DecodeInode = %+v, %v; want ErrCorrupt", name, in, err)
 		}
 	}
-	// Sanity: the builder makes a valid record when nothing is wrong.
-	if _, err := DecodeInode(key, inlineBody(key, 3, 0, 0, []byte("abc"), 3)); err != nil {
-		t.Fatalf("valid hand-built record: %v", err)
+	// The builder makes a valid record when nothing is wrong.
+	in, err := DecodeInode(key, inlineBody(key, []byte{9}, mtime, 3, []byte("abc")))
+	if err != nil || !in.Inline || in.Ino != 9 || in.Size != 3 || string(in.Data) != "abc" || in.Blocks != 0 || in.Extents != nil {
+		t.Fatalf("valid hand-built record: %+v, %v", in, err)
+	}
+}
+
+func TestLoadRefusesExtentRecordsUnderAnInlineInode(t *testing.T) {
+	j := openMem(t, NewMemFS(), Options{})
+	defer closeJournal(t, j)
+	b := j.NewBatch()
+	b.SetInode(Inode{Ino: 5, Key: "k", Size: 1, Inline: true, Data: []byte("x")})
+	b.SetExtent(ExtentRecord{Ino: 5, FileBlock: 0, Start: 10, Len: 1})
+	commit(t, b, true)
+	if _, err := j.Load(); !errors.Is(err, pmem.ErrCorrupt) {
+		t.Fatalf("Load = %v, want ErrCorrupt: an inline file claims blocks", err)
 	}
 }
 

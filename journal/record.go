@@ -39,10 +39,14 @@ const (
 // is one point read and a Put of a small file writes this record and one
 // free-space log record. Upgrade rewrites a format 1 journal.
 //
-// Version 3 is version 2 followed by the file's bytes: a small value
-// stored in the record itself (Inode.Inline), with no region blocks, so
-// that storing it is this one record. Only inline files are written as
-// version 3; both versions decode.
+// Version 3 holds a file whose bytes are stored in the record itself
+// (Inode.Inline), with no region blocks, so that storing a small value is
+// this one record. It is short, since such records are most of a store of
+// small values: the inode number as a uvarint, the modification time, the
+// length of the bytes as a uvarint (so a truncated or extended body is
+// caught even under a matching checksum) and the bytes. The size is their
+// length; there are no blocks or extents. Only inline files are written as version 3; both
+// versions decode.
 const (
 	nameVersionLegacy byte = 1 // format 1: the inode number only
 	nameVersion       byte = 2 // format 2: the whole inode
@@ -397,11 +401,15 @@ func encodeLegacyInode(in Inode) (key, value []byte) {
 // Batch.SetInode does.
 func EncodeInode(in Inode) (key, value []byte) {
 	key = nameKey(in.Key)
-	version := nameVersion
 	if in.Inline {
-		version = nameVersionInline
+		v := newValueVersion(nameVersionInline, 2*binary.MaxVarintLen64+8+len(in.Data))
+		v = binary.AppendUvarint(v, in.Ino)
+		v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
+		v = binary.AppendUvarint(v, uint64(len(in.Data)))
+		v = append(v, in.Data...)
+		return key, seal(key, v)
 	}
-	v := newValueVersion(version, 8+8+8+3*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1)+len(in.Data))
+	v := newValueVersion(nameVersion, 8+8+8+2*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1))
 	v = binary.BigEndian.AppendUint64(v, in.Ino)
 	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
 	v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
@@ -417,10 +425,6 @@ func EncodeInode(in Inode) (key, value []byte) {
 		v = binary.AppendUvarint(v, uint64(r.Start))
 		v = binary.AppendUvarint(v, r.Len)
 		v = appendBool(v, r.Unwritten)
-	}
-	if in.Inline {
-		v = binary.AppendUvarint(v, uint64(len(in.Data)))
-		v = append(v, in.Data...)
 	}
 	return key, seal(key, v)
 }
@@ -766,6 +770,36 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	}
 	d := openVersions(kind, key, value, nameVersion, nameVersionInline)
 	in := Inode{Key: string(key[1:])}
+	if d.version == nameVersionInline && d.err == nil {
+		in.Inline = true
+		in.Ino = d.uvarint("inode", math.MaxUint64)
+		in.ModTime = int64(d.u64("mtime"))
+		n := d.uvarint("inline length", MaxInlineData)
+		in.Data = bytes.Clone(d.take(int(n), "inline data"))
+		if in.Data == nil {
+			in.Data = []byte{}
+		}
+		in.Size = int64(len(in.Data))
+	} else {
+		in = decodeInodeV2(d, in)
+	}
+	if err := d.done(); err != nil {
+		return Inode{}, err
+	}
+	if in.External && len(in.Extents) > 0 {
+		return Inode{}, corruptError(kind, key, "external inode with inline extents")
+	}
+	if in.Ino == 0 {
+		return Inode{}, corruptError(kind, key, "inode number 0")
+	}
+	if s := checkInode(in); s != "" {
+		return Inode{}, corruptError(kind, key, "%s", s)
+	}
+	return in, nil
+}
+
+// decodeInodeV2 decodes the fields of a version 2 inode record.
+func decodeInodeV2(d *decoder, in Inode) Inode {
 	in.Ino = d.u64("inode")
 	in.Size = int64(d.u64("size"))
 	in.ModTime = int64(d.u64("mtime"))
@@ -783,27 +817,7 @@ func DecodeInode(key, value []byte) (Inode, error) {
 			in.Extents = append(in.Extents, r)
 		}
 	}
-	if d.version == nameVersionInline && d.err == nil {
-		in.Inline = true
-		n := d.uvarint("inline length", MaxInlineData)
-		in.Data = bytes.Clone(d.take(int(n), "inline data"))
-		if in.Data == nil {
-			in.Data = []byte{}
-		}
-	}
-	if err := d.done(); err != nil {
-		return Inode{}, err
-	}
-	if in.External && len(in.Extents) > 0 {
-		return Inode{}, corruptError(kind, key, "external inode with inline extents")
-	}
-	if in.Ino == 0 {
-		return Inode{}, corruptError(kind, key, "inode number 0")
-	}
-	if s := checkInode(in); s != "" {
-		return Inode{}, corruptError(kind, key, "%s", s)
-	}
-	return in, nil
+	return in
 }
 
 // DecodeFreeLog decodes a free-space log record. Any defect wraps
