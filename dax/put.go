@@ -364,6 +364,20 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
+	if v == nil && in.extents.len() == 0 {
+		// An inline value over a file with no blocks (inline or empty):
+		// nothing to detach, free or wait for, so no break: one record.
+		t := s.newTxn()
+		was, wasData, wasSize, wasTime := in.inline, in.data, in.size, in.mtime
+		in.inline, in.data, in.size, in.mtime = true, data, size, time.Now()
+		t.setInode(in)
+		d, err := s.commit(t)
+		if err != nil {
+			in.inline, in.data, in.size, in.mtime = was, wasData, wasSize, wasTime
+			return nil, err
+		}
+		return &breakResult{durable: d}, nil
+	}
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[*Pin]bool{}}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
