@@ -19,8 +19,8 @@
 // bytes in the record. Every operation that needs region blocks first
 // moves the bytes into new blocks, in a commit of its own before the
 // operation's: WriteAt, Allocate and Pin (so a pin of an inline value pins
-// blocks, like any other), and a Truncate past the limit (in its own
-// commit). The file then stays in blocks until a Put of a small value
+// blocks, like any other); a Truncate past the limit moves them within its
+// own single commit. The file then stays in blocks until a Put of a small value
 // makes it inline again; Stats.InlineSpills counts the moves. A move may
 // fail with ErrNoSpace like any allocation. A crash keeps the old or the
 // new value of an inline Put, as of any Put: the record is the value.
