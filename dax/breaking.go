@@ -7,6 +7,7 @@ package dax
 // call OnBreak and (under the Wait policy) wait for the release.
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -448,6 +449,35 @@ func (b *breaker) run(policy BreakPolicy,
 	return &breakResult{durable: d, detached: b.detached, ticket: b.ticket, broken: b.broken}, nil
 }
 
+// spill moves an inline file's bytes into fresh blocks taken from the
+// reservation (plan asks for inlineBlocks of them), zeroed past the end
+// and flushed, within the operation's own commit.
+func (b *breaker) spill() error {
+	s, in := b.s, b.in
+	data := in.data
+	for fb, n := uint64(0), s.blocksFor(int64(len(data))); n > 0; {
+		e := b.take(n)
+		if err := s.writeBlocks(e, fb, data, 0, true); err != nil {
+			return err
+		}
+		b.t.mapOps(in, in.extents.insert(mapping{fileBlock: fb, start: e.Start, n: e.Len}))
+		fb += e.Len
+		n -= e.Len
+	}
+	s.region.Drain()
+	in.inline, in.data = false, nil
+	b.t.setInode(in)
+	s.stats.spills.Add(1)
+	return nil
+}
+
+// setInline gives an inline file the bytes data, a new slice: readers may
+// still hold the old one.
+func (b *breaker) setInline(data []byte) {
+	b.in.data, b.in.size = data, int64(len(data))
+	b.t.setInode(b.in)
+}
+
 // take hands out n fresh blocks (or fewer, contiguous) from the reservation.
 func (b *breaker) take(n uint64) pmem.Extent {
 	e := carve(&b.fresh, n)
@@ -505,6 +535,14 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 		tail := size % bs
 		return f.breakFile("truncate", busyextent.ReasonTruncate, policy,
 			func(b *breaker) (uint64, uint64, uint64, error) {
+				if b.in.inline {
+					// Within the inline limit the bytes stay in the
+					// record; past it they move into blocks first.
+					if size <= f.s.inlineLimit() {
+						return 0, 0, 0, nil
+					}
+					return 0, 0, f.s.blocksFor(b.in.size), nil
+				}
 				if size >= b.in.size {
 					return 0, 0, 0, nil
 				}
@@ -517,6 +555,20 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 				return keep - min(keep, boolBlock(tail != 0)), math.MaxUint64, need, nil
 			},
 			func(b *breaker) error {
+				if b.in.inline && size == b.in.size {
+					return nil
+				}
+				if b.in.inline && size <= f.s.inlineLimit() {
+					data := make([]byte, size)
+					copy(data, b.in.data)
+					b.setInline(data)
+					return nil
+				}
+				if b.in.inline {
+					if err := b.spill(); err != nil {
+						return err
+					}
+				}
 				if err := f.s.zeroPastEOF(b.in, size); err != nil {
 					return err
 				}
@@ -620,6 +672,14 @@ func (f *File) rangeBreak(ctx context.Context, op string, reason busyextent.Reas
 			},
 			func(b *breaker) error {
 				if off >= end {
+					return nil
+				}
+				if b.in.inline {
+					// Zeros in place of the range: an inline file has
+					// no blocks to punch, and reads the same.
+					data := bytes.Clone(b.in.data)
+					clear(data[off:end])
+					b.setInline(data)
 					return nil
 				}
 				if first < last {

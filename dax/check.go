@@ -4,6 +4,7 @@ package dax
 // recovery would rebuild from, and compares it with memory.
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"slices"
@@ -20,8 +21,9 @@ import (
 //     the busy list (none is lost, none is claimed twice);
 //   - the extents of a file do not overlap and lie inside its size;
 //   - names and inodes match one to one, and the file count is right;
-//   - memory (free space, busy list, and the name, size and extent map of
-//     every file in memory) equals the journal, where free space in memory
+//   - an inline file maps no blocks and its size is its bytes' length;
+//   - memory (free space, busy list, and the name, size, extent map and
+//     inline bytes of every file in memory) equals the journal, where free space in memory
 //     is the allocatable blocks plus those NoSync holds back until a
 //     journal sync;
 //   - the reference table, the busy set and both free-space indexes pass
@@ -466,6 +468,8 @@ type fileImage struct {
 	ino     uint64
 	size    int64
 	extents []journal.ExtentRecord
+	inline  bool
+	data    []byte
 }
 
 // checkResident compares every file in memory with its record in the
@@ -510,7 +514,10 @@ func (s *Store) compareResident(name string, in *inode, bad func(string, ...any)
 	if in.removed || in.name() != name {
 		return // removed or renamed since the listing: nothing to compare
 	}
-	f := fileImage{name: name, ino: in.ino, size: in.size}
+	f := fileImage{name: name, ino: in.ino, size: in.size, inline: in.inline, data: in.data}
+	if in.inline && (in.extents.len() > 0 || int64(len(in.data)) != in.size) {
+		bad("%q: inline file of %d bytes has size %d and maps %d extents", name, len(in.data), in.size, in.extents.len())
+	}
 	for _, m := range in.extents.all() {
 		f.extents = append(f.extents, extentRecord(in.ino, m))
 	}
@@ -523,6 +530,9 @@ func (s *Store) compareResident(name string, in *inode, bad func(string, ...any)
 	default:
 		if rec.Size != f.size {
 			bad("%q: size %d in memory, %d in the journal", name, f.size, rec.Size)
+		}
+		if f.inline != rec.Inline || !bytes.Equal(f.data, rec.Data) {
+			bad("%q: inline %v with %d bytes in memory, inline %v with %d bytes in the journal", name, f.inline, len(f.data), rec.Inline, len(rec.Data))
 		}
 		if !slices.Equal(f.extents, rec.Extents) && (len(f.extents) > 0 || len(rec.Extents) > 0) {
 			bad("%q: extent map in memory %v differs from the journal %v", name, f.extents, rec.Extents)

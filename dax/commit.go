@@ -106,7 +106,7 @@ func (t *txn) recordInodes() {
 			}
 		}
 		rec := journal.Inode{Ino: in.ino, Key: key, Size: in.size, ModTime: in.mtime.UnixNano(),
-			Blocks: in.extents.blocks(), External: in.external}
+			Blocks: in.extents.blocks(), External: in.external, Inline: in.inline, Data: in.data}
 		if !in.external {
 			rec.Extents = make([]journal.ExtentRecord, 0, n)
 			for _, m := range in.extents.all() {
@@ -179,6 +179,19 @@ type durable struct {
 	seq   uint64        // the commit's place among synced commits (commitSeq)
 	freed []pmem.Extent // blocks to hand to the allocator once durable
 	mark  uint64        // the commit mark the batch carried, or 0
+	prev  *durable      // an earlier commit of the same operation, settled first
+}
+
+// chain returns what two commits of one operation owe, a before b.
+func chain(a, b *durable) *durable {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	b.prev = chain(a, b.prev)
+	return b
 }
 
 // commitSeq numbers the synced commits; commitMu protects it. Pebble's log
@@ -289,6 +302,17 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 func (s *Store) settle(d *durable) error {
 	if d == nil {
 		return nil
+	}
+	if d.prev != nil {
+		// Settle this one too even when the earlier one failed, so that
+		// its freed blocks leave the settling count.
+		rest := *d
+		rest.prev = nil
+		err := s.settle(d.prev)
+		if rerr := s.settle(&rest); err == nil {
+			err = rerr
+		}
+		return err
 	}
 	err := d.wait()
 	s.commitMu.Lock()

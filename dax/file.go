@@ -146,6 +146,14 @@ func (f *File) readLocked(p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	n := min(int64(len(p)), in.size-off)
+	if in.inline {
+		copy(p, in.data[off:off+n])
+		in.mapMu.Unlock()
+		if n < int64(len(p)) {
+			return int(n), io.EOF
+		}
+		return int(n), nil
+	}
 	var one [1]mapping
 	fb, fe := f.s.blockSpan(off, n)
 	pieces, err := f.s.holdWritten(in.extents.pieces(fb, fe, &one))
@@ -293,12 +301,13 @@ func (f *File) writeAt(p []byte, off int64) error {
 	}
 	defer f.s.end()
 	d, err := f.writeLocked(p, off)
-	if err != nil {
-		return err
-	}
 	// The new blocks and size are visible already; the write returns
-	// once they are durable, waiting with no lock of the file held.
-	return f.s.settle(d)
+	// once they are durable, waiting with no lock of the file held. An
+	// inline file's move into blocks is settled even if the write failed.
+	if serr := f.s.settle(d); err == nil {
+		err = serr
+	}
+	return err
 }
 
 // writeLocked is writeAt under the file's locks. It returns what its
@@ -319,6 +328,17 @@ func (f *File) writeLocked(p []byte, off int64) (*durable, error) {
 	if len(p) == 0 {
 		return nil, nil
 	}
+	spilled, err := s.spillLocked(in)
+	if err != nil {
+		return nil, err
+	}
+	d, err := f.writeMappedLocked(p, off)
+	return chain(spilled, d), err
+}
+
+// writeMappedLocked is writeLocked for a file in region blocks.
+func (f *File) writeMappedLocked(p []byte, off int64) (*durable, error) {
+	s, in := f.s, f.in
 	if err := s.zeroPastEOF(in, off); err != nil {
 		return nil, err
 	}
@@ -451,10 +471,10 @@ func (f *File) allocate(off, n int64) error {
 	}
 	defer f.s.end()
 	d, err := f.allocateLocked(off, n)
-	if err != nil {
-		return err
+	if serr := f.s.settle(d); err == nil {
+		err = serr
 	}
-	return f.s.settle(d)
+	return err
 }
 
 // allocateLocked is allocate under the file's locks.
@@ -470,8 +490,12 @@ func (f *File) allocateLocked(off, n int64) (*durable, error) {
 	if n == 0 {
 		return nil, nil
 	}
-	if err := s.zeroPastEOF(in, off+n); err != nil {
+	spilled, err := s.spillLocked(in)
+	if err != nil {
 		return nil, err
+	}
+	if err := s.zeroPastEOF(in, off+n); err != nil {
+		return spilled, err
 	}
 	fb, fe := s.blockSpan(off, n)
 	gaps := holes(in.extents.find(fb, fe), fb, fe)
@@ -479,13 +503,43 @@ func (f *File) allocateLocked(off, n int64) (*durable, error) {
 	// Unwritten blocks read as zeros whatever they hold: nothing to write.
 	if err := s.fillHoles(t, in, gaps, true, nil); err != nil {
 		t.b.Close()
-		return nil, err
+		return spilled, err
 	}
 	if off+n > in.size {
 		in.size = off + n
 	}
 	in.mtime = time.Now()
 	t.setInode(in)
+	d, err := s.commit(t)
+	return chain(spilled, d), err
+}
+
+// spillLocked moves an inline file's bytes into new region blocks, zeroed
+// past its end and flushed, in a commit of its own, so that an operation
+// that needs blocks (WriteAt, Allocate, Pin) then runs on them as on any
+// file. A crash after this commit leaves the same bytes, in blocks. It
+// does nothing for a file in blocks. The extent-map lock must be held; the
+// caller chains the returned commit before its own and settles both once
+// it has released its locks.
+func (s *Store) spillLocked(in *inode) (*durable, error) {
+	if !in.inline {
+		return nil, nil
+	}
+	t := s.newTxn()
+	data := in.data
+	if n := s.blocksFor(int64(len(data))); n > 0 {
+		err := s.fillHoles(t, in, []hole{{0, n}}, false, func(e pmem.Extent, fb uint64) error {
+			return s.writeBlocks(e, fb, data, 0, true)
+		})
+		if err != nil {
+			t.b.Close()
+			return nil, err
+		}
+		s.region.Drain()
+	}
+	in.inline, in.data = false, nil
+	t.setInode(in)
+	s.stats.spills.Add(1)
 	return s.commit(t)
 }
 

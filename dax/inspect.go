@@ -121,6 +121,7 @@ type Stats struct {
 	// It never shrinks, and an operation that reserved blocks grows it
 	// even if it then fails. 0 if it cannot be read.
 	RegionFileBytes int64 `json:"region_file_bytes"`
+	InlineSpills   uint64 `json:"inline_spills"`   // inline files moved into region blocks since Open (see Options.InlineLimit)
 }
 
 // Stats returns the store's figures.
@@ -154,6 +155,7 @@ func (s *Store) statsLocked() Stats {
 		RefTableBytes: s.refs.MemoryBytes(), RegionFileBytes: regionFileBytes(s.region),
 		Commits: s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
 		LastCheckPause: time.Duration(s.stats.checkPause.Load()),
+		InlineSpills: s.stats.spills.Load(),
 	}
 }
 

@@ -40,7 +40,7 @@ type inode struct {
 	// operations hold it exclusive so no pin can start while they run.
 	invalMu rankedRWMutex[invalidateRank]
 	// mapMu is the extent-map lock: it protects extents, size, mtime,
-	// removed and external. Writers hold it for the whole write so two
+	// removed, external, inline and data. Writers hold it for the whole write so two
 	// writes cannot both fill the same hole.
 	mapMu    rankedMutex[extentMapRank]
 	extents  *extentMap
@@ -51,6 +51,12 @@ type inode struct {
 	// pinCache is a written extent that Pin may use without mapMu; see
 	// pinCache for why it stays true.
 	pinCache pinCache
+	// inline marks a file whose bytes are data, kept in its journal record
+	// and here, with no region blocks: extents is empty and size is
+	// len(data). data is never written in place (a change installs a new
+	// slice), so a reader may use the slice it saw after dropping mapMu.
+	inline bool
+	data   []byte
 
 	// users counts open Files and operations in flight on the inode. It
 	// rises only under the namespace lock (shared is enough), and the
@@ -83,6 +89,12 @@ func (s *Store) inodeFromRecord(rec journal.Inode) (*inode, error) {
 	}
 	in := newInode(rec.Ino, rec.Key, rec.Size, time.Unix(0, rec.ModTime))
 	in.external = rec.External
+	if rec.Inline {
+		// The decoder proved that it maps no blocks and that size is
+		// len(Data).
+		in.inline, in.data = true, rec.Data
+		return in, nil
+	}
 	blocks := s.refs.Blocks()
 	for _, r := range rec.Extents {
 		e := pmem.Extent{Start: r.Start, Len: r.Len}

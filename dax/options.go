@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/daxstore/daxstore/internal/faultfs"
+	"github.com/daxstore/daxstore/journal"
 	"github.com/daxstore/daxstore/pageref"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -111,6 +112,17 @@ type Options struct {
 	// and memory does not grow with the number of files.
 	InodeCache int
 
+	// InlineLimit is the largest value, in bytes, that Put and PutReader
+	// store inline: in the file's journal record itself, with no region
+	// block (default 2048; 0 means the default, a negative value stores
+	// every value in blocks; at most MaxInlineLimit, else Open fails with
+	// ErrInvalidRange). A small value then costs one journal record and
+	// about its own size, instead of a whole block. Reads serve an inline
+	// value from memory. Pin, WriteAt and Allocate on an inline file first
+	// move its bytes into region blocks, in a commit of their own; the file
+	// stays in blocks until a Put of a small value makes it inline again.
+	InlineLimit int
+
 	// NoSync makes metadata commits return before the journal reaches
 	// stable storage. THIS IS UNSAFE: a power cut or kernel crash may lose
 	// the most recent acknowledged operations, and even a process crash may
@@ -177,7 +189,12 @@ const (
 	defaultSize       = 1 << 30
 	defaultAllocWait  = time.Second
 	defaultInodeCache = 16384
+	defaultInline     = 2048
 )
+
+// MaxInlineLimit is the largest Options.InlineLimit: the most bytes the
+// journal keeps in one inode record (64 KiB).
+const MaxInlineLimit = journal.MaxInlineData
 
 // EnsureDefaults returns a copy of o with every zero field set to its default.
 // It accepts a nil receiver.
@@ -200,6 +217,9 @@ func (o *Options) EnsureDefaults() Options {
 	}
 	if out.InodeCache == 0 {
 		out.InodeCache = defaultInodeCache
+	}
+	if out.InlineLimit == 0 {
+		out.InlineLimit = defaultInline
 	}
 	return out
 }
@@ -225,6 +245,9 @@ func (o Options) validate() error {
 	}
 	if o.InodeCache < 0 {
 		return fmt.Errorf("negative InodeCache %d: %w", o.InodeCache, ErrInvalidRange)
+	}
+	if o.InlineLimit > MaxInlineLimit {
+		return fmt.Errorf("InlineLimit %d exceeds %d: %w", o.InlineLimit, MaxInlineLimit, ErrInvalidRange)
 	}
 	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
 		return err

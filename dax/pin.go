@@ -217,10 +217,15 @@ func (f *File) pinLocked(off, n int64, opts PinOptions) (Pin, *durable, error) {
 	if off+n > in.size {
 		return Pin{}, nil, fmt.Errorf("range [%d,+%d) past end of file (size %d): %w", off, n, in.size, ErrInvalidRange)
 	}
-	fb, fe := s.blockSpan(off, n)
-	d, err := s.materialize(in, fb, fe)
+	spilled, err := s.spillLocked(in)
 	if err != nil {
 		return Pin{}, nil, err
+	}
+	fb, fe := s.blockSpan(off, n)
+	d, err := s.materialize(in, fb, fe)
+	d = chain(spilled, d)
+	if err != nil {
+		return Pin{}, d, err
 	}
 	var runs []pmem.Extent
 	for _, m := range in.extents.find(fb, fe) {

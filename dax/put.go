@@ -3,6 +3,7 @@ package dax
 // Whole-key operations: Put (atomic replace), Get and Remove.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,10 +26,13 @@ func (s *Store) Put(key string, value []byte) error {
 
 // PutWith atomically replaces the value of key, creating the key if needed.
 // The value is copied into new blocks and flushed first; one journal batch
-// then swaps the file's extent map. After a crash the key holds the old or
-// the new value, never a mix. The old blocks are freed, or detached to busy
-// while pins still reference them (they keep the old value). PutReader
-// does the same from an io.Reader, for values not held in memory.
+// then swaps the file's extent map. A value of at most Options.InlineLimit
+// bytes takes no block: it is stored in the file's journal record, and
+// that one record is the whole commit. After a crash the key holds the old
+// or the new value, never a mix. The old blocks are freed, or detached to
+// busy while pins still reference them (they keep the old value).
+// PutReader does the same from an io.Reader, for values not held in
+// memory.
 func (s *Store) PutWith(ctx context.Context, key string, value []byte, bo BreakOptions) error {
 	if err := validKey(key); err != nil {
 		return err
@@ -49,6 +53,10 @@ func (s *Store) put(key string, value []byte, policy BreakPolicy) (*breakResult,
 		return nil, err
 	}
 	defer s.end()
+	if int64(len(value)) <= s.inlineLimit() {
+		// Copied: the caller may reuse value once Put returns.
+		return s.swapIn(key, nil, bytes.Clone(value), policy)
+	}
 	// Fill new blocks before taking any lock of the key: readers and pins
 	// of the old value go on meanwhile.
 	v := &pendingValue{s: s}
@@ -59,8 +67,12 @@ func (s *Store) put(key string, value []byte, policy BreakPolicy) (*breakResult,
 	if err := v.write(value); err != nil {
 		return nil, err
 	}
-	return s.swapIn(key, v, policy)
+	return s.swapIn(key, v, nil, policy)
 }
+
+// inlineLimit returns the largest value stored inline; negative when
+// every value goes into blocks.
+func (s *Store) inlineLimit() int64 { return int64(s.opts.InlineLimit) }
 
 // putChunk is how many bytes of input PutReader copies at a time: the
 // memory it needs, whatever the size of the value.
@@ -113,10 +125,17 @@ func (s *Store) putReader(ctx context.Context, key string, r io.Reader, size int
 		}
 	}
 	defer end()
-	v := &pendingValue{s: s}
-	defer v.discard()
-	if err := v.fill(ctx, r, size); err != nil {
+	data, inline, r, err := s.readInline(ctx, r, size)
+	if err != nil {
 		return err
+	}
+	var v *pendingValue
+	if !inline {
+		v = &pendingValue{s: s}
+		defer v.discard()
+		if err := v.fill(ctx, r, size); err != nil {
+			return err
+		}
 	}
 	// The swap is Put's; the operation ends with it, before runBreak calls
 	// OnBreak callbacks or waits for released blocks, as Put's does.
@@ -129,9 +148,46 @@ func (s *Store) putReader(ctx context.Context, key string, r io.Reader, size int
 		}
 		swapped = true
 		defer end()
-		defer v.discard()
-		return s.swapIn(key, v, policy)
+		if v != nil {
+			defer v.discard()
+		}
+		return s.swapIn(key, v, data, policy)
 	})
+}
+
+// readInline reads a value of at most Options.InlineLimit bytes from r
+// whole, for an inline Put: when size says it is one, or, with a negative
+// size, when r ends within the limit. Otherwise it returns inline false
+// and a reader that yields all of r's bytes, those it read first
+// included, for the block path.
+func (s *Store) readInline(ctx context.Context, r io.Reader, size int64) (data []byte, inline bool, rest io.Reader, err error) {
+	lim := s.inlineLimit()
+	if lim < 0 || size > lim {
+		return nil, false, r, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, nil, err
+	}
+	if size >= 0 {
+		data = make([]byte, size)
+		n, rerr := io.ReadFull(r, data)
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return nil, false, nil, fmt.Errorf("read value: %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+		case rerr != nil:
+			return nil, false, nil, fmt.Errorf("read value: %w", rerr)
+		}
+		return data, true, nil, nil
+	}
+	buf := make([]byte, lim+1)
+	n, rerr := io.ReadFull(r, buf)
+	switch {
+	case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+		return buf[:n:n], true, nil, nil
+	case rerr != nil:
+		return nil, false, nil, fmt.Errorf("read value: %w", rerr)
+	}
+	return nil, false, io.MultiReader(bytes.NewReader(buf), r), nil
 }
 
 // fill reads the value from r into v: size bytes exactly, or all of r if
@@ -251,13 +307,14 @@ func (v *pendingValue) discard() {
 	v.spare = nil
 }
 
-// swapIn makes v the value of key in one journal batch, creating the key
-// if needed, and detaches or frees the old value's blocks by policy. It is
-// the commit of every atomic replace (Put and PutReader). The new value is
-// visible once the batch is applied, under the locks; swapIn returns after
-// it released them and the batch is durable.
-func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakResult, error) {
-	res, err := s.swapInLocked(key, v, policy)
+// swapIn makes v, or with v nil the inline value data, the value of key
+// in one journal batch, creating the key if needed, and detaches or frees
+// the old value's blocks by policy. It is the commit of every atomic
+// replace (Put and PutReader). The new value is visible once the batch is
+// applied, under the locks; swapIn returns after it released them and the
+// batch is durable.
+func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPolicy) (*breakResult, error) {
+	res, err := s.swapInLocked(key, v, data, policy)
 	if err != nil {
 		return nil, err
 	}
@@ -268,10 +325,14 @@ func (s *Store) swapIn(key string, v *pendingValue, policy BreakPolicy) (*breakR
 }
 
 // swapInLocked is swapIn under the namespace and the file's locks.
-func (s *Store) swapInLocked(key string, v *pendingValue, policy BreakPolicy) (*breakResult, error) {
-	s.region.Drain()
-	s.unreserve(v.spare) // a value that ended early leaves spare blocks
-	v.spare = nil
+func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy BreakPolicy) (*breakResult, error) {
+	size := int64(len(data))
+	if v != nil {
+		s.region.Drain()
+		s.unreserve(v.spare) // a value that ended early leaves spare blocks
+		v.spare = nil
+		size = v.size
+	}
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(key)
@@ -279,36 +340,64 @@ func (s *Store) swapInLocked(key string, v *pendingValue, policy BreakPolicy) (*
 		return nil, err
 	}
 	if in == nil {
-		in = newInode(s.nextIno, key, v.size, time.Now())
+		in = newInode(s.nextIno, key, size, time.Now())
 		t := s.newTxn()
-		t.claimed = v.used
-		for _, m := range v.fresh {
-			t.mapOps(in, in.extents.insert(m))
+		if v != nil {
+			t.claimed = v.used
+			for _, m := range v.fresh {
+				t.mapOps(in, in.extents.insert(m))
+			}
+		} else {
+			in.inline, in.data = true, data
 		}
 		s.recordNewInode(t, in)
 		d, err := s.commit(t)
 		if err != nil {
 			return nil, err
 		}
-		v.committed = true
+		if v != nil {
+			v.committed = true
+		}
 		s.addInode(in)
 		return &breakResult{durable: d}, nil
 	}
 	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
+	if v == nil && in.extents.len() == 0 {
+		// An inline value over a file with no blocks (inline or empty):
+		// nothing to detach, free or wait for, so no break: one record.
+		t := s.newTxn()
+		was, wasData, wasSize, wasTime := in.inline, in.data, in.size, in.mtime
+		in.inline, in.data, in.size, in.mtime = true, data, size, time.Now()
+		t.setInode(in)
+		d, err := s.commit(t)
+		if err != nil {
+			in.inline, in.data, in.size, in.mtime = was, wasData, wasSize, wasTime
+			return nil, err
+		}
+		return &breakResult{durable: d}, nil
+	}
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[uint64]brokenPin{}}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
-			b.t.claimed = append(b.t.claimed, v.used...)
+			if v != nil {
+				b.t.claimed = append(b.t.claimed, v.used...)
+			}
 			if err := b.drop(0, math.MaxUint64); err != nil {
 				return err
 			}
+			in.size = size
+			b.t.setInode(in) // an inline file maps nothing that drop would touch
+			if v == nil {
+				in.inline, in.data = true, data
+				return nil
+			}
+			in.inline, in.data = false, nil
 			for _, m := range v.fresh {
 				b.t.mapOps(in, in.extents.insert(m))
 			}
-			in.size = v.size
 			v.committed = true // from here on a failure fails the store
 			return nil
 		})
@@ -447,6 +536,11 @@ func (s *Store) holdValue(in *inode) (value []byte, run pmem.Extent, held bool, 
 		in.mapMu.Unlock()
 		return []byte{}, run, false, nil
 	}
+	if in.inline {
+		value := in.data // never written in place: no copy needed
+		in.mapMu.Unlock()
+		return value[:size:size], run, false, nil
+	}
 	fb, fe := s.blockSpan(0, size)
 	if m, ok := in.extents.at(fb); ok && !m.unwritten && m.fileEnd() >= fe {
 		run = pmem.Extent{Start: m.start + pmem.Block(fb-m.fileBlock), Len: fe - fb}
@@ -502,6 +596,11 @@ func (f *File) appendAll(dst []byte) ([]byte, error) {
 	if size == 0 {
 		in.mapMu.Unlock()
 		return dst, nil
+	}
+	if in.inline {
+		value := in.data // never written in place: copied without the lock
+		in.mapMu.Unlock()
+		return append(dst, value...), nil
 	}
 	if size > MaxGetSize {
 		in.mapMu.Unlock()

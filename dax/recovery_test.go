@@ -36,8 +36,10 @@ func busyStore(t *testing.T, dir string) (*Store, uint64, map[string][]byte) {
 	if err := s.Remove("b"); err != nil {
 		t.Fatal(err)
 	}
-	mustPut(t, s, "c", []byte("new c"))
-	return s, 6, map[string][]byte{"a": make([]byte, 4*testBS), "c": []byte("new c")}
+	// Past the inline limit, so that the new value owns one block.
+	newC := pattern(4, testBS)
+	mustPut(t, s, "c", newC)
+	return s, 6, map[string][]byte{"a": make([]byte, 4*testBS), "c": newC}
 }
 
 func TestCheckAcceptsBusyAsTheThirdStateOfABlock(t *testing.T) {

@@ -45,7 +45,12 @@ func (f *File) seek(op string, off int64, data bool) (int64, error) {
 	}
 	size := in.size
 	var pos int64
-	if off < size {
+	if off < size && in.inline {
+		pos = size // an inline file is all data, no holes
+		if data {
+			pos = off
+		}
+	} else if off < size {
 		if data {
 			pos = f.s.nextData(in.extents, off)
 		} else {

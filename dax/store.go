@@ -9,6 +9,22 @@
 // block that a pin still references. Such blocks move to the busy-extent
 // list and are freed when their last pin drops.
 //
+// Small values: Put and PutReader store a value of at most
+// Options.InlineLimit bytes (default 2048) inline, in the file's journal
+// record, with no region block; a Put of one is a single journal record
+// (plus the file count when it creates the key) and costs about its own
+// size in space. Get, AppendGet, View, ReadAt, Stat, Files, List,
+// SeekData and SeekHole serve it from that record (Blocks is 0; it has no
+// holes). Truncate within the limit, PunchHole and ZeroRange change its
+// bytes in the record. Every operation that needs region blocks first
+// moves the bytes into new blocks, in a commit of its own before the
+// operation's: WriteAt, Allocate and Pin (so a pin of an inline value pins
+// blocks, like any other); a Truncate past the limit moves them within its
+// own single commit. The file then stays in blocks until a Put of a small value
+// makes it inline again; Stats.InlineSpills counts the moves. A move may
+// fail with ErrNoSpace like any allocation. A crash keeps the old or the
+// new value of an inline Put, as of any Put: the record is the value.
+//
 // Durability: every operation that changes metadata commits one journal
 // batch and syncs it before returning (unless Options.NoSync). Data written
 // into new blocks is flushed before that commit, so a crash never exposes a
@@ -111,6 +127,7 @@ type counters struct {
 	records        atomic.Uint64 // records in those batches and in checkpoints
 	checkpoints    atomic.Uint64 // free-space checkpoints
 	checkPause     atomic.Int64  // nanoseconds the last Check held operations off, waiting included
+	spills         atomic.Uint64 // inline files moved into region blocks
 }
 
 // Open opens the store in dir, creating it when dir holds none (with

@@ -233,6 +233,8 @@ func fuzzCorpus() map[string][]fuzzSeed {
 			rec(EncodeInode(inlineInode(8, "one", 1))),
 			rec(EncodeInode(inlineInode(9, "full", MaxInlineExtents))),
 			rec(EncodeInode(Inode{Ino: 10, Key: "big", Size: 1 << 40, Blocks: 1 << 30, External: true})),
+			rec(EncodeInode(Inode{Ino: 11, Key: "small", Size: 5, Inline: true, Data: []byte("hello")})),
+			rec(EncodeInode(Inode{Ino: 12, Key: "empty", Inline: true, Data: []byte{}})),
 		),
 		"FuzzDecodeFreeLog": seedsFor(
 			rec(EncodeFreeLog(FreeLog{Seq: 1, Files: 1})),

@@ -5,6 +5,7 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -38,10 +39,25 @@ const (
 // MaxInlineExtents extents, the extents themselves, so that looking a key up
 // is one point read and a Put of a small file writes this record and one
 // free-space log record. Upgrade rewrites a format 1 journal.
+//
+// Version 3 holds a file whose bytes are stored in the record itself
+// (Inode.Inline), with no region blocks, so that storing a small value is
+// this one record. It is short, since such records are most of a store of
+// small values: the inode number as a uvarint, the modification time, the
+// length of the bytes as a uvarint (so a truncated or extended body is
+// caught even under a matching checksum) and the bytes. The size is their
+// length; there are no blocks or extents. Only inline files are written as version 3; both
+// versions decode.
 const (
 	nameVersionLegacy byte = 1 // format 1: the inode number only
 	nameVersion       byte = 2 // format 2: the whole inode
+	nameVersionInline byte = 3 // format 2: the whole inode and its bytes
 )
+
+// MaxInlineData is the most bytes an inline inode record holds. It keeps
+// inline records far below what the journal handles well; a store's
+// inline limit (dax.Options.InlineLimit) may not exceed it.
+const MaxInlineData = 64 << 10
 
 // MaxInlineExtents is the most extents an inode record holds itself; a file
 // with more keeps them in extent records, so that a write into a file of a
@@ -113,6 +129,11 @@ type Inode struct {
 	Blocks   uint64 // region blocks mapped: the sum of the extents' lengths
 	External bool
 	Extents  []ExtentRecord // sorted by FileBlock; Ino of each equals the inode's
+	// Inline marks a file whose bytes are Data, held in the record itself:
+	// it maps no region blocks (Blocks 0, no extents, not External), and
+	// Size equals len(Data), at most MaxInlineData.
+	Inline bool
+	Data   []byte
 }
 
 // FreeLog is one commit's change to free space and to the number of files,
@@ -251,6 +272,20 @@ func checkInode(in Inode) string {
 	}
 	if in.Size < 0 {
 		return fmt.Sprintf("negative size %d", in.Size)
+	}
+	if in.Inline {
+		switch {
+		case len(in.Data) > MaxInlineData:
+			return fmt.Sprintf("%d inline bytes exceed %d", len(in.Data), MaxInlineData)
+		case in.Size != int64(len(in.Data)):
+			return fmt.Sprintf("size %d but %d inline bytes", in.Size, len(in.Data))
+		case in.External || len(in.Extents) > 0 || in.Blocks > 0:
+			return fmt.Sprintf("inline file maps %d blocks in %d extents (external %v)", in.Blocks, len(in.Extents), in.External)
+		}
+		return ""
+	}
+	if len(in.Data) > 0 {
+		return fmt.Sprintf("%d bytes of data in a file that is not inline", len(in.Data))
 	}
 	if in.External {
 		return ""
@@ -404,10 +439,19 @@ func encodeLegacyInode(in Inode) (key, value []byte) {
 }
 
 // EncodeInode returns the key and value of an inode record, stored under
-// the file's key. Extents are stored inline unless in.External. It does not
-// check limits; Batch.SetInode does.
+// the file's key. Extents are stored inline unless in.External; an Inline
+// file's bytes follow them (version 3). It does not check limits;
+// Batch.SetInode does.
 func EncodeInode(in Inode) (key, value []byte) {
 	key = nameKey(in.Key)
+	if in.Inline {
+		v := newValueVersion(nameVersionInline, 2*binary.MaxVarintLen64+8+len(in.Data))
+		v = binary.AppendUvarint(v, in.Ino)
+		v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
+		v = binary.AppendUvarint(v, uint64(len(in.Data)))
+		v = append(v, in.Data...)
+		return key, seal(key, v)
+	}
 	v := newValueVersion(nameVersion, 8+8+8+2*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1))
 	v = binary.BigEndian.AppendUint64(v, in.Ino)
 	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
@@ -824,8 +868,38 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	if len(key)-1 > MaxKeyLen {
 		return Inode{}, corruptError(kind, key, "name of %d bytes exceeds %d", len(key)-1, MaxKeyLen)
 	}
-	d := openVersions(kind, key, value, nameVersion, nameVersion)
+	d := openVersions(kind, key, value, nameVersion, nameVersionInline)
 	in := Inode{Key: string(key[1:])}
+	if d.version == nameVersionInline && d.err == nil {
+		in.Inline = true
+		in.Ino = d.uvarint("inode", math.MaxUint64)
+		in.ModTime = int64(d.u64("mtime"))
+		n := d.uvarint("inline length", MaxInlineData)
+		in.Data = bytes.Clone(d.take(int(n), "inline data"))
+		if in.Data == nil {
+			in.Data = []byte{}
+		}
+		in.Size = int64(len(in.Data))
+	} else {
+		in = decodeInodeV2(d, in)
+	}
+	if err := d.done(); err != nil {
+		return Inode{}, err
+	}
+	if in.External && len(in.Extents) > 0 {
+		return Inode{}, corruptError(kind, key, "external inode with inline extents")
+	}
+	if in.Ino == 0 {
+		return Inode{}, corruptError(kind, key, "inode number 0")
+	}
+	if s := checkInode(in); s != "" {
+		return Inode{}, corruptError(kind, key, "%s", s)
+	}
+	return in, nil
+}
+
+// decodeInodeV2 decodes the fields of a version 2 inode record.
+func decodeInodeV2(d *decoder, in Inode) Inode {
 	in.Ino = d.u64("inode")
 	in.Size = int64(d.u64("size"))
 	in.ModTime = int64(d.u64("mtime"))
@@ -843,19 +917,7 @@ func DecodeInode(key, value []byte) (Inode, error) {
 			in.Extents = append(in.Extents, r)
 		}
 	}
-	if err := d.done(); err != nil {
-		return Inode{}, err
-	}
-	if in.External && len(in.Extents) > 0 {
-		return Inode{}, corruptError(kind, key, "external inode with inline extents")
-	}
-	if in.Ino == 0 {
-		return Inode{}, corruptError(kind, key, "inode number 0")
-	}
-	if s := checkInode(in); s != "" {
-		return Inode{}, corruptError(kind, key, "%s", s)
-	}
-	return in, nil
+	return in
 }
 
 // DecodeFreeLog decodes a free-space log record. Any defect wraps

@@ -320,6 +320,9 @@ func (c *crashWorker) pick() crashOp {
 	limit := crashMaxBlocks * bs
 	c.n++
 	put := crashOp{kind: "put", key: key, a: [3]int64{c.round*1_000_000 + c.n, c.rng.Int63n(limit)}}
+	if c.rng.Intn(3) == 0 {
+		put.a[1] = c.rng.Int63n(2049) // within the default inline limit: stored in the journal record
+	}
 	// Pins held across breaks leave busy blocks, and unpins release them
 	// with commits that do not sync: kills land in those paths too.
 	switch p := c.rng.Intn(100); {

@@ -107,9 +107,13 @@ type fsx struct {
 
 	size   int64
 	blocks map[int64]*fsxBlock // file block -> its region block; absent: a hole
-	pins   []*fsxPin           // live pins, oldest first
-	log    []string            // the config line, then every op started
-	counts map[string]int      // outcomes seen, to show what a run covered
+	// inline marks a value a Put stored in the journal record (at most
+	// fsxInline bytes): data holds it, and blocks is empty.
+	inline bool
+	data   []byte
+	pins   []*fsxPin      // live pins, oldest first
+	log    []string       // the config line, then every op started
+	counts map[string]int // outcomes seen, to show what a run covered
 }
 
 func newFsx(t testing.TB, cfg fsxConfig, logName string) *fsx {
@@ -119,6 +123,7 @@ func newFsx(t testing.TB, cfg fsxConfig, logName string) *fsx {
 	}
 	x.opts = dax.Options{
 		Size: (fsxDataBlocks + 1) * cfg.blockSize, BlockSize: uint32(cfg.blockSize),
+		InlineLimit: fsxInline,
 		BreakPolicy: cfg.policy,
 		AllocWait:   -1, // the model predicts ErrNoSpace exactly: never wait
 		// The model test covers the admin socket; here it would only add a
@@ -211,6 +216,12 @@ func (x *fsx) span(off, n int64) (fb, fe int64) { return off / x.bs, (off + n + 
 // read returns the model's bytes [off, off+n) of the file.
 func (x *fsx) read(off, n int64) []byte {
 	out := make([]byte, n)
+	if x.inline {
+		if off < int64(len(x.data)) {
+			copy(out, x.data[off:])
+		}
+		return out
+	}
 	fb, fe := x.span(off, n)
 	for b := fb; b < fe; b++ {
 		m := x.blocks[b]
@@ -222,6 +233,31 @@ func (x *fsx) read(off, n int64) []byte {
 		copy(out[lo-off:hi-off], m.data[lo-base:hi-base])
 	}
 	return out
+}
+
+// fsxInline is the stores' Options.InlineLimit: a few 512-byte blocks, and
+// under one 4 KiB block, so that moving an inline value may run out of
+// space in both configurations.
+const fsxInline = 1500
+
+// spill moves an inline value into new blocks, as the store does before
+// WriteAt, Allocate, Pin or a Truncate past the limit. It reports false,
+// changing nothing, when they do not fit.
+func (x *fsx) spill() bool {
+	if !x.inline {
+		return true
+	}
+	if uint64((x.size+x.bs-1)/x.bs) > x.freeBlocks() {
+		return false
+	}
+	for b := int64(0); b*x.bs < x.size; b++ {
+		m := x.newBlock()
+		copy(m.data, x.data[b*x.bs:])
+		x.blocks[b] = m
+	}
+	x.inline, x.data = false, nil
+	x.counts["inline moved into blocks"]++
+	return true
 }
 
 // holes counts the unmapped blocks among file blocks [fb, fe).
@@ -402,6 +438,11 @@ func (x *fsx) write(op fsxOp) {
 		return
 	}
 	p := fsxBytes(op.seed, op.n)
+	if op.n > 0 && !x.spill() {
+		_, err := x.f.WriteAt(p, op.off)
+		x.expect("write", err, dax.ErrNoSpace)
+		return
+	}
 	fb, fe := x.span(op.off, op.n)
 	var want error
 	if op.n > 0 && x.holes(fb, fe) > x.freeBlocks() {
@@ -463,6 +504,26 @@ func (x *fsx) truncate(op fsxOp) {
 		x.expect("truncate", x.f.TruncateWith(ctx, size, dax.BreakOptions{Policy: op.policy}), dax.ErrInvalidRange)
 		return
 	}
+	if x.inline {
+		// Within the limit the bytes stay inline; past it they move into
+		// blocks, which may not fit. No block is pinned.
+		var want error
+		if size > fsxInline && uint64((x.size+x.bs-1)/x.bs) > x.freeBlocks() {
+			want = dax.ErrNoSpace
+		}
+		x.expect("truncate inline", x.f.TruncateWith(ctx, size, dax.BreakOptions{Policy: op.policy}), want)
+		switch {
+		case want != nil:
+		case size <= fsxInline:
+			data := make([]byte, size)
+			copy(data, x.data)
+			x.data, x.size = data, size
+		default:
+			x.spill()
+			x.size = size
+		}
+		return
+	}
 	keep, tail := (size+x.bs-1)/x.bs, size%x.bs
 	pinnedAffected := false
 	var need uint64
@@ -516,6 +577,14 @@ func (x *fsx) rangeBreak(op fsxOp) {
 		return
 	}
 	end := min(op.off+op.n, x.size)
+	if x.inline {
+		// Zeros in place: no block, so no pin, space or policy matters.
+		x.expect(op.kind+" inline", call(), nil)
+		if op.off < end {
+			clear(x.data[op.off:end])
+		}
+		return
+	}
 	var ps []fsxPiece
 	if op.off < end {
 		ps = x.pieces(op.off, end)
@@ -560,6 +629,10 @@ func (x *fsx) allocate(op fsxOp) {
 		x.expect("allocate", x.f.Allocate(op.off, op.n), dax.ErrInvalidRange)
 		return
 	}
+	if op.n > 0 && !x.spill() {
+		x.expect("allocate", x.f.Allocate(op.off, op.n), dax.ErrNoSpace)
+		return
+	}
 	fb, fe := x.span(op.off, op.n)
 	var want error
 	if op.n > 0 && x.holes(fb, fe) > x.freeBlocks() {
@@ -584,6 +657,9 @@ func (x *fsx) put(op fsxOp) {
 	policy := x.policy(op)
 	value := fsxBytes(op.seed, op.n)
 	need := uint64((op.n + x.bs - 1) / x.bs)
+	if op.n <= fsxInline {
+		need = 0
+	}
 	pinnedAffected := false
 	for _, m := range x.blocks {
 		pinnedAffected = pinnedAffected || pinnedFsxBlock(m)
@@ -602,7 +678,12 @@ func (x *fsx) put(op fsxOp) {
 		for b := range x.blocks {
 			x.drop(b)
 		}
-		for b := int64(0); b*x.bs < op.n; b++ {
+		x.inline, x.data = op.n <= fsxInline, nil
+		if x.inline {
+			x.data = value
+			x.counts["inline put"]++
+		}
+		for b := int64(0); b*x.bs < op.n && !x.inline; b++ {
 			m := x.newBlock()
 			copy(m.data, value[b*x.bs:])
 			x.blocks[b] = m
@@ -623,6 +704,8 @@ func (x *fsx) pinOp(op fsxOp) {
 	switch {
 	case badRange(op.off, op.n) || op.n == 0 || op.off+op.n > x.size:
 		want = dax.ErrInvalidRange
+	case !x.spill():
+		want = dax.ErrNoSpace
 	default:
 		fb, fe = x.span(op.off, op.n)
 		if x.holes(fb, fe) > x.freeBlocks() {

@@ -40,13 +40,16 @@ type modelConfig struct {
 	keys         int
 	noSync       bool // Options.NoSync: the same results, commits without fsync
 	shm          bool // the region lives in /dev/shm (when there is one), as in emulation
+	inlineLimit  int  // Options.InlineLimit: 0 is the default (2048)
 }
 
 var modelConfigs = []modelConfig{
 	// Room to spare: long files, many pins, no ErrNoSpace.
 	{name: "4k blocks with room and the region in shared memory", blockSize: 4096, regionBlocks: 1024, maxBlocks: 12, keys: 6, shm: true},
 	// Tight regions: ErrNoSpace is frequent and must change nothing.
-	{name: "512 byte blocks in a tight region", blockSize: 512, regionBlocks: 40, maxBlocks: 16, keys: 5},
+	// Inline values span several blocks' worth here, so moving one into
+	// blocks can itself run out of space.
+	{name: "512 byte blocks in a tight region", blockSize: 512, regionBlocks: 40, maxBlocks: 16, keys: 5, inlineLimit: 1000},
 	{name: "4k blocks in a tight region without sync", blockSize: 4096, regionBlocks: 40, maxBlocks: 10, keys: 6, noSync: true},
 }
 
@@ -91,6 +94,10 @@ type mblock struct {
 type mfile struct {
 	size   int64
 	blocks map[int64]*mblock // file block -> region block; absent = hole
+	// inline marks a value stored in the journal record (Put of at most
+	// Options.InlineLimit bytes): data holds it, and blocks is empty.
+	inline bool
+	data   []byte
 }
 
 // seg is the part [lo, hi) of block b that a pin covers.
@@ -137,19 +144,24 @@ type harness struct {
 	opN    int
 	nextID int
 	data   uint64 // data blocks of the region
+	inline int64  // the largest inline value
 }
 
 func newHarness(t *testing.T, cfg modelConfig, seed int64) *harness {
 	h := &harness{
 		t: t, cfg: cfg, seed: seed, rng: rand.New(rand.NewSource(seed)), dir: t.TempDir(),
 		bs: cfg.blockSize, files: map[string]*mfile{}, handle: map[string]*dax.File{}, counts: map[string]int{},
-		data: uint64(cfg.regionBlocks - 1),
+		data: uint64(cfg.regionBlocks - 1), inline: int64(cfg.inlineLimit),
+	}
+	if h.inline == 0 {
+		h.inline = 2048
 	}
 	h.opts = dax.Options{
 		Size: cfg.regionBlocks * cfg.blockSize, BlockSize: uint32(cfg.blockSize),
 		AllocWait:     -1, // fail at once: the model predicts ErrNoSpace exactly
 		NoAdminSocket: true,
 		NoSync:        cfg.noSync,
+		InlineLimit:   cfg.inlineLimit,
 		// Keep no file in memory that is not in use, so that every
 		// operation on a key without an open handle reads it back from
 		// the journal: the model then checks the journal's records too.
@@ -241,6 +253,12 @@ func (h *harness) span(off, n int64) (fb, fe int64) {
 // blocks read as zeros).
 func (h *harness) read(f *mfile, off, n int64) []byte {
 	out := make([]byte, n)
+	if f.inline {
+		if off < int64(len(f.data)) {
+			copy(out, f.data[off:])
+		}
+		return out
+	}
 	fb, fe := h.span(off, n)
 	for b := fb; b < fe; b++ {
 		m := f.blocks[b]
@@ -252,6 +270,26 @@ func (h *harness) read(f *mfile, off, n int64) []byte {
 		copy(out[lo-off:hi-off], m.data[lo-base:hi-base])
 	}
 	return out
+}
+
+// spill moves an inline file's bytes into new blocks, as the store does
+// before WriteAt, Allocate, Pin or a Truncate past the inline limit. It
+// reports false, changing nothing, when they do not fit.
+func (h *harness) spill(f *mfile) bool {
+	if !f.inline {
+		return true
+	}
+	if uint64((f.size+h.bs-1)/h.bs) > h.freeBlocks() {
+		return false
+	}
+	for b := int64(0); b*h.bs < f.size; b++ {
+		m := h.newBlock()
+		copy(m.data, f.data[b*h.bs:])
+		f.blocks[b] = m
+	}
+	f.inline, f.data = false, nil
+	h.counts["inline moved into blocks"]++
+	return true
 }
 
 // usedBlocks, busyBlocks and freeBlocks are what Stats must report.
@@ -630,6 +668,12 @@ func (h *harness) opWrite() {
 	f := h.files[key]
 	off, n := h.randOff(f.size), h.randLen()
 	p := h.randBytes(n)
+	if n > 0 && !h.spill(f) {
+		h.logf("write %q [%d,+%d) into inline size %d, %d free: want %v", key, off, n, f.size, h.freeBlocks(), dax.ErrNoSpace)
+		_, err := h.file(key).WriteAt(p, off)
+		h.expectErr("write", err, dax.ErrNoSpace)
+		return
+	}
 	fb, fe := h.span(off, n)
 	var need uint64
 	for b := fb; b < fe; b++ {
@@ -715,6 +759,10 @@ func (h *harness) opTruncate() {
 		size = h.randOff(f.size)
 	}
 	policy := h.randPolicy()
+	if f.inline {
+		h.truncateInline(key, f, size, policy)
+		return
+	}
 	keep, tail := (size+h.bs-1)/h.bs, size%h.bs
 	var want error
 	var pinnedAffected bool
@@ -755,6 +803,31 @@ func (h *harness) opTruncate() {
 	h.expectBreakErr("truncate", err, want, policy, pinnedAffected)
 }
 
+// truncateInline is Truncate of an inline file: within the limit the bytes
+// stay inline; past it they move into blocks, which may not fit. No block
+// is pinned, so no policy matters.
+func (h *harness) truncateInline(key string, f *mfile, size int64, policy dax.BreakPolicy) {
+	var want error
+	if size > h.inline && uint64((f.size+h.bs-1)/h.bs) > h.freeBlocks() {
+		want = dax.ErrNoSpace
+	}
+	h.logf("truncate inline %q %d -> %d policy %v: want %v", key, f.size, size, policy, want)
+	ctx, cancel := breakCtx(policy)
+	defer cancel()
+	err := h.file(key).TruncateWith(ctx, size, dax.BreakOptions{Policy: policy})
+	h.expectErr("truncate inline", err, want)
+	switch {
+	case want != nil:
+	case size <= h.inline:
+		data := make([]byte, size)
+		copy(data, f.data)
+		f.data, f.size = data, size
+	default:
+		h.spill(f)
+		f.size = size
+	}
+}
+
 // expectBreakErr checks the error of a layout-breaking call: under Wait,
 // detaching a pinned block means waiting until the context expires, after
 // the change is made.
@@ -782,6 +855,23 @@ func (h *harness) rangeBreak(op string) {
 	}
 	policy := h.randPolicy()
 	end := min(off+n, f.size)
+	if f.inline {
+		// Zeros in place: no block, so no pin, space or policy matters.
+		h.logf("%s inline %q [%d,+%d) of size %d policy %v", op, key, off, n, f.size, policy)
+		ctx, cancel := breakCtx(policy)
+		defer cancel()
+		var err error
+		if op == "punch" {
+			err = h.file(key).PunchHoleWith(ctx, off, n, dax.BreakOptions{Policy: policy})
+		} else {
+			err = h.file(key).ZeroRangeWith(ctx, off, n, dax.BreakOptions{Policy: policy})
+		}
+		h.expectErr(op+" inline", err, nil)
+		if off < end {
+			clear(f.data[off:end]) // the model's own copy
+		}
+		return
+	}
 	var ps []piece
 	if off < end {
 		ps = h.pieces(off, end)
@@ -836,6 +926,11 @@ func (h *harness) opAllocate() {
 	}
 	f := h.files[key]
 	off, n := h.randOff(f.size), h.randLen()
+	if n > 0 && !h.spill(f) {
+		h.logf("allocate %q [%d,+%d) of inline size %d: want %v", key, off, n, f.size, dax.ErrNoSpace)
+		h.expectErr("allocate", h.file(key).Allocate(off, n), dax.ErrNoSpace)
+		return
+	}
 	fb, fe := h.span(off, n)
 	var need uint64
 	if n > 0 {
@@ -872,6 +967,9 @@ func (h *harness) opPut() {
 	value := h.randBytes(n)
 	policy := h.randPolicy()
 	need := uint64((n + h.bs - 1) / h.bs)
+	if n <= h.inline {
+		need = 0
+	}
 	f := h.files[key]
 	pinnedAffected := false
 	if f != nil {
@@ -898,7 +996,12 @@ func (h *harness) opPut() {
 		for b := range f.blocks {
 			h.dropBlock(f, b)
 		}
-		for b := int64(0); b*h.bs < n; b++ {
+		f.inline, f.data = n <= h.inline, nil
+		if f.inline {
+			f.data = bytes.Clone(value)
+			h.counts["inline put"]++
+		}
+		for b := int64(0); b*h.bs < n && !f.inline; b++ {
 			m := h.newBlock()
 			copy(m.data, value[b*h.bs:])
 			f.blocks[b] = m
@@ -1024,6 +1127,7 @@ func (h *harness) opPin() {
 		off = h.rng.Int63n(f.size)
 		n = 1 + h.rng.Int63n(min(f.size-off, 3*h.bs))
 	}
+	spillFailed := !invalid && !h.spill(f)
 	fb, fe := h.span(off, n)
 	var need uint64
 	for b := fb; b < fe; b++ {
@@ -1035,7 +1139,7 @@ func (h *harness) opPin() {
 	switch {
 	case invalid:
 		want = dax.ErrInvalidRange
-	case need > h.freeBlocks():
+	case spillFailed, need > h.freeBlocks():
 		want = dax.ErrNoSpace
 	}
 	writable := h.rng.Intn(3) > 0

@@ -246,7 +246,11 @@ func (r *pcRound) step() *pcInFlight {
 	seed := r.seed*1000 + r.next
 	switch x := r.rng.Intn(100); {
 	case x < 18: // Put: atomic replace
-		v := pcBytes(k, seed, r.rng.Intn(pcMaxSize+1))
+		n := r.rng.Intn(pcMaxSize + 1)
+		if r.rng.Intn(3) == 0 {
+			n = r.rng.Intn(2049) // within the default inline limit: stored in the journal record
+		}
+		v := pcBytes(k, seed, n)
 		r.logf("put %s len %d seed %d", key, len(v), seed)
 		if err := r.s.Put(key, v); err != nil {
 			r.fatalf("put %s: %v", key, err)

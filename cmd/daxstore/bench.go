@@ -20,6 +20,7 @@ func (c *cli) benchCommand() *cobra.Command {
 		cfg        bench.Config
 		asJSON     bool
 		sizes      string
+		smallSizes string
 		punchSize  string
 		cpuProfile string
 		scale      bool
@@ -37,6 +38,9 @@ temporary directory under --path, default /dev/shm):
     (one Update per put), Pebble (Set with Sync) and plain files (write,
     fsync, rename), and the ideal path (copy into a prefaulted mapping,
     msync, one 24-byte record to Pebble with Sync);
+  - durable Put of 64 B, 256 B and 1 KiB values against Pebble, and the
+    space each value takes (journal plus region blocks in use, against
+    Pebble's directory after a flush) with 20000 values;
   - Get: Store.Get and File.ReadAt (copying) and Pin (zero-copy) against the
     peers' reads and one copy out of a prefaulted mapping;
   - Pin+Unpin of one block, on one goroutine and on every core, and of a
@@ -70,6 +74,11 @@ stores.`,
 			}
 			if cfg.Sizes, err = parseSizes(sizes); err != nil {
 				return err
+			}
+			if smallSizes != "" {
+				if cfg.SmallSizes, err = parseSizes(smallSizes); err != nil {
+					return err
+				}
 			}
 			if punchSize != "" {
 				if cfg.PunchBytes, err = parseSize("punch size", punchSize); err != nil {
@@ -107,6 +116,7 @@ stores.`,
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.DurationVar(&cfg.Duration, "duration", 0, "time per throughput figure (default 2s, or 200ms with --quick)")
 	f.StringVar(&sizes, "sizes", "", "comma-separated value sizes for Put and Get (default 4KiB,64KiB,1MiB)")
+	f.StringVar(&smallSizes, "small-sizes", "", "comma-separated small value sizes for Put and space against Pebble (default 64B,256B,1KiB)")
 	f.StringVar(&punchSize, "punch-size", "", "size of the file that truncate and punch empty (default 1GiB)")
 	f.IntVar(&cfg.PunchRuns, "punch-runs", 0, "runs of each truncate and punch figure, median reported (default 3, or 1 with --quick)")
 	f.IntVar(&cfg.Wakeups, "wakeups", 0, "release→wakeup samples (default 2000, or 300 with --quick)")

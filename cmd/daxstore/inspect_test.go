@@ -18,7 +18,7 @@ func storeWithKeys(t *testing.T) string {
 	t.Helper()
 	dir := newStore(t)
 	mustRun(t, bytes.Repeat([]byte{1}, 1<<20), "put", "--dir", dir, "a/one")
-	mustRun(t, []byte("0123456789"), "put", "--dir", dir, "a/two")
+	mustRun(t, []byte("0123456789"), "put", "--dir", dir, "a/two") // inline: no block
 	mustRun(t, bytes.Repeat([]byte{2}, 5000), "put", "--dir", dir, "b")
 	return dir
 }
@@ -46,7 +46,7 @@ func TestLsListsKeysWithSizesAndBlocks(t *testing.T) {
 			key    string
 			size   int64
 			blocks uint64
-		}{{"a/one", 1 << 20, 256}, {"a/two", 10, 1}, {"b", 5000, 2}}
+		}{{"a/one", 1 << 20, 256}, {"a/two", 10, 0}, {"b", 5000, 2}}
 		if len(files) != len(want) {
 			t.Fatalf("ls --json listed %d files, want %d: %+v", len(files), len(want), files)
 		}
@@ -93,14 +93,14 @@ func TestStatDescribesAKeyOrTheStore(t *testing.T) {
 		var st dax.Stats
 		mustJSON(t, &st, "stat", "--json", "--dir", dir)
 		// 8 MiB of 4 KiB blocks, one of them the superblock.
-		if st.BlockSize != 4096 || st.DataBlocks != 2047 || st.Files != 3 || st.UsedBlocks != 259 ||
-			st.FreeBlocks != 2047-259 || st.BusyBlocks != 0 || st.Pins != 0 || st.Region == "" {
+		if st.BlockSize != 4096 || st.DataBlocks != 2047 || st.Files != 3 || st.UsedBlocks != 258 ||
+			st.FreeBlocks != 2047-258 || st.BusyBlocks != 0 || st.Pins != 0 || st.Region == "" {
 			t.Fatalf("stat --json = %+v", st)
 		}
 	})
 	t.Run("stat without KEY shows the store's figures", func(t *testing.T) {
 		out := mustRun(t, nil, "stat", "--dir", dir)
-		for _, want := range []string{"data blocks      2047 (8.0 MiB)", "used blocks      259 (1.0 MiB)", "files            3", "region"} {
+		for _, want := range []string{"data blocks      2047 (8.0 MiB)", "used blocks      258 (1.0 MiB)", "files            3", "region"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("stat does not show %q:\n%s", want, out)
 			}
@@ -117,21 +117,21 @@ func TestDfShowsUsedBusyAndFreeSeparately(t *testing.T) {
 	t.Run("json partitions the data blocks", func(t *testing.T) {
 		var r dfReport
 		mustJSON(t, &r, "df", "--json", "--dir", dir)
-		if r.Live || r.BlockSize != 4096 || r.Data.Blocks != 2047 || r.Used.Blocks != 259 || r.Busy.Blocks != 0 ||
-			r.Free.Blocks != 2047-259 || r.Used.Bytes != 259*4096 || r.Pins != 0 || r.Pinned.Blocks != 0 {
+		if r.Live || r.BlockSize != 4096 || r.Data.Blocks != 2047 || r.Used.Blocks != 258 || r.Busy.Blocks != 0 ||
+			r.Free.Blocks != 2047-258 || r.Used.Bytes != 258*4096 || r.Pins != 0 || r.Pinned.Blocks != 0 {
 			t.Fatalf("df --json = %+v", r)
 		}
 		if r.Used.Blocks+r.Busy.Blocks+r.Free.Blocks != r.Data.Blocks {
 			t.Fatalf("used %d + busy %d + free %d != data %d", r.Used.Blocks, r.Busy.Blocks, r.Free.Blocks, r.Data.Blocks)
 		}
-		if r.Data.Percent != 100 || r.Used.Percent != 12.65 {
-			t.Fatalf("data is %v%% and used %v%%, want 100 and 12.65", r.Data.Percent, r.Used.Percent)
+		if r.Data.Percent != 100 || r.Used.Percent != 12.6 {
+			t.Fatalf("data is %v%% and used %v%%, want 100 and 12.6", r.Data.Percent, r.Used.Percent)
 		}
 	})
 	t.Run("the table has a row for each share", func(t *testing.T) {
 		out := mustRun(t, nil, "df", "--dir", dir)
-		for _, want := range []string{"BLOCKS", "data    2047    8.0 MiB  100.0%", "used    259     1.0 MiB  12.7%",
-			"busy    0       0 B      0.0%", "free    1788    7.0 MiB  87.3%", "pinned  0", "0 pins; block size 4.0 KiB; region file takes"} {
+		for _, want := range []string{"BLOCKS", "data    2047    8.0 MiB  100.0%", "used    258     1.0 MiB  12.6%",
+			"busy    0       0 B      0.0%", "free    1789    7.0 MiB  87.4%", "pinned  0", "0 pins; block size 4.0 KiB; region file takes"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("df does not show %q:\n%s", want, out)
 			}

@@ -52,6 +52,13 @@ type Config struct {
 	// Sizes are the value sizes of the Put and Get measurements, in bytes
 	// (default DefaultSizes).
 	Sizes []int
+	// SmallSizes are the value sizes of the small-value figures: Put
+	// against Pebble and the space per value (default DefaultSmallSizes).
+	// They run with the "put" part.
+	SmallSizes []int
+	// SpaceKeys is how many values the space figures write (default
+	// 20000, or 5000 with Quick).
+	SpaceKeys int
 	// Duration is how long each throughput measurement runs (default 2s,
 	// or 200ms with Quick).
 	Duration time.Duration
@@ -93,6 +100,15 @@ func (c Config) withDefaults() Config {
 	if len(c.Sizes) == 0 {
 		c.Sizes = DefaultSizes
 	}
+	if len(c.SmallSizes) == 0 {
+		c.SmallSizes = DefaultSmallSizes
+	}
+	if c.SpaceKeys == 0 {
+		c.SpaceKeys = 20000
+		if c.Quick {
+			c.SpaceKeys = 5000
+		}
+	}
 	if c.Duration == 0 {
 		c.Duration = 2 * time.Second
 		if c.Quick {
@@ -123,6 +139,14 @@ func (c Config) check() error {
 		if n < 1 || n > 1<<30 {
 			return fmt.Errorf("bench: value size %d out of range [1, 1 GiB]", n)
 		}
+	}
+	for _, n := range c.SmallSizes {
+		if n < 1 || n > 64<<10 {
+			return fmt.Errorf("bench: small value size %d out of range [1, 64 KiB]", n)
+		}
+	}
+	if c.SpaceKeys < 1 || c.SpaceKeys > 99999 {
+		return fmt.Errorf("bench: %d space keys out of range [1, 99999]", c.SpaceKeys)
 	}
 	switch {
 	case c.Duration < time.Millisecond:

@@ -15,7 +15,7 @@ import (
 func tinyConfig(t *testing.T) Config {
 	return Config{
 		Path: t.TempDir(), DiskPath: t.TempDir(), Quick: true, Sizes: []int{4 << 10, 64 << 10}, Duration: 5 * time.Millisecond,
-		PunchBytes: 8 << 20, PunchRuns: 1, Wakeups: 20,
+		PunchBytes: 8 << 20, PunchRuns: 1, Wakeups: 20, SmallSizes: []int{64, 1 << 10}, SpaceKeys: 300,
 	}
 }
 
@@ -36,6 +36,8 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 		{"punch", subjFallocate, 8 << 20}, {"punch", subjPunch + ", 1% pinned", 8 << 20},
 		{"punch", subjTruncate + ", nothing pinned", 8 << 20},
 		{"wakeup", subjWakeP99, 0}, {"memory", subjMemPerGiB, 0}, {"memory", subjMemPerPin, 0},
+		{"put", "daxstore Put", 64}, {"put", "pebble", 1 << 10},
+		{groupSpace, subjSpaceDax, 64}, {groupSpace, subjSpacePebble, 1 << 10},
 	} {
 		f := rep.find(want.group, want.subject, want.size)
 		if f == nil {
@@ -70,6 +72,13 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 	// only here: 1) + pin 2 + punch 2 + wakeup + memory.
 	if len(rep.Targets) < 15 {
 		t.Errorf("only %d targets judged: %+v", len(rep.Targets), rep.Targets)
+	}
+	// Goal 4: small values against Pebble, in time and in space.
+	for _, goal := range []string{"Put 64B ≥ 1.0x Pebble (small values)", "Put 1KiB ≥ 1.0x Pebble (small values)",
+		"Space per 64B value ≤ 1.3x Pebble's", "Space per 1KiB value ≤ 1.3x Pebble's"} {
+		if !slices.ContainsFunc(rep.Targets, func(tg Target) bool { return tg.Goal == goal && tg.Value > 0 }) {
+			t.Errorf("target %q not judged", goal)
+		}
 	}
 	// Goal 5: reads into a caller's buffer and View against the limit, at
 	// every size, under one stated buffer policy.

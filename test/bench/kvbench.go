@@ -32,7 +32,7 @@ func (r *runner) kvAll() error {
 			return err
 		}
 	}
-	return nil
+	return r.smallAll()
 }
 
 func (r *runner) kvSize(size int) error {

@@ -109,7 +109,7 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
-	order := map[string]int{"put": 0, "get": 1, "pin": 2, "punch": 3, "wakeup": 4, "memory": 5, groupReaders: 6, groupWriters: 7, "region": 8}
+	order := map[string]int{"put": 0, groupSpace: 1, "get": 2, "pin": 3, "punch": 4, "wakeup": 5, "memory": 6, groupReaders: 7, groupWriters: 8, "region": 9}
 	for i, g := range scaleGroups {
 		order[g] = 10 + i
 	}
@@ -185,6 +185,15 @@ func (rep *Report) targets() []Target {
 			want = 0.7
 		}
 		ratio(fmt.Sprintf("Put %s ≥ %.1fx the ideal path", sizeName(size), want), "put", "daxstore Put", size, true, want)
+	}
+	for _, size := range rep.sizes(groupSpace) {
+		// Goal 4 of the scale issue: small values at Pebble's cost, in
+		// time and in space.
+		ratio(fmt.Sprintf("Put %s ≥ 1.0x Pebble (small values)", sizeName(size)), "put", "daxstore Put", size, false, 1.0)
+		if f := rep.find(groupSpace, subjSpaceDax, size); f != nil && f.VsBestPeer > 0 {
+			out = append(out, Target{Goal: fmt.Sprintf("Space per %s value ≤ 1.3x Pebble's", sizeName(size)), Value: f.VsBestPeer,
+				Text: fmt.Sprintf("%.2fx %s (%.0f vs %.0f bytes)", f.VsBestPeer, f.BestPeer, f.Value, f.Value/f.VsBestPeer), Met: f.VsBestPeer <= 1.3})
+		}
 	}
 	for _, size := range rep.sizes("get") {
 		// Goal 5 of the scale issue: a read into a caller's buffer, or a
