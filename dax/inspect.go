@@ -120,8 +120,8 @@ type Stats struct {
 	// as blocks are first used, or all of it with Options.Preallocate.
 	// It never shrinks, and an operation that reserved blocks grows it
 	// even if it then fails. 0 if it cannot be read.
-	RegionFileBytes int64 `json:"region_file_bytes"`
-	InlineSpills   uint64 `json:"inline_spills"`   // inline files moved into region blocks since Open (see Options.InlineLimit)
+	RegionFileBytes int64  `json:"region_file_bytes"`
+	InlineSpills    uint64 `json:"inline_spills"` // inline files moved into region blocks since Open (see Options.InlineLimit)
 }
 
 // Stats returns the store's figures.
@@ -155,7 +155,7 @@ func (s *Store) statsLocked() Stats {
 		RefTableBytes: s.refs.MemoryBytes(), RegionFileBytes: regionFileBytes(s.region),
 		Commits: s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
 		LastCheckPause: time.Duration(s.stats.checkPause.Load()),
-		InlineSpills: s.stats.spills.Load(),
+		InlineSpills:   s.stats.spills.Load(),
 	}
 }
 
