@@ -83,7 +83,9 @@ func (a *Allocator) Free(e pmem.Extent) error {
 	if m, ok := a.free.firstOverlap(e); ok {
 		return fmt.Errorf("alloc: free %v: %w: overlaps free extent %v", e, ErrDoubleFree, m)
 	}
-	a.applySizes(a.free.insert(e))
+	var d Delta
+	a.free.insert(e, &d)
+	a.applySizes(d)
 	return nil
 }
 
@@ -105,7 +107,9 @@ func (a *Allocator) Take(e pmem.Extent) error {
 		}
 		return fmt.Errorf("alloc: take %v: %w (none of them is free)", e, ErrNotFree)
 	}
-	a.applySizes(a.free.remove(e, m))
+	var d Delta
+	a.free.remove(e, m, &d)
+	a.applySizes(d)
 	return nil
 }
 

@@ -123,35 +123,50 @@ func validExtent(e pmem.Extent) error {
 // both cases the set is unchanged. The Delta removes the merged neighbours
 // and adds the merged extent.
 func (s *ExtentSet) Insert(e pmem.Extent) (Delta, error) {
+	var d Delta
+	err := s.checkedInsert(e, &d)
+	return d, err
+}
+
+// Add is Insert for a caller that has no use for the Delta; it allocates
+// nothing beyond the set's own nodes.
+func (s *ExtentSet) Add(e pmem.Extent) error { return s.checkedInsert(e, nil) }
+
+func (s *ExtentSet) checkedInsert(e pmem.Extent, d *Delta) error {
 	if err := validExtent(e); err != nil {
-		return Delta{}, fmt.Errorf("alloc: insert %v: %w", e, err)
+		return fmt.Errorf("alloc: insert %v: %w", e, err)
 	}
 	if m, ok := s.firstOverlap(e); ok {
-		return Delta{}, fmt.Errorf("alloc: insert %v: %w %v", e, ErrOverlap, m)
+		return fmt.Errorf("alloc: insert %v: %w %v", e, ErrOverlap, m)
 	}
-	return s.insert(e), nil
+	s.insert(e, d)
+	return nil
 }
 
 // insert is Insert for an e already known to be valid and to overlap no
-// member.
-func (s *ExtentSet) insert(e pmem.Extent) Delta {
+// member. It records the change in d unless d is nil.
+func (s *ExtentSet) insert(e pmem.Extent, d *Delta) {
 	t := s.members()
-	var d Delta
 	merged := e
 	if prev, ok := s.atOrBefore(e.Start); ok && prev.End() == e.Start {
 		t.Delete(prev)
-		d.Removed = append(d.Removed, prev)
+		if d != nil {
+			d.Removed = append(d.Removed, prev)
+		}
 		merged = pmem.Extent{Start: prev.Start, Len: prev.Len + merged.Len}
 	}
 	if next, ok := t.Get(pmem.Extent{Start: e.End()}); ok {
 		t.Delete(next)
-		d.Removed = append(d.Removed, next)
+		if d != nil {
+			d.Removed = append(d.Removed, next)
+		}
 		merged.Len += next.Len
 	}
 	t.ReplaceOrInsert(merged)
-	d.Added = append(d.Added, merged)
+	if d != nil {
+		d.Added = append(d.Added, merged)
+	}
 	s.blocks += e.Len
-	return d
 }
 
 // Remove takes e out of the set, splitting the member that holds it.
@@ -161,35 +176,51 @@ func (s *ExtentSet) insert(e pmem.Extent) Delta {
 // of e is not a member; in both cases the set is unchanged. The Delta
 // removes the member and adds what is left of it on either side of e.
 func (s *ExtentSet) Remove(e pmem.Extent) (Delta, error) {
+	var d Delta
+	err := s.checkedRemove(e, &d)
+	return d, err
+}
+
+// Take is Remove for a caller that has no use for the Delta; it allocates
+// nothing beyond the set's own nodes.
+func (s *ExtentSet) Take(e pmem.Extent) error { return s.checkedRemove(e, nil) }
+
+func (s *ExtentSet) checkedRemove(e pmem.Extent, d *Delta) error {
 	if err := validExtent(e); err != nil {
-		return Delta{}, fmt.Errorf("alloc: remove %v: %w", e, err)
+		return fmt.Errorf("alloc: remove %v: %w", e, err)
 	}
 	m, ok := s.Find(e.Start)
 	if !ok || !m.Covers(e) {
 		if ok {
-			return Delta{}, fmt.Errorf("alloc: remove %v: %w (member %v)", e, ErrNotCovered, m)
+			return fmt.Errorf("alloc: remove %v: %w (member %v)", e, ErrNotCovered, m)
 		}
-		return Delta{}, fmt.Errorf("alloc: remove %v: %w", e, ErrNotCovered)
+		return fmt.Errorf("alloc: remove %v: %w", e, ErrNotCovered)
 	}
-	return s.remove(e, m), nil
+	s.remove(e, m, d)
+	return nil
 }
 
 // remove is Remove for an e already known to be valid and to lie inside
-// member m.
-func (s *ExtentSet) remove(e, m pmem.Extent) Delta {
+// member m. It records the change in d unless d is nil.
+func (s *ExtentSet) remove(e, m pmem.Extent, d *Delta) {
 	t := s.members()
 	t.Delete(m)
-	d := Delta{Removed: []pmem.Extent{m}}
+	if d != nil {
+		d.Removed = append(d.Removed, m)
+	}
 	if left := (pmem.Extent{Start: m.Start, Len: uint64(e.Start - m.Start)}); !left.Empty() {
 		t.ReplaceOrInsert(left)
-		d.Added = append(d.Added, left)
+		if d != nil {
+			d.Added = append(d.Added, left)
+		}
 	}
 	if right := (pmem.Extent{Start: e.End(), Len: uint64(m.End() - e.End())}); !right.Empty() {
 		t.ReplaceOrInsert(right)
-		d.Added = append(d.Added, right)
+		if d != nil {
+			d.Added = append(d.Added, right)
+		}
 	}
 	s.blocks -= e.Len
-	return d
 }
 
 // Covers reports whether every block of e is in the set. It is true for an

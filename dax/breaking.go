@@ -379,7 +379,7 @@ func (f *File) breakLocked(reason busyextent.Reason, policy BreakPolicy,
 	if err := f.live(); err != nil {
 		return nil, err
 	}
-	b := &breaker{s: f.s, in: in, key: in.name(), reason: reason, broken: map[uint64]brokenPin{}}
+	b := &breaker{s: f.s, in: in, key: in.name(), reason: reason}
 	return b.run(policy, plan, apply)
 }
 

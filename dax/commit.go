@@ -26,7 +26,8 @@ type txn struct {
 	files   int64         // files the operation creates (+1) or removes (-1)
 
 	touched []*inode  // inodes whose records the commit rewrites, in first-touch order
-	ops     []inodeOp // extent-map changes, in order: journaled only for External inodes
+	ops     []inodeOp // extent-map changes of External inodes, in order
+	one     [1]*inode // touched's first element, in the txn's own allocation
 }
 
 // inodeOp is one extent-map change of one inode.
@@ -35,7 +36,11 @@ type inodeOp struct {
 	op mapOp
 }
 
-func (s *Store) newTxn() *txn { return &txn{b: s.jnl.NewBatch()} }
+func (s *Store) newTxn() *txn {
+	t := &txn{b: s.jnl.NewBatch()}
+	t.touched = t.one[:0]
+	return t
+}
 
 // touch records that the commit rewrites in's record.
 func (t *txn) touch(in *inode) {
@@ -47,12 +52,18 @@ func (t *txn) touch(in *inode) {
 // setInode records that in's name, size, time or extents changed.
 func (t *txn) setInode(in *inode) { t.touch(in) }
 
-// mapOps records extent-map changes of in, in order.
+// mapOps records extent-map changes of in, in order. Only an External
+// inode's record needs them (recordInodes rewrites an inline one whole, and
+// writes every extent record of one that becomes External), so only its are
+// kept.
 func (t *txn) mapOps(in *inode, ops []mapOp) {
 	if len(ops) == 0 {
 		return
 	}
 	t.touch(in)
+	if !in.external {
+		return
+	}
 	for _, op := range ops {
 		t.ops = append(t.ops, inodeOp{in: in, op: op})
 	}

@@ -41,12 +41,12 @@ func (s *Store) logFree(t *txn) error {
 		return nil
 	}
 	for _, e := range t.claimed {
-		if _, err := s.journaledFree.Remove(e); err != nil {
+		if err := s.journaledFree.Take(e); err != nil {
 			return s.fail(fmt.Errorf("claim %v: %w", e, err))
 		}
 	}
 	for _, e := range t.freed {
-		if _, err := s.journaledFree.Insert(e); err != nil {
+		if err := s.journaledFree.Add(e); err != nil {
 			return s.fail(fmt.Errorf("free %v: %w", e, err))
 		}
 	}

@@ -378,7 +378,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 		}
 		return &breakResult{durable: d}, nil
 	}
-	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite, broken: map[uint64]brokenPin{}}
+	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
@@ -684,7 +684,7 @@ func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, erro
 	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
-	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove, broken: map[uint64]brokenPin{}}
+	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
