@@ -543,3 +543,60 @@ func TestOpenRefusesAFreeSpaceLogThatContradictsItself(t *testing.T) {
 		})
 	}
 }
+
+// TestFilesReportsACloseBetweenPages closes the store while a Files loop
+// runs: the loop gets ErrClosed at the next page, not a panic or a hang.
+func TestFilesReportsACloseBetweenPages(t *testing.T) {
+	s := newStore(t, 256*testBS, nil)
+	for i := range listPage + 10 {
+		mustPut(t, s, fmt.Sprintf("k/%04d", i), nil)
+	}
+	n := 0
+	var last error
+	for fi, err := range s.Files("k/") {
+		if err != nil {
+			last = err
+			break
+		}
+		if n++; n == 1 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = fi
+	}
+	if n != listPage || !errors.Is(last, ErrClosed) {
+		t.Fatalf("Files yielded %d files then %v; want the first page (%d) then ErrClosed", n, last, listPage)
+	}
+}
+
+// TestReadOnlyStoreListsAndReadsFilesFromTheJournal opens a store read-only
+// and reads files it never had in memory.
+func TestReadOnlyStoreListsAndReadsFilesFromTheJournal(t *testing.T) {
+	s := newStore(t, 256*testBS, nil)
+	for i := range 50 {
+		mustPut(t, s, fmt.Sprintf("k/%02d", i), pattern(byte(i), 100+i))
+	}
+	dir := s.Dir()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(dir, &Options{ReadOnly: true, InodeCache: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	list, err := ro.List("k/")
+	if err != nil || len(list) != 50 {
+		t.Fatalf("List = %d files, %v", len(list), err)
+	}
+	for i, fi := range list {
+		if got := mustGet(t, ro, fi.Key); !bytes.Equal(got, pattern(byte(i), 100+i)) {
+			t.Fatalf("%q read back wrong", fi.Key)
+		}
+	}
+	if err := ro.Put("k/00", nil); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("Put on a read-only store = %v, want ErrReadOnly", err)
+	}
+	mustCheck(t, ro)
+}
