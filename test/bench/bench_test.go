@@ -203,3 +203,22 @@ func TestReadAllReadsEveryByte(t *testing.T) {
 		}
 	}
 }
+
+func TestRecordsPerPutTargetIsJudged(t *testing.T) {
+	for _, c := range []struct {
+		records float64
+		met     bool
+	}{{2, true}, {1, true}, {2.01, false}, {5, false}} {
+		rep := &Report{Figures: []Figure{{Group: groupRecords, Subject: subjRecordsPerPut, Role: roleDax, Size: 4096, Value: c.records, Unit: unitRecords}}}
+		rep.finish()
+		var got *Target
+		for i := range rep.Targets {
+			if rep.Targets[i].Goal == "Journal records per Put of 4KiB ≤ 2 (one extent)" {
+				got = &rep.Targets[i]
+			}
+		}
+		if got == nil || got.Met != c.met {
+			t.Fatalf("%.2f records per Put: target %+v, want met=%v", c.records, got, c.met)
+		}
+	}
+}

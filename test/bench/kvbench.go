@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+
+	"github.com/daxstore/daxstore/dax"
 )
 
 // nvals distinct values of each size are written in turn.
@@ -67,6 +69,36 @@ func (r *runner) kvSize(size int) error {
 	return nil
 }
 
+// subjRecordsPerPut is the figure of goal 3 of the scale issue: a Put of
+// one extent writes at most two journal records.
+const (
+	groupRecords      = "records"
+	subjRecordsPerPut = "daxstore journal records per Put"
+)
+
+// recordsPerPut runs n more Puts through put, outside any timing, and
+// returns the journal records they wrote per Put.
+func recordsPerPut(s *dax.Store, n int, put func(i int) error) (float64, error) {
+	before, err := s.Stats()
+	if err != nil {
+		return 0, err
+	}
+	for i := range n {
+		if err := put(i); err != nil {
+			return 0, err
+		}
+	}
+	after, err := s.Stats()
+	if err != nil {
+		return 0, err
+	}
+	commits := after.Commits - before.Commits
+	if commits == 0 {
+		return 0, fmt.Errorf("%d Puts committed nothing", n)
+	}
+	return float64(after.JournalRecords-before.JournalRecords) / float64(commits), nil
+}
+
 // kvOne measures Put, then Get, of one system on fresh storage.
 func (r *runner) kvOne(sys kvSystem, size int, k keys, vals [][]byte) (err error) {
 	slots := len(k.s)
@@ -107,6 +139,14 @@ func (r *runner) kvOne(sys kvSystem, size int, k keys, vals [][]byte) (err error
 		putName = "ideal path"
 	}
 	r.throughput("put", putName, sys.role, size, res)
+	if dk, ok := db.(*daxKV); ok {
+		perPut, err := recordsPerPut(dk.s, slots, put)
+		if err != nil {
+			return fmt.Errorf("records per put: %w", err)
+		}
+		r.add(Figure{Group: groupRecords, Subject: subjRecordsPerPut, Role: roleDax, Size: int64(size), Value: perPut, Unit: unitRecords,
+			Note: "journal records per durable Put over an existing key, from Stats.JournalRecords over Stats.Commits, free-space checkpoints included"})
+	}
 
 	buf := make([]byte, size)
 	check := func(what string, get func(slot int) ([]byte, error)) error {

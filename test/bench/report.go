@@ -32,6 +32,7 @@ const (
 	unitUs        = "µs"
 	unitMs        = "ms"
 	unitBytes     = "bytes"
+	unitRecords   = "records"
 )
 
 // Report is the outcome of a Run.
@@ -109,7 +110,7 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
-	order := map[string]int{"put": 0, groupSpace: 1, "get": 2, "pin": 3, "punch": 4, "wakeup": 5, "memory": 6, groupReaders: 7, groupWriters: 8, "region": 9}
+	order := map[string]int{"put": 0, groupSpace: 1, "get": 2, "pin": 3, "punch": 4, "wakeup": 5, "memory": 6, groupReaders: 7, groupWriters: 8, "region": 9, groupRecords: 1}
 	for i, g := range scaleGroups {
 		order[g] = 10 + i
 	}
@@ -193,6 +194,12 @@ func (rep *Report) targets() []Target {
 		if f := rep.find(groupSpace, subjSpaceDax, size); f != nil && f.VsBestPeer > 0 {
 			out = append(out, Target{Goal: fmt.Sprintf("Space per %s value ≤ 1.3x Pebble's", sizeName(size)), Value: f.VsBestPeer,
 				Text: fmt.Sprintf("%.2fx %s (%.0f vs %.0f bytes)", f.VsBestPeer, f.BestPeer, f.Value, f.Value/f.VsBestPeer), Met: f.VsBestPeer <= 1.3})
+		}
+	}
+	for _, size := range rep.sizes(groupRecords) {
+		if f := rep.find(groupRecords, subjRecordsPerPut, size); f != nil {
+			out = append(out, Target{Goal: fmt.Sprintf("Journal records per Put of %s ≤ 2 (one extent)", sizeName(size)), Value: f.Value,
+				Text: fmt.Sprintf("%.2f records", f.Value), Met: f.Value <= 2})
 		}
 	}
 	for _, size := range rep.sizes("get") {
