@@ -211,19 +211,34 @@ func inspectJournal(dir string) (*Snapshot, error) {
 		return nil, fmt.Errorf("daxstore: inspect: %w", err)
 	}
 	defer jnl.Close()
-	st, err := jnl.Load()
+	// What Open reads, and nothing per file: free space is the checkpoint
+	// with the log replayed (a store that crashed left log records after
+	// it), and the file count is the journal's own.
+	st, err := jnl.LoadCore()
 	if err != nil {
 		return nil, fmt.Errorf("daxstore: inspect: %w", err)
 	}
 	if !st.HasMeta {
 		return nil, fmt.Errorf("daxstore: inspect: %w in %s: the journal holds none", ErrNoStore, dir)
 	}
+	free, err := replayFree(st, st.Meta.BlockCount, func(format string, args ...any) error {
+		return fmt.Errorf("daxstore: inspect: "+format+": %w", append(args, ErrCorrupt)...)
+	})
+	if err != nil {
+		return nil, err
+	}
+	files, known := replayFiles(st)
+	if !known {
+		// A format 1 journal, which kept no count: count its files.
+		all, err := jnl.Load()
+		if err != nil {
+			return nil, fmt.Errorf("daxstore: inspect: %w", err)
+		}
+		files = int64(len(all.Inodes))
+	}
 	bs := int64(st.Meta.BlockSize)
 	snap := &Snapshot{Busy: []BusyExtent{}, Pins: []PinInfo{}}
-	snap.Stats = Stats{BlockSize: bs, DataBlocks: st.Meta.BlockCount - 1, Files: len(st.Inodes)}
-	for _, e := range st.Free {
-		snap.Stats.FreeBlocks += e.Len
-	}
+	snap.Stats = Stats{BlockSize: bs, DataBlocks: st.Meta.BlockCount - 1, Files: int(files), FreeBlocks: free.Blocks()}
 	for _, r := range st.Busy {
 		x := busyextent.Extent{Extent: r.Extent, Key: r.Key, Ino: r.Ino, FileBlock: r.FileBlock,
 			Reason: busyextent.Reason(r.Reason), DetachedAt: time.Unix(0, r.DetachedAt), Pins: r.Pins, Labels: r.Labels}
