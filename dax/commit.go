@@ -120,9 +120,10 @@ func (t *txn) recordInodes() {
 			Blocks: in.extents.blocks(), External: in.external, Inline: in.inline, Data: in.data}
 		if !in.external {
 			rec.Extents = make([]journal.ExtentRecord, 0, n)
-			for _, m := range in.extents.all() {
+			in.extents.tree.Ascend(func(m mapping) bool {
 				rec.Extents = append(rec.Extents, extentRecord(in.ino, m))
-			}
+				return true
+			})
 		}
 		t.b.SetInode(rec)
 	}
