@@ -91,9 +91,7 @@ func (s *Store) checkpointLocked() error {
 // region's data blocks; corrupt describes a defect.
 func replayFree(st *journal.State, blocks uint64, corrupt func(string, ...any) error) (*alloc.ExtentSet, error) {
 	free := alloc.NewExtentSet()
-	inRegion := func(e pmem.Extent) bool {
-		return e.Len > 0 && e.Start >= 1 && uint64(e.End()) <= blocks && e.End() > e.Start
-	}
+	inRegion := func(e pmem.Extent) bool { return inDataBlocks(e, blocks) }
 	for _, e := range st.Free {
 		if !inRegion(e) {
 			return nil, corrupt("free extent %v outside the region", e)
@@ -121,6 +119,12 @@ func replayFree(st *journal.State, blocks uint64, corrupt func(string, ...any) e
 		}
 	}
 	return free, nil
+}
+
+// inDataBlocks reports whether e is a non-empty run of a region's data
+// blocks: past the superblock, inside the region's blocks, not wrapping.
+func inDataBlocks(e pmem.Extent, blocks uint64) bool {
+	return e.Len > 0 && e.Start >= 1 && uint64(e.End()) <= blocks && e.End() > e.Start
 }
 
 // replayFiles returns the number of files the journal records, when it

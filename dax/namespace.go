@@ -98,7 +98,7 @@ func (s *Store) inodeFromRecord(rec journal.Inode) (*inode, error) {
 	blocks := s.refs.Blocks()
 	for _, r := range rec.Extents {
 		e := pmem.Extent{Start: r.Start, Len: r.Len}
-		if e.Len == 0 || e.Start < 1 || uint64(e.End()) > blocks || e.End() <= e.Start {
+		if !inDataBlocks(e, blocks) {
 			return nil, corrupt("file block %d maps to %v, outside the region", r.FileBlock, e)
 		}
 		if r.FileBlock > math.MaxUint64-r.Len || len(in.extents.find(r.FileBlock, r.FileBlock+r.Len)) > 0 {

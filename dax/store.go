@@ -493,9 +493,7 @@ func (s *Store) rebuild(st *journal.State) error {
 		return fmt.Errorf("daxstore: recover: "+format+": %w", append(args, ErrCorrupt)...)
 	}
 	blocks := s.region.BlockCount()
-	inRegion := func(e pmem.Extent) bool {
-		return e.Len > 0 && e.Start >= 1 && uint64(e.End()) <= blocks && e.End() > e.Start
-	}
+	inRegion := func(e pmem.Extent) bool { return inDataBlocks(e, blocks) }
 	free, err := replayFree(st, blocks, corrupt)
 	if err != nil {
 		return err

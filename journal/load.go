@@ -66,22 +66,26 @@ func (j *Journal) LoadCore() (*State, error) {
 	if j.db == nil {
 		return nil, fmt.Errorf("journal: load %s: %w", j.dir, ErrClosed)
 	}
+	return j.loadCore(j.db)
+}
+
+// loadCore is LoadCore from r, the live DB or a snapshot. j.mu must be
+// held shared.
+func (j *Journal) loadCore(r reader) (*State, error) {
 	st := &State{}
 	for _, p := range []byte{prefixMeta, prefixMark, prefixFree, prefixFreeLog, prefixBusy, prefixFiles} {
-		if err := j.scanPrefix(j.db, p, st); err != nil {
+		if err := j.scanPrefix(r, p, st); err != nil {
 			return nil, err
 		}
 	}
 	var err error
-	if st.HasInodes, err = j.anyWithPrefix(j.db, prefixName); err != nil {
+	if st.HasInodes, err = j.anyWithPrefix(r, prefixName); err != nil {
 		return nil, err
 	}
-	legacyInode, err := j.anyWithPrefix(j.db, prefixInode)
-	if err != nil {
+	if st.Legacy, err = j.anyWithPrefix(r, prefixInode); err != nil {
 		return nil, err
 	}
-	st.Legacy = legacyInode
-	if err := j.checkPrefixes(j.db); err != nil {
+	if err := j.checkPrefixes(r); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -139,23 +143,7 @@ func (s *Snapshot) LoadCore() (*State, error) {
 	if s.j.db == nil || s.snap == nil {
 		return nil, fmt.Errorf("journal: load snapshot of %s: %w", s.j.dir, ErrClosed)
 	}
-	st := &State{}
-	for _, p := range []byte{prefixMeta, prefixMark, prefixFree, prefixFreeLog, prefixBusy, prefixFiles} {
-		if err := s.j.scanPrefix(s.snap, p, st); err != nil {
-			return nil, err
-		}
-	}
-	var err error
-	if st.HasInodes, err = s.j.anyWithPrefix(s.snap, prefixName); err != nil {
-		return nil, err
-	}
-	if st.Legacy, err = s.j.anyWithPrefix(s.snap, prefixInode); err != nil {
-		return nil, err
-	}
-	if err := s.j.checkPrefixes(s.snap); err != nil {
-		return nil, err
-	}
-	return st, nil
+	return s.j.loadCore(s.snap)
 }
 
 // ScanFiles calls fn with every file of the snapshot, in key order, its
