@@ -33,6 +33,7 @@ type Allocator struct {
 	mu     sync.Mutex
 	free   ExtentSet                  // free extents by start, with the free-block total
 	bySize *btree.BTreeG[pmem.Extent] // the same extents ordered by (Len, Start); nil until first use
+	align  uint64                     // the alignment unit of large allocations, in blocks; 0 or 1: none (SetAlign)
 }
 
 // New returns an Allocator with no free space. Give it the region's free
@@ -131,7 +132,20 @@ func (a *Allocator) Take(e pmem.Extent) error {
 // n == 0 returns an error wrapping ErrInvalid. If fewer than n blocks are
 // free in total, Alloc returns an error wrapping ErrNoSpace that says how
 // many blocks were needed and what is free. On error nothing changes.
+//
+// With an alignment unit set (SetAlign), Alloc is AllocFor with a Hint of
+// just the goal.
 func (a *Allocator) Alloc(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
+	return a.AllocFor(n, Hint{Goal: goal})
+}
+
+// AllocFor is Alloc for blocks that will back file blocks from
+// h.FileBlock on. Without an alignment unit (SetAlign) it places them as
+// Alloc does near h.Goal; with one it follows the aligned policy of
+// planAligned. Either way it fails only as Alloc does: never for want of
+// alignment, and with the fewest pieces the free space allows.
+func (a *Allocator) AllocFor(n uint64, h Hint) ([]pmem.Extent, error) {
+	goal := h.Goal
 	if n == 0 {
 		return nil, fmt.Errorf("alloc: allocate 0 blocks: %w", ErrInvalid)
 	}
@@ -141,7 +155,12 @@ func (a *Allocator) Alloc(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 		return nil, fmt.Errorf("alloc: need %d blocks, %d free in %d extents (largest %d): %w",
 			n, total, a.free.Count(), a.largest(), ErrNoSpace)
 	}
-	pieces := a.plan(n, goal)
+	var pieces []pmem.Extent
+	if a.align > 1 {
+		pieces = a.planAligned(n, h)
+	} else {
+		pieces = a.plan(n, goal)
+	}
 	for i, p := range pieces {
 		d, err := a.free.Remove(p)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -399,7 +400,7 @@ func (b *breaker) run(policy BreakPolicy,
 		}
 	}
 	if need > 0 {
-		reserved, err := s.reserve(need, 0)
+		reserved, err := s.reserve(need, alloc.Hint{})
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/internal/faultfs"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -162,7 +163,7 @@ func TestGroupCommitReadersDoNotWaitForSync(t *testing.T) {
 			t.Fatalf("blocks %v freed by a commit that is not durable yet are allocatable", e)
 		}
 	}
-	got, err := s.reserve(s.free.FreeBlocks(), 0)
+	got, err := s.reserve(s.free.FreeBlocks(), alloc.Hint{})
 	if err != nil {
 		t.Fatalf("reserve every allocatable block: %v", err)
 	}
