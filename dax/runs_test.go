@@ -10,8 +10,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 // hugePage is the size of the pages fsdax maps where both the address and
@@ -68,6 +70,18 @@ func countIncongruent(runs []mapping, bs int64) int {
 	return n
 }
 
+// incongruentBytes returns the bytes of the file in runs that are not
+// congruent: what a window cannot map with huge pages.
+func incongruentBytes(runs []mapping, bs int64) int64 {
+	var n int64
+	for _, m := range runs {
+		if !congruent(m, bs) {
+			n += int64(m.n) * bs
+		}
+	}
+	return n
+}
+
 // patternReader yields n bytes, a 4 KiB pattern over and over, without
 // holding them.
 type patternReader struct{ off, n int64 }
@@ -105,7 +119,8 @@ func writeSeq(t *testing.T, f *File, from, n, chunk int64) {
 // space at once (Put, PutReader of a known size, Allocate) get runs
 // congruent to their file offsets modulo 2 MiB, which huge pages can map.
 // The streaming paths start with a small file, which the allocator packs
-// into partial space: only their first run may be incongruent.
+// into partial space: only their first run, within the first 2 MiB, may be
+// incongruent.
 func TestLargeFileRunsOnAnEmptyRegion(t *testing.T) {
 	const (
 		gib      = int64(1 << 30)
@@ -226,8 +241,9 @@ func TestLargeFileRunsOnAnEmptyRegion(t *testing.T) {
 				if n := countIncongruent(runs, s.bs); n > p.incongruent {
 					t.Errorf("%s: %s; want at most %d", f.Key(), describeRuns(runs, s.bs), p.incongruent)
 				}
-				if p.incongruent == 1 && len(runs) > 1 && !congruent(runs[len(runs)-1], s.bs) {
-					t.Errorf("%s: the bulk of the file is not congruent: %s", f.Key(), describeRuns(runs, s.bs))
+				if n := incongruentBytes(runs, s.bs); n > int64(p.incongruent)*hugePage {
+					t.Errorf("%s: %d bytes in runs not congruent (%s), want at most the first %d",
+						f.Key(), n, describeRuns(runs, s.bs), p.incongruent*hugePage)
 				}
 				if err := f.Close(); err != nil {
 					t.Fatal(err)
@@ -236,4 +252,47 @@ func TestLargeFileRunsOnAnEmptyRegion(t *testing.T) {
 			mustCheck(t, s)
 		})
 	}
+}
+
+// TestLargeFileRunsAfterSmallFiles fills the front of a region with small
+// files, removes some of them, and then writes a 1 GiB file in 1 MiB
+// WriteAt calls: the small files must have been packed so that the large
+// file still finds aligned space, ending in at most 64 runs of which only
+// its first, within the first 2 MiB (written while the file was small),
+// may be incongruent.
+func TestLargeFileRunsAfterSmallFiles(t *testing.T) {
+	const gib = int64(1 << 30)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	s := newStore(t, 2*gib, func(o *Options) { o.InlineLimit = -1 })
+	var keys []string
+	for i := range 2000 {
+		key := fmt.Sprintf("small/%d", i)
+		mustPut(t, s, key, pattern(byte(i), 1+rng.IntN(64<<10)))
+		keys = append(keys, key)
+	}
+	for _, key := range keys {
+		if rng.IntN(3) == 0 {
+			if err := s.Remove(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f, err := s.Create("large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	writeSeq(t, f, 0, gib, 1<<20)
+	runs := physRuns(f)
+	t.Logf("seed %d: %s", seed, describeRuns(runs, s.bs))
+	if len(runs) > 64 {
+		t.Errorf("seed %d: a 1 GiB file after small files got %d runs, want at most 64", seed, len(runs))
+	}
+	off := incongruentBytes(runs, s.bs)
+	if n := countIncongruent(runs, s.bs); n > 1 || (n == 1 && congruent(runs[0], s.bs)) || off > hugePage {
+		t.Errorf("seed %d: %s, %d bytes incongruent; want at most the first 2 MiB incongruent", seed, describeRuns(runs, s.bs), off)
+	}
+	mustCheck(t, s)
 }
