@@ -16,7 +16,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -400,7 +399,7 @@ func (b *breaker) run(policy BreakPolicy,
 		}
 	}
 	if need > 0 {
-		reserved, err := s.reserve(need, alloc.Hint{})
+		reserved, err := s.reserve(need, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -394,7 +394,7 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 	// One reservation for every gap, placed to continue the run before
 	// the first and, for a large file, congruent with its file blocks.
 	first := gaps[0].fileBlock
-	reserved, err := s.reserve(need, alloc.Hint{Goal: in.extents.goal(first), FileBlock: first})
+	reserved, err := s.reserveFor(need, alloc.Hint{Goal: in.extents.goal(first), FileBlock: first})
 	if err != nil {
 		return err
 	}

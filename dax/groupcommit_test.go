@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/internal/faultfs"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -163,7 +162,7 @@ func TestGroupCommitReadersDoNotWaitForSync(t *testing.T) {
 			t.Fatalf("blocks %v freed by a commit that is not durable yet are allocatable", e)
 		}
 	}
-	got, err := s.reserve(s.free.FreeBlocks(), alloc.Hint{})
+	got, err := s.reserve(s.free.FreeBlocks(), 0)
 	if err != nil {
 		t.Fatalf("reserve every allocatable block: %v", err)
 	}

@@ -273,7 +273,7 @@ func (v *pendingValue) reserve(n uint64) error {
 	for _, e := range v.spare {
 		h.FileBlock += e.Len
 	}
-	got, err := v.s.reserve(n, h)
+	got, err := v.s.reserveFor(n, h)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/daxstore/daxstore/alloc"
 )
 
 // cancelled is a context that has already ended: Wait on it returns nil
@@ -24,7 +22,7 @@ func TestUnreserveWakesSpaceWaiters(t *testing.T) {
 
 	t.Run("unreserve moves the generation", func(t *testing.T) {
 		gen := s.busy.Generation()
-		exts, err := s.reserve(3, alloc.Hint{})
+		exts, err := s.reserve(3, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
