@@ -536,12 +536,18 @@ func (f *storeFailure) Unwrap() []error {
 	return []error{f.sentinel}
 }
 
-// reserve takes n blocks from free space for an operation in flight, near
-// goal, and makes sure the region file has space for them (regionSpace).
+// reserve is reserveFor with a goal alone, for blocks whose file position
+// does not matter.
+func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
+	return s.reserveFor(n, alloc.Hint{Goal: goal})
+}
+
+// reserveFor takes n blocks from free space for an operation in flight,
+// placed as h hints (alloc.Allocator.AllocFor), and makes sure the region file has space for them (regionSpace).
 // The blocks belong to nobody until the operation commits them
 // (txn.claimed) or gives them back with unreserve.
-func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
-	exts, err := s.free.Alloc(n, goal)
+func (s *Store) reserveFor(n uint64, h alloc.Hint) ([]pmem.Extent, error) {
+	exts, err := s.free.AllocFor(n, h)
 	if errors.Is(err, alloc.ErrNoSpace) && s.undurable.held() > 0 {
 		// Blocks freed under NoSync wait for a sync: sync now rather
 		// than fail while they could serve this allocation.
@@ -551,12 +557,12 @@ func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 		if serr != nil {
 			return nil, serr
 		}
-		exts, err = s.free.Alloc(n, goal)
+		exts, err = s.free.AllocFor(n, h)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if exts, err = s.regionSpace(exts, n, goal); err != nil {
+	if exts, err = s.regionSpace(exts, n, h); err != nil {
 		return nil, err
 	}
 	for _, e := range exts {

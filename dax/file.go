@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -390,7 +391,10 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 	if need == 0 {
 		return nil
 	}
-	reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
+	// One reservation for every gap, placed to continue the run before
+	// the first and, for a large file, congruent with its file blocks.
+	first := gaps[0].fileBlock
+	reserved, err := s.reserveFor(need, alloc.Hint{Goal: in.extents.goal(first), FileBlock: first})
 	if err != nil {
 		return err
 	}

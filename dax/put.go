@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -257,16 +258,22 @@ type pendingValue struct {
 }
 
 // reserve takes n more blocks from free space, after the ones already
-// taken so the value stays contiguous where it can.
+// taken so the value stays contiguous where it can, and, for a large
+// value, congruent with their file blocks (alloc.Allocator.AllocFor).
 func (v *pendingValue) reserve(n uint64) error {
 	if n == 0 {
 		return nil
 	}
-	var goal pmem.Block
+	h := alloc.Hint{}
 	if len(v.used) > 0 {
-		goal = v.used[len(v.used)-1].End()
+		h.Goal = v.used[len(v.used)-1].End()
 	}
-	got, err := v.s.reserve(n, goal)
+	// Every write but the last is whole blocks, and none follows it.
+	h.FileBlock = uint64(v.size / v.s.bs)
+	for _, e := range v.spare {
+		h.FileBlock += e.Len
+	}
+	got, err := v.s.reserveFor(n, h)
 	if err != nil {
 		return err
 	}

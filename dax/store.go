@@ -404,6 +404,7 @@ func (s *Store) open() error {
 		s.seal.region = region
 	}
 	s.uuid, s.bs = sb.UUID, int64(sb.BlockSize)
+	s.free.SetAlign(hugeAlign(s.bs))
 	s.nextIno = max(m.NextInode, 1)
 	s.inoCeiling = s.nextIno
 	s.refs = pageref.New(region.BlockCount(), s.onLastRelease)
@@ -457,6 +458,7 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 	s.region = region
 	s.seal = sealState{region: region, mark: s.seal.mark}
 	s.uuid, s.bs, s.nextIno, s.inoCeiling = sb.UUID, int64(sb.BlockSize), 1, 1
+	s.free.SetAlign(hugeAlign(s.bs))
 	s.refs = pageref.New(region.BlockCount(), s.onLastRelease)
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
 	s.journaledFree = alloc.NewExtentSet()

@@ -79,7 +79,8 @@ type Config struct {
 	// Only, when not empty, limits the run to these parts: "put" (Put and
 	// Get), "pin", "punch" (truncate, punch and memory), "wakeup",
 	// "commit" (readers beside a durable writer, concurrent Puts) and
-	// "region" (what an empty region costs, and reserving its space).
+	// "region" (what an empty region costs, reserving its space, and the
+	// extents of 1 GiB files written into an empty one).
 	Only []string
 }
 
