@@ -7,6 +7,7 @@ package dax
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -438,4 +439,116 @@ func TestWindowOnPowerCutMedia(t *testing.T) {
 		t.Fatalf("flushed store through the window lost on emulated media: %q", got[testBS:testBS+18])
 	}
 	_ = context.Background
+}
+
+// tagged returns n bytes of 8-byte words that each name owner.
+func tagged(owner uint64, n int) []byte {
+	b := make([]byte, n)
+	for i := 0; i+8 <= n; i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], owner)
+	}
+	return b
+}
+
+func TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks(t *testing.T) {
+	const (
+		bs     = testBS
+		blocks = 16
+		rounds = 120
+		ownerA = 0xAAAA_0000_0000_AAAA
+		ownerB = 0xBBBB_0000_0000_BBBB
+	)
+	// A small region, so that the blocks a punch frees are soon reused by
+	// the other key's Puts.
+	s := newStore(t, 64*bs, func(o *Options) { o.InlineLimit = -1 })
+	mustPut(t, s, "a", tagged(ownerA, blocks*bs))
+	f := mustOpen(t, s, "a")
+	defer f.Close()
+	ro := mustMap(t, f, 0, blocks*bs, MapOptions{Label: "reader"})
+	rw := mustMap(t, f, 0, blocks*bs, MapOptions{Label: "writer", Writable: true})
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	read := func(w *Window) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				errs <- fmt.Errorf("reader of %q faulted: %v", w.Label(), r)
+			}
+		}()
+		for {
+			select {
+			case <-done:
+				errs <- nil
+				return
+			default:
+			}
+			b := w.Bytes()
+			for i := 0; i+8 <= len(b); i += 8 {
+				// A store through the writable window racing an
+				// in-place zeroing may leave a word part zero, but
+				// every byte must be key a's or zero.
+				v := binary.LittleEndian.Uint64(b[i:])
+				for k := 0; k < 64; k += 8 {
+					if c := byte(v >> k); c != 0 && c != byte(uint64(ownerA)>>k) {
+						errs <- fmt.Errorf("window %q shows word %#x at offset %d, not key a's", w.Label(), v, i)
+						return
+					}
+				}
+			}
+		}
+	}
+	go read(ro)
+	go read(rw)
+	go func() {
+		// Stores through the writable window, racing the breaks: they
+		// must never reach key b's blocks.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				errs <- fmt.Errorf("writer faulted: %v", r)
+			}
+		}()
+		b := rw.Bytes()
+		for i := 0; ; i = (i + 8) % len(b) {
+			select {
+			case <-done:
+				errs <- nil
+				return
+			default:
+			}
+			binary.LittleEndian.PutUint64(b[i:], ownerA)
+		}
+	}()
+	for r := range rounds {
+		off := int64(r%blocks) * bs
+		var err error
+		switch r % 4 {
+		case 0:
+			err = f.PunchHole(off, 3*bs)
+		case 1:
+			err = f.ZeroRange(off, 2*bs+96) // word aligned: a word is zero or whole
+		case 2:
+			// Up only: the writer stores all over the window, and a
+			// store past the end of the file faults by design.
+			err = f.Truncate(blocks*bs + off + 16)
+		case 3:
+			err = s.Put("a", tagged(ownerA, blocks*bs))
+		}
+		if err != nil {
+			t.Fatalf("round %d: %v", r, err)
+		}
+		if err := s.Put("b", tagged(ownerB, 16*bs)); err != nil {
+			t.Fatalf("round %d: put b: %v", r, err)
+		}
+		if got := mustGet(t, s, "b"); !bytes.Equal(got, tagged(ownerB, 16*bs)) {
+			t.Fatalf("round %d: a store through key a's window reached key b's blocks", r)
+		}
+	}
+	close(done)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCheck(t, s)
 }
