@@ -110,8 +110,9 @@ type Store struct {
 	releaser *busyextent.Releaser
 	prefault *prefaulter
 
-	pins  pinRegistry // every outstanding pin
-	epoch time.Time   // when Open began; pins record their time relative to it
+	pins    pinRegistry // every outstanding pin
+	windows windowSet   // every open window
+	epoch   time.Time   // when Open began; pins record their time relative to it
 
 	admin *adminServer
 	stats counters
@@ -655,6 +656,9 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 	}
 	s.closed.Store(true)
 	s.unlockOut()
+	// No operation runs now, so no remap: every window goes to zeros
+	// before the region may be reused by the next opener.
+	s.closeWindows()
 
 	forced := s.pins.drain(func(r *pinRecord) {
 		// Mark the pin closed unless its Unpin already claimed it.
