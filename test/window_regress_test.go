@@ -66,3 +66,64 @@ func TestWindowPageWhollyPastEOFInsideTheLastBlockIsReadOnly(t *testing.T) {
 		t.Errorf("window shows %q at %d, ReadAt %q", got, at, p[0])
 	}
 }
+
+// TestWindowStaleReadsZeros: Stale documents that a stale window reads as
+// zeros, so a reader that sees Stale() return true must then read zeros.
+// Remove marks a window stale before it maps the zero pages, which leaves
+// an instant in which a reader sees Stale() and the removed file's bytes.
+// The race is narrow, so the test tries many times; it only ever fails
+// when the order is wrong. (Found by TestWindowStress.)
+func TestWindowStaleReadsZeros(t *testing.T) {
+	s := openWindowStore(t, int64(os.Getpagesize()))
+	page := int64(os.Getpagesize())
+	rounds := 300
+	if testing.Short() {
+		rounds = 50
+	}
+	seen := 0
+	for round := range rounds {
+		if err := s.Put("k", bytes.Repeat([]byte{'v'}, int(4*page))); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.Open("k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := f.Map(0, 4*page, dax.MapOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		bad := make(chan int64, 1)
+		spinning := make(chan struct{})
+		go func() {
+			close(spinning)
+			for !w.Stale() {
+			}
+			b := w.Bytes()
+			for i := int64(0); i < int64(len(b)); i += page {
+				if b[i] != 0 {
+					bad <- i
+					return
+				}
+			}
+			bad <- -1
+		}()
+		<-spinning // the reader polls while Remove runs
+		if err := s.Remove("k"); err != nil {
+			t.Fatal(err)
+		}
+		if at := <-bad; at >= 0 {
+			seen++
+			if seen == 1 {
+				t.Errorf("round %d: Stale() returned true while the window still showed the removed file's bytes at %d", round, at)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen > 0 {
+		t.Errorf("%d of %d rounds saw a stale window with the removed file's bytes", seen, rounds)
+	}
+}
