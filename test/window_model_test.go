@@ -244,11 +244,62 @@ func (h *wharness) verifyWindows(full bool) {
 			}
 		}
 	}
+	h.verifyWindowInspection()
 	if !full {
 		return
 	}
 	for _, k := range h.existingKeys() {
 		h.verifyFile(k)
+	}
+}
+
+// verifyWindowInspection compares what Pins and Stats say of the windows
+// with the model: each window listed once with its mode, range, pieces
+// and (pinned) blocks, and the totals.
+func (h *wharness) verifyWindowInspection() {
+	h.t.Helper()
+	byLabel := map[string]dax.PinInfo{}
+	for _, pi := range h.s.Pins() {
+		if pi.Mode == "pin" {
+			continue // TestModel checks pins
+		}
+		if _, dup := byLabel[pi.Label]; dup {
+			h.fatalf("Pins() lists window %q twice", pi.Label)
+		}
+		byLabel[pi.Label] = pi
+	}
+	if len(byLabel) != len(h.wins) {
+		h.fatalf("Pins() lists %d windows, model has %d", len(byLabel), len(h.wins))
+	}
+	pieces := 0
+	for _, w := range h.wins {
+		pi, ok := byLabel[w.label]
+		if !ok {
+			h.fatalf("Pins() does not list window %s", w.label)
+		}
+		mode, blocks, detached := "follow window", uint64(0), uint64(0)
+		if w.pinned {
+			mode, blocks = "pinned window", uint64(len(w.segs))
+			for _, s := range w.segs {
+				if !s.b.owned {
+					detached++
+				}
+			}
+		}
+		n := w.w.Pieces()
+		pieces += n
+		if pi.Mode != mode || pi.Offset != w.off || pi.Length != w.n || pi.Writable != w.writable ||
+			pi.Blocks != blocks || pi.Detached != detached || pi.Pieces != n || n < 1 {
+			h.fatalf("Pins() reports %+v for window %s, model has %s [%d,+%d) writable %v, %d blocks (%d detached), %d pieces",
+				pi, w.label, mode, w.off, w.n, w.writable, blocks, detached, n)
+		}
+	}
+	st, err := h.s.Stats()
+	if err != nil {
+		h.fatalf("stats: %v", err)
+	}
+	if st.Windows != len(h.wins) || st.WindowPieces != pieces {
+		h.fatalf("stats report %d windows in %d pieces, model has %d in %d", st.Windows, st.WindowPieces, len(h.wins), pieces)
 	}
 }
 
