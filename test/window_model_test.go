@@ -184,13 +184,17 @@ func (h *wharness) checkFollow(w *mwin, got []byte) (int64, byte) {
 			return int64(i), want[i]
 		}
 	}
-	for i := in; i < w.n; i++ {
-		if got[i] != 0 {
-			return i, 0
+	for i := in; i < w.n; i += int64(len(zeroChunk)) {
+		c := got[i:min(w.n, i+int64(len(zeroChunk)))]
+		if !bytes.Equal(c, zeroChunk[:len(c)]) {
+			return i + int64(firstDiff(c, zeroChunk[:len(c)])), 0
 		}
 	}
 	return -1, 0
 }
+
+// zeroChunk is compared with the parts of windows that must read as zeros.
+var zeroChunk = make([]byte, 64<<10)
 
 func (h *wharness) wantPinned(w *mwin) []byte {
 	out := make([]byte, 0, w.n)
