@@ -101,6 +101,9 @@ type Window struct {
 	cur    []piece // what the span maps now, tiling its blocks in order
 	closed bool    // Close released the span
 	pin    Pin     // a pinned window's pin
+	// remapErr, set by tests, makes remaps fail as a failing mmap would
+	// (TestFailedRemapLeavesTheWindowStaleAndZero).
+	remapErr error
 
 	created time.Time
 	gen     atomic.Uint64
@@ -253,9 +256,13 @@ func (s *Store) chargePieces(n int) error {
 // key shows the new value and bumps Generation; a Remove makes the window
 // Stale and read zeros. An inline file is first moved into blocks, and
 // while the file has a follow window a Put never makes it inline again.
-// The bytes of the last block past the end of the file read as zeros:
-// Map zeroes them, and a shrink that leaves a partial last block under a
-// follow window gives the file a copy with them zeroed.
+// The rule past the end of the file holds at block granularity: blocks
+// wholly past the end map to zero pages, and the bytes of the last block
+// past the end read as zeros (Map zeroes them, and a shrink that leaves a
+// partial last block under a follow window gives the file a copy with
+// them zeroed). With blocks larger than a page, a writable window may
+// store into that tail without a fault; such bytes are not part of the
+// file, and a later extension zeroes them.
 //
 // In pinned mode the window is a Pin of [off, off+n), which must lie
 // inside the file, plus the mapping of its blocks: see MapPinned.
@@ -477,6 +484,9 @@ func (w *Window) mapPiecesCount(ps []piece, cur []piece) (calls int, err error) 
 		if cur != nil && mappedAs(cur, p) {
 			continue
 		}
+		if cur != nil && w.remapErr != nil {
+			return calls, w.remapErr
+		}
 		if p.start == 0 {
 			err = w.span.MapZeros(int64(p.idx)*bs, int64(p.n)*bs)
 		} else {
@@ -550,7 +560,9 @@ func (w *Window) zeroAllLocked(cause error) error {
 // lock held, and the blocks the commit frees become allocatable only after
 // the commit is durable (settle, after the file's locks are released), so
 // no window ever maps a block that someone else may own. It is the one
-// place that keeps follow windows equal to their files.
+// place that keeps follow windows equal to their files
+// (TestFollowWindowEqualsReadAtAfterEveryOperation,
+// TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks).
 func (s *Store) remapWindows(t *txn) error {
 	for _, in := range t.touched {
 		if len(in.windows) == 0 {

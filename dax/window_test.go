@@ -552,3 +552,32 @@ func TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks(t *testing.
 	}
 	mustCheck(t, s)
 }
+
+func TestFailedRemapLeavesTheWindowStaleAndZero(t *testing.T) {
+	s := newStore(t, 64*testBS, func(o *Options) { o.InlineLimit = -1 })
+	mustPut(t, s, "a", pattern(1, 8*testBS))
+	f := mustOpen(t, s, "a")
+	defer f.Close()
+	w := mustMap(t, f, 0, 8*testBS, MapOptions{})
+	w.remapErr = errors.New("injected mmap failure")
+	gen := w.Generation()
+	if err := f.PunchHole(0, 8*testBS); err != nil {
+		t.Fatalf("a punch failed for a window's sake: %v", err)
+	}
+	if !w.Stale() || !allZero(w.Bytes()) || w.Generation() == gen || w.Pieces() != 1 {
+		t.Fatalf("after a failed remap: stale %v, zero %v, generation %d (was %d), pieces %d",
+			w.Stale(), allZero(w.Bytes()), w.Generation(), gen, w.Pieces())
+	}
+	// The freed blocks go to another key; the window keeps its zeros.
+	mustPut(t, s, "b", pattern(2, 40*testBS))
+	if !allZero(w.Bytes()) {
+		t.Fatal("a stale window shows another key's bytes")
+	}
+	if _, err := f.WriteAt(pattern(3, testBS), 0); err != nil {
+		t.Fatal(err)
+	}
+	if !allZero(w.Bytes()) {
+		t.Fatal("a stale window follows its file again")
+	}
+	mustCheck(t, s)
+}
