@@ -37,6 +37,7 @@ const (
 	MapPinned
 )
 
+// String returns "follow" or "pinned".
 func (m WindowMode) String() string {
 	switch m {
 	case MapFollow:
@@ -54,9 +55,12 @@ type MapOptions struct {
 	// window keeps every page inside the file backed by a written block:
 	// Map fills holes and converts unwritten blocks in its range (as Pin
 	// does), and later punches, zero-ranges, truncates up and extensions
-	// leave fresh zeroed blocks there. Pages wholly past the end of the
-	// file stay read-only zeros. On a read-only store Map refuses it
-	// (ErrReadOnly).
+	// leave fresh zeroed blocks there. When the region has no block to
+	// spare for that, the operation still succeeds and those pages read
+	// as read-only zeros until a later change of the file (a WriteAt,
+	// Allocate, truncate, punch or zero-range) finds space to back them.
+	// Pages wholly past the end of the file stay read-only zeros. On a
+	// read-only store Map refuses it (ErrReadOnly).
 	Writable bool
 	// Label names the window in Pins, `daxstore pins` and, for a pinned
 	// window, in the busy list; as PinOptions.Label.

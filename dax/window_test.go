@@ -581,3 +581,35 @@ func TestFailedRemapLeavesTheWindowStaleAndZero(t *testing.T) {
 	}
 	mustCheck(t, s)
 }
+
+func TestWritableWindowOnAFullRegionGetsZeroPagesAndTheBreakSucceeds(t *testing.T) {
+	s := newStore(t, 32*testBS, func(o *Options) { o.InlineLimit = -1; o.AllocWait = -1 })
+	mustPut(t, s, "a", pattern(1, 8*testBS))
+	f := mustOpen(t, s, "a")
+	defer f.Close()
+	w := mustMap(t, f, 0, 8*testBS, MapOptions{Writable: true})
+	free := mustStats(t, s).FreeBlocks
+	mustPut(t, s, "filler", pattern(2, int(free)*testBS)) // the region is full
+	if err := f.PunchHole(2*testBS, 2*testBS); err != nil {
+		t.Fatalf("punch under a writable window on a full region: %v", err)
+	}
+	sameAsFile(t, w, f, "after the punch")
+	if !faults(func() { w.Bytes()[2*testBS] = 1 }) {
+		t.Fatal("a punched page left without a block is writable")
+	}
+	if faults(func() { w.Bytes()[0] = 1 }) {
+		t.Fatal("a backed page stopped being writable")
+	}
+	// Space comes back; the next change of the file backs the pages.
+	if err := s.Remove("filler"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 7*testBS); err != nil {
+		t.Fatal(err)
+	}
+	if faults(func() { w.Bytes()[2*testBS] = 1 }) {
+		t.Fatal("the punched pages are still unbacked after space came back")
+	}
+	sameAsFile(t, w, f, "after backing")
+	mustCheck(t, s)
+}
