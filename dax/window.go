@@ -776,9 +776,10 @@ func (w *Window) Writable() bool { return w.opts.Writable }
 // break or a Put reached the window's range.
 func (w *Window) Generation() uint64 { return w.gen.Load() }
 
-// Stale reports whether the window no longer follows a file: its key was
-// removed, the store closed, or a remap failed (see File.Map). A stale
-// window reads as zeros, read-only, until it is closed.
+// Stale reports whether the window no longer shows its file: for a
+// follow window, its key was removed, the store closed, or a remap failed
+// (see remapLocked); for a pinned window, a forced Close closed the store.
+// A stale window reads as zeros, read-only, until it is closed.
 func (w *Window) Stale() bool { return w.stale.Load() }
 
 // Pieces returns the number of mappings the window takes now: one per
@@ -796,14 +797,16 @@ func (w *Window) Flush() error {
 	if w.done.Load() {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, ErrClosed)
 	}
+	if w.opts.Mode == MapPinned {
+		// Pin.Flush enters the store itself: entering twice could
+		// deadlock against a Close waiting in between.
+		return w.pin.Flush()
+	}
 	s := w.s
 	if err := s.begin(false); err != nil {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, err)
 	}
 	defer s.end()
-	if w.opts.Mode == MapPinned {
-		return w.pin.Flush()
-	}
 	if !w.opts.Writable || w.stale.Load() {
 		return nil
 	}

@@ -188,8 +188,6 @@ func TestFollowWindowGoesStaleOnRemove(t *testing.T) {
 			}()
 		}
 	}
-	gen0 := s.Stats
-	_ = gen0
 	if err := s.Remove("k"); err != nil {
 		t.Fatal(err)
 	}
@@ -249,10 +247,19 @@ func TestPinnedWindowKeepsItsBytesAfterPunch(t *testing.T) {
 	f := mustOpen(t, s, "k")
 	defer f.Close()
 	broke := make(chan struct{}, 1)
-	w, err := f.Map(testBS, 4*testBS, MapOptions{Mode: MapPinned, Label: "pinned", OnBreak: func() { broke <- struct{}{} }})
+	w, err := f.Map(testBS, 4*testBS, MapOptions{Mode: MapPinned, Writable: true, Label: "pinned", OnBreak: func() { broke <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	copy(w.Bytes(), "through the pinned window")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	copy(value[testBS:], "through the pinned window")
+	if got := fileRange(t, f, 0, 8*testBS); !bytes.Equal(got, value) {
+		t.Fatal("a store through a pinned window is not in the file")
+	}
+	wantErr(t, s.Close(), ErrPinned)
 	if err := f.PunchHole(0, 8*testBS); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +445,6 @@ func TestWindowOnPowerCutMedia(t *testing.T) {
 	if got := mustGet(t, s, "k"); string(got[testBS:testBS+18]) != "through the window" {
 		t.Fatalf("flushed store through the window lost on emulated media: %q", got[testBS:testBS+18])
 	}
-	_ = context.Background
 }
 
 // tagged returns n bytes of 8-byte words that each name owner.
@@ -612,4 +618,25 @@ func TestWritableWindowOnAFullRegionGetsZeroPagesAndTheBreakSucceeds(t *testing.
 	}
 	sameAsFile(t, w, f, "after backing")
 	mustCheck(t, s)
+}
+
+func TestForcedCloseLeavesPinnedWindowsStaleAndZero(t *testing.T) {
+	s := newStore(t, 4<<20, nil)
+	mustPut(t, s, "k", pattern(1, 4*testBS))
+	f := mustOpen(t, s, "k")
+	defer f.Close()
+	w, err := f.Map(0, 4*testBS, MapOptions{Mode: MapPinned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseWith(context.Background(), CloseOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Stale() || !allZero(w.Bytes()) {
+		t.Fatal("pinned window not stale and zero after a forced Close")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close of a pinned window after a forced Close: %v", err)
+	}
+	wantErr(t, w.Close(), ErrClosed)
 }
