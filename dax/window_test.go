@@ -87,6 +87,7 @@ func TestFollowWindowEqualsReadAtAfterEveryOperation(t *testing.T) {
 				{"punch whole blocks", func() error { return f.PunchHole(3*bs, 2*bs) }},
 				{"punch partial", func() error { return f.PunchHole(bs+10, 100) }},
 				{"zero range", func() error { return f.ZeroRange(5*bs-7, 2*bs+14) }},
+				{"write the block a truncate will cut", func() error { _, err := f.WriteAt(pattern(10, bs), 6*bs); return err }},
 				{"truncate down to mid-block", func() error { return f.Truncate(6*bs + 123) }},
 				{"truncate up", func() error { return f.Truncate(9 * bs) }},
 				{"write past the end over a hole", func() error { _, err := f.WriteAt(pattern(3, 100), 12*bs); return err }},
@@ -639,4 +640,21 @@ func TestForcedCloseLeavesPinnedWindowsStaleAndZero(t *testing.T) {
 		t.Fatalf("Close of a pinned window after a forced Close: %v", err)
 	}
 	wantErr(t, w.Close(), ErrClosed)
+}
+
+func TestMapZeroesWhatAShrinkLeftPastTheEnd(t *testing.T) {
+	s := newStore(t, 4<<20, nil)
+	mustPut(t, s, "k", pattern(1, 2*testBS))
+	f := mustOpen(t, s, "k")
+	defer f.Close()
+	// Without a window the shrink leaves the tail of block 1 in place.
+	if err := f.Truncate(testBS + 100); err != nil {
+		t.Fatal(err)
+	}
+	w := mustMap(t, f, 0, 2*testBS, MapOptions{})
+	sameAsFile(t, w, f, "window over a shrunk last block")
+	if err := f.Truncate(2 * testBS); err != nil {
+		t.Fatal(err)
+	}
+	sameAsFile(t, w, f, "after growing back")
 }
