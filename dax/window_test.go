@@ -658,3 +658,28 @@ func TestMapZeroesWhatAShrinkLeftPastTheEnd(t *testing.T) {
 	}
 	sameAsFile(t, w, f, "after growing back")
 }
+
+func TestWindowsOnAReadOnlyStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{Size: 4 << 20, NoAdminSocket: true, InlineLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "k", pattern(1, 3*testBS))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(dir, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	f := mustOpen(t, ro, "k")
+	defer f.Close()
+	w := mustMap(t, f, 0, 4*testBS, MapOptions{})
+	sameAsFile(t, w, f, "read-only store")
+	for _, o := range []MapOptions{{Writable: true}, {Mode: MapPinned}} {
+		_, err := f.Map(0, testBS, o)
+		wantErr(t, err, ErrReadOnly)
+	}
+}
