@@ -86,7 +86,16 @@ var ErrMappingBudget = errors.New("window would exceed the mapping budget")
 // raises SIGSEGV, as a store into a read-only mmap does. That is a
 // programming error and kills the process, unless the goroutine asked
 // for such faults to panic (runtime/debug.SetPanicOnFault), as the tests
-// do.
+// do. The last block of the file is mapped whole, so a store through a
+// writable window past the end of the file but inside that block does not
+// fault; those bytes are not part of the file (ReadAt does not return
+// them) and the next extension of the file zeroes them, as the kernel does
+// with the tail of the last page of an mmap.
+//
+// Stores through a writable window race the store's own changes of the
+// file as stores through an mmap race truncate: a store that lands while
+// a punch or a Put replaces the page is lost, but never reaches a block
+// another file owns (TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks).
 type Window struct {
 	s    *Store
 	in   *inode
@@ -264,9 +273,8 @@ func (s *Store) chargePieces(n int) error {
 // wholly past the end map to zero pages, and the bytes of the last block
 // past the end read as zeros (Map zeroes them, and a shrink that leaves a
 // partial last block under a follow window gives the file a copy with
-// them zeroed). With blocks larger than a page, a writable window may
-// store into that tail without a fault; such bytes are not part of the
-// file, and a later extension zeroes them.
+// them zeroed). A writable window may store into that tail without a
+// fault: see Window.
 //
 // In pinned mode the window is a Pin of [off, off+n), which must lie
 // inside the file, plus the mapping of its blocks: see MapPinned.
