@@ -89,8 +89,8 @@ var ErrMappingBudget = errors.New("window would exceed the mapping budget")
 // do. The last block of the file is mapped whole, so a store through a
 // writable window past the end of the file but inside that block does not
 // fault; those bytes are not part of the file (ReadAt does not return
-// them) and the next extension of the file zeroes them, as the kernel does
-// with the tail of the last page of an mmap.
+// them), and an extension zeroes them before they become part of the
+// file, as the kernel does with the tail of the last page of an mmap.
 //
 // Stores through a writable window race the store's own changes of the
 // file as stores through an mmap race truncate: a store that lands while
