@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -37,6 +38,7 @@ const (
 	MapPinned
 )
 
+// String returns "follow" or "pinned".
 func (m WindowMode) String() string {
 	switch m {
 	case MapFollow:
@@ -54,9 +56,12 @@ type MapOptions struct {
 	// window keeps every page inside the file backed by a written block:
 	// Map fills holes and converts unwritten blocks in its range (as Pin
 	// does), and later punches, zero-ranges, truncates up and extensions
-	// leave fresh zeroed blocks there. Pages wholly past the end of the
-	// file stay read-only zeros. On a read-only store Map refuses it
-	// (ErrReadOnly).
+	// leave fresh zeroed blocks there. When the region has no block to
+	// spare for that, the operation still succeeds and those pages read
+	// as read-only zeros until a later change of the file (a WriteAt,
+	// Allocate, truncate, punch or zero-range) finds space to back them.
+	// Pages wholly past the end of the file stay read-only zeros. On a
+	// read-only store Map refuses it (ErrReadOnly).
 	Writable bool
 	// Label names the window in Pins, `daxstore pins` and, for a pinned
 	// window, in the busy list; as PinOptions.Label.
@@ -82,7 +87,19 @@ var ErrMappingBudget = errors.New("window would exceed the mapping budget")
 // raises SIGSEGV, as a store into a read-only mmap does. That is a
 // programming error and kills the process, unless the goroutine asked
 // for such faults to panic (runtime/debug.SetPanicOnFault), as the tests
-// do.
+// do. The file's last page is mapped whole, so a store through a
+// writable window past the end of the file but inside that page does not
+// fault; those bytes are not part of the file (ReadAt does not return
+// them), and an extension zeroes them before they become part of the
+// file, as the kernel does with the tail of the last page of an mmap.
+// With blocks larger than a page, the pages of the last block wholly past
+// the end are read-only zeros like any page past the end
+// (TestWindowPageWhollyPastEOFInsideTheLastBlockIsReadOnly).
+//
+// Stores through a writable window race the store's own changes of the
+// file as stores through an mmap race truncate: a store that lands while
+// a punch or a Put replaces the page is lost, but never reaches a block
+// another file owns (TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks).
 type Window struct {
 	s    *Store
 	in   *inode
@@ -101,6 +118,9 @@ type Window struct {
 	cur    []piece // what the span maps now, tiling its blocks in order
 	closed bool    // Close released the span
 	pin    Pin     // a pinned window's pin
+	// remapErr, set by tests, makes remaps fail as a failing mmap would
+	// (TestFailedRemapLeavesTheWindowStaleAndZero).
+	remapErr error
 
 	created time.Time
 	gen     atomic.Uint64
@@ -109,13 +129,15 @@ type Window struct {
 	done    atomic.Bool // Close began: a second Close fails
 }
 
-// piece is one mapping of a window's span: span blocks [idx, idx+n)
-// mapped to region blocks from start (writable or not), or to read-only
-// zero pages when start is 0 (block 0, the superblock, is never a data
-// block).
+// piece is one mapping of a window's span: span pages [idx, idx+n)
+// mapped to the region's pages from page start (writable or not), or to
+// read-only zero pages when start is 0 (block 0, the superblock, is never
+// a data block). Pieces count pages rather than blocks because with blocks
+// larger than a page the file's last block may lie partly past the end of
+// the file, and its pages wholly past the end must be read-only zeros.
 type piece struct {
 	idx, n uint64
-	start  pmem.Block
+	start  uint64 // region page (region byte offset / page size); 0: zeros
 	rw     bool
 }
 
@@ -126,18 +148,24 @@ func (p piece) joins(q piece) bool {
 	if p.end() != q.idx || p.rw != q.rw || (p.start == 0) != (q.start == 0) {
 		return false
 	}
-	return p.start == 0 || p.start+pmem.Block(p.n) == q.start
+	return p.start == 0 || p.start+p.n == q.start
 }
 
-// clip returns the part of p in span blocks [lo, hi), which must meet it.
+// clip returns the part of p in span pages [lo, hi), which must meet it.
 func (p piece) clip(lo, hi uint64) piece {
 	a, b := max(lo, p.idx), min(hi, p.end())
 	q := piece{idx: a, n: b - a, rw: p.rw}
 	if p.start != 0 {
-		q.start = p.start + pmem.Block(a-p.idx)
+		q.start = p.start + (a - p.idx)
 	}
 	return q
 }
+
+// pageSize is the granularity of a window's mappings.
+var pageSize = int64(os.Getpagesize())
+
+// ppb returns the pages per block (blocks are at least a page: CheckSpan).
+func (s *Store) ppb() uint64 { return uint64(s.bs / pageSize) }
 
 // appendPiece appends q to ps, merged into the last piece when it
 // continues it.
@@ -152,7 +180,7 @@ func appendPiece(ps []piece, q piece) []piece {
 	return append(ps, q)
 }
 
-// splice returns cur with span blocks [lo, hi) replaced by repl.
+// splice returns cur with span pages [lo, hi) replaced by repl.
 func splice(cur []piece, lo, hi uint64, repl []piece) []piece {
 	out := make([]piece, 0, len(cur)+len(repl)+2)
 	for _, p := range cur {
@@ -253,9 +281,12 @@ func (s *Store) chargePieces(n int) error {
 // key shows the new value and bumps Generation; a Remove makes the window
 // Stale and read zeros. An inline file is first moved into blocks, and
 // while the file has a follow window a Put never makes it inline again.
-// The bytes of the last block past the end of the file read as zeros:
-// Map zeroes them, and a shrink that leaves a partial last block under a
-// follow window gives the file a copy with them zeroed.
+// The rule past the end of the file holds at page granularity: pages
+// wholly past the end map to zero pages, and the bytes of the last page
+// past the end read as zeros (Map zeroes the last block's bytes past the
+// end, and a shrink that leaves a partial last block under a follow
+// window gives the file a copy with them zeroed). A writable window may
+// store into the last page's tail without a fault: see Window.
 //
 // In pinned mode the window is a Pin of [off, off+n), which must lie
 // inside the file, plus the mapping of its blocks: see MapPinned.
@@ -421,9 +452,10 @@ func (f *File) mapPinned(w *Window) error {
 	}
 	var cur []piece
 	var idx uint64
+	ppb := s.ppb()
 	for _, e := range p.r.runs {
-		cur = appendPiece(cur, piece{idx: idx, n: e.Len, start: e.Start, rw: w.opts.Writable})
-		idx += e.Len
+		cur = appendPiece(cur, piece{idx: idx, n: e.Len * ppb, start: uint64(e.Start) * ppb, rw: w.opts.Writable})
+		idx += e.Len * ppb
 	}
 	w.mu.Lock()
 	err = w.reserveSpan(cur)
@@ -438,29 +470,35 @@ func (f *File) mapPinned(w *Window) error {
 }
 
 // layoutLocked returns how a follow window maps span blocks [lo, hi) for
-// the file as it is now. The extent-map lock must be held.
+// the file as it is now, as pieces of span pages. The pages of the last
+// block that lie wholly past the end of the file map to zero pages, as
+// blocks past the end do. The extent-map lock must be held.
 func (w *Window) layoutLocked(lo, hi uint64) []piece {
 	s, in := w.s, w.in
+	ppb := s.ppb()
 	if in.removed || w.stale.Load() {
-		return []piece{{idx: lo, n: hi - lo}}
+		return []piece{{idx: lo * ppb, n: (hi - lo) * ppb}}
 	}
 	var out []piece
 	eof := s.blocksFor(in.size)
+	// The span page past the file's last page.
+	filePages := uint64((in.size + pageSize - 1) / pageSize)
+	eofPage := filePages - min(filePages, w.fb*ppb)
 	fb, fe := w.fb+lo, min(w.fb+hi, eof)
-	next := lo
+	next := lo * ppb
 	if fb < fe {
 		for _, m := range in.extents.find(fb, fe) {
-			i := m.fileBlock - w.fb
+			i := (m.fileBlock - w.fb) * ppb
 			out = appendPiece(out, piece{idx: next, n: i - next})
-			p := piece{idx: i, n: m.n}
+			p := piece{idx: i, n: min(m.n*ppb, eofPage-i)}
 			if !m.unwritten {
-				p.start, p.rw = m.start, w.opts.Writable
+				p.start, p.rw = uint64(m.start)*ppb, w.opts.Writable
 			}
 			out = appendPiece(out, p)
-			next = i + m.n
+			next = p.end()
 		}
 	}
-	return appendPiece(out, piece{idx: next, n: hi - next})
+	return appendPiece(out, piece{idx: next, n: hi*ppb - next})
 }
 
 // mapPieces maps ps into the span, skipping those that cur already maps
@@ -472,15 +510,21 @@ func (w *Window) mapPieces(ps []piece, cur []piece) error {
 }
 
 func (w *Window) mapPiecesCount(ps []piece, cur []piece) (calls int, err error) {
-	bs := w.s.bs
+	ppb := w.s.ppb()
 	for _, p := range ps {
 		if cur != nil && mappedAs(cur, p) {
 			continue
 		}
+		if cur != nil && w.remapErr != nil {
+			return calls, w.remapErr
+		}
+		at, n := int64(p.idx)*pageSize, int64(p.n)*pageSize
 		if p.start == 0 {
-			err = w.span.MapZeros(int64(p.idx)*bs, int64(p.n)*bs)
+			err = w.span.MapZeros(at, n)
 		} else {
-			err = w.span.MapBlocks(int64(p.idx)*bs, pmem.Extent{Start: p.start, Len: p.n}, p.rw)
+			b, skip := p.start/ppb, p.start%ppb
+			e := pmem.Extent{Start: pmem.Block(b), Len: (skip + p.n + ppb - 1) / ppb}
+			err = w.span.MapBlockPages(at, e, int64(skip)*pageSize, n, p.rw)
 		}
 		if err != nil {
 			return calls, err
@@ -513,10 +557,7 @@ func (w *Window) remapLocked(fb, fe uint64) error {
 	if w.closed || w.span == nil {
 		return nil
 	}
-	if w.in.removed {
-		w.stale.Store(true)
-	}
-	ps := w.layoutLocked(lo, hi)
+	ps := w.layoutLocked(lo, hi) // zero pages once the key is removed
 	calls, err := w.mapPiecesCount(ps, w.cur)
 	w.s.windows.remaps.Add(uint64(calls))
 	if err != nil {
@@ -525,7 +566,12 @@ func (w *Window) remapLocked(fb, fe uint64) error {
 	if calls > 0 {
 		w.gen.Add(1)
 	}
-	w.setCurLocked(splice(w.cur, lo, hi, ps))
+	w.setCurLocked(splice(w.cur, lo*w.s.ppb(), hi*w.s.ppb(), ps))
+	if w.in.removed {
+		// Only now that the zero pages are in: a reader that sees Stale
+		// must read zeros (TestWindowStaleReadsZeros).
+		w.stale.Store(true)
+	}
 	return nil
 }
 
@@ -538,7 +584,7 @@ func (w *Window) zeroAllLocked(cause error) error {
 	}
 	w.stale.Store(true)
 	w.gen.Add(1)
-	w.setCurLocked([]piece{{idx: 0, n: w.nb}})
+	w.setCurLocked([]piece{{idx: 0, n: w.nb * w.s.ppb()}})
 	return nil
 }
 
@@ -550,7 +596,9 @@ func (w *Window) zeroAllLocked(cause error) error {
 // lock held, and the blocks the commit frees become allocatable only after
 // the commit is durable (settle, after the file's locks are released), so
 // no window ever maps a block that someone else may own. It is the one
-// place that keeps follow windows equal to their files.
+// place that keeps follow windows equal to their files
+// (TestFollowWindowEqualsReadAtAfterEveryOperation,
+// TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks).
 func (s *Store) remapWindows(t *txn) error {
 	for _, in := range t.touched {
 		if len(in.windows) == 0 {
@@ -760,9 +808,10 @@ func (w *Window) Writable() bool { return w.opts.Writable }
 // break or a Put reached the window's range.
 func (w *Window) Generation() uint64 { return w.gen.Load() }
 
-// Stale reports whether the window no longer follows a file: its key was
-// removed, the store closed, or a remap failed (see File.Map). A stale
-// window reads as zeros, read-only, until it is closed.
+// Stale reports whether the window no longer shows its file: for a
+// follow window, its key was removed, the store closed, or a remap failed
+// (see remapLocked); for a pinned window, a forced Close closed the store.
+// A stale window reads as zeros, read-only, until it is closed.
 func (w *Window) Stale() bool { return w.stale.Load() }
 
 // Pieces returns the number of mappings the window takes now: one per
@@ -780,14 +829,16 @@ func (w *Window) Flush() error {
 	if w.done.Load() {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, ErrClosed)
 	}
+	if w.opts.Mode == MapPinned {
+		// Pin.Flush enters the store itself: entering twice could
+		// deadlock against a Close waiting in between.
+		return w.pin.Flush()
+	}
 	s := w.s
 	if err := s.begin(false); err != nil {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, err)
 	}
 	defer s.end()
-	if w.opts.Mode == MapPinned {
-		return w.pin.Flush()
-	}
 	if !w.opts.Writable || w.stale.Load() {
 		return nil
 	}

@@ -67,7 +67,7 @@ func (r *Region) ReserveSpan(size int64) (*Span, error) {
 		extra = hugeAlign
 	}
 	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size+extra), unix.PROT_NONE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|mapNoReserve)
 	if err != nil {
 		return nil, fmt.Errorf("pmem: reserve a span of %d bytes: %w", size, err)
 	}
@@ -110,12 +110,27 @@ func (sp *Span) checkRange(at, n int64) error {
 // writable, on a bad range, or on a closed region; a failing mmap leaves
 // the range as it was.
 func (sp *Span) MapBlocks(at int64, e Extent, writable bool) error {
+	return sp.MapBlockPages(at, e, 0, -1, writable)
+}
+
+// MapBlockPages is MapBlocks of bytes [from, from+n) of blocks e only
+// (n < 0: to the end of e), both multiples of the page size: with blocks
+// larger than a page, a window maps part of a block (the pages of the
+// file's last block that lie inside the file).
+func (sp *Span) MapBlockPages(at int64, e Extent, from, n int64, writable bool) error {
 	r := sp.r
 	off, end, ok := r.blockRange(e)
 	if !ok {
 		return fmt.Errorf("pmem: map %v: outside the data blocks [1,%d)", e, r.sb.BlockCount)
 	}
-	if err := sp.checkRange(at, end-off); err != nil {
+	if n < 0 {
+		n = end - off - from
+	}
+	if from < 0 || n <= 0 || from > end-off || n > end-off-from || from%pageSize != 0 {
+		return fmt.Errorf("pmem: map bytes [%d,+%d) of %v: not page aligned inside the blocks", from, n, e)
+	}
+	off += from
+	if err := sp.checkRange(at, n); err != nil {
 		return err
 	}
 	if writable && r.ro {
@@ -137,7 +152,7 @@ func (sp *Span) MapBlocks(at int64, e Extent, writable bool) error {
 	if r.dax && haveMapSync {
 		flags = mapSyncFlags | unix.MAP_FIXED
 	}
-	if _, err := unix.MmapPtr(fd, off, unsafe.Add(sp.base, at), uintptr(end-off), prot, flags); err != nil {
+	if _, err := unix.MmapPtr(fd, off, unsafe.Add(sp.base, at), uintptr(n), prot, flags); err != nil {
 		return fmt.Errorf("pmem: map %v at span offset %d: %w", e, at, err)
 	}
 	return nil
@@ -151,7 +166,7 @@ func (sp *Span) MapZeros(at, n int64) error {
 		return err
 	}
 	if _, err := unix.MmapPtr(-1, 0, unsafe.Add(sp.base, at), uintptr(n), unix.PROT_READ,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE); err != nil {
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|mapNoReserve); err != nil {
 		return fmt.Errorf("pmem: map zeros at span offset %d: %w", at, err)
 	}
 	return nil

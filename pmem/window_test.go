@@ -126,3 +126,47 @@ func TestSpanRefusesSmallBlocksAndWritableReadOnlyRegions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSpanMapsPagesOfABlock: with blocks of two pages, MapBlockPages maps
+// one page of a block, which a window needs for the file's last block
+// when the file ends in its first page; bad ranges change nothing.
+func TestSpanMapsPagesOfABlock(t *testing.T) {
+	ps := pageSize
+	r, err := Create(filepath.Join(t.TempDir(), "region"), CreateOptions{Size: 1 << 20, BlockSize: uint32(2 * ps)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	blk := r.Bytes(Extent{Start: 3, Len: 1})
+	copy(blk, "first page")
+	copy(blk[ps:], "second page")
+	sp, err := r.ReserveSpan(4 * ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Release()
+	if err := sp.MapZeros(0, 4*ps); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.MapBlockPages(0, Extent{Start: 3, Len: 1}, ps, ps, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.MapBlockPages(2*ps, Extent{Start: 3, Len: 1}, 0, ps, false); err != nil {
+		t.Fatal(err)
+	}
+	b := sp.Bytes()
+	if !bytes.HasPrefix(b, []byte("second page")) || !bytes.HasPrefix(b[2*ps:], []byte("first page")) {
+		t.Fatal("the span does not show the pages mapped")
+	}
+	if b[ps] != 0 || b[3*ps] != 0 {
+		t.Fatal("the pages left as zeros are not zero")
+	}
+	for _, c := range []struct{ from, n int64 }{{ps, 2 * ps}, {10, ps}, {0, 10}, {-ps, ps}, {0, 0}} {
+		if err := sp.MapBlockPages(0, Extent{Start: 3, Len: 1}, c.from, c.n, false); err == nil {
+			t.Errorf("bytes [%d,+%d) of a block of %d were mapped", c.from, c.n, 2*ps)
+		}
+	}
+	if !bytes.HasPrefix(b, []byte("second page")) {
+		t.Fatal("a refused map changed the span")
+	}
+}
