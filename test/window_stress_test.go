@@ -133,6 +133,7 @@ type wsTest struct {
 	// What the run covered, logged at the end: only correctness is
 	// asserted, never how much work fit.
 	scans, stores, faults, breaks, refills, nospace atomic.Int64
+	unbacked                                        atomic.Int64 // quiet stores that met a page left unbacked
 	logMu                                           sync.Mutex
 	log                                             []string
 }
@@ -213,8 +214,8 @@ func TestWindowStress(t *testing.T) {
 		c.quiet(rng)
 		c.unmapAll()
 	}
-	t.Logf("%d rounds: %d scans, %d window stores (%d faulted on a page a change had made read-only), %d breaks, %d refills, %d ErrNoSpace",
-		rounds, c.scans.Load(), c.stores.Load(), c.faults.Load(), c.breaks.Load(), c.refills.Load(), c.nospace.Load())
+	t.Logf("%d rounds: %d scans, %d window stores (%d faulted on a page a change had made read-only), %d breaks, %d refills, %d ErrNoSpace, %d quiet stores met a page a full region left unbacked",
+		rounds, c.scans.Load(), c.stores.Load(), c.faults.Load(), c.breaks.Load(), c.refills.Load(), c.nospace.Load(), c.unbacked.Load())
 	if t.Failed() {
 		return
 	}
@@ -470,7 +471,6 @@ func (c *wsTest) windowWriter(rng *rand.Rand) {
 // when its key was re-created; and a store through each writable window
 // inside its file shows in ReadAt.
 func (c *wsTest) quiet(rng *rand.Rand) {
-	t := c.t
 	if err := c.s.Check(); err != nil {
 		c.failf("check: %v", err)
 		return
@@ -487,55 +487,94 @@ func (c *wsTest) quiet(rng *rand.Rand) {
 		}
 	}
 	for _, w := range c.wins {
-		removed := w.inc != uint16(c.inc[w.k].Load())
-		got := w.w.Bytes()
-		if w.w.Stale() != removed {
-			c.failf("window of %s incarnation %d: Stale() = %v, want %v", wsKey(w.k), w.inc, w.w.Stale(), removed)
-			return
-		}
-		want := make([]byte, len(got))
-		if !removed {
-			f, err := c.s.Open(wsKey(w.k))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.ReadAt(want, w.w.Offset()); err != nil && err != io.EOF {
-				t.Fatalf("read %s: %v", wsKey(w.k), err)
-			}
-			size, _ := f.Size()
-			// A store through the writable window inside the file lands in it.
-			if w.writable && w.w.Offset() < size {
-				end := min(w.w.Offset()+w.w.Len(), size)
-				a := w.w.Offset() + rng.Int63n((end-w.w.Offset()+7)/8)*8
-				n := min(end-a, (1+rng.Int63n(wsBS/8))*8)
-				if n > 0 {
-					p := wsFill(w.k, 0xEE, w.inc, a, n)
-					if err := catchFault(func() { copy(got[a-w.w.Offset():], p) }); err != nil {
-						c.failf("store through writable window of %s at [%d,+%d) inside size %d: %v", wsKey(w.k), a, n, size, err)
-						return
-					}
-					back := make([]byte, n)
-					if _, err := f.ReadAt(back, a); err != nil {
-						t.Fatalf("read %s: %v", wsKey(w.k), err)
-					}
-					if !bytes.Equal(back, p) {
-						c.failf("store through writable window of %s at [%d,+%d) did not land in the file: ReadAt shows %s",
-							wsKey(w.k), a, n, wsDescribe(binary.LittleEndian.Uint64(back[firstDiff(back, p)/8*8:])))
-						return
-					}
-					copy(want[a-w.w.Offset():], p)
-				}
-			}
-			f.Close()
-		}
-		if !bytes.Equal(got, want) {
-			i := firstDiff(got, want) / 8 * 8
-			c.failf("window of %s incarnation %d [%d,+%d) removed %v: shows %s at %d, ReadAt %s",
-				wsKey(w.k), w.inc, w.w.Offset(), len(got), removed,
-				wsDescribe(binary.LittleEndian.Uint64(got[i:])), w.w.Offset()+int64(i), wsDescribe(binary.LittleEndian.Uint64(want[i:])))
+		if !c.quietWindow(rng, w) {
 			return
 		}
 	}
+}
+
+// quietWindow checks one window between rounds: stale and zero exactly
+// when its key was re-created, else equal to ReadAt of its range (zeros
+// past EOF); and a store through a writable one inside the file lands in
+// the file. It reports false after a failure.
+func (c *wsTest) quietWindow(rng *rand.Rand, w *wsWindow) bool {
+	t := c.t
+	removed := w.inc != uint16(c.inc[w.k].Load())
+	got := w.w.Bytes()
+	if w.w.Stale() != removed {
+		c.failf("window of %s incarnation %d: Stale() = %v, want %v", wsKey(w.k), w.inc, w.w.Stale(), removed)
+		return false
+	}
+	want := make([]byte, len(got))
+	if !removed {
+		f, err := c.s.Open(wsKey(w.k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.ReadAt(want, w.w.Offset()); err != nil && err != io.EOF {
+			t.Fatalf("read %s: %v", wsKey(w.k), err)
+		}
+		if w.writable && !c.quietStore(rng, w, f, want) {
+			return false
+		}
+	}
+	if !bytes.Equal(got, want) {
+		i := firstDiff(got, want) / 8 * 8
+		c.failf("window of %s incarnation %d [%d,+%d) removed %v: shows %s at %d, ReadAt %s",
+			wsKey(w.k), w.inc, w.w.Offset(), len(got), removed,
+			wsDescribe(binary.LittleEndian.Uint64(got[i:])), w.w.Offset()+int64(i), wsDescribe(binary.LittleEndian.Uint64(want[i:])))
+		return false
+	}
+	return true
+}
+
+// quietStore stores marked words through writable window w somewhere
+// inside its file f and checks that ReadAt shows them; want, the window's
+// bytes as ReadAt saw them, is updated to include them. Only a page a full
+// region left unbacked (a hole: read-only zeros) may refuse the store.
+func (c *wsTest) quietStore(rng *rand.Rand, w *wsWindow, f *dax.File, want []byte) bool {
+	t := c.t
+	size, err := f.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := w.w.Offset()
+	end := min(off+w.w.Len(), size)
+	if off >= end {
+		return true
+	}
+	a := off + rng.Int63n((end-off+7)/8)*8
+	n := min(end-a, (1+rng.Int63n(wsBS/8))*8)
+	if n <= 0 {
+		return true
+	}
+	got := w.w.Bytes()
+	p := wsFill(w.k, 0xEE, w.inc, a, n)
+	if err := catchFault(func() { copy(got[a-off:], p) }); err != nil {
+		at := a + int64(firstDiff(got[a-off:a-off+n], p))
+		if h, herr := f.SeekHole(at); herr != nil || h != at {
+			c.failf("store through writable window of %s at [%d,+%d) inside size %d faulted at %d, which is no hole (SeekHole %d, %v): %v",
+				wsKey(w.k), a, n, size, at, h, herr, err)
+			return false
+		}
+		c.unbacked.Add(1)
+		if _, err := f.ReadAt(want, off); err != nil && err != io.EOF {
+			t.Fatalf("read %s: %v", wsKey(w.k), err)
+		}
+		return true
+	}
+	back := make([]byte, n)
+	if _, err := f.ReadAt(back, a); err != nil {
+		t.Fatalf("read %s: %v", wsKey(w.k), err)
+	}
+	if !bytes.Equal(back, p) {
+		c.failf("store through writable window of %s at [%d,+%d) did not land in the file: ReadAt shows %s",
+			wsKey(w.k), a, n, wsDescribe(binary.LittleEndian.Uint64(back[firstDiff(back, p)/8*8:])))
+		return false
+	}
+	copy(want[a-off:], p)
+	return true
 }
 
 // closeUnderReaders closes the store while readers scan follow windows:
