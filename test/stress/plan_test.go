@@ -104,3 +104,18 @@ func TestRunFollowsThePlan(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowersNeedPageBlocks: windows need blocks of at least a page, so
+// by default a run over smaller blocks has no windowers, and one over
+// page-sized blocks has some.
+func TestWindowersNeedPageBlocks(t *testing.T) {
+	if got := (Config{BlockSize: 512}).EnsureDefaults().Windowers; got >= 0 {
+		t.Errorf("512-byte blocks: %d windowers by default, want none (-1)", got)
+	}
+	if got := (Config{}).EnsureDefaults().Windowers; got <= 0 {
+		t.Errorf("default blocks: %d windowers by default, want some", got)
+	}
+	if got := (Config{BlockSize: 512, Windowers: 3}).EnsureDefaults().Windowers; got != 3 {
+		t.Errorf("an explicit count became %d", got)
+	}
+}
