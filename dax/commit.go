@@ -29,8 +29,9 @@ type txn struct {
 	ops     []inodeOp // extent-map changes of External inodes, in order
 	// dirty are the file blocks whose mapping changed, of inodes with
 	// follow windows: the commit remaps them (remapWindows).
-	dirty []dirtyRange
-	one   [1]*inode // touched's first element, in the txn's own allocation
+	dirty    []dirtyRange
+	one      [1]*inode     // touched's first element, in the txn's own allocation
+	dirtyOne [1]dirtyRange // dirty's first element, likewise
 }
 
 // inodeOp is one extent-map change of one inode.
@@ -65,7 +66,17 @@ func (t *txn) mapOps(in *inode, ops []mapOp) {
 	}
 	t.touch(in)
 	if len(in.windows) > 0 {
+		if t.dirty == nil {
+			t.dirty = t.dirtyOne[:0]
+		}
 		for _, op := range ops {
+			// remapWindows remaps the hull of an inode's ranges, so
+			// consecutive ranges of one inode merge here.
+			if k := len(t.dirty) - 1; k >= 0 && t.dirty[k].in == in {
+				t.dirty[k].lo = min(t.dirty[k].lo, op.m.fileBlock)
+				t.dirty[k].hi = max(t.dirty[k].hi, op.m.fileEnd())
+				continue
+			}
 			t.dirty = append(t.dirty, dirtyRange{in: in, lo: op.m.fileBlock, hi: op.m.fileEnd()})
 		}
 	}

@@ -113,11 +113,13 @@ type Window struct {
 	// mu serialises every change of the span: remaps (under the file's
 	// extent-map lock), the store's Close and the window's Close. It
 	// protects span, cur and closed.
-	mu     rankedMutex[windowRank]
-	span   *pmem.Span
-	cur    []piece // what the span maps now, tiling its blocks in order
-	closed bool    // Close released the span
-	pin    Pin     // a pinned window's pin
+	mu   rankedMutex[windowRank]
+	span *pmem.Span
+	cur  []piece // what the span maps now, tiling its pages in order
+	// lay and spare are scratch arrays of remapLocked (see there).
+	lay, spare []piece
+	closed     bool // Close released the span
+	pin        Pin  // a pinned window's pin
 	// remapErr, set by tests, makes remaps fail as a failing mmap would
 	// (TestFailedRemapLeavesTheWindowStaleAndZero).
 	remapErr error
@@ -180,9 +182,10 @@ func appendPiece(ps []piece, q piece) []piece {
 	return append(ps, q)
 }
 
-// splice returns cur with span pages [lo, hi) replaced by repl.
-func splice(cur []piece, lo, hi uint64, repl []piece) []piece {
-	out := make([]piece, 0, len(cur)+len(repl)+2)
+// splice returns cur with span pages [lo, hi) replaced by repl, built in
+// dst's array (which must not overlap cur or repl).
+func splice(dst, cur []piece, lo, hi uint64, repl []piece) []piece {
+	out := dst[:0]
 	for _, p := range cur {
 		if p.idx < lo {
 			out = appendPiece(out, p.clip(p.idx, min(lo, p.end())))
@@ -420,7 +423,7 @@ func (f *File) mapFollowLocked(w *Window) (*durable, error) {
 		}
 	}
 	w.mu.Lock()
-	err := w.reserveSpan(w.layoutLocked(0, w.nb))
+	err := w.reserveSpan(w.layoutLocked(nil, 0, w.nb))
 	w.mu.Unlock()
 	if err != nil {
 		return d, err
@@ -472,14 +475,15 @@ func (f *File) mapPinned(w *Window) error {
 // layoutLocked returns how a follow window maps span blocks [lo, hi) for
 // the file as it is now, as pieces of span pages. The pages of the last
 // block that lie wholly past the end of the file map to zero pages, as
-// blocks past the end do. The extent-map lock must be held.
-func (w *Window) layoutLocked(lo, hi uint64) []piece {
+// blocks past the end do. The pieces are appended to dst[:0]. The
+// extent-map lock must be held.
+func (w *Window) layoutLocked(dst []piece, lo, hi uint64) []piece {
 	s, in := w.s, w.in
 	ppb := s.ppb()
+	out := dst[:0]
 	if in.removed || w.stale.Load() {
-		return []piece{{idx: lo * ppb, n: (hi - lo) * ppb}}
+		return append(out, piece{idx: lo * ppb, n: (hi - lo) * ppb})
 	}
-	var out []piece
 	eof := s.blocksFor(in.size)
 	// The span page past the file's last page.
 	filePages := uint64((in.size + pageSize - 1) / pageSize)
@@ -487,7 +491,11 @@ func (w *Window) layoutLocked(lo, hi uint64) []piece {
 	fb, fe := w.fb+lo, min(w.fb+hi, eof)
 	next := lo * ppb
 	if fb < fe {
-		for _, m := range in.extents.find(fb, fe) {
+		in.extents.visit(fb, fe, func(m mapping) {
+			m, ok := m.clip(fb, fe)
+			if !ok {
+				return
+			}
 			i := (m.fileBlock - w.fb) * ppb
 			out = appendPiece(out, piece{idx: next, n: i - next})
 			p := piece{idx: i, n: min(m.n*ppb, eofPage-i)}
@@ -496,7 +504,7 @@ func (w *Window) layoutLocked(lo, hi uint64) []piece {
 			}
 			out = appendPiece(out, p)
 			next = p.end()
-		}
+		})
 	}
 	return appendPiece(out, piece{idx: next, n: hi*ppb - next})
 }
@@ -557,7 +565,10 @@ func (w *Window) remapLocked(fb, fe uint64) error {
 	if w.closed || w.span == nil {
 		return nil
 	}
-	ps := w.layoutLocked(lo, hi) // zero pages once the key is removed
+	// The layout and the spliced tiling are built in arrays kept from the
+	// last remap, so that a remap allocates nothing once warm.
+	ps := w.layoutLocked(w.lay, lo, hi) // zero pages once the key is removed
+	w.lay = ps
 	calls, err := w.mapPiecesCount(ps, w.cur)
 	w.s.windows.remaps.Add(uint64(calls))
 	if err != nil {
@@ -566,7 +577,9 @@ func (w *Window) remapLocked(fb, fe uint64) error {
 	if calls > 0 {
 		w.gen.Add(1)
 	}
-	w.setCurLocked(splice(w.cur, lo*w.s.ppb(), hi*w.s.ppb(), ps))
+	old := w.cur
+	w.setCurLocked(splice(w.spare, old, lo*w.s.ppb(), hi*w.s.ppb(), ps))
+	w.spare = old
 	if w.in.removed {
 		// Only now that the zero pages are in: a reader that sees Stale
 		// must read zeros (TestWindowStaleReadsZeros).
