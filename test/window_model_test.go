@@ -96,6 +96,7 @@ func (h *wharness) step() {
 		{4, h.opAllocate}, {7, h.opPut}, {3, h.opRemove}, {2, h.opRename}, {3, h.opCreate},
 		{3, h.opPin}, {2, h.opCanary}, {2, h.opUnpin},
 		{10, h.opMap}, {5, h.opUnmap}, {14, h.opWindowWrite}, {2, h.opWindowFault}, {1, h.opMapBad},
+		{3, h.opPutUnderWindow},
 	}
 	total := 0
 	for _, o := range ops {
@@ -314,6 +315,49 @@ func (h *wharness) verifyWindowInspection() {
 }
 
 // --- window operations ---
+
+// opPutUnderWindow is a Put over a key that has a follow window: the
+// window then shows the new value (follow checks that), and its Generation
+// changes when the new value reaches into its range.
+func (h *wharness) opPutUnderWindow() {
+	var ws []*mwin
+	for _, w := range h.wins {
+		if !w.pinned && !w.stale {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) == 0 {
+		return
+	}
+	f := ws[h.rng.Intn(len(ws))].f
+	key := h.keyOf(f)
+	old := map[*mblock]bool{}
+	for _, m := range f.blocks {
+		old[m] = true
+	}
+	oldInline, gens := f.inline, map[*mwin]uint64{}
+	for _, w := range h.wins {
+		gens[w] = w.w.Generation()
+	}
+	// opPut draws its key from h.keys: offer it only this one.
+	keys := h.keys
+	h.keys = []string{key}
+	h.opPut()
+	h.keys = keys
+	replaced := f.inline != oldInline || len(f.blocks) != len(old)
+	for _, m := range f.blocks {
+		replaced = replaced || !old[m]
+	}
+	if !replaced {
+		return // refused (Fail over a pin, no space), or empty over empty
+	}
+	for _, w := range h.wins {
+		if w.f == f && !w.pinned && w.off < f.size && w.w.Generation() == gens[w] {
+			h.fatalf("follow window %s [%d,+%d): Generation still %d after a Put of %d bytes over its key", w.label, w.off, w.n, gens[w], f.size)
+		}
+	}
+	h.counts["put under a window"]++
+}
 
 func (h *wharness) opMap() {
 	if len(h.wins) >= 8 {
