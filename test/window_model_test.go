@@ -103,6 +103,10 @@ func (h *wharness) step() {
 		total += o.weight
 	}
 	r := h.rng.Intn(total)
+	if h.rng.Intn(300) == 0 {
+		h.reopenUnderWindows()
+		r = total // no other operation this step
+	}
 	for _, o := range ops {
 		if r < o.weight {
 			o.fn()
@@ -612,10 +616,31 @@ func (h *wharness) opMapBad() {
 	h.counts["map bad input"]++
 }
 
-// finish closes the pinned windows and pins, closes the store under the
-// follow windows (which must then be stale zeros that fault on a store),
-// reopens it and compares every file with the model.
+// finish reopens the store and compares every file with the model, and
+// with a window of it.
 func (h *wharness) finish() {
+	h.reopenUnderWindows()
+	for _, k := range h.existingKeys() {
+		h.verifyFile(k)
+		// One window per file after the reopen shows the same bytes.
+		f := h.files[k]
+		w, err := h.file(k).Map(0, max(1, f.size), dax.MapOptions{Label: "final"})
+		if err != nil {
+			h.fatalf("map %q after reopen: %v", k, err)
+		}
+		if got, want := w.Bytes(), h.read(f, 0, max(1, f.size)); !bytes.Equal(got, want) {
+			h.fatalf("window of %q after reopen differs at %d", k, firstDiff(got, want))
+		}
+		if err := w.Close(); err != nil {
+			h.fatalf("close window of %q after reopen: %v", k, err)
+		}
+	}
+}
+
+// reopenUnderWindows closes the pinned windows and pins, closes the store
+// under the follow windows (which must then be stale zeros that fault on a
+// store, and still close), and opens the store again.
+func (h *wharness) reopenUnderWindows() {
 	for i := len(h.wins) - 1; i >= 0; i-- {
 		if h.wins[i].pinned {
 			h.unmap(i)
@@ -624,8 +649,8 @@ func (h *wharness) finish() {
 	for len(h.pins) > 0 {
 		h.unpin(len(h.pins) - 1)
 	}
-	h.opN++
 	h.logf("close the store under %d follow windows", len(h.wins))
+	h.counts["reopen under windows"]++
 	if err := h.s.Close(); err != nil {
 		h.fatalf("close with follow windows open: %v", err)
 	}
@@ -652,21 +677,6 @@ func (h *wharness) finish() {
 	h.s = s
 	if err := s.Check(); err != nil {
 		h.fatalf("check after reopen: %v", err)
-	}
-	for _, k := range h.existingKeys() {
-		h.verifyFile(k)
-		// One window per file after the reopen shows the same bytes.
-		f := h.files[k]
-		w, err := h.file(k).Map(0, max(1, f.size), dax.MapOptions{Label: "final"})
-		if err != nil {
-			h.fatalf("map %q after reopen: %v", k, err)
-		}
-		if got, want := w.Bytes(), h.read(f, 0, max(1, f.size)); !bytes.Equal(got, want) {
-			h.fatalf("window of %q after reopen differs at %d", k, firstDiff(got, want))
-		}
-		if err := w.Close(); err != nil {
-			h.fatalf("close window of %q after reopen: %v", k, err)
-		}
 	}
 }
 
