@@ -120,3 +120,75 @@ func (x *fsx) mapWrite(op fsxOp) {
 	x.expect("mapwrite flush", w.Flush(), nil)
 	x.expect("mapwrite close", w.Close(), nil)
 }
+
+// fsxWin is a long-lived read-only follow window (mapopen).
+type fsxWin struct {
+	id     int
+	w      *dax.Window
+	off, n int64
+}
+
+// mapOpenLong maps a read-only follow window and keeps it: verify compares
+// it with the model after every later operation.
+func (x *fsx) mapOpenLong(op fsxOp) {
+	if op.n < 0 || op.n > 1<<24 {
+		x.fatalf("mapopen length %d out of what the exerciser allows", op.n)
+	}
+	for _, w := range x.wins {
+		if w.id == op.id {
+			x.fatalf("the log maps window id %d twice", op.id)
+		}
+	}
+	if w := x.mapOpen("mapopen", op.off, op.n, false); w != nil {
+		x.wins = append(x.wins, &fsxWin{id: op.id, w: w, off: op.off, n: op.n})
+	}
+}
+
+func (x *fsx) mapCloseLong(op fsxOp) {
+	for i, w := range x.wins {
+		if w.id == op.id {
+			x.expect("mapclose", w.w.Close(), nil)
+			x.expect("mapclose twice", w.w.Close(), dax.ErrClosed)
+			x.wins = append(x.wins[:i], x.wins[i+1:]...)
+			return
+		}
+	}
+	x.fatalf("the log closes window %d, which is not open", op.id)
+}
+
+// verifyWindows compares every long-lived window with the model: the
+// file's bytes of its range, zeros past EOF.
+func (x *fsx) verifyWindows() {
+	x.t.Helper()
+	for _, w := range x.wins {
+		if w.w.Stale() {
+			x.fatalf("window %d [%d,+%d) is stale, but its file and store are alive", w.id, w.off, w.n)
+		}
+		want := make([]byte, w.n)
+		if w.off < x.size {
+			copy(want, x.read(w.off, min(w.n, x.size-w.off)))
+		}
+		if got := w.w.Bytes(); !bytes.Equal(got, want) {
+			i := fsxDiff(got, want)
+			x.fatalf("window %d [%d,+%d) differs from the model at byte %d (file offset %d): got % x, want % x",
+				w.id, w.off, w.n, i, w.off+int64(i), excerpt(got, i), excerpt(want, i))
+		}
+	}
+}
+
+// staleWindows checks, once the store has closed, that every long-lived
+// window is stale and reads zeros, then closes them: they do not survive
+// the store.
+func (x *fsx) staleWindows() {
+	x.t.Helper()
+	for _, w := range x.wins {
+		if !w.w.Stale() {
+			x.fatalf("window %d is not stale after the store closed", w.id)
+		}
+		if b := w.w.Bytes(); !bytes.Equal(b, make([]byte, len(b))) {
+			x.fatalf("window %d reads non-zero bytes after the store closed", w.id)
+		}
+		x.expect("close window of a closed store", w.w.Close(), nil)
+	}
+	x.wins = nil
+}

@@ -96,12 +96,17 @@ func (h *wharness) step() {
 		{4, h.opAllocate}, {7, h.opPut}, {3, h.opRemove}, {2, h.opRename}, {3, h.opCreate},
 		{3, h.opPin}, {2, h.opCanary}, {2, h.opUnpin},
 		{10, h.opMap}, {5, h.opUnmap}, {14, h.opWindowWrite}, {2, h.opWindowFault}, {1, h.opMapBad},
+		{3, h.opPutUnderWindow},
 	}
 	total := 0
 	for _, o := range ops {
 		total += o.weight
 	}
 	r := h.rng.Intn(total)
+	if h.rng.Intn(300) == 0 {
+		h.reopenUnderWindows()
+		r = total // no other operation this step
+	}
 	for _, o := range ops {
 		if r < o.weight {
 			o.fn()
@@ -314,6 +319,49 @@ func (h *wharness) verifyWindowInspection() {
 }
 
 // --- window operations ---
+
+// opPutUnderWindow is a Put over a key that has a follow window: the
+// window then shows the new value (follow checks that), and its Generation
+// changes when the new value reaches into its range.
+func (h *wharness) opPutUnderWindow() {
+	var ws []*mwin
+	for _, w := range h.wins {
+		if !w.pinned && !w.stale {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) == 0 {
+		return
+	}
+	f := ws[h.rng.Intn(len(ws))].f
+	key := h.keyOf(f)
+	old := map[*mblock]bool{}
+	for _, m := range f.blocks {
+		old[m] = true
+	}
+	oldInline, gens := f.inline, map[*mwin]uint64{}
+	for _, w := range h.wins {
+		gens[w] = w.w.Generation()
+	}
+	// opPut draws its key from h.keys: offer it only this one.
+	keys := h.keys
+	h.keys = []string{key}
+	h.opPut()
+	h.keys = keys
+	replaced := f.inline != oldInline || len(f.blocks) != len(old)
+	for _, m := range f.blocks {
+		replaced = replaced || !old[m]
+	}
+	if !replaced {
+		return // refused (Fail over a pin, no space), or empty over empty
+	}
+	for _, w := range h.wins {
+		if w.f == f && !w.pinned && w.off < f.size && w.w.Generation() == gens[w] {
+			h.fatalf("follow window %s [%d,+%d): Generation still %d after a Put of %d bytes over its key", w.label, w.off, w.n, gens[w], f.size)
+		}
+	}
+	h.counts["put under a window"]++
+}
 
 func (h *wharness) opMap() {
 	if len(h.wins) >= 8 {
@@ -568,10 +616,31 @@ func (h *wharness) opMapBad() {
 	h.counts["map bad input"]++
 }
 
-// finish closes the pinned windows and pins, closes the store under the
-// follow windows (which must then be stale zeros that fault on a store),
-// reopens it and compares every file with the model.
+// finish reopens the store and compares every file with the model, and
+// with a window of it.
 func (h *wharness) finish() {
+	h.reopenUnderWindows()
+	for _, k := range h.existingKeys() {
+		h.verifyFile(k)
+		// One window per file after the reopen shows the same bytes.
+		f := h.files[k]
+		w, err := h.file(k).Map(0, max(1, f.size), dax.MapOptions{Label: "final"})
+		if err != nil {
+			h.fatalf("map %q after reopen: %v", k, err)
+		}
+		if got, want := w.Bytes(), h.read(f, 0, max(1, f.size)); !bytes.Equal(got, want) {
+			h.fatalf("window of %q after reopen differs at %d", k, firstDiff(got, want))
+		}
+		if err := w.Close(); err != nil {
+			h.fatalf("close window of %q after reopen: %v", k, err)
+		}
+	}
+}
+
+// reopenUnderWindows closes the pinned windows and pins, closes the store
+// under the follow windows (which must then be stale zeros that fault on a
+// store, and still close), and opens the store again.
+func (h *wharness) reopenUnderWindows() {
 	for i := len(h.wins) - 1; i >= 0; i-- {
 		if h.wins[i].pinned {
 			h.unmap(i)
@@ -580,8 +649,8 @@ func (h *wharness) finish() {
 	for len(h.pins) > 0 {
 		h.unpin(len(h.pins) - 1)
 	}
-	h.opN++
 	h.logf("close the store under %d follow windows", len(h.wins))
+	h.counts["reopen under windows"]++
 	if err := h.s.Close(); err != nil {
 		h.fatalf("close with follow windows open: %v", err)
 	}
@@ -608,21 +677,6 @@ func (h *wharness) finish() {
 	h.s = s
 	if err := s.Check(); err != nil {
 		h.fatalf("check after reopen: %v", err)
-	}
-	for _, k := range h.existingKeys() {
-		h.verifyFile(k)
-		// One window per file after the reopen shows the same bytes.
-		f := h.files[k]
-		w, err := h.file(k).Map(0, max(1, f.size), dax.MapOptions{Label: "final"})
-		if err != nil {
-			h.fatalf("map %q after reopen: %v", k, err)
-		}
-		if got, want := w.Bytes(), h.read(f, 0, max(1, f.size)); !bytes.Equal(got, want) {
-			h.fatalf("window of %q after reopen differs at %d", k, firstDiff(got, want))
-		}
-		if err := w.Close(); err != nil {
-			h.fatalf("close window of %q after reopen: %v", k, err)
-		}
 	}
 }
 
