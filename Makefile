@@ -35,7 +35,8 @@ demo: build
 # A few minutes of the pin/punch stress tool on a store in $(TEST_TMPDIR):
 # a two-minute run, twenty rounds of crash torture (kill -9, reopen,
 # verify), then the stress and cross-package tests with three times their
-# usual rounds (five times for the journal fault suite).
+# usual rounds (five times for the journal fault suite; four times the
+# window model's operations, and three minutes of the window stress).
 # Each step prints its seed; replay a failure with --seed or -stress.seed.
 stress: build
 	TMPDIR=$(TEST_TMPDIR) ./$(BIN) stress --duration 2m
