@@ -78,13 +78,15 @@ type Config struct {
 	DiskPath string
 	// Only, when not empty, limits the run to these parts: "put" (Put and
 	// Get), "pin", "punch" (truncate, punch and memory), "wakeup",
-	// "commit" (readers beside a durable writer, concurrent Puts) and
-	// "region" (what an empty region costs, and reserving its space).
+	// "commit" (readers beside a durable writer, concurrent Puts),
+	// "region" (what an empty region costs, and reserving its space) and
+	// "window" (reads through a window, Map+Close, a punch under a
+	// follow window).
 	Only []string
 }
 
 // Parts are the parts of a run that Config.Only may name.
-var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region"}
+var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region", "window"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -221,7 +223,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll}
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll, "window": r.windowAll}
 	for _, part := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
 			continue
