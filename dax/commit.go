@@ -27,7 +27,10 @@ type txn struct {
 
 	touched []*inode  // inodes whose records the commit rewrites, in first-touch order
 	ops     []inodeOp // extent-map changes of External inodes, in order
-	one     [1]*inode // touched's first element, in the txn's own allocation
+	// dirty are the file blocks whose mapping changed, of inodes with
+	// follow windows: the commit remaps them (remapWindows).
+	dirty []dirtyRange
+	one   [1]*inode // touched's first element, in the txn's own allocation
 }
 
 // inodeOp is one extent-map change of one inode.
@@ -61,6 +64,11 @@ func (t *txn) mapOps(in *inode, ops []mapOp) {
 		return
 	}
 	t.touch(in)
+	if len(in.windows) > 0 {
+		for _, op := range ops {
+			t.dirty = append(t.dirty, dirtyRange{in: in, lo: op.m.fileBlock, hi: op.m.fileEnd()})
+		}
+	}
 	if !in.external {
 		return
 	}
@@ -240,6 +248,13 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 		return nil, s.failed
 	}
 	t.recordInodes()
+	// Before the batch is applied, and so long before any block it frees
+	// can be reused: see remapWindows. A window that cannot be made safe
+	// fails the store, so that the commit frees nothing.
+	if err := s.remapWindows(t); err != nil {
+		t.b.Close()
+		return nil, s.fail(err)
+	}
 	if err := s.logFree(t); err != nil {
 		t.b.Close()
 		return nil, err

@@ -371,6 +371,14 @@ func (f *File) writeMappedLocked(p []byte, off int64) (*durable, error) {
 		in.size = end
 		changed = true
 	}
+	if len(in.windows) > 0 {
+		// An extension may leave holes under writable windows.
+		if err := s.backWindowsReserve(t, in); err != nil {
+			t.b.Close()
+			return nil, err
+		}
+		changed = changed || t.changed()
+	}
 	if !changed {
 		t.b.Close() // a pure in-place overwrite: no metadata to commit
 		return nil, nil
@@ -507,6 +515,11 @@ func (f *File) allocateLocked(off, n int64) (*durable, error) {
 	}
 	if off+n > in.size {
 		in.size = off + n
+	}
+	// Unwritten blocks under writable windows are zeroed and written.
+	if err := s.backWindowsReserve(t, in); err != nil {
+		t.b.Close()
+		return spilled, err
 	}
 	in.mtime = time.Now()
 	t.setInode(in)
