@@ -302,10 +302,9 @@ func (d *demo) mapWindows() (err error) {
 		return err
 	}
 	d.followGenPre = d.follow.Generation()
-	d.more("Mapped the same range twice, read-only: a follow window %q (one contiguous []byte of %d",
-		demoFollowLabel, d.follow.Pieces())
-	d.more("mapping(s) that shows whatever the file holds, holding no blocks) and a pinned window %q", demoPinnedLabel)
-	d.more("(%d mapping(s), holding its blocks as a pin does). Both read the canary.", d.pinned.Pieces())
+	d.more("Mapped the same range twice, read-only, each as one contiguous []byte: a follow window %q", demoFollowLabel)
+	d.more("(%s; it shows whatever the file holds there and holds no blocks) and a pinned window", plural(d.follow.Pieces(), "mapping"))
+	d.more("%q (%s; it holds its blocks as a pin does). Both read the canary.", demoPinnedLabel, plural(d.pinned.Pieces(), "mapping"))
 	return nil
 }
 
