@@ -300,7 +300,11 @@ func (rep *Report) windowTargets() []Target {
 	if f := rep.findPrefix(groupWindowPunch, subjWindowPunchP99); f != nil {
 		text := fmt.Sprintf("%.1f µs", f.Value)
 		if ref := rep.findPrefix(groupWindowPunch, subjNoWindowPunchP99); ref != nil && ref.Value > 0 {
-			text += fmt.Sprintf(" (%.2fx the punch without a window, %.1f µs)", f.Value/ref.Value, ref.Value)
+			text += fmt.Sprintf(" (%.2fx the punch without a window, %.1f µs", f.Value/ref.Value, ref.Value)
+			if floor := rep.findPrefix(groupWindowPunch, subjZapFloorP99); floor != nil {
+				text += fmt.Sprintf("; kernel floor %.1f µs", floor.Value)
+			}
+			text += ")"
 		}
 		out = append(out, Target{Goal: fmt.Sprintf("PunchHole of %s under a follow window p99 ≤ %d µs", sizeName(f.Size), windowPunchGoalUs),
 			Value: f.Value, Text: text, Met: f.Value <= windowPunchGoalUs})

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -34,6 +35,8 @@ const (
 	subjWindowPunchP99   = "PunchHole p99 under a follow window"
 	subjNoWindowPunchP50 = "PunchHole p50, no window"
 	subjNoWindowPunchP99 = "PunchHole p99, no window"
+	subjZapFloorP50      = "kernel floor: zero pages over 2 MiB of touched file pages, p50"
+	subjZapFloorP99      = "kernel floor: zero pages over 2 MiB of touched file pages, p99"
 
 	// windowReadGoal is the goal for the steady-state read: at
 	// least this fraction of the copy out of the region mapping.
@@ -48,6 +51,9 @@ const (
 	windowPunchFile = 16 << 20
 	// windowReadChunk is the buffer a sequential reader copies into.
 	windowReadChunk = 1 << 20
+	// windowReadRounds is how many alternating rounds the read figures
+	// take; each keeps its best.
+	windowReadRounds = 3
 )
 
 // windowReadBytes is the size of the file the read figures stream through:
@@ -136,35 +142,46 @@ func (r *runner) windowRead() (err error) {
 		at += int64(len(b))
 	}
 	pieces := w.Pieces()
-	d := r.cfg.Duration
-	limit, err := timed(r.ctx, d, 1, 3, func(int) error {
-		var sum uint64
-		for _, b := range p.Bytes() {
-			sum += copyOut(buf, b)
+	// The three are measured in alternating rounds and each keeps its best
+	// round, so that a burst of other load on the machine during one of
+	// them does not decide the ratio.
+	var limit, steady, first result
+	d := r.cfg.Duration / windowReadRounds
+	for range windowReadRounds {
+		for _, m := range []struct {
+			best *result
+			warm int
+			op   func(int) error
+		}{
+			{&limit, 1, func(int) error {
+				var sum uint64
+				for _, b := range p.Bytes() {
+					sum += copyOut(buf, b)
+				}
+				sink.Add(sum)
+				return nil
+			}},
+			{&steady, 1, func(int) error {
+				sink.Add(copyOut(buf, w.Bytes()))
+				return nil
+			}},
+			{&first, 0, func(int) error {
+				fresh, err := f.Map(0, n, dax.MapOptions{Label: "bench"})
+				if err != nil {
+					return err
+				}
+				sink.Add(copyOut(buf, fresh.Bytes()))
+				return fresh.Close()
+			}},
+		} {
+			res, err := timed(r.ctx, d, m.warm, 2, m.op)
+			if err != nil {
+				return err
+			}
+			if m.best.ops == 0 || res.opsPerSec() > m.best.opsPerSec() {
+				*m.best = res
+			}
 		}
-		sink.Add(sum)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	steady, err := timed(r.ctx, d, 1, 3, func(int) error {
-		sink.Add(copyOut(buf, w.Bytes()))
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	first, err := timed(r.ctx, d, 0, 3, func(int) error {
-		fresh, err := f.Map(0, n, dax.MapOptions{Label: "bench"})
-		if err != nil {
-			return err
-		}
-		sink.Add(copyOut(buf, fresh.Bytes()))
-		return fresh.Close()
-	})
-	if err != nil {
-		return err
 	}
 	note := fmt.Sprintf("%s file in %d run(s), window of %d piece(s), copied into a %s buffer",
 		sizeName(n), len(p.Bytes()), pieces, sizeName(windowReadChunk))
@@ -275,13 +292,79 @@ func (r *runner) windowPunch() error {
 	if err != nil {
 		return err
 	}
+	floor, err := r.zapFloor()
+	if err != nil {
+		return fmt.Errorf("kernel floor: %w", err)
+	}
 	note := fmt.Sprintf("%d punches of %s each, cycling through a %s file", len(withWindow), sizeName(windowPunchBytes), sizeName(windowPunchFile))
 	size := int64(windowPunchBytes)
 	r.add(Figure{Group: groupWindowPunch, Subject: subjNoWindowPunchP50, Role: roleDax, Size: size, Count: int64(len(without)), Value: us(percentile(without, 50)), Unit: unitUs})
 	r.add(Figure{Group: groupWindowPunch, Subject: subjNoWindowPunchP99, Role: roleDax, Size: size, Count: int64(len(without)), Value: us(percentile(without, 99)), Unit: unitUs})
 	r.add(Figure{Group: groupWindowPunch, Subject: subjWindowPunchP50, Role: roleDax, Size: size, Count: int64(len(withWindow)), Value: us(percentile(withWindow, 50)), Unit: unitUs, Note: note})
 	r.add(Figure{Group: groupWindowPunch, Subject: subjWindowPunchP99, Role: roleDax, Size: size, Count: int64(len(withWindow)), Value: us(percentile(withWindow, 99)), Unit: unitUs})
+	r.add(Figure{Group: groupWindowPunch, Subject: subjZapFloorP50, Role: roleDax, Size: size, Count: int64(len(floor)), Value: us(percentile(floor, 50)), Unit: unitUs,
+		Note: "one mmap(MAP_FIXED) of the zero page over 2 MiB of a shared file mapping whose pages were read: what replacing a follow window's pages costs the kernel at least"})
+	r.add(Figure{Group: groupWindowPunch, Subject: subjZapFloorP99, Role: roleDax, Size: size, Count: int64(len(floor)), Value: us(percentile(floor, 99)), Unit: unitUs})
 	return nil
+}
+
+// zapFloor returns the sorted times of replacing 2 MiB of a shared mapping
+// of a file on the run's medium, every page read first, by the read-only
+// zero page in one mmap(MAP_FIXED): the kernel's part of remapping a
+// follow window over a punch, with no store around it. As in the store,
+// the pages are written through a second mapping (the region's) before
+// they are read through the one that is replaced. Between samples
+// (untimed) the file is mapped back, written and read again.
+func (r *runner) zapFloor() (samples []time.Duration, err error) {
+	r.progress("zero-page remap of " + sizeName(windowPunchBytes) + " without a store")
+	path := filepath.Join(r.dir, "zap-floor")
+	file, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+	defer file.Close()
+	buf := chunk()[:windowPunchBytes]
+	for off := int64(0); off < windowPunchFile; off += windowPunchBytes {
+		if _, err := file.WriteAt(buf, off); err != nil {
+			return nil, err
+		}
+	}
+	fd := int(file.Fd())
+	region, err := unix.Mmap(fd, 0, windowPunchFile, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Munmap(region)
+	m, err := unix.Mmap(fd, 0, windowPunchFile, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Munmap(m)
+	base := unsafe.Pointer(unsafe.SliceData(m))
+	slots := int64(windowPunchFile / windowPunchBytes)
+	for i := range r.windowPunchSamples() {
+		if err := r.ctx.Err(); err != nil {
+			return nil, err
+		}
+		off := int64(i) % slots * windowPunchBytes
+		at := unsafe.Add(base, off)
+		if _, err := unix.MmapPtr(fd, off, at, windowPunchBytes, unix.PROT_READ, unix.MAP_SHARED|unix.MAP_FIXED); err != nil {
+			return nil, err
+		}
+		copy(region[off:off+windowPunchBytes], buf)
+		if !bytes.Equal(m[off:off+windowPunchBytes], buf) {
+			return nil, fmt.Errorf("the mapping does not read the file at %d", off)
+		}
+		start := time.Now()
+		if _, err := unix.MmapPtr(-1, 0, at, windowPunchBytes, unix.PROT_READ,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE); err != nil {
+			return nil, err
+		}
+		samples = append(samples, time.Since(start))
+	}
+	slices.Sort(samples)
+	return samples, nil
 }
 
 // punchSamples returns the sorted times of the punches of windowPunch, with
