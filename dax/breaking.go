@@ -570,8 +570,10 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 				var need uint64
 				if tail != 0 {
 					need = f.s.countReferencedPartial(b.in, keep-1)
-					if _, ref, ok := f.s.blockReferenced(b.in, keep-1); ok && !ref && b.in.windowed(keep-1) {
-						need++ // copied for the window: see shrinkTail
+					if b.in.windowed(keep - 1) {
+						if _, ref, ok := f.s.blockReferenced(b.in, keep-1); ok && !ref {
+							need++ // copied for the window: see shrinkTail
+						}
 					}
 				}
 				// A partial tail block copied on write counts as referenced

@@ -37,6 +37,7 @@ const (
 	MapPinned
 )
 
+// String returns "follow" or "pinned".
 func (m WindowMode) String() string {
 	switch m {
 	case MapFollow:
@@ -54,9 +55,12 @@ type MapOptions struct {
 	// window keeps every page inside the file backed by a written block:
 	// Map fills holes and converts unwritten blocks in its range (as Pin
 	// does), and later punches, zero-ranges, truncates up and extensions
-	// leave fresh zeroed blocks there. Pages wholly past the end of the
-	// file stay read-only zeros. On a read-only store Map refuses it
-	// (ErrReadOnly).
+	// leave fresh zeroed blocks there. When the region has no block to
+	// spare for that, the operation still succeeds and those pages read
+	// as read-only zeros until a later change of the file (a WriteAt,
+	// Allocate, truncate, punch or zero-range) finds space to back them.
+	// Pages wholly past the end of the file stay read-only zeros. On a
+	// read-only store Map refuses it (ErrReadOnly).
 	Writable bool
 	// Label names the window in Pins, `daxstore pins` and, for a pinned
 	// window, in the busy list; as PinOptions.Label.
@@ -82,7 +86,16 @@ var ErrMappingBudget = errors.New("window would exceed the mapping budget")
 // raises SIGSEGV, as a store into a read-only mmap does. That is a
 // programming error and kills the process, unless the goroutine asked
 // for such faults to panic (runtime/debug.SetPanicOnFault), as the tests
-// do.
+// do. The last block of the file is mapped whole, so a store through a
+// writable window past the end of the file but inside that block does not
+// fault; those bytes are not part of the file (ReadAt does not return
+// them), and an extension zeroes them before they become part of the
+// file, as the kernel does with the tail of the last page of an mmap.
+//
+// Stores through a writable window race the store's own changes of the
+// file as stores through an mmap race truncate: a store that lands while
+// a punch or a Put replaces the page is lost, but never reaches a block
+// another file owns (TestFollowWindowNeverShowsAnotherKeysBytesUnderConcurrentBreaks).
 type Window struct {
 	s    *Store
 	in   *inode
@@ -260,9 +273,8 @@ func (s *Store) chargePieces(n int) error {
 // wholly past the end map to zero pages, and the bytes of the last block
 // past the end read as zeros (Map zeroes them, and a shrink that leaves a
 // partial last block under a follow window gives the file a copy with
-// them zeroed). With blocks larger than a page, a writable window may
-// store into that tail without a fault; such bytes are not part of the
-// file, and a later extension zeroes them.
+// them zeroed). A writable window may store into that tail without a
+// fault: see Window.
 //
 // In pinned mode the window is a Pin of [off, off+n), which must lie
 // inside the file, plus the mapping of its blocks: see MapPinned.
@@ -772,9 +784,10 @@ func (w *Window) Writable() bool { return w.opts.Writable }
 // break or a Put reached the window's range.
 func (w *Window) Generation() uint64 { return w.gen.Load() }
 
-// Stale reports whether the window no longer follows a file: its key was
-// removed, the store closed, or a remap failed (see File.Map). A stale
-// window reads as zeros, read-only, until it is closed.
+// Stale reports whether the window no longer shows its file: for a
+// follow window, its key was removed, the store closed, or a remap failed
+// (see remapLocked); for a pinned window, a forced Close closed the store.
+// A stale window reads as zeros, read-only, until it is closed.
 func (w *Window) Stale() bool { return w.stale.Load() }
 
 // Pieces returns the number of mappings the window takes now: one per
@@ -792,14 +805,16 @@ func (w *Window) Flush() error {
 	if w.done.Load() {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, ErrClosed)
 	}
+	if w.opts.Mode == MapPinned {
+		// Pin.Flush enters the store itself: entering twice could
+		// deadlock against a Close waiting in between.
+		return w.pin.Flush()
+	}
 	s := w.s
 	if err := s.begin(false); err != nil {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, err)
 	}
 	defer s.end()
-	if w.opts.Mode == MapPinned {
-		return w.pin.Flush()
-	}
 	if !w.opts.Writable || w.stale.Load() {
 		return nil
 	}

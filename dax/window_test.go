@@ -87,6 +87,7 @@ func TestFollowWindowEqualsReadAtAfterEveryOperation(t *testing.T) {
 				{"punch whole blocks", func() error { return f.PunchHole(3*bs, 2*bs) }},
 				{"punch partial", func() error { return f.PunchHole(bs+10, 100) }},
 				{"zero range", func() error { return f.ZeroRange(5*bs-7, 2*bs+14) }},
+				{"write the block a truncate will cut", func() error { _, err := f.WriteAt(pattern(10, bs), 6*bs); return err }},
 				{"truncate down to mid-block", func() error { return f.Truncate(6*bs + 123) }},
 				{"truncate up", func() error { return f.Truncate(9 * bs) }},
 				{"write past the end over a hole", func() error { _, err := f.WriteAt(pattern(3, 100), 12*bs); return err }},
@@ -188,8 +189,6 @@ func TestFollowWindowGoesStaleOnRemove(t *testing.T) {
 			}()
 		}
 	}
-	gen0 := s.Stats
-	_ = gen0
 	if err := s.Remove("k"); err != nil {
 		t.Fatal(err)
 	}
@@ -249,10 +248,19 @@ func TestPinnedWindowKeepsItsBytesAfterPunch(t *testing.T) {
 	f := mustOpen(t, s, "k")
 	defer f.Close()
 	broke := make(chan struct{}, 1)
-	w, err := f.Map(testBS, 4*testBS, MapOptions{Mode: MapPinned, Label: "pinned", OnBreak: func() { broke <- struct{}{} }})
+	w, err := f.Map(testBS, 4*testBS, MapOptions{Mode: MapPinned, Writable: true, Label: "pinned", OnBreak: func() { broke <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	copy(w.Bytes(), "through the pinned window")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	copy(value[testBS:], "through the pinned window")
+	if got := fileRange(t, f, 0, 8*testBS); !bytes.Equal(got, value) {
+		t.Fatal("a store through a pinned window is not in the file")
+	}
+	wantErr(t, s.Close(), ErrPinned)
 	if err := f.PunchHole(0, 8*testBS); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +446,6 @@ func TestWindowOnPowerCutMedia(t *testing.T) {
 	if got := mustGet(t, s, "k"); string(got[testBS:testBS+18]) != "through the window" {
 		t.Fatalf("flushed store through the window lost on emulated media: %q", got[testBS:testBS+18])
 	}
-	_ = context.Background
 }
 
 // tagged returns n bytes of 8-byte words that each name owner.
@@ -580,4 +587,99 @@ func TestFailedRemapLeavesTheWindowStaleAndZero(t *testing.T) {
 		t.Fatal("a stale window follows its file again")
 	}
 	mustCheck(t, s)
+}
+
+func TestWritableWindowOnAFullRegionGetsZeroPagesAndTheBreakSucceeds(t *testing.T) {
+	s := newStore(t, 32*testBS, func(o *Options) { o.InlineLimit = -1; o.AllocWait = -1 })
+	mustPut(t, s, "a", pattern(1, 8*testBS))
+	f := mustOpen(t, s, "a")
+	defer f.Close()
+	w := mustMap(t, f, 0, 8*testBS, MapOptions{Writable: true})
+	free := mustStats(t, s).FreeBlocks
+	mustPut(t, s, "filler", pattern(2, int(free)*testBS)) // the region is full
+	if err := f.PunchHole(2*testBS, 2*testBS); err != nil {
+		t.Fatalf("punch under a writable window on a full region: %v", err)
+	}
+	sameAsFile(t, w, f, "after the punch")
+	if !faults(func() { w.Bytes()[2*testBS] = 1 }) {
+		t.Fatal("a punched page left without a block is writable")
+	}
+	if faults(func() { w.Bytes()[0] = 1 }) {
+		t.Fatal("a backed page stopped being writable")
+	}
+	// Space comes back; the next change of the file backs the pages.
+	if err := s.Remove("filler"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 7*testBS); err != nil {
+		t.Fatal(err)
+	}
+	if faults(func() { w.Bytes()[2*testBS] = 1 }) {
+		t.Fatal("the punched pages are still unbacked after space came back")
+	}
+	sameAsFile(t, w, f, "after backing")
+	mustCheck(t, s)
+}
+
+func TestForcedCloseLeavesPinnedWindowsStaleAndZero(t *testing.T) {
+	s := newStore(t, 4<<20, nil)
+	mustPut(t, s, "k", pattern(1, 4*testBS))
+	f := mustOpen(t, s, "k")
+	defer f.Close()
+	w, err := f.Map(0, 4*testBS, MapOptions{Mode: MapPinned})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseWith(context.Background(), CloseOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !w.Stale() || !allZero(w.Bytes()) {
+		t.Fatal("pinned window not stale and zero after a forced Close")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close of a pinned window after a forced Close: %v", err)
+	}
+	wantErr(t, w.Close(), ErrClosed)
+}
+
+func TestMapZeroesWhatAShrinkLeftPastTheEnd(t *testing.T) {
+	s := newStore(t, 4<<20, nil)
+	mustPut(t, s, "k", pattern(1, 2*testBS))
+	f := mustOpen(t, s, "k")
+	defer f.Close()
+	// Without a window the shrink leaves the tail of block 1 in place.
+	if err := f.Truncate(testBS + 100); err != nil {
+		t.Fatal(err)
+	}
+	w := mustMap(t, f, 0, 2*testBS, MapOptions{})
+	sameAsFile(t, w, f, "window over a shrunk last block")
+	if err := f.Truncate(2 * testBS); err != nil {
+		t.Fatal(err)
+	}
+	sameAsFile(t, w, f, "after growing back")
+}
+
+func TestWindowsOnAReadOnlyStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{Size: 4 << 20, NoAdminSocket: true, InlineLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "k", pattern(1, 3*testBS))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(dir, &Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	f := mustOpen(t, ro, "k")
+	defer f.Close()
+	w := mustMap(t, f, 0, 4*testBS, MapOptions{})
+	sameAsFile(t, w, f, "read-only store")
+	for _, o := range []MapOptions{{Writable: true}, {Mode: MapPinned}} {
+		_, err := f.Map(0, testBS, o)
+		wantErr(t, err, ErrReadOnly)
+	}
 }

@@ -110,3 +110,7 @@ func newView(size int64) (view []byte, mem *os.File, err error) {
 	}
 	return view, mem, nil
 }
+
+// mapNoReserve keeps a reserved span (PROT_NONE, or zero pages) from
+// counting against the commit limit.
+const mapNoReserve = unix.MAP_NORESERVE

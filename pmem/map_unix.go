@@ -71,3 +71,13 @@ func newView(size int64) (view []byte, mem *os.File, err error) {
 	}
 	return view, nil, nil
 }
+
+// haveMapSync: only Linux has MAP_SYNC.
+const haveMapSync = false
+
+// mapSyncFlags is never used where haveMapSync is false.
+const mapSyncFlags = unix.MAP_SHARED
+
+// mapNoReserve: reserving address space takes no swap on these systems
+// either way.
+const mapNoReserve = 0

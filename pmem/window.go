@@ -67,7 +67,7 @@ func (r *Region) ReserveSpan(size int64) (*Span, error) {
 		extra = hugeAlign
 	}
 	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size+extra), unix.PROT_NONE,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|mapNoReserve)
 	if err != nil {
 		return nil, fmt.Errorf("pmem: reserve a span of %d bytes: %w", size, err)
 	}
@@ -151,7 +151,7 @@ func (sp *Span) MapZeros(at, n int64) error {
 		return err
 	}
 	if _, err := unix.MmapPtr(-1, 0, unsafe.Add(sp.base, at), uintptr(n), unix.PROT_READ,
-		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE); err != nil {
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|mapNoReserve); err != nil {
 		return fmt.Errorf("pmem: map zeros at span offset %d: %w", at, err)
 	}
 	return nil
