@@ -43,7 +43,8 @@ stress: build
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 20m ./test/stress \
 		-stress.duration=30s -stress.rounds=10
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 30m ./test \
-		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750 -faults.rounds=1000
+		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750 -faults.rounds=1000 \
+		-wmodel.ops=4000 -wstress.duration=3m
 
 # Hot-path benchmarks of every package (compare runs with benchstat), then
 # daxstore against bbolt, Pebble, plain files and the hardware limit, on

@@ -17,7 +17,8 @@ const fsxMaxFuzzOps = 128
 
 // decodeOp turns the next four bytes of fuzz input into an operation aimed
 // at the model's state: byte 0 picks the kind (low nibble) and the policy
-// override (high nibble), bytes 1 to 3 the arguments. It returns false for
+// override (high nibble; for a read, 8 to 11 make it a mapread and 12 to 15
+// a mapwrite), bytes 1 to 3 the arguments. It returns false for
 // a byte group that means nothing in this state (a pin op with no pins),
 // which the caller skips.
 func (x *fsx) decodeOp(in [4]byte, nextID *int) (fsxOp, bool) {
@@ -74,6 +75,15 @@ func (x *fsx) decodeOp(in [4]byte, nextID *int) (fsxOp, bool) {
 	case 0, 1:
 		return fsxOp{kind: "write", off: off(a, b), n: length(c), seed: seed}, true
 	case 2:
+		// The high nibble of a read was unused, and the saved inputs all
+		// have it zero: its upper values map windows, leaving their
+		// meaning unchanged.
+		switch {
+		case code>>4 >= 12:
+			return fsxOp{kind: "mapwrite", off: off(a, b), n: max(1, length(c)), seed: seed}, true
+		case code>>4 >= 8:
+			return fsxOp{kind: "mapread", off: off(a, b), n: max(1, length(c))}, true
+		}
 		return fsxOp{kind: "read", off: off(a, b), n: length(c)}, true
 	case 3:
 		size := off(a, b)

@@ -2,7 +2,8 @@ package test
 
 // The fsx exerciser exists to hammer ONE file with every operation that
 // reads or changes its bytes (ReadAt, WriteAt, Truncate, PunchHole,
-// ZeroRange, Allocate, Put, and reads and stores through pins) and to check
+// ZeroRange, Allocate, Put, reads and stores through pins, and reads and
+// stores through mapped windows, as fsx's mapread and mapwrite) and to check
 // the whole file, and every pin, byte for byte against an in-memory model
 // after each operation, with Check too. Its operation log is a line format
 // that a failing run writes to a file and that -fsx.replay runs again
@@ -421,6 +422,10 @@ func (x *fsx) apply(op fsxOp) {
 		x.expect("pin flush", x.pin(op.id).p.Flush(), nil)
 	case "unpin":
 		x.unpin(op)
+	case "mapread":
+		x.mapRead(op)
+	case "mapwrite":
+		x.mapWrite(op)
 	case "reopen":
 		x.reopen()
 	default:
@@ -969,9 +974,16 @@ func (x *fsx) randomOp(rng *rand.Rand, nextID *int) fsxOp {
 	for {
 		switch r := rng.Intn(100); {
 		case r < 20:
-			return fsxOp{kind: "write", off: off(), n: length(), seed: rng.Int63n(1 << 20)}
+			o := fsxOp{kind: "write", off: off(), n: length(), seed: rng.Int63n(1 << 20)}
+			if rng.Intn(4) == 0 { // through a window: mapwrite, as fsx's
+				o.kind, o.n = "mapwrite", max(1, o.n)
+			}
+			return o
 		case r < 27:
 			o := fsxOp{kind: "read", off: off(), n: length()}
+			if rng.Intn(2) == 0 { // through a window: mapread, as fsx's
+				o.kind, o.n = "mapread", max(1, o.n)
+			}
 			if rng.Intn(3) == 0 && x.size > 0 { // up to, or across, the end
 				o.off = max(0, x.size-rng.Int63n(2*bs)-1)
 			}
