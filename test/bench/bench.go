@@ -2,7 +2,9 @@
 // hardware limit, in one process, on one medium: durable Put and Get
 // against bbolt, Pebble and plain files, Pin+Unpin latency and scaling,
 // truncate and punch of a large file against fallocate(PUNCH_HOLE), the
-// release→wakeup latency and the memory of the reference-count table.
+// release→wakeup latency, the memory of the reference-count table, and
+// windows (reads through one against the region mapping, Map+Close, a
+// punch under a follow window).
 // `daxstore bench` runs it and prints the Report.
 //
 // daxstore itself is measured only through package dax's exported API, as an
