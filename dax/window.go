@@ -535,10 +535,7 @@ func (w *Window) remapLocked(fb, fe uint64) error {
 	if w.closed || w.span == nil {
 		return nil
 	}
-	if w.in.removed {
-		w.stale.Store(true)
-	}
-	ps := w.layoutLocked(lo, hi)
+	ps := w.layoutLocked(lo, hi) // zero pages once the key is removed
 	calls, err := w.mapPiecesCount(ps, w.cur)
 	w.s.windows.remaps.Add(uint64(calls))
 	if err != nil {
@@ -548,6 +545,11 @@ func (w *Window) remapLocked(fb, fe uint64) error {
 		w.gen.Add(1)
 	}
 	w.setCurLocked(splice(w.cur, lo, hi, ps))
+	if w.in.removed {
+		// Only now that the zero pages are in: a reader that sees Stale
+		// must read zeros (TestWindowStaleReadsZeros).
+		w.stale.Store(true)
+	}
 	return nil
 }
 
