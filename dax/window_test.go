@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -681,5 +682,45 @@ func TestWindowsOnAReadOnlyStore(t *testing.T) {
 	for _, o := range []MapOptions{{Writable: true}, {Mode: MapPinned}} {
 		_, err := f.Map(0, testBS, o)
 		wantErr(t, err, ErrReadOnly)
+	}
+}
+
+// TestWritableWindowPagesPastEOFFollowTheEndAtPageGranularity: with blocks
+// of two pages, a writable window maps the second page of the file's last
+// block read-only while the file ends in the first, writable once the file
+// grows into it (a WriteAt inside the same block), and read-only again
+// after a shrink back; ReadAt and the window agree throughout.
+func TestWritableWindowPagesPastEOFFollowTheEndAtPageGranularity(t *testing.T) {
+	pageSize := int64(os.Getpagesize())
+	bs := 2 * pageSize
+	s := newStore(t, 256*bs, func(o *Options) { o.BlockSize = uint32(bs) })
+	mustPut(t, s, "k", pattern(1, int(3*bs+100))) // ends 100 bytes into block 3
+	f := mustOpen(t, s, "k")
+	defer f.Close()
+	w := mustMap(t, f, bs, 4*bs, MapOptions{Writable: true})
+	second := 2*bs + pageSize + 10 // window byte in the second page of block 3
+	if !faults(func() { w.Bytes()[second] = 'x' }) {
+		t.Fatal("a store into a page wholly past EOF did not fault")
+	}
+	if faults(func() { w.Bytes()[2*bs+200] = 0 }) {
+		t.Fatal("a store into the last page, past EOF, faulted")
+	}
+	sameAsFile(t, w, f, "before growing")
+	if _, err := f.WriteAt([]byte("grown"), 3*bs+pageSize+50); err != nil {
+		t.Fatal(err)
+	}
+	sameAsFile(t, w, f, "after a WriteAt into the second page")
+	if faults(func() { w.Bytes()[second] = 'y' }) {
+		t.Fatal("a store into the second page, inside the file now, faulted")
+	}
+	if got := fileRange(t, f, bs+second, 1); got[0] != 'y' {
+		t.Fatalf("the store through the window reads back as %q", got)
+	}
+	if err := f.Truncate(3*bs + 100); err != nil {
+		t.Fatal(err)
+	}
+	sameAsFile(t, w, f, "after shrinking back")
+	if !faults(func() { w.Bytes()[second] = 'z' }) {
+		t.Fatal("after the shrink, a store into the page wholly past EOF did not fault")
 	}
 }
