@@ -127,3 +127,58 @@ func TestWindowStaleReadsZeros(t *testing.T) {
 		t.Errorf("%d of %d rounds saw a stale window with the removed file's bytes", seen, rounds)
 	}
 }
+
+// TestWindowTruncateOnAFullRegionNeedsNoBlock: on a full region, a
+// truncate to the middle of a block needs no new block without a window,
+// and a follow window must not change that: it holds no block references
+// (WINDOWS.md), and a writable one's doc says an operation that cannot
+// back its pages still succeeds, leaving them read-only zeros. Today the
+// truncate fails with ErrNoSpace under any follow window. (Found reading
+// the op log of a TestWindowStress run.)
+func TestWindowTruncateOnAFullRegionNeedsNoBlock(t *testing.T) {
+	const bs = 4096
+	for _, tc := range []struct {
+		name string
+		opts *dax.MapOptions
+	}{
+		{"without a window", nil},
+		{"under a read-only follow window", &dax.MapOptions{}},
+		{"under a writable follow window", &dax.MapOptions{Writable: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := dax.Open(t.TempDir(), &dax.Options{Size: 33 * bs, BlockSize: bs, NoAdminSocket: true, AllocWait: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			f, err := s.Create("k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 10*bs), 0); err != nil {
+				t.Fatal(err)
+			}
+			if tc.opts != nil {
+				w, err := f.Map(0, 16*bs, *tc.opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+			}
+			if err := s.Put("fill", bytes.Repeat([]byte{2}, 22*bs)); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := s.Stats(); err != nil || st.FreeBlocks != 0 {
+				t.Fatalf("the region is not full: %+v %v", st, err)
+			}
+			if err := f.Truncate(6*bs + 240); err != nil {
+				t.Fatalf("truncate to the middle of a block on a full region: %v", err)
+			}
+			p := make([]byte, 7*bs)
+			n, _ := f.ReadAt(p, 0)
+			if n != 6*bs+240 || !bytes.Equal(p[:n], bytes.Repeat([]byte{1}, n)) {
+				t.Fatalf("after the truncate ReadAt returns %d bytes, want %d ones", n, 6*bs+240)
+			}
+		})
+	}
+}

@@ -26,6 +26,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,19 +144,33 @@ func (c *wsTest) logf(format string, args ...any) {
 	c.logMu.Lock()
 	defer c.logMu.Unlock()
 	c.log = append(c.log, fmt.Sprintf(format, args...))
-	if len(c.log) > 80 {
-		c.log = c.log[len(c.log)-60:]
+	if len(c.log) > 1200 {
+		c.log = c.log[len(c.log)-1000:]
 	}
 }
 
 func (c *wsTest) failf(format string, args ...any) {
 	c.t.Helper()
 	c.logMu.Lock()
-	recent := append([]string(nil), c.log...)
+	recent := append([]string(nil), c.log[max(0, len(c.log)-60):]...)
 	c.logMu.Unlock()
 	c.t.Errorf("seed %d (rerun: go test ./test -run TestWindowStress -wstress.seed=%d): %s\nrecent operations (all goroutines):\n%s",
 		c.seed, c.seed, fmt.Sprintf(format, args...), joinLines(recent))
 	c.stop.Store(true)
+}
+
+// keyLog returns the logged operations on key k still kept, with the
+// round marks, for a failure that an earlier change of k explains.
+func (c *wsTest) keyLog(k int) string {
+	c.logMu.Lock()
+	defer c.logMu.Unlock()
+	var out []string
+	for _, l := range c.log {
+		if strings.Contains(l, " "+wsKey(k)+" ") || strings.HasPrefix(l, "round ") {
+			out = append(out, l)
+		}
+	}
+	return joinLines(out)
 }
 
 func joinLines(l []string) string {
@@ -362,7 +378,13 @@ func (c *wsTest) changer(rng *rand.Rand, g int) {
 		off, n := wsRange(rng)
 		var what string
 		var err error
-		switch r := rng.Intn(20); {
+		// A remove leaves the key's windows stale for the rest of the
+		// round, so it is rare: about one a round.
+		r := rng.Intn(20)
+		if r == 11 && rng.Intn(15) != 0 {
+			r = 12 // a write instead
+		}
+		switch {
 		case r < 3:
 			what = fmt.Sprintf("punch [%d,+%d)", off, n)
 			err = c.stamped(k, func(f *dax.File, _ uint16) error { return f.PunchHole(off, n) })
@@ -501,29 +523,63 @@ func (c *wsTest) quietWindow(rng *rand.Rand, w *wsWindow) bool {
 	t := c.t
 	removed := w.inc != uint16(c.inc[w.k].Load())
 	got := w.w.Bytes()
+	off := w.w.Offset()
 	if w.w.Stale() != removed {
 		c.failf("window of %s incarnation %d: Stale() = %v, want %v", wsKey(w.k), w.inc, w.w.Stale(), removed)
 		return false
 	}
 	want := make([]byte, len(got))
+	// The file's last page is mapped whole: bytes a writable window stored
+	// past EOF inside it stay in the window (not in the file), as with an
+	// mmap. There the window may show its own words; elsewhere it must
+	// equal ReadAt, zeros past EOF.
+	tailLo, tailHi := int64(0), int64(0)
 	if !removed {
 		f, err := c.s.Open(wsKey(w.k))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		if _, err := f.ReadAt(want, w.w.Offset()); err != nil && err != io.EOF {
+		if _, err := f.ReadAt(want, off); err != nil && err != io.EOF {
 			t.Fatalf("read %s: %v", wsKey(w.k), err)
+		}
+		size, err := f.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := int64(os.Getpagesize())
+		tailLo = min(max(size, off), off+int64(len(got))) - off
+		tailHi = min(max((size+page-1)/page*page, off), off+int64(len(got))) - off
+		// Compared before and after a store through it.
+		if !c.quietCompare(w, got, want, tailLo, tailHi) {
+			return false
 		}
 		if w.writable && !c.quietStore(rng, w, f, want) {
 			return false
 		}
 	}
+	return c.quietCompare(w, got, want, tailLo, tailHi)
+}
+
+// quietCompare compares the window's bytes got with want, ReadAt of its
+// range, except [tailLo, tailHi) (its last page past EOF), where it may
+// show its own words.
+func (c *wsTest) quietCompare(w *wsWindow, got, want []byte, tailLo, tailHi int64) bool {
+	off := w.w.Offset()
+	removed := w.w.Stale()
+	if i := wsBad(w.k, w.inc, off+tailLo, got[tailLo:tailHi]); i >= 0 {
+		i += int(tailLo)
+		c.failf("window of %s incarnation %d [%d,+%d): shows %s at %d, in its last page past EOF",
+			wsKey(w.k), w.inc, off, len(got), wsDescribe(binary.LittleEndian.Uint64(got[i:])), off+int64(i))
+		return false
+	}
+	copy(want[tailLo:tailHi], got[tailLo:tailHi])
 	if !bytes.Equal(got, want) {
 		i := firstDiff(got, want) / 8 * 8
-		c.failf("window of %s incarnation %d [%d,+%d) removed %v: shows %s at %d, ReadAt %s",
-			wsKey(w.k), w.inc, w.w.Offset(), len(got), removed,
-			wsDescribe(binary.LittleEndian.Uint64(got[i:])), w.w.Offset()+int64(i), wsDescribe(binary.LittleEndian.Uint64(want[i:])))
+		c.failf("window of %s incarnation %d [%d,+%d) removed %v: shows %s at %d, ReadAt %s\noperations on %s:\n%s",
+			wsKey(w.k), w.inc, off, len(got), removed,
+			wsDescribe(binary.LittleEndian.Uint64(got[i:])), off+int64(i), wsDescribe(binary.LittleEndian.Uint64(want[i:])),
+			wsKey(w.k), c.keyLog(w.k))
 		return false
 	}
 	return true
@@ -554,8 +610,11 @@ func (c *wsTest) quietStore(rng *rand.Rand, w *wsWindow, f *dax.File, want []byt
 	if err := catchFault(func() { copy(got[a-off:], p) }); err != nil {
 		at := a + int64(firstDiff(got[a-off:a-off+n], p))
 		if h, herr := f.SeekHole(at); herr != nil || h != at {
-			c.failf("store through writable window of %s at [%d,+%d) inside size %d faulted at %d, which is no hole (SeekHole %d, %v): %v",
-				wsKey(w.k), a, n, size, at, h, herr, err)
+			pg := make([]byte, 4096)
+			f.ReadAt(pg, at&^4095)
+			st, _ := c.s.Stats()
+			c.failf("store through writable window of %s at [%d,+%d) inside size %d faulted at %d, which is no hole (SeekHole %d, %v): %v; page zero %v, free %d\noperations on %s:\n%s",
+				wsKey(w.k), a, n, size, at, h, herr, err, bytes.Equal(pg, make([]byte, 4096)), st.FreeBlocks, wsKey(w.k), c.keyLog(w.k))
 			return false
 		}
 		c.unbacked.Add(1)
