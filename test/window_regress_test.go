@@ -158,8 +158,9 @@ func TestWindowTruncateOnAFullRegionNeedsNoBlock(t *testing.T) {
 			if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 10*bs), 0); err != nil {
 				t.Fatal(err)
 			}
+			var w *dax.Window
 			if tc.opts != nil {
-				w, err := f.Map(0, 16*bs, *tc.opts)
+				w, err = f.Map(0, 16*bs, *tc.opts)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -178,6 +179,39 @@ func TestWindowTruncateOnAFullRegionNeedsNoBlock(t *testing.T) {
 			n, _ := f.ReadAt(p, 0)
 			if n != 6*bs+240 || !bytes.Equal(p[:n], bytes.Repeat([]byte{1}, n)) {
 				t.Fatalf("after the truncate ReadAt returns %d bytes, want %d ones", n, 6*bs+240)
+			}
+			if w == nil {
+				return
+			}
+			// The window equals the file inside it; past the end, the last
+			// page may show the file's old bytes (no block was free for a
+			// zeroed copy: the documented exception), the rest is zeros.
+			b := w.Bytes()
+			end, page := int64(6*bs+240), int64(os.Getpagesize())
+			if !bytes.Equal(b[:end], p[:end]) {
+				t.Fatalf("the window differs from ReadAt at %d", firstDiff(b[:end], p[:end]))
+			}
+			lastPage := (end + page - 1) / page * page
+			for i := end; i < lastPage; i++ {
+				if b[i] != 0 && b[i] != 1 {
+					t.Fatalf("the window shows %#x at %d, in its last page past the end: want zero or the file's old byte", b[i], i)
+				}
+			}
+			if z := make([]byte, len(b)-int(lastPage)); !bytes.Equal(b[lastPage:], z) {
+				i := firstDiff(b[lastPage:], z)
+				t.Fatalf("the window shows %#x at %d, in a page wholly past the end", b[lastPage+int64(i)], lastPage+int64(i))
+			}
+			// An extension zeroes the old bytes before they become part
+			// of the file again: the window and ReadAt show zeros there.
+			if err := f.Truncate(7 * bs); err != nil {
+				t.Fatal(err)
+			}
+			q := make([]byte, 7*bs)
+			if _, err := f.ReadAt(q, 0); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(q[end:], make([]byte, 7*bs-end)) || !bytes.Equal(b[:7*bs], q) {
+				t.Fatal("after growing again, the old bytes past the truncated end show in ReadAt or the window")
 			}
 		})
 	}
