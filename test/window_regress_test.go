@@ -216,3 +216,39 @@ func TestWindowTruncateOnAFullRegionNeedsNoBlock(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowStoreFaultNamesTheRefusingPage: a store that runs from a
+// writable page into a read-only one (here a page wholly past EOF; in
+// TestWindowStress a hole a full region left unbacked) faults in the
+// read-only page, and storeFault must say so. The stress once took the
+// first byte the faulted copy left unwritten for the faulting one; but
+// memmove stores the head of a long copy last, so that byte lay in the
+// writable page before, which then looked like a written block mapped
+// read-only. (Found by TestWindowStress at its quiet point.)
+func TestWindowStoreFaultNamesTheRefusingPage(t *testing.T) {
+	page := int64(os.Getpagesize())
+	s := openWindowStore(t, page)
+	f, err := s.Create("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{1}, int(page)), 0); err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.Map(0, 2*page, dax.MapOptions{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, n := range []int{8, 16, 64, 200, 256, 300, 1000, 2048, 3000, 4096} {
+		i := int(page) - n/2&^7
+		at, err := storeFault(w.Bytes(), i, bytes.Repeat([]byte{9}, n))
+		if err == nil {
+			t.Fatalf("a store of %d bytes at %d, across the end of the writable page, did not fault", n, i)
+		}
+		if at < int(page) || at >= int(2*page) {
+			t.Errorf("a store of %d bytes at %d faulted in the read-only page [%d,%d), but storeFault names %d (%v)", n, i, page, 2*page, at, err)
+		}
+	}
+}
