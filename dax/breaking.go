@@ -280,11 +280,17 @@ func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
 // bytes its pin holder sees, so the file gets a copy with the tail zeroed,
 // which no reader sees before the commit maps it.
 //
-// A block under a follow window is copied too: the window must read zeros
-// past the end, and zeroing in place is what a crash must not see.
+// A block under a follow window is copied too when the break has a block
+// to spare (plan reserves one best effort): the window must read zeros
+// past the end, and zeroing in place is what a crash must not see. A
+// follow window holds no blocks and must never make a break fail, so on a
+// full region the block stays: its old bytes past the new end stay
+// visible through the window's last page (never through ReadAt) until the
+// file next changes there, as an extension zeroes them before exposing
+// them (TestWindowTruncateOnAFullRegionNeedsNoBlock).
 func (b *breaker) shrinkTail(fb uint64, from int64) error {
 	m, referenced, ok := b.s.blockReferenced(b.in, fb)
-	if !ok || (!referenced && !b.in.windowed(fb)) {
+	if !ok || (!referenced && (!b.in.windowed(fb) || len(b.fresh) == 0)) {
 		return nil
 	}
 	return b.copyZeroed(fb, m, from, b.s.bs)
@@ -572,7 +578,11 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 					need = f.s.countReferencedPartial(b.in, keep-1)
 					if b.in.windowed(keep - 1) {
 						if _, ref, ok := f.s.blockReferenced(b.in, keep-1); ok && !ref {
-							need++ // copied for the window: see shrinkTail
+							// Copied for the window if a block is
+							// free (see shrinkTail): best effort, as
+							// a follow window must never make a
+							// break fail.
+							b.winNeed = 1
 						}
 					}
 				}

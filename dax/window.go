@@ -92,6 +92,13 @@ var ErrMappingBudget = errors.New("window would exceed the mapping budget")
 // fault; those bytes are not part of the file (ReadAt does not return
 // them), and an extension zeroes them before they become part of the
 // file, as the kernel does with the tail of the last page of an mmap.
+// The same holds for the file's own old bytes that a truncate to the
+// middle of a block leaves there when the region has no block to spare
+// for a zeroed copy: a follow window holds no blocks and never makes a
+// break fail, and zeroing them in place before the new size is durable
+// could let a crash keep the old size with those bytes lost, so they stay
+// visible in the window's last page, past the end, until the file next
+// changes there (TestWindowTruncateOnAFullRegionNeedsNoBlock).
 // With blocks larger than a page, the pages of the last block wholly past
 // the end are read-only zeros like any page past the end
 // (TestWindowPageWhollyPastEOFInsideTheLastBlockIsReadOnly).
@@ -288,8 +295,11 @@ func (s *Store) chargePieces(n int) error {
 // wholly past the end map to zero pages, and the bytes of the last page
 // past the end read as zeros (Map zeroes the last block's bytes past the
 // end, and a shrink that leaves a partial last block under a follow
-// window gives the file a copy with them zeroed). A writable window may
-// store into the last page's tail without a fault: see Window.
+// window gives the file a copy with them zeroed), with one exception: on
+// a full region that shrink has no block for the copy and still succeeds,
+// and then the old bytes past the new end stay visible through the last
+// page until the file next changes there (see Window). A writable window
+// may store into the last page's tail without a fault: see Window.
 //
 // In pinned mode the window is a Pin of [off, off+n), which must lie
 // inside the file, plus the mapping of its blocks: see MapPinned.

@@ -724,3 +724,75 @@ func TestWritableWindowPagesPastEOFFollowTheEndAtPageGranularity(t *testing.T) {
 		t.Fatal("after the shrink, a store into the page wholly past EOF did not fault")
 	}
 }
+
+// TestWritableWindowMapsEveryWrittenPageWritableAroundUnbackedHoles: on a
+// full region, an extension past EOF leaves the gap under a writable
+// follow window unbacked (read-only zeros, as Map's doc allows), and a
+// later partial write into one gap block backs that block alone. Every
+// page inside the file that a written block backs must then be mapped
+// writable (the block before each hole included) and every hole page
+// read-only, with the window equal to ReadAt. (TestWindowStress once
+// reported a written block before such a hole as read-only; the cause was
+// its own attribution of the fault, see TestWindowStoreFaultNamesTheRefusingPage
+// in test/, and this pins down the layout itself.)
+func TestWritableWindowMapsEveryWrittenPageWritableAroundUnbackedHoles(t *testing.T) {
+	const bs = testBS
+	for gap := uint64(3); gap < 10; gap++ {
+		t.Run(fmt.Sprintf("write into gap block %d", gap), func(t *testing.T) {
+			s := newStore(t, 33*bs, func(o *Options) { o.BlockSize = bs; o.AllocWait = -1 })
+			mustPut(t, s, "k", pattern(1, 2*bs+100))
+			mustPut(t, s, "spare", pattern(3, bs))
+			f := mustOpen(t, s, "k")
+			defer f.Close()
+			w := mustMap(t, f, 0, 16*bs, MapOptions{Writable: true})
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustPut(t, s, "fill", pattern(2, int(st.FreeBlocks-2)*bs))
+			// Two blocks at 10 and 11: the gap [3,10) stays unbacked.
+			if _, err := f.WriteAt(pattern(4, bs+10), 10*bs); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := s.Stats(); st.FreeBlocks != 0 {
+				t.Fatalf("%d blocks free after the extension, want none", st.FreeBlocks)
+			}
+			if err := s.Remove("spare"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(pattern(5, 50), int64(gap)*bs+1000); err != nil {
+				t.Fatal(err)
+			}
+			size, err := f.Size()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameAsFile(t, w, f, "after the partial write into the gap")
+			holes := 0
+			for fb := int64(0); fb*bs < size; fb++ {
+				h, err := f.SeekHole(fb * bs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hole := h == fb*bs
+				if hole {
+					holes++
+				} else if fb >= 3 && fb < 10 && fb != int64(gap) {
+					t.Fatalf("gap block %d is backed: the region was not full", fb)
+				}
+				if fb == int64(gap) && hole {
+					t.Fatalf("gap block %d is still a hole after the write into it", fb)
+				}
+				i := fb*bs + 8
+				before := w.Bytes()[i]
+				if faults(func() { w.Bytes()[i] = before }) != hole {
+					t.Errorf("block %d (hole %v, file size %d): a store through the writable window faulted = %v, want %v",
+						fb, hole, size, !hole, hole)
+				}
+			}
+			if holes != 6 {
+				t.Fatalf("%d holes in the file, want the 6 gap blocks left unbacked", holes)
+			}
+		})
+	}
+}

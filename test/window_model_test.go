@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/daxstore/daxstore/dax"
 )
@@ -574,15 +575,43 @@ func (h *wharness) opWindowFault() {
 // catchFault runs fn with faults turned into panics, and returns the
 // fault's panic as an error (nil when fn did not fault).
 func catchFault(fn func()) (err error) {
+	_, err = catchFaultAt(fn)
+	return err
+}
+
+// catchFaultAt is catchFault that also returns the faulting address (0
+// when the runtime did not give one). Only the address says which page
+// refused a store: a copy does not store its bytes in order (memmove
+// stores the head of a long copy last), so the first byte a faulted copy
+// left unwritten may lie pages before the one that faulted.
+func catchFaultAt(fn func()) (addr uintptr, err error) {
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
 	defer func() {
 		if r := recover(); r != nil {
+			if a, ok := r.(interface{ Addr() uintptr }); ok {
+				addr = a.Addr()
+			}
 			err = fmt.Errorf("fault: %v", r)
 		}
 	}()
 	fn()
-	return nil
+	return 0, nil
+}
+
+// storeFault copies p into b at i under catchFaultAt and, when a page
+// refused the store, returns the index in b of the faulting byte, or -1
+// with the fault when the address lies outside b.
+func storeFault(b []byte, i int, p []byte) (at int, err error) {
+	addr, err := catchFaultAt(func() { copy(b[i:], p) })
+	if err == nil {
+		return -1, nil
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if addr < base || addr >= base+uintptr(len(b)) {
+		return -1, fmt.Errorf("%w, at %#x outside the window [%#x,+%d)", err, addr, base, len(b))
+	}
+	return int(addr - base), err
 }
 
 // opMapBad maps with bad input: a clear error, no window, no change.

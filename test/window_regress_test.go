@@ -158,8 +158,9 @@ func TestWindowTruncateOnAFullRegionNeedsNoBlock(t *testing.T) {
 			if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 10*bs), 0); err != nil {
 				t.Fatal(err)
 			}
+			var w *dax.Window
 			if tc.opts != nil {
-				w, err := f.Map(0, 16*bs, *tc.opts)
+				w, err = f.Map(0, 16*bs, *tc.opts)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -179,6 +180,75 @@ func TestWindowTruncateOnAFullRegionNeedsNoBlock(t *testing.T) {
 			if n != 6*bs+240 || !bytes.Equal(p[:n], bytes.Repeat([]byte{1}, n)) {
 				t.Fatalf("after the truncate ReadAt returns %d bytes, want %d ones", n, 6*bs+240)
 			}
+			if w == nil {
+				return
+			}
+			// The window equals the file inside it; past the end, the last
+			// page may show the file's old bytes (no block was free for a
+			// zeroed copy: the documented exception), the rest is zeros.
+			b := w.Bytes()
+			end, page := int64(6*bs+240), int64(os.Getpagesize())
+			if !bytes.Equal(b[:end], p[:end]) {
+				t.Fatalf("the window differs from ReadAt at %d", firstDiff(b[:end], p[:end]))
+			}
+			lastPage := (end + page - 1) / page * page
+			for i := end; i < lastPage; i++ {
+				if b[i] != 0 && b[i] != 1 {
+					t.Fatalf("the window shows %#x at %d, in its last page past the end: want zero or the file's old byte", b[i], i)
+				}
+			}
+			if z := make([]byte, len(b)-int(lastPage)); !bytes.Equal(b[lastPage:], z) {
+				i := firstDiff(b[lastPage:], z)
+				t.Fatalf("the window shows %#x at %d, in a page wholly past the end", b[lastPage+int64(i)], lastPage+int64(i))
+			}
+			// An extension zeroes the old bytes before they become part
+			// of the file again: the window and ReadAt show zeros there.
+			if err := f.Truncate(7 * bs); err != nil {
+				t.Fatal(err)
+			}
+			q := make([]byte, 7*bs)
+			if _, err := f.ReadAt(q, 0); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(q[end:], make([]byte, 7*bs-end)) || !bytes.Equal(b[:7*bs], q) {
+				t.Fatal("after growing again, the old bytes past the truncated end show in ReadAt or the window")
+			}
 		})
+	}
+}
+
+// TestWindowStoreFaultNamesTheRefusingPage: a store that runs from a
+// writable page into a read-only one (here a page wholly past EOF; in
+// TestWindowStress a hole a full region left unbacked) faults in the
+// read-only page, and storeFault must say so. The stress once took the
+// first byte the faulted copy left unwritten for the faulting one; but
+// memmove stores the head of a long copy last, so that byte lay in the
+// writable page before, which then looked like a written block mapped
+// read-only. (Found by TestWindowStress at its quiet point.)
+func TestWindowStoreFaultNamesTheRefusingPage(t *testing.T) {
+	page := int64(os.Getpagesize())
+	s := openWindowStore(t, page)
+	f, err := s.Create("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(bytes.Repeat([]byte{1}, int(page)), 0); err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.Map(0, 2*page, dax.MapOptions{Writable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, n := range []int{8, 16, 64, 200, 256, 300, 1000, 2048, 3000, 4096} {
+		i := int(page) - n/2&^7
+		at, err := storeFault(w.Bytes(), i, bytes.Repeat([]byte{9}, n))
+		if err == nil {
+			t.Fatalf("a store of %d bytes at %d, across the end of the writable page, did not fault", n, i)
+		}
+		if at < int(page) || at >= int(2*page) {
+			t.Errorf("a store of %d bytes at %d faulted in the read-only page [%d,%d), but storeFault names %d (%v)", n, i, page, 2*page, at, err)
+		}
 	}
 }

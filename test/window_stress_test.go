@@ -607,9 +607,11 @@ func (c *wsTest) quietStore(rng *rand.Rand, w *wsWindow, f *dax.File, want []byt
 	}
 	got := w.w.Bytes()
 	p := wsFill(w.k, 0xEE, w.inc, a, n)
-	if err := catchFault(func() { copy(got[a-off:], p) }); err != nil {
-		at := a + int64(firstDiff(got[a-off:a-off+n], p))
-		if h, herr := f.SeekHole(at); herr != nil || h != at {
+	if i, err := storeFault(got, int(a-off), p); err != nil {
+		// The faulting page, not the first byte the copy left
+		// unwritten: see catchFaultAt.
+		at := off + int64(i)
+		if h, herr := f.SeekHole(at); i < 0 || herr != nil || h != at {
 			pg := make([]byte, 4096)
 			f.ReadAt(pg, at&^4095)
 			st, _ := c.s.Stats()
