@@ -1,0 +1,81 @@
+# The guest's half of test/fsdax/suite, run by the guest in /mnt (the
+# filesystem on /dev/pmem0) with TMPDIR=/mnt/tmp:
+#   sh run.sh dax|msync               (binaries in /opt/suite)
+#   sh run.sh powercut I ROUNDS SEED  (guesttool in /opt, logs in /opt/logs)
+. /lib/fsdax.sh
+part=$1
+
+# gotest REL BINARY ARGS... runs a package's test binary in a copy of its
+# directory (for testdata) and ends with a line counting what passed and
+# what was skipped, and why the skips were.
+gotest() {
+	_rel=$1 _bin=$2
+	shift 2
+	cd "/opt/suite/pkg/$_rel" || return 1
+	"$_bin" -test.v -test.timeout "$FSDAX_TEST_TIMEOUT" "$@" > /run/gotest.out 2>&1
+	_rc=$?
+	cd /mnt
+	cat /run/gotest.out
+	_skips=$(grep -a -- '^--- SKIP' /run/gotest.out | awk '{print $3}' | tr '\n' ' ')
+	echo "summary: $(grep -ac -- '^--- PASS' /run/gotest.out) passed, $(grep -ac -- '^--- FAIL' /run/gotest.out) failed, $(grep -ac -- '^--- SKIP' /run/gotest.out) skipped${_skips:+ ($_skips)}"
+	return $_rc
+}
+
+case $part in
+dax | msync)
+	export PATH=/opt/suite/bin:$PATH
+	if [ "$part" = dax ]; then
+		want=cpu dfwant='flush: (clwb|clflushopt|clflush) and sfence \(DAX'
+	else
+		want=msync dfwant='flush: msync \(not DAX'
+	fi
+	# The store's own word on how it persists: Stats, and daxstore df.
+	step flush --summary '^region' guesttool flush /mnt/flush-check "$want"
+	step df --summary '^flush:' sh -c "daxstore init --dir /mnt/df-check > /dev/null && daxstore df --dir /mnt/df-check > /run/df.out; cat /run/df.out; grep -qE '$dfwant' /run/df.out"
+	mkdir -p /mnt/fsdax-dir
+	for rel in $FSDAX_PKGS; do
+		bin=/opt/suite/bin/$(echo "$rel" | tr / _).test
+		case $rel in
+		pmem | dax)
+			if [ "$part" = dax ]; then
+				step "test $rel" --summary '^summary:' gotest "$rel" "$bin" -fsdax-dir=/mnt/fsdax-dir
+			else
+				step "test $rel" --summary '^summary:' gotest "$rel" "$bin"
+			fi
+			;;
+		cmd/daxstore)
+			# The CLI tests run the binary built outside: no go command here.
+			export DAXSTORE_TEST_BIN=/opt/suite/bin/daxstore
+			step "test $rel" --summary '^summary:' gotest "$rel" "$bin"
+			;;
+		*)
+			step "test $rel" --summary '^summary:' gotest "$rel" "$bin"
+			;;
+		esac
+	done
+	if [ "$part" = dax ]; then
+		step stress --summary '^(seed|violations)' daxstore stress --duration "$FSDAX_STRESS"
+		step crash --summary '^total' daxstore stress --crash "$FSDAX_CRASH"
+	fi
+	[ "$FSDAX_FAILED" = 0 ]
+	exit $?
+	;;
+powercut)
+	i=$2 rounds=$3 seed=$4
+	store=/mnt/powercut
+	if [ "$i" = 1 ]; then
+		step "powercut prepare" --summary . /opt/guesttool crash-prepare --dir "$store" --seed "$seed"
+	else
+		step "powercut verify round $((i - 1))" --summary '^round' /opt/guesttool crash-verify --dir "$store" --seed "$seed" --logs /opt/logs --rounds $((i - 1))
+	fi
+	[ "$FSDAX_FAILED" = 0 ] || exit 1
+	[ "$i" -le "$rounds" ] || exit 0
+	# The writer runs until the host kills the whole guest.
+	echo "FSDAX-STEP powercut round $i: writer starting on $store, lines to /dev/ttyS1"
+	/opt/guesttool crash-child --dir "$store" --seed "$seed" --logs /opt/logs --round "$i" --out /dev/ttyS1
+	echo "FSDAX-STEP powercut round $i FAIL: the writer ended (exit $?) before the power cut"
+	exit 1
+	;;
+esac
+echo "run.sh: unknown part $part"
+exit 2
