@@ -12,10 +12,21 @@ gotest() {
 	_rel=$1 _bin=$2
 	shift 2
 	cd "/opt/suite/pkg/$_rel" || return 1
-	"$_bin" -test.v -test.timeout "$FSDAX_TEST_TIMEOUT" "$@" > /run/gotest.out 2>&1
+	"$_bin" -test.v -test.timeout "$FSDAX_TEST_TIMEOUT" -test.short="$FSDAX_SHORT" ${FSDAX_RUN:+-test.run "$FSDAX_RUN"} ${FSDAX_SKIP:+-test.skip "$FSDAX_SKIP"} "$@" > /run/gotest.out 2>&1
 	_rc=$?
 	cd /mnt
 	cat /run/gotest.out
+	if [ "$_rc" != 0 ]; then
+		# What each failed test said: with -v, a test's lines follow its
+		# "=== RUN", "=== CONT" or "=== NAME" line up to the next one.
+		echo "failures:"
+		awk '
+			FNR == NR { if ($1 == "---" && $2 == "FAIL:") failed[$3] = 1; next }
+			/^=== (RUN|CONT|NAME|PAUSE) / { cur = $3; sub(/\/.*/, "", cur); next }
+			/^--- FAIL:/ || /^panic:/ || /^FAIL/ { print; next }
+			failed[cur] && !/^ *--- (PASS|SKIP)/ { print "  " cur ": " $0 }
+		' /run/gotest.out /run/gotest.out | tail -n 120
+	fi
 	_skips=$(grep -a -- '^--- SKIP' /run/gotest.out | awk '{print $3}' | tr '\n' ' ')
 	echo "summary: $(grep -ac -- '^--- PASS' /run/gotest.out) passed, $(grep -ac -- '^--- FAIL' /run/gotest.out) failed, $(grep -ac -- '^--- SKIP' /run/gotest.out) skipped${_skips:+ ($_skips)}"
 	return $_rc
@@ -44,8 +55,11 @@ dax | msync)
 			fi
 			;;
 		cmd/daxstore)
-			# The CLI tests run the binary built outside: no go command here.
-			export DAXSTORE_TEST_BIN=/opt/suite/bin/daxstore
+			# The CLI tests run the binary built outside: no go command
+			# here. It goes on the writable mount, where the permission
+			# tests may chmod its directory.
+			mkdir -p /mnt/cli && cp /opt/suite/bin/daxstore /mnt/cli/daxstore
+			export DAXSTORE_TEST_BIN=/mnt/cli/daxstore
 			step "test $rel" --summary '^summary:' gotest "$rel" "$bin"
 			;;
 		*)
