@@ -1,6 +1,6 @@
 # The guest's half of test/fsdax/suite, run by the guest in /mnt (the
 # filesystem on /dev/pmem0) with TMPDIR=/mnt/tmp:
-#   sh run.sh dax|msync               (binaries in /opt/suite)
+#   sh run.sh dax|msync|xfs           (binaries in /opt/suite)
 #   sh run.sh powercut I ROUNDS SEED  (guesttool in /opt, logs in /opt/logs)
 . /lib/fsdax.sh
 part=$1
@@ -32,13 +32,17 @@ gotest() {
 	return $_rc
 }
 
+# The store tests of the shorter runs (msync, xfs): those that reopen a
+# store, recover it, or say how it flushes.
+subset='Smoke|FlushMethod|Fsdax|Survive|Reopen|Recover|PowerCut|TestOpen'
+
 case $part in
-dax | msync)
+dax | msync | xfs)
 	export PATH=/opt/suite/bin:$PATH
-	if [ "$part" = dax ]; then
-		want=cpu dfwant='flush: (clwb|clflushopt|clflush) and sfence \(DAX'
-	else
+	if [ "$part" = msync ]; then
 		want=msync dfwant='flush: msync \(not DAX'
+	else
+		want=cpu dfwant='flush: (clwb|clflushopt|clflush) and sfence \(DAX'
 	fi
 	# The store's own word on how it persists: Stats, and daxstore df.
 	step flush --summary '^region' guesttool flush /mnt/flush-check "$want"
@@ -48,10 +52,12 @@ dax | msync)
 		bin=/opt/suite/bin/$(echo "$rel" | tr / _).test
 		case $rel in
 		pmem | dax)
-			if [ "$part" = dax ]; then
-				step "test $rel" --summary '^summary:' gotest "$rel" "$bin" -fsdax-dir=/mnt/fsdax-dir
+			run=""
+			[ "$part" != dax ] && [ "$rel" = dax ] && [ -z "$FSDAX_RUN" ] && run=$subset
+			if [ "$part" = msync ]; then
+				step "test $rel" --summary '^summary:' gotest "$rel" "$bin" ${run:+-test.run "$run"}
 			else
-				step "test $rel" --summary '^summary:' gotest "$rel" "$bin"
+				step "test $rel" --summary '^summary:' gotest "$rel" "$bin" -fsdax-dir=/mnt/fsdax-dir ${run:+-test.run "$run"}
 			fi
 			;;
 		cmd/daxstore)
@@ -70,6 +76,8 @@ dax | msync)
 	if [ "$part" = dax ]; then
 		step stress --summary '^(seed|violations)' daxstore stress --duration "$FSDAX_STRESS"
 		step crash --summary '^total' daxstore stress --crash "$FSDAX_CRASH"
+	else
+		step crash --summary '^total' daxstore stress --crash 3
 	fi
 	[ "$FSDAX_FAILED" = 0 ]
 	exit $?
