@@ -35,7 +35,8 @@ demo: build
 # A few minutes of the pin/punch stress tool on a store in $(TEST_TMPDIR):
 # a two-minute run, twenty rounds of crash torture (kill -9, reopen,
 # verify), then the stress and cross-package tests with three times their
-# usual rounds (five times for the journal fault suite).
+# usual rounds (five times for the journal fault suite; four times the
+# window model's operations, and three minutes of the window stress).
 # Each step prints its seed; replay a failure with --seed or -stress.seed.
 stress: build
 	TMPDIR=$(TEST_TMPDIR) ./$(BIN) stress --duration 2m
@@ -43,7 +44,8 @@ stress: build
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 20m ./test/stress \
 		-stress.duration=30s -stress.rounds=10
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 30m ./test \
-		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750 -faults.rounds=1000
+		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750 -faults.rounds=1000 \
+		-wmodel.ops=4000 -wstress.duration=3m
 
 # Hot-path benchmarks of every package (compare runs with benchstat), then
 # daxstore against bbolt, Pebble, plain files and the hardware limit, on

@@ -33,6 +33,7 @@ type Allocator struct {
 	mu     sync.Mutex
 	free   ExtentSet                  // free extents by start, with the free-block total
 	bySize *btree.BTreeG[pmem.Extent] // the same extents ordered by (Len, Start); nil until first use
+	align  uint64                     // the alignment unit of large allocations, in blocks; 0 or 1: none (SetAlign)
 }
 
 // New returns an Allocator with no free space. Give it the region's free
@@ -114,7 +115,8 @@ func (a *Allocator) Take(e pmem.Extent) error {
 }
 
 // Alloc takes n free blocks, all or nothing, and returns them as extents
-// sorted by start block. It prefers one contiguous extent near goal:
+// sorted by start block. Without an alignment unit (SetAlign) it prefers
+// one contiguous extent near goal:
 //
 //  1. if a free extent contains goal and has at least n blocks from goal to
 //     its end, it returns [goal, goal+n);
@@ -131,7 +133,32 @@ func (a *Allocator) Take(e pmem.Extent) error {
 // n == 0 returns an error wrapping ErrInvalid. If fewer than n blocks are
 // free in total, Alloc returns an error wrapping ErrNoSpace that says how
 // many blocks were needed and what is free. On error nothing changes.
+//
+// With an alignment unit set, Alloc is AllocFor(n, Hint{Goal: goal}): a
+// request of at least the unit gets an aligned run where one is free.
 func (a *Allocator) Alloc(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
+	return a.AllocFor(n, Hint{Goal: goal})
+}
+
+// AllocFor is Alloc for blocks that will back file blocks from
+// h.FileBlock on. Without an alignment unit (SetAlign) it places them as
+// Alloc does near h.Goal. With a unit of A blocks:
+//   - the file continues its run at h.Goal when the free run there holds n
+//     blocks, unless the file is large (h.FileBlock+n >= A), the goal is
+//     not congruent to the file block modulo A, and a congruent run is
+//     free elsewhere;
+//   - a large file otherwise gets one run congruent to its file blocks
+//     modulo A whenever a free extent holds n+A-1 blocks (which has such a
+//     run wherever it starts), or an extent with such a run is among the
+//     64 extents from the goal on or the 64 smallest that hold n blocks;
+//   - a small request takes free space that splits no aligned unit of A
+//     free blocks when such space is among those same extents.
+//
+// Either way it fails only as Alloc does, never for want of alignment, and
+// returns one extent whenever a free extent holds n blocks, else the
+// fewest pieces the free space allows (TestAlignedAllocatorRandom).
+func (a *Allocator) AllocFor(n uint64, h Hint) ([]pmem.Extent, error) {
+	goal := h.Goal
 	if n == 0 {
 		return nil, fmt.Errorf("alloc: allocate 0 blocks: %w", ErrInvalid)
 	}
@@ -141,7 +168,12 @@ func (a *Allocator) Alloc(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 		return nil, fmt.Errorf("alloc: need %d blocks, %d free in %d extents (largest %d): %w",
 			n, total, a.free.Count(), a.largest(), ErrNoSpace)
 	}
-	pieces := a.plan(n, goal)
+	var pieces []pmem.Extent
+	if a.align > 1 {
+		pieces = a.planAligned(n, h)
+	} else {
+		pieces = a.plan(n, goal)
+	}
 	for i, p := range pieces {
 		d, err := a.free.Remove(p)
 		if err != nil {

@@ -5,6 +5,7 @@ package alloc
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -220,11 +221,19 @@ func TestAllocatorFreeAndTake(t *testing.T) {
 // TestAllocatorConcurrent has goroutines allocate and free at once. Each
 // block carries an owner flag that an allocation must find clear, so two
 // goroutines ever holding the same block fails the test; at the end all is
-// freed and must coalesce back into the one extent it started as.
+// freed and must coalesce back into the one extent it started as. It runs
+// with the plain policy and with an alignment unit.
 func TestAllocatorConcurrent(t *testing.T) {
+	for _, align := range []uint64{0, 16} {
+		t.Run(fmt.Sprintf("alignment unit %d", align), func(t *testing.T) { testAllocatorConcurrent(t, align) })
+	}
+}
+
+func testAllocatorConcurrent(t *testing.T, align uint64) {
 	const blocks = 1 << 14
 	whole := ext(1, blocks-1)
 	a := allocatorOf(t, whole)
+	a.SetAlign(align)
 	owned := make([]atomic.Bool, blocks)
 	workers, rounds := 8, 2000
 	if testing.Short() {
@@ -254,7 +263,7 @@ func TestAllocatorConcurrent(t *testing.T) {
 					held = slices.Delete(held, i, i+1)
 					continue
 				}
-				got, err := a.Alloc(1+rng.Uint64N(32), pmem.Block(rng.Uint64N(blocks)))
+				got, err := a.AllocFor(1+rng.Uint64N(32), Hint{Goal: pmem.Block(rng.Uint64N(blocks)), FileBlock: rng.Uint64N(64)})
 				if errors.Is(err, ErrNoSpace) {
 					continue
 				}

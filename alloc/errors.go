@@ -1,5 +1,6 @@
 // Package alloc indexes the free space of the region and hands it out,
-// contiguous first, near a goal block.
+// contiguous first, near a goal block, and, with an alignment unit, in runs
+// congruent to the file blocks they back (so large pages can map them).
 //
 // It keeps no notion of ownership: the caller decides which blocks are free
 // (not in a file, not busy) and only ever gives alloc such blocks. alloc's

@@ -182,3 +182,42 @@ func BenchmarkPunchScatteredPins(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPunchRefillUnderFollowWindow: a 2 MiB PunchHole and the
+// WriteAt that fills it again, with and without a read-only follow window
+// over the file, so that the cost of remapping the window shows as the
+// difference. Allocations should not differ: a warm remap allocates
+// nothing.
+func BenchmarkPunchRefillUnderFollowWindow(b *testing.B) {
+	const file, slot = 16 << 20, 2 << 20
+	for _, window := range []bool{false, true} {
+		b.Run(fmt.Sprintf("window=%v", window), func(b *testing.B) {
+			s, f := benchStore(b, file)
+			if window {
+				w, err := f.Map(0, file, MapOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { w.Close() })
+			}
+			buf := pattern(2, slot)
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				off := int64(i%(file/slot)) * slot
+				i++
+				if err := f.PunchHole(off, slot); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.WriteAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+			}
+			st, err := s.Stats()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(st.WindowRemaps)/float64(b.N), "remaps/op")
+		})
+	}
+}

@@ -32,6 +32,9 @@ type breaker struct {
 	t      *txn
 	fresh  []pmem.Extent // reserved blocks not yet handed out (copy-on-write, zero-range)
 	used   []pmem.Extent // reserved blocks handed out: claimed by the commit
+	// winNeed is how many blocks plan expects writable follow windows to
+	// need afterwards (see backWindows); reserved best effort.
+	winNeed uint64
 
 	detached []pmem.Extent        // blocks moved to busy
 	now      time.Time            // the detach time of every run, set by the first: one record holds them all
@@ -276,9 +279,12 @@ func (b *breaker) zeroPartial(fb uint64, from, to int64) error {
 // A referenced block is the exception: a later grow would zero, in place,
 // bytes its pin holder sees, so the file gets a copy with the tail zeroed,
 // which no reader sees before the commit maps it.
+//
+// A block under a follow window is copied too: the window must read zeros
+// past the end, and zeroing in place is what a crash must not see.
 func (b *breaker) shrinkTail(fb uint64, from int64) error {
 	m, referenced, ok := b.s.blockReferenced(b.in, fb)
-	if !ok || !referenced {
+	if !ok || (!referenced && !b.in.windowed(fb)) {
 		return nil
 	}
 	return b.copyZeroed(fb, m, from, b.s.bs)
@@ -405,6 +411,13 @@ func (b *breaker) run(policy BreakPolicy,
 		}
 		b.fresh = reserved
 	}
+	if b.winNeed > 0 {
+		// Best effort: without space the break still succeeds, and the
+		// pages of writable windows it leaves unbacked read as zeros.
+		if extra, err := s.reserve(b.winNeed, 0); err == nil {
+			b.fresh = append(b.fresh, extra...)
+		}
+	}
 	b.t = s.newTxn()
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
@@ -423,6 +436,12 @@ func (b *breaker) run(policy BreakPolicy,
 			return nil, err
 		}
 		return nil, failed
+	}
+	if len(b.in.windows) > 0 && !b.in.removed {
+		if err := s.backWindows(b.t, b.in, b.takeSome); err != nil {
+			b.t.b.Close()
+			return nil, s.fail(err)
+		}
 	}
 	if err := b.addBusy(); err != nil {
 		b.t.b.Close()
@@ -544,11 +563,18 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 					return 0, 0, f.s.blocksFor(b.in.size), nil
 				}
 				if size >= b.in.size {
+					// Growing: writable windows get the new blocks backed.
+					b.winNeed = f.s.windowNeed(b.in, f.s.blocksFor(b.in.size), keep)
 					return 0, 0, 0, nil
 				}
 				var need uint64
 				if tail != 0 {
 					need = f.s.countReferencedPartial(b.in, keep-1)
+					if b.in.windowed(keep - 1) {
+						if _, ref, ok := f.s.blockReferenced(b.in, keep-1); ok && !ref {
+							need++ // copied for the window: see shrinkTail
+						}
+					}
 				}
 				// A partial tail block copied on write counts as referenced
 				// for the Fail policy too.
@@ -668,6 +694,12 @@ func (f *File) rangeBreak(ctx context.Context, op string, reason busyextent.Reas
 					}
 				}
 				fb, fe := s.blockSpan(off, end-off)
+				if reason == busyextent.ReasonPunch && first < last {
+					// Punched blocks under writable windows get fresh ones.
+					b.winNeed = s.windowNeed(b.in, uint64(first), uint64(last))
+				} else {
+					b.winNeed = s.windowNeed(b.in, 0, 0)
+				}
 				return fb, fe, need, nil
 			},
 			func(b *breaker) error {

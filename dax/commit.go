@@ -27,7 +27,11 @@ type txn struct {
 
 	touched []*inode  // inodes whose records the commit rewrites, in first-touch order
 	ops     []inodeOp // extent-map changes of External inodes, in order
-	one     [1]*inode // touched's first element, in the txn's own allocation
+	// dirty are the file blocks whose mapping changed, of inodes with
+	// follow windows: the commit remaps them (remapWindows).
+	dirty    []dirtyRange
+	one      [1]*inode     // touched's first element, in the txn's own allocation
+	dirtyOne [1]dirtyRange // dirty's first element, likewise
 }
 
 // inodeOp is one extent-map change of one inode.
@@ -61,6 +65,21 @@ func (t *txn) mapOps(in *inode, ops []mapOp) {
 		return
 	}
 	t.touch(in)
+	if len(in.windows) > 0 {
+		if t.dirty == nil {
+			t.dirty = t.dirtyOne[:0]
+		}
+		for _, op := range ops {
+			// remapWindows remaps the hull of an inode's ranges, so
+			// consecutive ranges of one inode merge here.
+			if k := len(t.dirty) - 1; k >= 0 && t.dirty[k].in == in {
+				t.dirty[k].lo = min(t.dirty[k].lo, op.m.fileBlock)
+				t.dirty[k].hi = max(t.dirty[k].hi, op.m.fileEnd())
+				continue
+			}
+			t.dirty = append(t.dirty, dirtyRange{in: in, lo: op.m.fileBlock, hi: op.m.fileEnd()})
+		}
+	}
 	if !in.external {
 		return
 	}
@@ -240,6 +259,13 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 		return nil, s.failed
 	}
 	t.recordInodes()
+	// Before the batch is applied, and so long before any block it frees
+	// can be reused: see remapWindows. A window that cannot be made safe
+	// fails the store, so that the commit frees nothing.
+	if err := s.remapWindows(t); err != nil {
+		t.b.Close()
+		return nil, s.fail(err)
+	}
 	if err := s.logFree(t); err != nil {
 		t.b.Close()
 		return nil, err
@@ -536,12 +562,18 @@ func (f *storeFailure) Unwrap() []error {
 	return []error{f.sentinel}
 }
 
-// reserve takes n blocks from free space for an operation in flight, near
-// goal, and makes sure the region file has space for them (regionSpace).
+// reserve is reserveFor with a goal alone, for blocks whose file position
+// does not matter.
+func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
+	return s.reserveFor(n, alloc.Hint{Goal: goal})
+}
+
+// reserveFor takes n blocks from free space for an operation in flight,
+// placed as h hints (alloc.Allocator.AllocFor), and makes sure the region file has space for them (regionSpace).
 // The blocks belong to nobody until the operation commits them
 // (txn.claimed) or gives them back with unreserve.
-func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
-	exts, err := s.free.Alloc(n, goal)
+func (s *Store) reserveFor(n uint64, h alloc.Hint) ([]pmem.Extent, error) {
+	exts, err := s.free.AllocFor(n, h)
 	if errors.Is(err, alloc.ErrNoSpace) && s.undurable.held() > 0 {
 		// Blocks freed under NoSync wait for a sync: sync now rather
 		// than fail while they could serve this allocation.
@@ -551,12 +583,12 @@ func (s *Store) reserve(n uint64, goal pmem.Block) ([]pmem.Extent, error) {
 		if serr != nil {
 			return nil, serr
 		}
-		exts, err = s.free.Alloc(n, goal)
+		exts, err = s.free.AllocFor(n, h)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if exts, err = s.regionSpace(exts, n, goal); err != nil {
+	if exts, err = s.regionSpace(exts, n, h); err != nil {
 		return nil, err
 	}
 	for _, e := range exts {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -371,6 +372,14 @@ func (f *File) writeMappedLocked(p []byte, off int64) (*durable, error) {
 		in.size = end
 		changed = true
 	}
+	if len(in.windows) > 0 {
+		// An extension may leave holes under writable windows.
+		if err := s.backWindowsReserve(t, in); err != nil {
+			t.b.Close()
+			return nil, err
+		}
+		changed = changed || t.changed()
+	}
 	if !changed {
 		t.b.Close() // a pure in-place overwrite: no metadata to commit
 		return nil, nil
@@ -390,7 +399,10 @@ func (s *Store) fillHoles(t *txn, in *inode, gaps []hole, unwritten bool, fill f
 	if need == 0 {
 		return nil
 	}
-	reserved, err := s.reserve(need, in.extents.goal(gaps[0].fileBlock))
+	// One reservation for every gap, placed to continue the run before
+	// the first and, for a large file, congruent with its file blocks.
+	first := gaps[0].fileBlock
+	reserved, err := s.reserveFor(need, alloc.Hint{Goal: in.extents.goal(first), FileBlock: first})
 	if err != nil {
 		return err
 	}
@@ -507,6 +519,11 @@ func (f *File) allocateLocked(off, n int64) (*durable, error) {
 	}
 	if off+n > in.size {
 		in.size = off + n
+	}
+	// Unwritten blocks under writable windows are zeroed and written.
+	if err := s.backWindowsReserve(t, in); err != nil {
+		t.b.Close()
+		return spilled, err
 	}
 	in.mtime = time.Now()
 	t.setInode(in)

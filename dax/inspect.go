@@ -75,10 +75,22 @@ func busyExtent(x busyextent.Extent, bs int64) BusyExtent {
 	}
 }
 
-// Pins returns the outstanding pins, oldest first.
+// Pins returns the outstanding pins and windows, oldest first: pins
+// (Mode "pin"), pinned windows (Mode "pinned window", which are pins) and
+// follow windows (Mode "follow window", ID 0, holding no blocks).
 func (s *Store) Pins() []PinInfo {
-	out := []PinInfo{}
-	s.pins.each(func(r *pinRecord) { out = append(out, r.info()) })
+	out, pinned := s.windowInfos()
+	if out == nil {
+		out = []PinInfo{}
+	}
+	s.pins.each(func(r *pinRecord) {
+		pi := r.info()
+		pi.Mode, pi.Pieces = modePin, len(r.runs)
+		if w := pinned[r.pinID]; w != nil {
+			pi.Mode, pi.Pieces = modePinnedWindow, w.Pieces()
+		}
+		out = append(out, pi)
+	})
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
 			return out[i].Created.Before(out[j].Created)
@@ -123,6 +135,11 @@ type Stats struct {
 	// even if it then fails. 0 if it cannot be read.
 	RegionFileBytes int64  `json:"region_file_bytes"`
 	InlineSpills    uint64 `json:"inline_spills"` // inline files moved into region blocks since Open (see Options.InlineLimit)
+	Windows         int    `json:"windows"`       // open windows, follow and pinned (see File.Map)
+	// WindowPieces is the mappings open windows take (see
+	// Options.MaxWindowMappings).
+	WindowPieces int    `json:"window_pieces"`
+	WindowRemaps uint64 `json:"window_remaps"` // mapping calls that remapped follow windows since Open
 }
 
 // Stats returns the store's figures.
@@ -157,6 +174,8 @@ func (s *Store) statsLocked() Stats {
 		Commits: s.stats.commits.Load(), JournalRecords: s.stats.records.Load(), Checkpoints: s.stats.checkpoints.Load(),
 		LastCheckPause: time.Duration(s.stats.checkPause.Load()),
 		InlineSpills:   s.stats.spills.Load(),
+		Windows:        len(s.windows.list()), WindowPieces: int(s.windows.pieces.Load()),
+		WindowRemaps: s.windows.remaps.Load(),
 	}
 }
 

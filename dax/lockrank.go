@@ -18,6 +18,7 @@ const (
 	rankInvalidate                     // inode.invalMu
 	rankExtentMap                      // inode.mapMu
 	rankCommit                         // Store.commitMu
+	rankWindow                         // Window.mu
 )
 
 func (r lockRank) String() string {
@@ -32,6 +33,8 @@ func (r lockRank) String() string {
 		return "extent-map"
 	case rankCommit:
 		return "commit"
+	case rankWindow:
+		return "window"
 	}
 	return "unknown"
 }
@@ -45,6 +48,7 @@ type (
 	invalidateRank struct{}
 	extentMapRank  struct{}
 	commitRank     struct{}
+	windowRank     struct{}
 )
 
 func (nsRank) rank() lockRank         { return rankNamespace }
@@ -52,6 +56,7 @@ func (ioRank) rank() lockRank         { return rankIO }
 func (invalidateRank) rank() lockRank { return rankInvalidate }
 func (extentMapRank) rank() lockRank  { return rankExtentMap }
 func (commitRank) rank() lockRank     { return rankCommit }
+func (windowRank) rank() lockRank     { return rankWindow }
 
 // rankedMutex is a sync.Mutex of rank R.
 type rankedMutex[R ranker] struct{ mu sync.Mutex }

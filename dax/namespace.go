@@ -58,6 +58,14 @@ type inode struct {
 	inline bool
 	data   []byte
 
+	// windows are the open follow windows of the file, under mapMu: every
+	// commit that changes the extent map or the size remaps them before
+	// any block it frees can be reused (see remapWindows). winSize is the
+	// size they were last laid out for. Each window holds a user of the
+	// inode, so the inode stays resident while it is open.
+	windows []*Window
+	winSize int64
+
 	// users counts open Files and operations in flight on the inode. It
 	// rises only under the namespace lock (shared is enough), and the
 	// inode leaves memory only under that lock held exclusive while it is

@@ -123,6 +123,18 @@ type Options struct {
 	// stays in blocks until a Put of a small value makes it inline again.
 	InlineLimit int
 
+	// MaxWindowMappings is the store-wide budget of window pieces: the
+	// mappings (VMAs) that open windows take, one per physically
+	// contiguous run of blocks and one per run of zero pages (default
+	// 16384; the kernel's default vm.max_map_count is 65530 per process,
+	// for everything the process maps). File.Map fails with
+	// ErrMappingBudget rather than take a window past it. The budget is
+	// checked when a window is mapped; a later remap of a follow window
+	// (its file was punched or rewritten into more pieces) is never refused
+	// for it, since a break must not fail for a window, so the total may
+	// then exceed the budget until windows close. Negative is invalid.
+	MaxWindowMappings int
+
 	// NoSync makes metadata commits return before the journal reaches
 	// stable storage. THIS IS UNSAFE: a power cut or kernel crash may lose
 	// the most recent acknowledged operations, and even a process crash may
@@ -190,6 +202,9 @@ const (
 	defaultAllocWait  = time.Second
 	defaultInodeCache = 16384
 	defaultInline     = 2048
+	// defaultWindowMappings leaves three quarters of the kernel's default
+	// vm.max_map_count (65530) to the rest of the process.
+	defaultWindowMappings = 16384
 )
 
 // MaxInlineLimit is the largest Options.InlineLimit: the most bytes the
@@ -221,6 +236,9 @@ func (o *Options) EnsureDefaults() Options {
 	if out.InlineLimit == 0 {
 		out.InlineLimit = defaultInline
 	}
+	if out.MaxWindowMappings == 0 {
+		out.MaxWindowMappings = defaultWindowMappings
+	}
 	return out
 }
 
@@ -245,6 +263,9 @@ func (o Options) validate() error {
 	}
 	if o.InodeCache < 0 {
 		return fmt.Errorf("negative InodeCache %d: %w", o.InodeCache, ErrInvalidRange)
+	}
+	if o.MaxWindowMappings < 0 {
+		return fmt.Errorf("negative MaxWindowMappings %d: %w", o.MaxWindowMappings, ErrInvalidRange)
 	}
 	if o.InlineLimit > MaxInlineLimit {
 		return fmt.Errorf("InlineLimit %d exceeds %d: %w", o.InlineLimit, MaxInlineLimit, ErrInvalidRange)

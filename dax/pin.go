@@ -510,6 +510,11 @@ type PinInfo struct {
 	Created  time.Time `json:"created"`
 	Blocks   uint64    `json:"blocks"`   // region blocks held
 	Detached uint64    `json:"detached"` // of those, blocks the file no longer owns (busy)
+	// Mode is "pin", "pinned window" or "follow window" (which holds no
+	// blocks and has ID 0).
+	Mode string `json:"mode"`
+	// Pieces is the slices of a pin, or the mappings of a window.
+	Pieces int `json:"pieces"`
 }
 
 // info describes the pin that r serves. The caller holds r's shard lock, so

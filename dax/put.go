@@ -15,6 +15,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/busyextent"
 	"github.com/daxstore/daxstore/pmem"
 )
@@ -257,16 +258,22 @@ type pendingValue struct {
 }
 
 // reserve takes n more blocks from free space, after the ones already
-// taken so the value stays contiguous where it can.
+// taken so the value stays contiguous where it can, and, for a large
+// value, congruent with their file blocks (alloc.Allocator.AllocFor).
 func (v *pendingValue) reserve(n uint64) error {
 	if n == 0 {
 		return nil
 	}
-	var goal pmem.Block
+	h := alloc.Hint{}
 	if len(v.used) > 0 {
-		goal = v.used[len(v.used)-1].End()
+		h.Goal = v.used[len(v.used)-1].End()
 	}
-	got, err := v.s.reserve(n, goal)
+	// Every write but the last is whole blocks, and none follows it.
+	h.FileBlock = uint64(v.size / v.s.bs)
+	for _, e := range v.spare {
+		h.FileBlock += e.Len
+	}
+	got, err := v.s.reserveFor(n, h)
 	if err != nil {
 		return err
 	}
@@ -315,6 +322,19 @@ func (v *pendingValue) discard() {
 // batch is durable.
 func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPolicy) (*breakResult, error) {
 	res, err := s.swapInLocked(key, v, data, policy)
+	if v == nil && errors.Is(err, errWindowed) {
+		// The key has follow windows, which map blocks: the small value
+		// goes into blocks rather than inline.
+		bv := &pendingValue{s: s}
+		defer bv.discard()
+		if err := bv.reserve(s.blocksFor(int64(len(data)))); err != nil {
+			return nil, err
+		}
+		if err := bv.write(data); err != nil {
+			return nil, err
+		}
+		res, err = s.swapInLocked(key, bv, nil, policy)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -323,6 +343,11 @@ func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPol
 	}
 	return res, nil
 }
+
+// errWindowed tells swapIn that the key has follow windows, so an inline
+// value must go into blocks instead: windows map blocks, and an inline
+// file has none.
+var errWindowed = errors.New("the file has follow windows")
 
 // swapInLocked is swapIn under the namespace and the file's locks.
 func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy BreakPolicy) (*breakResult, error) {
@@ -364,6 +389,9 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 	defer s.release(in)
 	in.lockAll()
 	defer in.unlockAll()
+	if v == nil && len(in.windows) > 0 {
+		return nil, errWindowed
+	}
 	if v == nil && in.extents.len() == 0 {
 		// An inline value over a file with no blocks (inline or empty):
 		// nothing to detach, free or wait for, so no break: one record.

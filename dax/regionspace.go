@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/daxstore/daxstore/alloc"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -20,7 +21,7 @@ import (
 const regionSpaceTries = 4
 
 // regionSpace reserves file space for exts, just allocated for a request of
-// n blocks near goal. If the filesystem is full it sets those blocks aside
+// n blocks placed as h hints. If the filesystem is full it sets those blocks aside
 // and allocates again, up to regionSpaceTries times, so free blocks whose
 // space is already allocated still serve; it then returns the blocks that
 // have space. On failure every block goes back to free space, nothing
@@ -28,7 +29,7 @@ const regionSpaceTries = 4
 // system error. Every path that hands region blocks to an operation (Put,
 // WriteAt, Allocate, a pin of a hole, a break's fresh blocks) comes
 // through here: TestRegionFullIsErrNoSpaceNotSIGBUS proves it.
-func (s *Store) regionSpace(exts []pmem.Extent, n uint64, goal pmem.Block) ([]pmem.Extent, error) {
+func (s *Store) regionSpace(exts []pmem.Extent, n uint64, h alloc.Hint) ([]pmem.Extent, error) {
 	var aside []pmem.Extent // allocated, but the filesystem had no space for them
 	defer func() {
 		// Unlike unreserve, this does not bump the busy generation: these
@@ -53,7 +54,7 @@ func (s *Store) regionSpace(exts []pmem.Extent, n uint64, goal pmem.Block) ([]pm
 			return nil, err
 		}
 		var aerr error
-		if exts, aerr = s.free.Alloc(n, goal); aerr != nil {
+		if exts, aerr = s.free.AllocFor(n, h); aerr != nil {
 			// Every free block left needs file space the filesystem
 			// has not got: that, not the allocator, is why this fails.
 			return nil, err
@@ -89,4 +90,20 @@ func regionFileBytes(r *pmem.Region) int64 {
 		return 0
 	}
 	return n
+}
+
+// hugePageBytes is the largest page a mapping of the region can use where
+// both the address and the region offset are aligned to it (fsdax maps
+// 2 MiB pages), which windows reserve their addresses aligned to.
+const hugePageBytes = 2 << 20
+
+// hugeAlign returns the allocator's alignment unit for blocks of bs bytes:
+// 2 MiB worth of blocks, so that a large file's runs sit at region offsets
+// congruent to their file offsets modulo 2 MiB and a window can map them
+// with huge pages; 0 (no alignment) when 2 MiB is not a multiple of bs.
+func hugeAlign(bs int64) uint64 {
+	if bs <= 0 || bs > hugePageBytes || hugePageBytes%bs != 0 {
+		return 0
+	}
+	return uint64(hugePageBytes / bs)
 }

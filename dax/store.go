@@ -25,6 +25,17 @@
 // fail with ErrNoSpace like any allocation. A crash keeps the old or the
 // new value of an inline Put, as of any Put: the record is the value.
 //
+// Windows: File.Map maps a range of a file into one contiguous []byte
+// built from the region's blocks, however scattered they are. A follow
+// window (MapFollow, the default) always shows the file, as an mmap of a
+// DAX file does: truncate, punch, zero-range, Put over the key and writes
+// that fill holes remap its pages under the file's locks, before they
+// return and before any block they free can be reused; Remove and the
+// store's Close leave it stale, reading zeros. A pinned window (MapPinned)
+// holds its blocks as a Pin does and keeps its bytes. A store into a page
+// a window maps read-only raises SIGSEGV (see Window). Windows count
+// against Options.MaxWindowMappings and show in Pins and Stats.
+//
 // Durability: every operation that changes metadata commits one journal
 // batch and syncs it before returning (unless Options.NoSync). Data written
 // into new blocks is flushed before that commit, so a crash never exposes a
@@ -110,8 +121,9 @@ type Store struct {
 	releaser *busyextent.Releaser
 	prefault *prefaulter
 
-	pins  pinRegistry // every outstanding pin
-	epoch time.Time   // when Open began; pins record their time relative to it
+	pins    pinRegistry // every outstanding pin
+	windows windowSet   // every open window
+	epoch   time.Time   // when Open began; pins record their time relative to it
 
 	admin *adminServer
 	stats counters
@@ -404,6 +416,7 @@ func (s *Store) open() error {
 		s.seal.region = region
 	}
 	s.uuid, s.bs = sb.UUID, int64(sb.BlockSize)
+	s.free.SetAlign(hugeAlign(s.bs))
 	s.nextIno = max(m.NextInode, 1)
 	s.inoCeiling = s.nextIno
 	s.refs = pageref.New(region.BlockCount(), s.onLastRelease)
@@ -457,6 +470,7 @@ func (s *Store) createRegion(sb pmem.Superblock) error {
 	s.region = region
 	s.seal = sealState{region: region, mark: s.seal.mark}
 	s.uuid, s.bs, s.nextIno, s.inoCeiling = sb.UUID, int64(sb.BlockSize), 1, 1
+	s.free.SetAlign(hugeAlign(s.bs))
 	s.refs = pageref.New(region.BlockCount(), s.onLastRelease)
 	data := pmem.Extent{Start: 1, Len: sb.BlockCount - 1}
 	s.journaledFree = alloc.NewExtentSet()
@@ -655,6 +669,9 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 	}
 	s.closed.Store(true)
 	s.unlockOut()
+	// No operation runs now, so no remap: every window goes to zeros
+	// before the region may be reused by the next opener.
+	s.closeWindows()
 
 	forced := s.pins.drain(func(r *pinRecord) {
 		// Mark the pin closed unless its Unpin already claimed it.

@@ -86,3 +86,31 @@ func populateWrite(b []byte) error {
 func populateUnsupported(err error) bool {
 	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
 }
+
+// newView returns size bytes of zeroed memory for the view of emulated
+// media: a shared mapping of a memfd, so that windows (Span) can map the
+// same pages by file offset, as they map a real region file.
+func newView(size int64) (view []byte, mem *os.File, err error) {
+	if size <= 0 || size > math.MaxInt {
+		return nil, nil, fmt.Errorf("cannot map %d bytes", size)
+	}
+	fd, err := unix.MemfdCreate("daxstore-emulated-media", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	mem = os.NewFile(uintptr(fd), "daxstore-emulated-media")
+	if err := mem.Truncate(size); err != nil {
+		mem.Close()
+		return nil, nil, fmt.Errorf("size the memfd: %w", err)
+	}
+	view, err = unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		mem.Close()
+		return nil, nil, fmt.Errorf("mmap: %w", err)
+	}
+	return view, mem, nil
+}
+
+// mapNoReserve keeps a reserved span (PROT_NONE, or zero pages) from
+// counting against the commit limit.
+const mapNoReserve = unix.MAP_NORESERVE

@@ -57,3 +57,27 @@ func populateWrite(b []byte) error { return unix.ENOSYS }
 func populateUnsupported(err error) bool {
 	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)
 }
+
+// newView returns size bytes of zeroed anonymous memory for the view of
+// emulated media. Without memfd there is no file to map windows from: mem
+// is nil, and windows on emulated media are unsupported here.
+func newView(size int64) (view []byte, mem *os.File, err error) {
+	if size <= 0 || size > math.MaxInt {
+		return nil, nil, fmt.Errorf("cannot map %d bytes", size)
+	}
+	view, err = unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mmap: %w", err)
+	}
+	return view, nil, nil
+}
+
+// haveMapSync: only Linux has MAP_SYNC.
+const haveMapSync = false
+
+// mapSyncFlags is never used where haveMapSync is false.
+const mapSyncFlags = unix.MAP_SHARED
+
+// mapNoReserve: reserving address space takes no swap on these systems
+// either way.
+const mapNoReserve = 0

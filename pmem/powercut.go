@@ -29,8 +29,9 @@ var ErrPowerOff = errors.New("pmem: emulated media is powered off")
 
 // PowerCut is a power switch for regions on emulated media, for
 // crash-consistency tests. A region created or opened with a PowerCut keeps
-// two images: the mapping that Bytes returns is the CPU's volatile view (an
-// anonymous mapping loaded from the file at open), and the file is the
+// two images: the mapping that Bytes returns is the CPU's volatile view (a
+// shared mapping of an anonymous memory file, loaded from the file at open,
+// so that windows can map its blocks too; see Span), and the file is the
 // media. Flush and FlushBytes write the covered cache lines from the view to
 // the file; nothing else does, not even Close. A cut (CutAfter, CutNow)
 // freezes the media: from then on every flush of those regions is dropped
@@ -173,7 +174,11 @@ type media struct {
 	pc    *PowerCut
 	epoch uint64   // the epoch it was attached in; live only while pc.epoch equals it
 	file  *os.File // the media image
-	view  []byte   // the CPU's view: an anonymous mapping, the whole region
+	view  []byte   // the CPU's view: a shared mapping of mem, the whole region
+	// mem is the memory file behind view (a memfd on Linux), which
+	// windows map; nil where the system has none, and then windows on
+	// emulated media are unsupported.
+	mem *os.File
 }
 
 // attach maps a view of size bytes, loads file f's first size bytes into
@@ -188,18 +193,21 @@ func (pc *PowerCut) attach(f *os.File, size int64) (*media, error) {
 	if size <= 0 || size > math.MaxInt {
 		return nil, fmt.Errorf("cannot map %d bytes", size)
 	}
-	view, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	view, mem, err := newView(size)
 	if err != nil {
-		return nil, fmt.Errorf("mmap the view of emulated media: %w", err)
+		return nil, fmt.Errorf("map the view of emulated media: %w", err)
 	}
 	if _, err := f.ReadAt(view, 0); err != nil {
 		_ = unix.Munmap(view)
+		if mem != nil {
+			_ = mem.Close()
+		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: file is shorter than the region", ErrCorrupt)
 		}
 		return nil, fmt.Errorf("load emulated media: %w", err)
 	}
-	m := &media{pc: pc, epoch: pc.epoch, file: f, view: view}
+	m := &media{pc: pc, epoch: pc.epoch, file: f, view: view, mem: mem}
 	pc.media[m] = struct{}{}
 	return m, nil
 }
@@ -210,7 +218,14 @@ func (m *media) detach() error {
 	m.pc.mu.Lock()
 	delete(m.pc.media, m)
 	m.pc.mu.Unlock()
-	return unix.Munmap(m.view)
+	err := unix.Munmap(m.view)
+	if m.mem != nil {
+		// Windows that still map the memory file keep it alive.
+		if cerr := m.mem.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }
 
 // liveLocked reports whether m's writes reach the media; pc.mu must be held.

@@ -17,7 +17,9 @@ const fsxMaxFuzzOps = 128
 
 // decodeOp turns the next four bytes of fuzz input into an operation aimed
 // at the model's state: byte 0 picks the kind (low nibble) and the policy
-// override (high nibble), bytes 1 to 3 the arguments. It returns false for
+// override (high nibble; for a read, 8 to 11 make it a mapread and 12 to 15
+// a mapwrite; for an allocate, 8 to 11 a mapopen and 12 to 15 a mapclose),
+// bytes 1 to 3 the arguments. It returns false for
 // a byte group that means nothing in this state (a pin op with no pins),
 // which the caller skips.
 func (x *fsx) decodeOp(in [4]byte, nextID *int) (fsxOp, bool) {
@@ -74,6 +76,15 @@ func (x *fsx) decodeOp(in [4]byte, nextID *int) (fsxOp, bool) {
 	case 0, 1:
 		return fsxOp{kind: "write", off: off(a, b), n: length(c), seed: seed}, true
 	case 2:
+		// The high nibble of a read was unused, and the saved inputs all
+		// have it zero: its upper values map windows, leaving their
+		// meaning unchanged.
+		switch {
+		case code>>4 >= 12:
+			return fsxOp{kind: "mapwrite", off: off(a, b), n: max(1, length(c)), seed: seed}, true
+		case code>>4 >= 8:
+			return fsxOp{kind: "mapread", off: off(a, b), n: max(1, length(c))}, true
+		}
 		return fsxOp{kind: "read", off: off(a, b), n: length(c)}, true
 	case 3:
 		size := off(a, b)
@@ -92,6 +103,19 @@ func (x *fsx) decodeOp(in [4]byte, nextID *int) (fsxOp, bool) {
 		}
 		return fsxOp{kind: kind, off: off(a, b), n: n, policy: policy}, true
 	case 6:
+		// As with a read, an allocate's high nibble was unused and is zero
+		// in the saved inputs: its upper values open and close long-lived
+		// windows.
+		switch {
+		case code>>4 >= 12:
+			if len(x.wins) == 0 {
+				return fsxOp{}, false
+			}
+			return fsxOp{kind: "mapclose", id: x.wins[a%int64(len(x.wins))].id}, true
+		case code>>4 >= 8:
+			*nextID++
+			return fsxOp{kind: "mapopen", off: off(a, b), n: max(1, length(c)), id: *nextID}, true
+		}
 		return fsxOp{kind: "allocate", off: off(a, b), n: length(c)}, true
 	case 7:
 		return fsxOp{kind: "put", n: (a%fsxMaxBlocks)*bs + length(c), seed: seed, policy: policy}, true

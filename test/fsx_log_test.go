@@ -56,6 +56,15 @@ func parseFsxConfig(line string) (fsxConfig, error) {
 //	pwrite id=N OFF LEN seed=S      store bytes into pin N's slices at OFF of the pin
 //	pflush id=N                     Flush of pin N
 //	unpin id=N                      Unpin of pin N
+//	mapread OFF LEN                 read-only follow window of [OFF, OFF+LEN) mapped,
+//	                                compared with the model and ReadAt, closed
+//	mapwrite OFF LEN seed=S         the file extended to OFF+LEN if shorter (Truncate),
+//	                                LEN bytes made from seed S stored through a
+//	                                writable follow window of the range, flushed, closed
+//	mapopen OFF LEN id=N            read-only follow window of [OFF, OFF+LEN) mapped and
+//	                                kept, called window N, compared with the model after
+//	                                every op until closed (or the store closes under it)
+//	mapclose id=N                   Close of window N
 //	reopen                          close and open the store (refused while pins are out)
 //
 // P is detach, wait or fail; without it the store's default applies.
@@ -75,9 +84,9 @@ func (o fsxOp) String() string {
 		pol = " policy=" + o.policy.String()
 	}
 	switch o.kind {
-	case "write":
-		return fmt.Sprintf("write %d %d seed=%d", o.off, o.n, o.seed)
-	case "read", "allocate":
+	case "write", "mapwrite":
+		return fmt.Sprintf("%s %d %d seed=%d", o.kind, o.off, o.n, o.seed)
+	case "read", "allocate", "mapread":
 		return fmt.Sprintf("%s %d %d", o.kind, o.off, o.n)
 	case "truncate":
 		return fmt.Sprintf("truncate %d%s", o.off, pol)
@@ -93,8 +102,10 @@ func (o fsxOp) String() string {
 		return fmt.Sprintf("pin %d %d %s id=%d", o.off, o.n, rw, o.id)
 	case "pwrite":
 		return fmt.Sprintf("pwrite id=%d %d %d seed=%d", o.id, o.off, o.n, o.seed)
-	case "pflush", "unpin":
+	case "pflush", "unpin", "mapclose":
 		return fmt.Sprintf("%s id=%d", o.kind, o.id)
+	case "mapopen":
+		return fmt.Sprintf("mapopen %d %d id=%d", o.off, o.n, o.id)
 	}
 	return o.kind
 }
@@ -112,7 +123,9 @@ var fsxShapes = map[string]struct {
 	"allocate": {2, nil, false, false}, "put": {1, []string{"seed"}, true, false},
 	"pin": {2, []string{"id"}, false, true}, "pwrite": {2, []string{"id", "seed"}, false, false},
 	"pflush": {0, []string{"id"}, false, false}, "unpin": {0, []string{"id"}, false, false},
-	"reopen": {0, nil, false, false},
+	"reopen":  {0, nil, false, false},
+	"mapread": {2, nil, false, false}, "mapwrite": {2, []string{"seed"}, false, false},
+	"mapopen": {2, []string{"id"}, false, false}, "mapclose": {0, []string{"id"}, false, false},
 }
 
 // parseFsxOp parses one line of the log format; it is the inverse of
@@ -181,7 +194,7 @@ func parseFsxOp(line string) (fsxOp, error) {
 		op.off = nums[0]
 	case "put":
 		op.n = nums[0]
-	case "write", "read", "punch", "zero", "allocate", "pin", "pwrite":
+	case "write", "read", "punch", "zero", "allocate", "pin", "pwrite", "mapread", "mapwrite", "mapopen":
 		op.off, op.n = nums[0], nums[1]
 	}
 	return op, nil
@@ -246,6 +259,10 @@ func TestFsxLogFormat(t *testing.T) {
 		{kind: "pflush", id: 3},
 		{kind: "unpin", id: 3},
 		{kind: "reopen"},
+		{kind: "mapread", off: 4095, n: 3},
+		{kind: "mapwrite", off: 8192, n: 100, seed: 11},
+		{kind: "mapopen", off: 1, n: 70000, id: 2},
+		{kind: "mapclose", id: 2},
 	}
 	for _, op := range good {
 		t.Run("the line "+op.String()+" parses back to its operation", func(t *testing.T) {
@@ -259,6 +276,9 @@ func TestFsxLogFormat(t *testing.T) {
 		{"an unknown operation", "scribble 1 2"},
 		{"a missing number", "write 4096 seed=7"},
 		{"a missing seed", "write 4096 100"},
+		{"a mapwrite without its seed", "mapwrite 0 10"},
+		{"a mapread with a policy", "mapread 0 10 policy=fail"},
+		{"a mapopen without its id", "mapopen 0 10"},
 		{"a number that is not one", "read 0x10 5"},
 		{"a policy where none applies", "write 0 1 seed=1 policy=fail"},
 		{"an unknown policy", "punch 0 1 policy=sometimes"},

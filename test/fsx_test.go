@@ -2,7 +2,8 @@ package test
 
 // The fsx exerciser exists to hammer ONE file with every operation that
 // reads or changes its bytes (ReadAt, WriteAt, Truncate, PunchHole,
-// ZeroRange, Allocate, Put, and reads and stores through pins) and to check
+// ZeroRange, Allocate, Put, reads and stores through pins, and reads and
+// stores through mapped windows, as fsx's mapread and mapwrite) and to check
 // the whole file, and every pin, byte for byte against an in-memory model
 // after each operation, with Check too. Its operation log is a line format
 // that a failing run writes to a file and that -fsx.replay runs again
@@ -112,6 +113,7 @@ type fsx struct {
 	inline bool
 	data   []byte
 	pins   []*fsxPin      // live pins, oldest first
+	wins   []*fsxWin      // long-lived read-only follow windows (mapopen), oldest first
 	log    []string       // the config line, then every op started
 	counts map[string]int // outcomes seen, to show what a run covered
 }
@@ -147,6 +149,10 @@ func (x *fsx) close() {
 		_ = p.p.Unpin()
 	}
 	x.pins = nil
+	for _, w := range x.wins {
+		_ = w.w.Close()
+	}
+	x.wins = nil
 	if x.s != nil {
 		_ = x.s.CloseWith(context.Background(), dax.CloseOptions{Force: true})
 		x.s = nil
@@ -421,6 +427,14 @@ func (x *fsx) apply(op fsxOp) {
 		x.expect("pin flush", x.pin(op.id).p.Flush(), nil)
 	case "unpin":
 		x.unpin(op)
+	case "mapread":
+		x.mapRead(op)
+	case "mapwrite":
+		x.mapWrite(op)
+	case "mapopen":
+		x.mapOpenLong(op)
+	case "mapclose":
+		x.mapCloseLong(op)
 	case "reopen":
 		x.reopen()
 	default:
@@ -656,8 +670,10 @@ func (x *fsx) put(op fsxOp) {
 	}
 	policy := x.policy(op)
 	value := fsxBytes(op.seed, op.n)
+	// While the file has a window, a Put never makes it inline again.
+	inline := op.n <= fsxInline && len(x.wins) == 0
 	need := uint64((op.n + x.bs - 1) / x.bs)
-	if op.n <= fsxInline {
+	if inline {
 		need = 0
 	}
 	pinnedAffected := false
@@ -678,7 +694,7 @@ func (x *fsx) put(op fsxOp) {
 		for b := range x.blocks {
 			x.drop(b)
 		}
-		x.inline, x.data = op.n <= fsxInline, nil
+		x.inline, x.data = inline, nil
 		if x.inline {
 			x.data = value
 			x.counts["inline put"]++
@@ -792,6 +808,7 @@ func (x *fsx) reopen() {
 	}
 	x.expect("close file", x.f.Close(), nil)
 	x.expect("close store", x.s.Close(), nil)
+	x.staleWindows()
 	s, err := dax.Open(x.dir, &x.opts)
 	if err != nil {
 		x.s = nil
@@ -851,6 +868,7 @@ func (x *fsx) verify() {
 			x.fatalf("pin %d [%d,+%d): OnBreak called %d times, want %d", p.id, p.off, p.n, got, want)
 		}
 	}
+	x.verifyWindows()
 	x.verifyCounts()
 }
 
@@ -863,7 +881,12 @@ func (x *fsx) verifyCounts() {
 	if err != nil || fi.Size != x.size || fi.Blocks != uint64(len(x.blocks)) {
 		x.fatalf("stat: %+v (error %v), model has size %d and %d blocks", fi, err, x.size, len(x.blocks))
 	}
-	infos := x.s.Pins()
+	var infos []dax.PinInfo
+	for _, pi := range x.s.Pins() {
+		if pi.Mode == "pin" {
+			infos = append(infos, pi)
+		}
+	}
 	if len(infos) != len(x.pins) {
 		x.fatalf("Pins() lists %d pins, model has %d", len(infos), len(x.pins))
 	}
@@ -969,9 +992,16 @@ func (x *fsx) randomOp(rng *rand.Rand, nextID *int) fsxOp {
 	for {
 		switch r := rng.Intn(100); {
 		case r < 20:
-			return fsxOp{kind: "write", off: off(), n: length(), seed: rng.Int63n(1 << 20)}
+			o := fsxOp{kind: "write", off: off(), n: length(), seed: rng.Int63n(1 << 20)}
+			if rng.Intn(4) == 0 { // through a window: mapwrite, as fsx's
+				o.kind, o.n = "mapwrite", max(1, o.n)
+			}
+			return o
 		case r < 27:
 			o := fsxOp{kind: "read", off: off(), n: length()}
+			if rng.Intn(2) == 0 { // through a window: mapread, as fsx's
+				o.kind, o.n = "mapread", max(1, o.n)
+			}
 			if rng.Intn(3) == 0 && x.size > 0 { // up to, or across, the end
 				o.off = max(0, x.size-rng.Int63n(2*bs)-1)
 			}
@@ -1028,11 +1058,21 @@ func (x *fsx) randomOp(rng *rand.Rand, nextID *int) fsxOp {
 			p := writable[rng.Intn(len(writable))]
 			a := rng.Int63n(p.n)
 			return fsxOp{kind: "pwrite", id: p.id, off: a, n: 1 + rng.Int63n(p.n-a), seed: rng.Int63n(1 << 20)}
-		case r < 87:
+		case r < 86:
 			if len(x.pins) == 0 {
 				continue
 			}
 			return fsxOp{kind: "pflush", id: x.pins[rng.Intn(len(x.pins))].id}
+		case r < 87:
+			// A long-lived window, kept for a while: mapopen or mapclose.
+			if len(x.wins) > 0 && (len(x.wins) >= 2 || rng.Intn(2) == 0) {
+				return fsxOp{kind: "mapclose", id: x.wins[rng.Intn(len(x.wins))].id}
+			}
+			if !x.windowsMap() {
+				continue
+			}
+			*nextID++
+			return fsxOp{kind: "mapopen", off: off(), n: max(1, length()), id: *nextID}
 		case r < 99:
 			if len(x.pins) == 0 {
 				continue

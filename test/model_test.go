@@ -145,6 +145,9 @@ type harness struct {
 	nextID int
 	data   uint64 // data blocks of the region
 	inline int64  // the largest inline value
+	// rerun, when set, is the command line that replays this run (tests
+	// built on the harness other than TestModel set it).
+	rerun string
 }
 
 func newHarness(t *testing.T, cfg modelConfig, seed int64) *harness {
@@ -207,6 +210,10 @@ func (h *harness) logf(format string, args ...any) {
 
 func (h *harness) fatalf(format string, args ...any) {
 	h.t.Helper()
+	if h.rerun != "" {
+		h.t.Fatalf("%s\nconfig %q seed %d (rerun: %s), op %d\nlast operations:\n%s",
+			fmt.Sprintf(format, args...), h.cfg.name, h.seed, h.rerun, h.opN, strings.Join(h.log, "\n"))
+	}
 	h.t.Fatalf("%s\nconfig %q seed %d (rerun: go test ./test -run 'TestModel' -model.seed=%d), op %d\nlast operations:\n%s",
 		fmt.Sprintf(format, args...), h.cfg.name, h.seed, h.seed-int64(h.cfgIndex()), h.opN, strings.Join(h.log, "\n"))
 }

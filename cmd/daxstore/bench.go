@@ -51,7 +51,13 @@ temporary directory under --path, default /dev/shm):
   - Get, Stat, ReadAt and Pin p99 while a durable writer Puts, on --path and
     with the journal on --disk-path (default /var/tmp), and concurrent
     durable Puts at 1, 2, 4 and 8 goroutines with the journal on disk
-    against Pebble with sync writes there.
+    against Pebble with sync writes there;
+  - windows: a sequential read through a follow window against copying the
+    same bytes out of the region mapping (steady state, and first touch of
+    a fresh window), Map+Close of a 4 KiB window and of one as large as
+    --punch-size against a bare mmap+munmap, and the p50/p99 of a 2 MiB
+    PunchHole under a live follow window against the same punch with no
+    window.
 
 It prints every figure with its ratio to the best peer and to the limit,
 then whether each target was met. A full run takes a few minutes; --quick

@@ -28,7 +28,8 @@ func TestBenchReportsFiguresAndTargets(t *testing.T) {
 	})
 	t.Run("as a table", func(t *testing.T) {
 		out := mustRun(t, nil, append(tinyBench, "--path", dir, "--disk-path", dir)...)
-		for _, want := range []string{"machine:", "daxstore Put", "bbolt", "pebble", "ideal path", "TARGET", "Pin+Unpin"} {
+		for _, want := range []string{"machine:", "daxstore Put", "bbolt", "pebble", "ideal path", "TARGET", "Pin+Unpin",
+			"Map+Close latency", "PunchHole p99 under a follow window", "through a window ≥ 0.9x copy from the mapping"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("bench output lacks %q:\n%s", want, out)
 			}

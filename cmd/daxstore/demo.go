@@ -3,7 +3,9 @@ package main
 // demo: the story daxstore exists to tell, run for real in one process and
 // checked at every step, so it doubles as a smoke test. A pinned range
 // survives a hole punch, its blocks are never handed out while pinned, and
-// an allocation waiting for them wakes when the pin drops.
+// an allocation waiting for them wakes when the pin drops. Beside the pin,
+// a follow window over the same range sees the punch as zeros at once,
+// while a pinned window keeps the old bytes as the pin does.
 
 import (
 	"bytes"
@@ -31,8 +33,14 @@ const (
 	demoPinOffset  = 256 << 10
 	demoPinLength  = 256 << 10
 	demoPinLabel   = "dma-buffer"
-	demoFillSize   = 256 << 10
-	demoLateKey    = "late/waiter"
+	// The windows over the pinned range: one that follows the file and
+	// one that holds its blocks as the pin does.
+	demoFollowLabel = "reader-window"
+	demoPinnedLabel = "frame-window"
+	// demoShown is how many bytes of each reader the punch's table shows.
+	demoShown    = 8
+	demoFillSize = 256 << 10
+	demoLateKey  = "late/waiter"
 	// demoShortWait bounds each Put of the fill: long enough to show that a
 	// Put waits for busy blocks before it gives up.
 	demoShortWait = 200 * time.Millisecond
@@ -57,9 +65,12 @@ func (c *cli) demoCommand() *cobra.Command {
 		Short: "Show, and check, how pinned blocks survive a hole punch",
 		Long: `demo runs the story daxstore exists for, in one process, on a fresh 8 MiB
 store in a temporary directory (or in --dir, which must not hold a store):
-it pins part of a key, punches that range out of the key, fills the region,
-and shows that the pinned blocks are kept busy - never handed out - until the
-pin drops, when a waiting allocation wakes at once. Every step is checked;
+it pins part of a key and maps that range twice, as a follow window and as a
+pinned window, punches the range out of the key, and shows side by side
+that the follow window reads zeros at once while the pin and the pinned
+window keep the old bytes. It then fills the region and shows that the
+pinned blocks are kept busy - never handed out - until the pin drops, when a
+waiting allocation wakes at once. Every step is checked;
 the demo exits 1 if any expectation fails. The temporary store is removed
 at the end unless --keep is given; a --dir store is always kept.`,
 		Args: argsBetween(0, 0),
@@ -85,6 +96,26 @@ type demo struct {
 	pin      dax.Pin           // the "dma-buffer" pin, the zero Pin once unpinned
 	broke    chan struct{}     // receives when the pin's OnBreak runs
 	filled   map[string][]byte // the keys of step 5 and their values
+
+	follow       *dax.Window   // a follow window over the pinned range, nil once closed
+	pinned       *dax.Window   // a pinned window over the pinned range, nil once closed
+	pinnedBroke  chan struct{} // receives when the pinned window's OnBreak runs
+	shownBefore  [4][]byte     // the first bytes of each reader before the punch (see readers)
+	followGenPre uint64        // the follow window's generation before the punch
+}
+
+// readers are the four views of the pinned range that the punch's table
+// shows, in order.
+func (d *demo) readers() (names [4]string, first [4][]byte, err error) {
+	file := make([]byte, demoShown)
+	if _, err := d.file.ReadAt(file, demoPinOffset); err != nil {
+		return names, first, err
+	}
+	names = [4]string{"file (ReadAt)", fmt.Sprintf("follow window %q", demoFollowLabel),
+		fmt.Sprintf("pin %q", demoPinLabel), fmt.Sprintf("pinned window %q", demoPinnedLabel)}
+	first = [4][]byte{file, bytes.Clone(d.follow.Bytes()[:demoShown]), bytes.Clone(firstBytes(d.pin, demoShown)),
+		bytes.Clone(d.pinned.Bytes()[:demoShown])}
+	return names, first, nil
 }
 
 func (c *cli) runDemo(ctx context.Context, ownDir, keep bool) (err error) {
@@ -101,16 +132,24 @@ func (c *cli) runDemo(ctx context.Context, ownDir, keep bool) (err error) {
 	if !ownDir && !keep {
 		defer os.RemoveAll(dir)
 	}
-	d := &demo{ctx: ctx, out: c.out, dir: dir, broke: make(chan struct{}, 1), filled: make(map[string][]byte)}
+	d := &demo{ctx: ctx, out: c.out, dir: dir, broke: make(chan struct{}, 1), pinnedBroke: make(chan struct{}, 1),
+		filled: make(map[string][]byte)}
 	defer func() {
 		if d.s != nil {
 			// Only a failed run gets here with the store open; release
-			// whatever it still holds.
+			// whatever it still holds. A window closed after its store
+			// still gives back its address range.
 			_ = d.s.CloseWith(context.Background(), dax.CloseOptions{Force: true})
+			for _, w := range []*dax.Window{d.follow, d.pinned} {
+				if w != nil {
+					_ = w.Close()
+				}
+			}
 		}
 	}()
 	fmt.Fprintln(d.out, "daxstore demo: a pinned range survives a hole punch, its blocks stay busy - never reused -")
-	fmt.Fprintln(d.out, "while pinned, and a Put waiting for space wakes when the pin drops.")
+	fmt.Fprintln(d.out, "while pinned, and a Put waiting for space wakes when the pin drops. A follow window over")
+	fmt.Fprintln(d.out, "the range sees the punch as zeros at once; a pinned window keeps the old bytes, as the pin does.")
 	fmt.Fprintln(d.out)
 	for _, step := range []func() error{
 		d.create, d.pinAndWriteCanary, d.punch, d.listBusy, d.fill, d.wakeWaiter, d.busyEmpty, d.check,
@@ -230,6 +269,42 @@ func (d *demo) pinAndWriteCanary() error {
 	d.say("Pinned bytes [%s, %s) of %q as %q: %d blocks, writable.", formatBytes(demoPinOffset),
 		formatBytes(demoPinOffset+demoPinLength), demoKey, demoPinLabel, demoPinLength/demoBlockSize)
 	d.more("Wrote the canary %q through the pin; the file reads it too: the pin's slices are its blocks.", demoCanary)
+	return d.mapWindows()
+}
+
+// mapWindows maps the pinned range twice: as a follow window, which shows
+// whatever the file holds there and holds no blocks, and as a pinned
+// window, which holds its blocks as the pin does.
+func (d *demo) mapWindows() (err error) {
+	if d.follow, err = d.file.Map(demoPinOffset, demoPinLength, dax.MapOptions{Label: demoFollowLabel}); err != nil {
+		return err
+	}
+	d.pinned, err = d.file.Map(demoPinOffset, demoPinLength, dax.MapOptions{
+		Label: demoPinnedLabel,
+		Mode:  dax.MapPinned,
+		OnBreak: func() {
+			select {
+			case d.pinnedBroke <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, w := range []*dax.Window{d.follow, d.pinned} {
+		if b := w.Bytes(); len(b) != demoPinLength || !isCanary(b) {
+			return fmt.Errorf("the %s window %q does not read the canary (%d bytes)", w.Mode(), w.Label(), len(b))
+		}
+	}
+	_, d.shownBefore, err = d.readers()
+	if err != nil {
+		return err
+	}
+	d.followGenPre = d.follow.Generation()
+	d.more("Mapped the same range twice, read-only, each as one contiguous []byte: a follow window %q", demoFollowLabel)
+	d.more("(%s; it shows whatever the file holds there and holds no blocks) and a pinned window", plural(d.follow.Pieces(), "mapping"))
+	d.more("%q (%s; it holds its blocks as a pin does). Both read the canary.", demoPinnedLabel, plural(d.pinned.Pieces(), "mapping"))
 	return nil
 }
 
@@ -261,10 +336,18 @@ func (d *demo) punch() error {
 	if !d.pinHoldsCanary() {
 		return errors.New("the pin lost its canary in the punch")
 	}
-	select {
-	case <-d.broke:
-	case <-time.After(demoPatience):
-		return fmt.Errorf("the pin's OnBreak callback did not run within %s", demoPatience)
+	if err := d.windowsAfterPunch(); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		who   string
+		broke chan struct{}
+	}{{"pin", d.broke}, {"pinned window", d.pinnedBroke}} {
+		select {
+		case <-c.broke:
+		case <-time.After(demoPatience):
+			return fmt.Errorf("the %s's OnBreak callback did not run within %s", c.who, demoPatience)
+		}
 	}
 	st, err := d.stats()
 	if err != nil {
@@ -278,9 +361,62 @@ func (d *demo) punch() error {
 	d.say("Punched [%s, %s) out of %q.", formatBytes(demoPinOffset), formatBytes(demoPinOffset+demoPinLength), demoKey)
 	d.more("The file now reads %d zero bytes there (%q...), while the pin still reads %q...",
 		len(hole), hole[:8], firstBytes(d.pin, len(demoCanary)))
-	d.more("The pin's OnBreak callback ran. Its %d blocks went to the busy list, not to free space (free: %d blocks).",
+	d.more("The first %d bytes of the range through each reader, before and after the punch:", demoShown)
+	names, after, err := d.readers()
+	if err != nil {
+		return err
+	}
+	if err := d.indented(func(w io.Writer) error { return printReaders(w, names, d.shownBefore, after) }); err != nil {
+		return err
+	}
+	d.more("The follow window was remapped before PunchHole returned (generation %d -> %d): it reads zeros,",
+		d.followGenPre, d.follow.Generation())
+	d.more("as the file does. The pin and the pinned window keep the old blocks, which the file no longer owns.")
+	d.more("Both OnBreak callbacks ran. The %d blocks went to the busy list, not to free space (free: %d blocks).",
 		st.BusyBlocks, st.FreeBlocks)
 	return nil
+}
+
+// windowsAfterPunch checks both windows after the punch: the follow window
+// reads what the file reads (zeros), and was remapped; the pinned window
+// still reads the canary.
+func (d *demo) windowsAfterPunch() error {
+	if !allZero(d.follow.Bytes()) {
+		return fmt.Errorf("the follow window %q does not read the punched range as zeros", demoFollowLabel)
+	}
+	if d.follow.Generation() <= d.followGenPre {
+		return fmt.Errorf("the follow window's generation is %d after the punch, %d before: not remapped",
+			d.follow.Generation(), d.followGenPre)
+	}
+	if d.follow.Stale() {
+		return fmt.Errorf("the follow window %q is stale after a punch; only Remove or Close makes it so", demoFollowLabel)
+	}
+	if !isCanary(d.pinned.Bytes()) {
+		return fmt.Errorf("the pinned window %q lost the canary in the punch", demoPinnedLabel)
+	}
+	return nil
+}
+
+// printReaders draws the punch's table: the first bytes of each reader of
+// the range before and after it.
+func printReaders(w io.Writer, names [4]string, before, after [4][]byte) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "READER\tBEFORE\tAFTER")
+	for i, name := range names {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", name, showBytes(before[i]), showBytes(after[i]))
+	}
+	return tw.Flush()
+}
+
+// showBytes shows a few bytes for people: quoted when they are printable
+// text, else in hex.
+func showBytes(b []byte) string {
+	for _, c := range b {
+		if c < ' ' || c > '~' {
+			return fmt.Sprintf("% x", b)
+		}
+	}
+	return fmt.Sprintf("%q", b)
 }
 
 // listBusy shows the busy extents as `daxstore busy` does.
@@ -300,7 +436,11 @@ func (d *demo) listBusy() error {
 	}
 	d.say("Busy extents, as `daxstore busy --dir %s` shows them (from another process too, over %s):",
 		d.dir, dax.AdminSocketName)
-	return d.indented(func(w io.Writer) error { return printBusy(w, snap, time.Now()) })
+	if err := d.indented(func(w io.Writer) error { return printBusy(w, snap, time.Now()) }); err != nil {
+		return err
+	}
+	d.more("Pins and windows, as `daxstore pins` shows them (a follow window holds no blocks):")
+	return d.indented(func(w io.Writer) error { return printPins(w, snap, time.Now()) })
 }
 
 // fill puts keys until the region is full, and proves that none of them got
@@ -367,13 +507,17 @@ func (d *demo) fill() error {
 	if !d.pinHoldsCanary() {
 		return errors.New("the pin's canary was overwritten: a busy block was handed out")
 	}
+	if !isCanary(d.pinned.Bytes()) || !allZero(d.follow.Bytes()) {
+		return errors.New("after the fill, the pinned window lost the canary or the follow window shows bytes that are not zeros")
+	}
 	d.say("Filled the region: %d keys of %s, then %d keys of %s, until Put failed.",
 		counts[demoFillSize], formatBytes(demoFillSize), counts[demoBlockSize], formatBytes(demoBlockSize))
 	d.more("The last Put waited %s for busy blocks to come back, then gave up with ErrNoSpace:", waited.Round(time.Millisecond))
 	d.more("  %v", last)
 	d.more("Free: %d blocks; busy: %d blocks. Read back all %d new keys: each holds exactly its value",
 		after.FreeBlocks, after.BusyBlocks, len(d.filled))
-	d.more("and none contains the canary, which the pin still reads intact: no busy block was handed out.")
+	d.more("and none contains the canary, which the pin and the pinned window still read intact: no busy")
+	d.more("block was handed out. The follow window still reads zeros, never a new key's bytes.")
 	return nil
 }
 
@@ -414,6 +558,17 @@ func (d *demo) wakeWaiter() error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	waitingFor := time.Since(started)
+	// The pinned window holds the same blocks as the pin: closing it
+	// alone releases nothing, so the waiter must still be waiting.
+	if err := d.pinned.Close(); err != nil {
+		return err
+	}
+	d.pinned = nil
+	select {
+	case r := <-done:
+		return fmt.Errorf("the Put finished (%v) when the pinned window closed, while the pin still held its blocks", r.err)
+	default:
+	}
 	unpinned := time.Now()
 	if err := d.pin.Unpin(); err != nil {
 		return err
@@ -436,11 +591,22 @@ func (d *demo) wakeWaiter() error {
 	if !bytes.Equal(got, value) {
 		return fmt.Errorf("%q does not read back its value", demoLateKey)
 	}
+	// The late key may now own the blocks the follow window once showed:
+	// the window must still read the file's hole, never the late key.
+	if !allZero(d.follow.Bytes()) {
+		return fmt.Errorf("the follow window %q shows bytes of another key after its blocks were reused", demoFollowLabel)
+	}
+	if err := d.follow.Close(); err != nil {
+		return err
+	}
+	d.follow = nil
 	d.say("Started a Put of %q (%s, %d blocks) in a goroutine with nothing free: it waits (waiters: %d;",
 		demoLateKey, formatBytes(demoPinLength), demoPinLength/demoBlockSize, waiters)
-	d.more("it may wait up to %s). After %s, unpinned %q: its blocks were released, and", demoAllocWait,
-		waitingFor.Round(time.Millisecond), demoPinLabel)
-	d.more("the waiting Put completed %s after Unpin.", wake.Round(10*time.Microsecond))
+	d.more("it may wait up to %s). After %s, closed the pinned window %q: the pin still holds the", demoAllocWait,
+		waitingFor.Round(time.Millisecond), demoPinnedLabel)
+	d.more("blocks, so the Put kept waiting. Then unpinned %q: the last reference dropped, the blocks were", demoPinLabel)
+	d.more("released, and the waiting Put completed %s after Unpin.", wake.Round(10*time.Microsecond))
+	d.more("The follow window still reads zeros, not %q's bytes; closed it.", demoLateKey)
 	return nil
 }
 

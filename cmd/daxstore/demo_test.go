@@ -25,6 +25,44 @@ func TestDemoRunsTheWholeStoryAndCleansUp(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	t.Run("the punch's table shows the follow window reading zeros beside the pin's old bytes", func(t *testing.T) {
+		zeros := `00 00 00 00 00 00 00 00`
+		for _, row := range []string{
+			`READER\s+BEFORE\s+AFTER`,
+			`file \(ReadAt\)\s+"DMA-CANA"\s+` + zeros + `\n`,
+			`follow window "reader-window"\s+"DMA-CANA"\s+` + zeros + `\n`,
+			`pin "dma-buffer"\s+"DMA-CANA"\s+"DMA-CANA"\n`,
+			`pinned window "frame-window"\s+"DMA-CANA"\s+"DMA-CANA"\n`,
+			`remapped before PunchHole returned \(generation (\d+) -> (\d+)\)`,
+		} {
+			if !regexp.MustCompile(row).MatchString(r.stdout) {
+				t.Errorf("demo output has no line matching %s:\n%s", row, r.stdout)
+			}
+		}
+		if m := regexp.MustCompile(`generation (\d+) -> (\d+)`).FindStringSubmatch(r.stdout); m != nil && m[1] == m[2] {
+			t.Errorf("the follow window's generation did not change in the punch: %s", m[0])
+		}
+	})
+	t.Run("the pins table lists the pin and both windows with their modes", func(t *testing.T) {
+		for _, row := range []string{
+			`\spin\s+.*dma-buffer\s+yes\s`,
+			`\sfollow window\s+.*reader-window\s+no\s+\S+\s+0\s+0\s+\d+\n`,
+			`\spinned window\s+.*frame-window\s+no\s+\S+\s+64\s+64\s+\d+\n`,
+			`total: 1 pin and 2 windows`,
+		} {
+			if !regexp.MustCompile(row).MatchString(r.stdout) {
+				t.Errorf("demo output has no line matching %s:\n%s", row, r.stdout)
+			}
+		}
+	})
+	t.Run("the busy list empties only when the pin drops, after the pinned window closed", func(t *testing.T) {
+		for _, want := range []string{"closed the pinned window \"frame-window\": the pin still holds",
+			"the Put kept waiting. Then unpinned \"dma-buffer\"", "7. Busy extents now:\n     no busy extents\n"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+	})
 	m := regexp.MustCompile(`Created a store in (\S+):`).FindStringSubmatch(r.stdout)
 	if m == nil {
 		t.Fatalf("demo does not say where its store is:\n%s", r.stdout)

@@ -23,6 +23,11 @@ type dfReport struct {
 	Free      dfShare `json:"free"`
 	Pins      int     `json:"pins"`
 	Pinned    dfShare `json:"pinned"`
+	// Windows are the open windows, follow and pinned, and WindowPieces
+	// the mappings (VMAs) they take. A pinned window is a pin too, so it
+	// counts in Pins as well.
+	Windows      int `json:"windows"`
+	WindowPieces int `json:"window_pieces"`
 	// RegionFile is the file space the region takes on its filesystem.
 	RegionFile int64 `json:"region_file_bytes"`
 	// DAX and FlushMethod say how stores reach the media: MAP_SYNC and a
@@ -49,6 +54,7 @@ func newDFReport(snap *dax.Snapshot) dfReport {
 		Live: snap.Live, Pid: snap.Pid, BlockSize: st.BlockSize,
 		Data: share(st.DataBlocks), Used: share(st.UsedBlocks), Busy: share(st.BusyBlocks), Free: share(st.FreeBlocks),
 		Pins: st.Pins, Pinned: share(st.PinnedBlocks), RegionFile: st.RegionFileBytes,
+		Windows: st.Windows, WindowPieces: st.WindowPieces,
 		DAX: st.DAX, FlushMethod: st.FlushMethod,
 	}
 }
@@ -86,8 +92,9 @@ from that process.`,
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.out, "%s; block size %s; region file takes %s of its filesystem\n",
-				plural(r.Pins, "pin"), formatBytes(r.BlockSize), formatBytes(r.RegionFile))
+			fmt.Fprintf(c.out, "%s; %s (%s); block size %s; region file takes %s of its filesystem\n",
+				plural(r.Pins, "pin"), plural(r.Windows, "window"), plural(r.WindowPieces, "mapping"),
+				formatBytes(r.BlockSize), formatBytes(r.RegionFile))
 			if r.FlushMethod != "" {
 				fmt.Fprintf(c.out, "flush: %s\n", describeFlush(r.DAX, r.FlushMethod))
 			}

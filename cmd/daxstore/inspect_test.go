@@ -100,7 +100,8 @@ func TestStatDescribesAKeyOrTheStore(t *testing.T) {
 	})
 	t.Run("stat without KEY shows the store's figures", func(t *testing.T) {
 		out := mustRun(t, nil, "stat", "--dir", dir)
-		for _, want := range []string{"data blocks      2047 (8.0 MiB)", "used blocks      258 (1.0 MiB)", "files            3", "region"} {
+		for _, want := range []string{"data blocks      2047 (8.0 MiB)", "used blocks      258 (1.0 MiB)", "files            3", "region",
+			"windows          0 taking 0 mappings; 0 remaps since open"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("stat does not show %q:\n%s", want, out)
 			}
@@ -134,7 +135,7 @@ func TestDfShowsUsedBusyAndFreeSeparately(t *testing.T) {
 	t.Run("the table has a row for each share", func(t *testing.T) {
 		out := mustRun(t, nil, "df", "--dir", dir)
 		for _, want := range []string{"BLOCKS", "data    2047    8.0 MiB  100.0%", "used    258     1.0 MiB  12.6%",
-			"busy    0       0 B      0.0%", "free    1789    7.0 MiB  87.4%", "pinned  0", "0 pins; block size 4.0 KiB; region file takes", "\nflush: "} {
+			"busy    0       0 B      0.0%", "free    1789    7.0 MiB  87.4%", "pinned  0", "0 pins; 0 windows (0 mappings); block size 4.0 KiB; region file takes", "\nflush: "} {
 			if !strings.Contains(out, want) {
 				t.Errorf("df does not show %q:\n%s", want, out)
 			}

@@ -24,17 +24,19 @@ import (
 // holder process.
 const holderEnv = "DAXSTORE_TEST_HOLDER"
 
-// The holder's key and pin.
+// The holder's key, pin and window.
 const (
-	holderKey   = "held"
-	holderLabel = "holder-pin"
-	holderPin   = 32 << 10 // bytes pinned and punched, from offset 0
+	holderKey    = "held"
+	holderLabel  = "holder-pin"
+	holderPin    = 32 << 10 // bytes pinned and punched, from offset 0
+	holderWindow = "holder-window"
 )
 
 // runHolder is the holder process: it opens the store in dir, puts a key,
-// pins its first holderPin bytes, punches them out of the key, says
-// "ready", and holds the pin until stdin reaches EOF. Then it unpins and
-// closes the store, which must succeed.
+// pins its first holderPin bytes, maps the next holderPin bytes as a follow
+// window, punches the pinned bytes out of the key, says "ready", and holds
+// the pin and the window until stdin reaches EOF. Then it unpins, closes
+// the window and closes the store, which must succeed.
 func runHolder(dir string) int {
 	fail := func(err error) int {
 		fmt.Fprintln(os.Stderr, "holder:", err)
@@ -55,6 +57,10 @@ func runHolder(dir string) int {
 	if err != nil {
 		return fail(err)
 	}
+	w, err := f.Map(holderPin, holderPin, dax.MapOptions{Label: holderWindow})
+	if err != nil {
+		return fail(err)
+	}
 	if err := f.PunchHole(0, holderPin); err != nil {
 		return fail(err)
 	}
@@ -63,6 +69,9 @@ func runHolder(dir string) int {
 		return fail(err)
 	}
 	if err := pin.Unpin(); err != nil {
+		return fail(err)
+	}
+	if err := w.Close(); err != nil {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
@@ -168,21 +177,31 @@ func TestAnotherProcessSeesTheHoldersBusyExtentsAndPins(t *testing.T) {
 			t.Errorf("busy marks the live extents stale:\n%s", out)
 		}
 	})
-	t.Run("pins json is live and shows the labelled, detached pin", func(t *testing.T) {
+	t.Run("pins json is live and shows the labelled, detached pin and the follow window", func(t *testing.T) {
 		var snap dax.Snapshot
 		mustJSON(t, &snap, "pins", "--json", "--dir", dir)
-		if !snap.Live || len(snap.Pins) != 1 {
-			t.Fatalf("snapshot live=%v with pins %+v, want live with one pin", snap.Live, snap.Pins)
+		if !snap.Live || len(snap.Pins) != 2 {
+			t.Fatalf("snapshot live=%v with pins %+v, want live with one pin and one window", snap.Live, snap.Pins)
 		}
-		p := snap.Pins[0]
+		i := slices.IndexFunc(snap.Pins, func(p dax.PinInfo) bool { return p.Mode == "pin" })
+		if i < 0 {
+			t.Fatalf("no pin among %+v", snap.Pins)
+		}
+		p, w := snap.Pins[i], snap.Pins[1-i]
 		if p.Label != holderLabel || p.Key != holderKey || p.Offset != 0 || p.Length != holderPin ||
 			!p.Writable || p.Blocks != blocks || p.Detached != blocks {
 			t.Fatalf("pin %+v, want %q on %q [0,+%d), writable, %d blocks all detached", p, holderLabel, holderKey, holderPin, blocks)
 		}
+		if w.Mode != "follow window" || w.Label != holderWindow || w.Key != holderKey || w.Offset != holderPin ||
+			w.Length != holderPin || w.Writable || w.Blocks != 0 || w.Pieces < 1 {
+			t.Fatalf("window %+v, want a read-only follow window %q on %q [%d,+%d) holding no blocks, mapped",
+				w, holderWindow, holderKey, holderPin, holderPin)
+		}
 	})
-	t.Run("the pins table shows the pin", func(t *testing.T) {
+	t.Run("the pins table shows the pin and the window", func(t *testing.T) {
 		out := mustRun(t, nil, "pins", "--dir", dir)
-		for _, want := range []string{"ID", "LABEL", "DETACHED", holderLabel, holderKey, "yes"} {
+		for _, want := range []string{"ID", "MODE", "LABEL", "DETACHED", "PIECES", holderLabel, holderKey, "yes",
+			"follow window", holderWindow, "total: 1 pin and 1 window (1 mapping)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("pins does not show %q:\n%s", want, out)
 			}
@@ -191,8 +210,8 @@ func TestAnotherProcessSeesTheHoldersBusyExtentsAndPins(t *testing.T) {
 	t.Run("df shows the busy and pinned blocks live", func(t *testing.T) {
 		var r dfReport
 		mustJSON(t, &r, "df", "--json", "--dir", dir)
-		if !r.Live || r.Busy.Blocks != blocks || r.Pins != 1 || r.Pinned.Blocks != blocks {
-			t.Fatalf("df --json = %+v, want live with %d busy and pinned blocks and 1 pin", r, blocks)
+		if !r.Live || r.Busy.Blocks != blocks || r.Pins != 1 || r.Pinned.Blocks != blocks || r.Windows != 1 || r.WindowPieces != 1 {
+			t.Fatalf("df --json = %+v, want live with %d busy and pinned blocks, 1 pin and 1 window of 1 mapping", r, blocks)
 		}
 	})
 	t.Run("put fails and names the holder", func(t *testing.T) {

@@ -79,6 +79,8 @@ func (c *cli) printStats(snap *dax.Snapshot) error {
 	fmt.Fprintf(tw, "files\t%d\n", st.Files)
 	fmt.Fprintf(tw, "pins\t%d\n", st.Pins)
 	fmt.Fprintf(tw, "pinned blocks\t%s\n", formatBlocks(st.PinnedBlocks, bs))
+	fmt.Fprintf(tw, "windows\t%d taking %s; %s since open\n", st.Windows, plural(st.WindowPieces, "mapping"),
+		plural(int(st.WindowRemaps), "remap"))
 	fmt.Fprintf(tw, "waiters\t%d\n", st.Waiters)
 	fmt.Fprintf(tw, "pending release\t%d blocks\n", st.PendingRelease)
 	fmt.Fprintf(tw, "released\t%d blocks in %d batches\n", st.Released, st.ReleaseBatches)

@@ -24,7 +24,7 @@ type stressFlags struct {
 	seed            int64
 	duration        time.Duration
 	ops             int
-	workers         [9]int // per kind, in stressWorkerFlags order
+	workers         [10]int // per kind, in stressWorkerFlags order
 	keys            int
 	size            string
 	blockSize       string
@@ -47,7 +47,7 @@ type stressFlags struct {
 }
 
 // stressWorkerFlags names the worker-count flags and what they count.
-var stressWorkerFlags = [9]struct{ name, usage string }{
+var stressWorkerFlags = [10]struct{ name, usage string }{
 	{"writers", "workers writing ranges of keys (WriteAt)"},
 	{"putters", "workers replacing whole values (Put)"},
 	{"readers", "workers reading and checking every word (ReadAt, Get)"},
@@ -57,6 +57,7 @@ var stressWorkerFlags = [9]struct{ name, usage string }{
 	{"zeroers", "workers zeroing ranges"},
 	{"removers", "workers removing keys"},
 	{"pressure", "workers keeping the region near full with filler keys"},
+	{"windowers", "workers mapping follow and pinned windows, checking, storing through them, holding"},
 }
 
 func (c *cli) stressCommand() *cobra.Command {
@@ -66,7 +67,8 @@ func (c *cli) stressCommand() *cobra.Command {
 		Short: "Hammer a store with pins, punches and writes, and check it never frees a referenced block",
 		Long: `stress runs many workers at once against a fresh store: writers, putters,
 readers, pinners, truncaters, punchers, zeroers and removers on a small set of
-keys, and a worker keeping the region near full. Every byte written is an
+keys, a worker keeping the region near full, and windowers mapping follow
+and pinned windows (File.Map) and storing through them. Every byte written is an
 8-byte word naming its key and generation, so a read can tell the key's data,
 zeros, another key's bytes, and bytes an earlier Put replaced apart. Pinners
 write canaries through their pins and verify them after holding; Check runs
@@ -148,7 +150,7 @@ func (f *stressFlags) toConfig(cmd *cobra.Command) (stress.Config, error) {
 		return cfg, fmt.Errorf("invalid --crash %d: must be a number of rounds", f.crash)
 	}
 	counts := []*int{&cfg.Writers, &cfg.Putters, &cfg.Readers, &cfg.Pinners, &cfg.Truncaters,
-		&cfg.Punchers, &cfg.Zeroers, &cfg.Removers, &cfg.Pressure}
+		&cfg.Punchers, &cfg.Zeroers, &cfg.Removers, &cfg.Pressure, &cfg.Windowers}
 	for i, w := range stressWorkerFlags {
 		n := f.workers[i]
 		switch {
@@ -336,6 +338,9 @@ func printStressReport(w io.Writer, r *stress.Report) error {
 	}
 	fmt.Fprintf(w, "checks: %d (%v, every operation paused), %s\n", r.Checks, roundDur(r.CheckTime), r.CheckResult)
 	fmt.Fprintf(w, "verified: %d canaries, %d words; %d pin breaks\n", r.Canaries, r.WordsChecked, r.Breaks)
+	if r.Config.Windowers > 0 {
+		fmt.Fprintf(w, "window stores: %d landed, %d faulted on a page a racing truncate or remove made read-only\n", r.WindowStores, r.WindowFaults)
+	}
 	fi := r.Final
 	fmt.Fprintf(w, "after reopen: %d data blocks: %d free, %d used (keys own %d in %d files), %d busy; %d detached and %d released during the run\n",
 		fi.DataBlocks, fi.FreeBlocks, fi.UsedBlocks, fi.FileBlocks, fi.Files, fi.BusyBlocks, fi.Detached, fi.Released)

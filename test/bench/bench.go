@@ -2,7 +2,9 @@
 // hardware limit, in one process, on one medium: durable Put and Get
 // against bbolt, Pebble and plain files, Pin+Unpin latency and scaling,
 // truncate and punch of a large file against fallocate(PUNCH_HOLE), the
-// release→wakeup latency and the memory of the reference-count table.
+// release→wakeup latency, the memory of the reference-count table, and
+// windows (reads through one against the region mapping, Map+Close, a
+// punch under a follow window).
 // `daxstore bench` runs it and prints the Report.
 //
 // daxstore itself is measured only through package dax's exported API, as an
@@ -78,13 +80,15 @@ type Config struct {
 	DiskPath string
 	// Only, when not empty, limits the run to these parts: "put" (Put and
 	// Get), "pin", "punch" (truncate, punch and memory), "wakeup",
-	// "commit" (readers beside a durable writer, concurrent Puts) and
-	// "region" (what an empty region costs, and reserving its space).
+	// "commit" (readers beside a durable writer, concurrent Puts),
+	// "region" (what an empty region costs, reserving its space, and the
+	// extents of 1 GiB files written into an empty one) and "window"
+	// (reads through a window, Map+Close, a punch under a follow window).
 	Only []string
 }
 
 // Parts are the parts of a run that Config.Only may name.
-var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region"}
+var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region", "window"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -221,7 +225,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll}
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll, "window": r.windowAll}
 	for _, part := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
 			continue

@@ -38,6 +38,10 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 		{"wakeup", subjWakeP99, 0}, {"memory", subjMemPerGiB, 0}, {"memory", subjMemPerPin, 0},
 		{"put", "daxstore Put", 64}, {"put", "pebble", 1 << 10},
 		{groupSpace, subjSpaceDax, 64}, {groupSpace, subjSpacePebble, 1 << 10},
+		{groupWindowRead, subjWindowRead, 8 << 20}, {groupWindowRead, subjWindowFirstTouch, 8 << 20},
+		{groupWindowRead, subjWindowReadLimit, 8 << 20}, {groupWindowMap, subjWindowMap, 4 << 10},
+		{groupWindowMap, subjWindowMap, 8 << 20}, {groupWindowMap, subjWindowMapLimit, 4 << 10},
+		{groupWindowPunch, subjWindowPunchP99, 2 << 20}, {groupWindowPunch, subjNoWindowPunchP99, 2 << 20},
 	} {
 		f := rep.find(want.group, want.subject, want.size)
 		if f == nil {
@@ -89,6 +93,16 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 				t.Errorf("target %q not judged", goal)
 			}
 		}
+	}
+	// Goal 7 of the windows issue.
+	for _, goal := range []string{"Sequential read of 8MiB through a window ≥ 0.9x copy from the mapping",
+		"PunchHole of 2MiB under a follow window p99 ≤ 50 µs"} {
+		if !slices.ContainsFunc(rep.Targets, func(tg Target) bool { return tg.Goal == goal && tg.Value > 0 }) {
+			t.Errorf("target %q not judged", goal)
+		}
+	}
+	if f := rep.find(groupWindowMap, subjWindowMap, 8<<20); f != nil && f.VsLimit <= 0 {
+		t.Errorf("Map+Close of 8MiB is not compared with mmap+munmap: %+v", f)
 	}
 	if rep.GetBuffers == "" {
 		t.Error("the report does not say which buffer policy the Get figures use")
@@ -220,5 +234,46 @@ func TestRecordsPerPutTargetIsJudged(t *testing.T) {
 		if got == nil || got.Met != c.met {
 			t.Fatalf("%.2f records per Put: target %+v, want met=%v", c.records, got, c.met)
 		}
+	}
+}
+
+func TestWindowTargetsAreJudged(t *testing.T) {
+	for _, c := range []struct {
+		name                   string
+		steady, limit, punch99 float64
+		readMet, punchMet      bool
+	}{
+		{"both met", 950, 1000, 40, true, true},
+		{"a read at 0.85x the limit misses", 850, 1000, 50, false, true},
+		{"a punch p99 of 51 µs misses", 900, 1000, 51, true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			const n = 64 << 20
+			rep := &Report{Figures: []Figure{
+				{Group: groupWindowRead, Subject: subjWindowReadLimit, Role: roleLimit, Size: n, Value: c.limit, HigherIsBetter: true},
+				{Group: groupWindowRead, Subject: subjWindowRead, Role: roleDax, Size: n, Value: c.steady, HigherIsBetter: true},
+				{Group: groupWindowRead, Subject: subjWindowFirstTouch, Role: roleDax, Size: n, Value: c.limit / 4, HigherIsBetter: true},
+				{Group: groupWindowPunch, Subject: subjNoWindowPunchP99, Role: roleDax, Size: 2 << 20, Value: 20, Unit: unitUs},
+				{Group: groupWindowPunch, Subject: subjWindowPunchP99, Role: roleDax, Size: 2 << 20, Value: c.punch99, Unit: unitUs},
+			}}
+			rep.finish()
+			want := map[string]bool{
+				"Sequential read of 64MiB through a window ≥ 0.9x copy from the mapping": c.readMet,
+				"PunchHole of 2MiB under a follow window p99 ≤ 50 µs":                    c.punchMet,
+			}
+			if len(rep.Targets) != len(want) {
+				t.Fatalf("targets %+v, want %d", rep.Targets, len(want))
+			}
+			for _, tg := range rep.Targets {
+				met, ok := want[tg.Goal]
+				if !ok || met != tg.Met {
+					t.Errorf("target %q met=%v (%s); want listed=%v met=%v", tg.Goal, tg.Met, tg.Text, ok, met)
+				}
+			}
+			if text := rep.Targets[0].Text + rep.Targets[1].Text; !strings.Contains(text, "first touch 0.25x") ||
+				!strings.Contains(text, "the punch without a window, 20.0 µs") {
+				t.Errorf("the targets do not show first touch and the reference punch: %q", text)
+			}
+		})
 	}
 }

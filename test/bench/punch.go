@@ -92,6 +92,8 @@ func (r *runner) fallocatePeer() error {
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+
 // punchCase times PunchHole of the whole file or Truncate(0), each on a
 // fully written file, with nothing or 1% of the blocks pinned, on a fresh
 // store.

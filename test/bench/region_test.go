@@ -25,7 +25,15 @@ func TestRegionPartReportsInitSpaceAndPutRatio(t *testing.T) {
 	for _, tg := range rep.Targets {
 		goals[tg.Goal] = true
 	}
-	if len(goals) != 3 {
-		t.Errorf("the region part judged %d targets, want 3: %+v", len(goals), rep.Targets)
+	if len(goals) != 5 {
+		t.Errorf("the region part judged %d targets, want 5: %+v", len(goals), rep.Targets)
+	}
+	// 1 GiB files written by 1 MiB WriteAt on an empty region, alone or
+	// two in turns: the allocator keeps each in at most 64 runs (one
+	// mapping each in a window); two in turns took 1024 each before.
+	for _, s := range []string{subjExtents1MiB, subjExtentsTwo} {
+		if f := rep.find("region", s, 1<<30); f == nil || f.Value < 1 || f.Value > extentsGoal {
+			t.Errorf("%s: %+v, want 1 to %d runs", s, f, extentsGoal)
+		}
 	}
 }

@@ -82,7 +82,6 @@ func (r *runner) wakeup() (err error) {
 		samples = append(samples, w.at.Sub(t0))
 	}
 	slices.Sort(samples)
-	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
 	note := fmt.Sprintf("%d samples: Unpin of the last pin of a punched block until PunchHole under the Wait policy returns", len(samples))
 	r.add(Figure{Group: "wakeup", Subject: subjWakeP50, Role: roleDax, Value: us(percentile(samples, 50)), Unit: unitUs, Note: note})
 	r.add(Figure{Group: "wakeup", Subject: subjWakeP99, Role: roleDax, Value: us(percentile(samples, 99)), Unit: unitUs})

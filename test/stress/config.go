@@ -7,6 +7,7 @@ package stress
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,9 @@ type Config struct {
 	Zeroers    int `json:"zeroers"`
 	Removers   int `json:"removers"`
 	Pressure   int `json:"pressure"` // allocation-pressure workers (fillers)
+	// Windowers map follow and pinned windows (File.Map). By default there
+	// are none when BlockSize is below the page size, which windows need.
+	Windowers int `json:"windowers"`
 
 	// Keys is the size of the key space the workers share (default 8).
 	// Few keys make operations collide, which is the point.
@@ -198,7 +202,7 @@ const (
 // defaultWorkers is the number of workers of each kind by default.
 var defaultWorkers = [numWorkerKinds]int{
 	KindWriter: 2, KindPutter: 2, KindReader: 3, KindPinner: 4, KindTruncater: 1,
-	KindPuncher: 2, KindZeroer: 1, KindRemover: 1, KindPressure: 1,
+	KindPuncher: 2, KindZeroer: 1, KindRemover: 1, KindPressure: 1, KindWindower: 2,
 }
 
 // DefaultPolicies is the break-policy mix by default.
@@ -207,6 +211,7 @@ var DefaultPolicies = PolicyMix{Detach: 6, Wait: 2, Fail: 2}
 // EnsureDefaults returns a copy of c with every zero field set to its
 // default. It does not validate; Run does.
 func (c Config) EnsureDefaults() Config {
+	defaultWindowers := c.Windowers == 0
 	for k := WorkerKind(0); k < numWorkerKinds; k++ {
 		if *c.count(k) == 0 {
 			*c.count(k) = defaultWorkers[k]
@@ -220,6 +225,9 @@ func (c Config) EnsureDefaults() Config {
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = DefaultBlockSize
+	}
+	if defaultWindowers && !windowsMap(c.BlockSize) {
+		c.Windowers = -1
 	}
 	if c.ValueMin == 0 {
 		c.ValueMin = DefaultValueMin
@@ -278,6 +286,8 @@ func (c *Config) count(k WorkerKind) *int {
 		return &c.Zeroers
 	case KindRemover:
 		return &c.Removers
+	case KindWindower:
+		return &c.Windowers
 	default:
 		return &c.Pressure
 	}
@@ -340,6 +350,9 @@ func (c Config) validate() error {
 	}
 	if c.WakeBound <= c.AllocWait {
 		bad("wake bound %v must exceed the allocation wait %v: a Wait-policy Put may spend that long on space", c.WakeBound, c.AllocWait)
+	}
+	if c.Windowers > 0 && !windowsMap(c.BlockSize) {
+		bad("windowers need blocks of at least a page (%d bytes), not %d", os.Getpagesize(), c.BlockSize)
 	}
 	if c.Pressure > fillerSlots {
 		bad("at most %d pressure workers, not %d", fillerSlots, c.Pressure)

@@ -55,8 +55,8 @@ func logReport(t *testing.T, r *Report) {
 		t.Logf("%-8s ops %6d ok %6d nospace %5d pinned %5d raced %5d timeouts %d unexpected %d",
 			k.Kind, k.Ops, k.OK, k.NoSpace, k.Pinned, k.Raced, k.WaitTimeouts, k.Unexpected)
 	}
-	t.Logf("wake latency %+v; checks %d in %v (%s); canaries %d; breaks %d; words %d; final %+v",
-		r.WakeLatency, r.Checks, r.CheckTime, r.CheckResult, r.Canaries, r.Breaks, r.WordsChecked, r.Final)
+	t.Logf("wake latency %+v; checks %d in %v (%s); canaries %d; breaks %d; words %d; window stores %d (%d faulted); final %+v",
+		r.WakeLatency, r.Checks, r.CheckTime, r.CheckResult, r.Canaries, r.Breaks, r.WordsChecked, r.WindowStores, r.WindowFaults, r.Final)
 	for _, v := range r.FirstViolations {
 		t.Logf("violation: %s", v)
 	}

@@ -286,20 +286,10 @@ func (x *task) pin() {
 // writeCanary fills the pinned range with a fresh word of the key, unless
 // another pin's canary overlaps it, and returns the word (zero: none).
 func (x *task) writeCanary(k *keyState, p dax.Pin, sp span) word {
-	k.canaryMu.Lock()
-	if !k.addCanary(sp) {
-		k.canaryMu.Unlock()
-		return word{}
+	w := x.fillCanary(k, p.Bytes(), sp)
+	if w == (word{}) {
+		return w
 	}
-	gen, low := k.begin()
-	w := word{k.id, gen}
-	seq := x.r.log.begin("canary", k.name, gen, 0)
-	for _, b := range p.Bytes() {
-		fillWords(b, w)
-	}
-	k.end(gen, low, false)
-	x.r.log.end(seq, nil, false)
-	k.canaryMu.Unlock()
 	if err := p.Flush(); err != nil {
 		x.classify(fmt.Errorf("stress: flush canary: %w", err), 0)
 	}
@@ -309,15 +299,41 @@ func (x *task) writeCanary(k *keyState, p dax.Pin, sp span) word {
 	return w
 }
 
+// fillCanary fills runs, the memory of range sp of the key (a pin's or a
+// pinned window's), with a fresh word of the key, unless another canary
+// overlaps sp, and returns the word (zero: none).
+func (x *task) fillCanary(k *keyState, runs [][]byte, sp span) word {
+	k.canaryMu.Lock()
+	defer k.canaryMu.Unlock()
+	if !k.addCanary(sp) {
+		return word{}
+	}
+	gen, low := k.begin()
+	w := word{k.id, gen}
+	seq := x.r.log.begin("canary", k.name, gen, 0)
+	for _, b := range runs {
+		fillWords(b, w)
+	}
+	k.end(gen, low, false)
+	x.r.log.end(seq, nil, false)
+	return w
+}
+
 // checkCanary verifies that every word of the pin still holds canary.
 func (x *task) checkCanary(k *keyState, p dax.Pin, canary word) {
+	x.checkCanaryRuns(k, "pin", p.Offset(), p.Len(), p.Bytes(), canary)
+}
+
+// checkCanaryRuns verifies that every word of runs, the memory of bytes
+// [off, off+n) of the key that what holds, still holds canary.
+func (x *task) checkCanaryRuns(k *keyState, what string, off, n int64, runs [][]byte, canary word) {
 	x.r.canaries.Add(1)
-	at := p.Offset()
-	for _, b := range p.Bytes() {
+	at := off
+	for _, b := range runs {
 		for i := 0; i+wordSize <= len(b); i += wordSize {
 			if got := readWord(b[i:]); got != canary {
-				x.r.viol.add(ViolationCanary, "%s: pin of %q [%d,+%d): word at offset %d is %v, want canary %v",
-					x, k.name, p.Offset(), p.Len(), at+int64(i), got, canary)
+				x.r.viol.add(ViolationCanary, "%s: %s of %q [%d,+%d): word at offset %d is %v, want canary %v",
+					x, what, k.name, off, n, at+int64(i), got, canary)
 				return
 			}
 		}

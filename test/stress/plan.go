@@ -29,11 +29,12 @@ const (
 	KindZeroer                      // ZeroRange, with a break policy
 	KindRemover                     // Remove, with a break policy
 	KindPressure                    // keep the region near full with fillers
+	KindWindower                    // map follow and pinned windows, verify, store, hold, close
 	numWorkerKinds
 )
 
 var workerKindNames = [numWorkerKinds]string{
-	"writer", "putter", "reader", "pinner", "truncater", "puncher", "zeroer", "remover", "pressure",
+	"writer", "putter", "reader", "pinner", "truncater", "puncher", "zeroer", "remover", "pressure", "windower",
 }
 
 func (k WorkerKind) String() string {
@@ -60,7 +61,8 @@ type OpKind uint8
 
 // The operation kinds. A reader plans OpRead or OpGet; the pressure worker
 // plans OpPressure, which runs as a fill (Put) or a drain (Remove)
-// depending on the free space at the time.
+// depending on the free space at the time. A windower plans OpMap (a
+// follow window) or OpMapPinned.
 const (
 	OpWrite OpKind = iota
 	OpPut
@@ -72,11 +74,13 @@ const (
 	OpZero
 	OpRemove
 	OpPressure
+	OpMap
+	OpMapPinned
 	numOpKinds
 )
 
 var opKindNames = [numOpKinds]string{
-	"write", "put", "read", "get", "pin", "truncate", "punch", "zero", "remove", "pressure",
+	"write", "put", "read", "get", "pin", "truncate", "punch", "zero", "remove", "pressure", "map", "mappin",
 }
 
 func (k OpKind) String() string {
@@ -93,17 +97,20 @@ type Op struct {
 	// Key indexes the key space (for OpPressure: the filler slot).
 	Key int
 	// Off and Len are the byte range of writes, reads, punches and
-	// zero-ranges, the size of Puts (Len), truncates (Off) and fillers
-	// (Len). For pins Off is a fraction of the file size, in units of
-	// 1/pinScale, and Len the largest length pinned.
+	// zero-ranges and follow windows, the size of Puts (Len), truncates
+	// (Off) and fillers (Len). For pins and pinned windows Off is a
+	// fraction of the file size, in units of 1/pinScale, and Len the
+	// largest length pinned.
 	Off, Len int64
 	// Policy is the break policy of layout-breaking operations.
 	Policy dax.BreakPolicy
-	// Hold is how long a pin is held, or how long a remover pauses before
-	// it removes.
+	// Hold is how long a pin or window is held, or how long a remover
+	// pauses before it removes.
 	Hold time.Duration
-	// Writable makes a pin writable, with canaries; for OpPressure it asks
-	// for a check of the filler's whole value afterwards.
+	// Writable makes a pin or pinned window writable, with canaries, and
+	// a follow window writable, with stores of the key's words; for
+	// OpPressure it asks for a check of the filler's whole value
+	// afterwards.
 	Writable bool
 }
 
@@ -116,11 +123,13 @@ func (op Op) String() string {
 	switch op.Kind {
 	case OpWrite, OpRead, OpPunch, OpZero:
 		fmt.Fprintf(&b, " off=%d len=%d", op.Off, op.Len)
+	case OpMap:
+		fmt.Fprintf(&b, " off=%d len=%d hold=%v writable=%v", op.Off, op.Len, op.Hold, op.Writable)
 	case OpPut, OpPressure:
 		fmt.Fprintf(&b, " len=%d", op.Len)
 	case OpTruncate:
 		fmt.Fprintf(&b, " size=%d", op.Off)
-	case OpPin:
+	case OpPin, OpMapPinned:
 		fmt.Fprintf(&b, " at=%d/%d len<=%d hold=%v writable=%v", op.Off, pinScale, op.Len, op.Hold, op.Writable)
 	case OpRemove:
 		fmt.Fprintf(&b, " after=%v", op.Hold)
@@ -241,6 +250,19 @@ func (p *planner) next() Op {
 	case KindRemover:
 		// A remover pauses first, or the keys would hardly ever exist.
 		return Op{Kind: OpRemove, Key: p.key(), Policy: p.policy(), Hold: time.Duration(p.rng.Int64N(int64(2*c.PinHold) + 1))}
+	case KindWindower:
+		if p.rng.IntN(3) == 0 {
+			return Op{Kind: OpMapPinned, Key: p.key(), Off: p.rng.Int64N(pinScale), Len: p.size(wordSize, max(wordSize, c.ValueMax/4)),
+				Hold: p.hold(), Writable: p.rng.IntN(4) != 0}
+		}
+		op := Op{Kind: OpMap, Key: p.key(), Hold: p.hold(), Writable: p.rng.IntN(2) == 0}
+		// Up to the largest file and a little past it: pages past EOF
+		// read as zeros, and the window grows into them as the file does.
+		op.Off, op.Len = p.span(c.ValueMax)
+		if p.rng.IntN(4) == 0 {
+			op.Len += p.aligned(0, c.ValueMax/4)
+		}
+		return op
 	default:
 		// Uniform sizes averaging twice Size/fillerSlots: half the fillers
 		// can take the whole region.

@@ -45,7 +45,7 @@ func TestPlanIsReproducible(t *testing.T) {
 func planError(c Config, w Worker, op Op) string {
 	aligned := op.Off%wordSize == 0 && op.Len%wordSize == 0
 	switch {
-	case !aligned && op.Kind != OpPin:
+	case !aligned && op.Kind != OpPin && op.Kind != OpMapPinned:
 		return "offset or length not a multiple of 8"
 	case op.Key < 0 || (op.Kind != OpPressure && op.Key >= c.Keys) || op.Key >= max(c.Keys, fillerSlots):
 		return "key out of range"
@@ -54,7 +54,9 @@ func planError(c Config, w Worker, op Op) string {
 		return "range outside [0, ValueMax)"
 	case op.Kind == OpPut && (op.Len < c.ValueMin || op.Len > c.ValueMax):
 		return "put size outside [ValueMin, ValueMax]"
-	case op.Kind == OpPin && (op.Off < 0 || op.Off >= pinScale || op.Len < wordSize || op.Hold > c.PinHoldLong):
+	case op.Kind == OpMap && (op.Off < 0 || op.Len < wordSize || op.Off+op.Len > c.ValueMax+c.ValueMax/4 || op.Hold > c.PinHoldLong):
+		return "window outside its bounds"
+	case (op.Kind == OpPin || op.Kind == OpMapPinned) && (op.Off < 0 || op.Off >= pinScale || op.Len < wordSize || op.Hold > c.PinHoldLong):
 		return "pin outside its bounds"
 	case op.Kind == OpTruncate && (op.Off < 0 || op.Off > c.ValueMax):
 		return "truncate size outside [0, ValueMax]"
@@ -62,7 +64,7 @@ func planError(c Config, w Worker, op Op) string {
 	want := map[WorkerKind][]OpKind{
 		KindWriter: {OpWrite}, KindPutter: {OpPut}, KindReader: {OpRead, OpGet}, KindPinner: {OpPin},
 		KindTruncater: {OpTruncate}, KindPuncher: {OpPunch}, KindZeroer: {OpZero}, KindRemover: {OpRemove},
-		KindPressure: {OpPressure},
+		KindPressure: {OpPressure}, KindWindower: {OpMap, OpMapPinned},
 	}[w.Kind]
 	for _, k := range want {
 		if op.Kind == k {
@@ -100,5 +102,20 @@ func TestRunFollowsThePlan(t *testing.T) {
 					run, w.Worker, w.Ops, w.Digest, c.Ops, want[w.Worker])
 			}
 		}
+	}
+}
+
+// TestWindowersNeedPageBlocks: windows need blocks of at least a page, so
+// by default a run over smaller blocks has no windowers, and one over
+// page-sized blocks has some.
+func TestWindowersNeedPageBlocks(t *testing.T) {
+	if got := (Config{BlockSize: 512}).EnsureDefaults().Windowers; got >= 0 {
+		t.Errorf("512-byte blocks: %d windowers by default, want none (-1)", got)
+	}
+	if got := (Config{}).EnsureDefaults().Windowers; got <= 0 {
+		t.Errorf("default blocks: %d windowers by default, want some", got)
+	}
+	if got := (Config{BlockSize: 512, Windowers: 3}).EnsureDefaults().Windowers; got != 3 {
+		t.Errorf("an explicit count became %d", got)
 	}
 }

@@ -42,8 +42,13 @@ type Report struct {
 	CheckTime   time.Duration `json:"check_time_ns"` // spent in them, every operation paused
 	CheckResult string        `json:"check_result"`  // "ok", or the first failure
 
-	Breaks       int64 `json:"breaks"`        // OnBreak calls on the run's pins
-	Canaries     int64 `json:"canaries"`      // canaries written through pins and verified
+	Breaks   int64 `json:"breaks"`   // OnBreak calls on the run's pins
+	Canaries int64 `json:"canaries"` // canaries written through pins and verified
+	// WindowStores counts the stores of words through writable follow
+	// windows that landed; WindowFaults those that met a page a racing
+	// truncate or remove had just made read-only (the documented fault).
+	WindowStores int64 `json:"window_stores"`
+	WindowFaults int64 `json:"window_faults"`
 	WordsChecked int64 `json:"words_checked"` // 8-byte words that reads verified
 
 	// Final is the store after every pin dropped and the store was

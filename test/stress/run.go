@@ -59,6 +59,9 @@ type runner struct {
 	breaks    atomic.Int64
 	canaries  atomic.Int64
 	words     atomic.Int64
+	// windowStores and windowFaults count stores through writable follow
+	// windows: landed, or faulted on a page made read-only meanwhile.
+	windowStores, windowFaults atomic.Int64
 
 	checkMu     sync.Mutex // protects checkResult
 	checkResult string     // "" (no Check yet), "ok", or the first failure
@@ -233,6 +236,10 @@ func (r *runner) work(ws *workerState) {
 			x.remove()
 		case OpPressure:
 			x.pressure()
+		case OpMap:
+			x.mapFollow()
+		case OpMapPinned:
+			x.mapPinned()
 		}
 	}
 }
@@ -326,6 +333,7 @@ func (r *runner) report() *Report {
 		Kinds: r.count.kinds(), WakeLatency: r.lat.summary(), Checks: int(r.checks.Load()),
 		CheckTime: time.Duration(r.checkTime.Load()),
 		Breaks:    r.breaks.Load(), Canaries: r.canaries.Load(), WordsChecked: r.words.Load(),
+		WindowStores: r.windowStores.Load(), WindowFaults: r.windowFaults.Load(),
 	}
 	for _, k := range rep.Kinds {
 		rep.Ops += k.Ops

@@ -242,6 +242,7 @@ func TestRunRefusesBadInput(t *testing.T) {
 			}
 		}},
 		{"a directory that holds a store is refused", func(c *Config) { c.Dir = existing }},
+		{"windowers over blocks smaller than a page are refused", func(c *Config) { c.BlockSize, c.Windowers = 512, 1 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Duration: time.Second, Size: 16 << 20, ValueMax: 64 << 10, Dir: filepath.Join(t.TempDir(), "store")}
