@@ -68,7 +68,7 @@ fuzz:
 # pmem, the msync fallback on the same device without dax, and power cuts
 # (SIGKILL of QEMU) of a guest whose NVDIMM is a host file. Installs QEMU,
 # a kernel and busybox from Debian's packages on first use. Under TCG
-# emulation on 2 cores it takes about 14 minutes; see test/fsdax/suite for
+# emulation on 2 cores it takes 9 to 14 minutes; see test/fsdax/suite for
 # its knobs (FSDAX_TESTS, FSDAX_POWERCUT, ...).
 dax-test:
 	test/fsdax/suite
