@@ -203,8 +203,15 @@ func (d *drained) Write(p []byte) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	// TCSBRK with a non-zero argument is tcdrain.
-	if err := unix.IoctlSetInt(int(d.f.Fd()), unix.TCSBRK, 1); err != nil {
+	// TCSBRK with a non-zero argument is tcdrain. The runtime's own
+	// signals (goroutine preemption) interrupt the wait: wait again.
+	for {
+		err = unix.IoctlSetInt(int(d.f.Fd()), unix.TCSBRK, 1)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
 		return n, fmt.Errorf("tcdrain %s: %w", d.f.Name(), err)
 	}
 	return n, nil
