@@ -26,6 +26,15 @@ func TestStoreOnFsdax(t *testing.T) {
 	if !s.DAX() {
 		t.Fatalf("region on %s is not mapped with MAP_SYNC", *fsdaxDir)
 	}
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch st.FlushMethod {
+	case "clwb", "clflushopt", "clflush":
+	default:
+		t.Fatalf("region on %s is DAX but flushes with %q, not a CPU cache line flush", *fsdaxDir, st.FlushMethod)
+	}
 	value := bytes.Repeat([]byte("persistent!"), 10000)
 	if err := s.Put("k", value); err != nil {
 		t.Fatal(err)

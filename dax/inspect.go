@@ -103,7 +103,8 @@ func (s *Store) Pins() []PinInfo {
 // Stats are a store's figures at one instant.
 type Stats struct {
 	Region         string `json:"region"`
-	DAX            bool   `json:"dax"` // mapped with MAP_SYNC on real fsdax
+	DAX            bool   `json:"dax"`          // mapped with MAP_SYNC on real fsdax
+	FlushMethod    string `json:"flush_method"` // how stores are made durable: see pmem.Region.FlushMethod
 	BlockSize      int64  `json:"block_size"`
 	DataBlocks     uint64 `json:"data_blocks"` // blocks usable for data (all but the superblock)
 	FreeBlocks     uint64 `json:"free_blocks"`
@@ -162,7 +163,7 @@ func (s *Store) statsLocked() Stats {
 	// allocation that needs them syncs and takes them.
 	free, busy := s.free.FreeBlocks()+s.undurable.held(), s.busy.Blocks()
 	return Stats{
-		Region: s.regionPath(), DAX: s.region.DAX(), BlockSize: s.bs,
+		Region: s.regionPath(), DAX: s.region.DAX(), FlushMethod: s.region.FlushMethod(), BlockSize: s.bs,
 		DataBlocks: data, FreeBlocks: free, UsedBlocks: data - min(data, free+busy), BusyBlocks: busy,
 		Files: files, ResidentFiles: resident, Pins: pins, PinnedBlocks: s.refs.ReferencedBlocks(),
 		Waiters:        s.busy.Waiters() + s.refs.Waiters(),

@@ -30,6 +30,11 @@ type dfReport struct {
 	WindowPieces int `json:"window_pieces"`
 	// RegionFile is the file space the region takes on its filesystem.
 	RegionFile int64 `json:"region_file_bytes"`
+	// DAX and FlushMethod say how stores reach the media: MAP_SYNC and a
+	// cache line flush on real fsdax, msync elsewhere (dax.Stats). Empty
+	// when the store's own process did not say (an older daxstore).
+	DAX         bool   `json:"dax"`
+	FlushMethod string `json:"flush_method,omitempty"`
 }
 
 // dfShare is a number of blocks, their bytes, and their share of the data
@@ -50,6 +55,7 @@ func newDFReport(snap *dax.Snapshot) dfReport {
 		Data: share(st.DataBlocks), Used: share(st.UsedBlocks), Busy: share(st.BusyBlocks), Free: share(st.FreeBlocks),
 		Pins: st.Pins, Pinned: share(st.PinnedBlocks), RegionFile: st.RegionFileBytes,
 		Windows: st.Windows, WindowPieces: st.WindowPieces,
+		DAX: st.DAX, FlushMethod: st.FlushMethod,
 	}
 }
 
@@ -59,8 +65,9 @@ func (c *cli) dfCommand() *cobra.Command {
 		Use:   "df",
 		Short: "Show used, busy and free space",
 		Long: `df shows how the region's data blocks divide into used (owned by keys),
-busy (detached from keys, waiting for their last pin) and free, and how many
-blocks pins hold. While another process holds the store the figures come live
+busy (detached from keys, waiting for their last pin) and free, how many
+blocks pins hold, and how stores reach the media: a CPU cache line flush on
+a region mapped with MAP_SYNC on real fsdax, msync elsewhere. While another process holds the store the figures come live
 from that process.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,9 +95,20 @@ from that process.`,
 			fmt.Fprintf(c.out, "%s; %s (%s); block size %s; region file takes %s of its filesystem\n",
 				plural(r.Pins, "pin"), plural(r.Windows, "window"), plural(r.WindowPieces, "mapping"),
 				formatBytes(r.BlockSize), formatBytes(r.RegionFile))
+			if r.FlushMethod != "" {
+				fmt.Fprintf(c.out, "flush: %s\n", describeFlush(r.DAX, r.FlushMethod))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// describeFlush says how a region makes stores durable, for people.
+func describeFlush(dax bool, method string) string {
+	if dax {
+		return method + " and sfence (DAX: mapped with MAP_SYNC)"
+	}
+	return method + " (not DAX)"
 }

@@ -122,6 +122,9 @@ func TestDfShowsUsedBusyAndFreeSeparately(t *testing.T) {
 			r.Free.Blocks != 2047-258 || r.Used.Bytes != 258*4096 || r.Pins != 0 || r.Pinned.Blocks != 0 {
 			t.Fatalf("df --json = %+v", r)
 		}
+		if r.FlushMethod == "" {
+			t.Fatalf("df --json names no flush method: %+v", r)
+		}
 		if r.Used.Blocks+r.Busy.Blocks+r.Free.Blocks != r.Data.Blocks {
 			t.Fatalf("used %d + busy %d + free %d != data %d", r.Used.Blocks, r.Busy.Blocks, r.Free.Blocks, r.Data.Blocks)
 		}
@@ -132,7 +135,7 @@ func TestDfShowsUsedBusyAndFreeSeparately(t *testing.T) {
 	t.Run("the table has a row for each share", func(t *testing.T) {
 		out := mustRun(t, nil, "df", "--dir", dir)
 		for _, want := range []string{"BLOCKS", "data    2047    8.0 MiB  100.0%", "used    258     1.0 MiB  12.6%",
-			"busy    0       0 B      0.0%", "free    1789    7.0 MiB  87.4%", "pinned  0", "0 pins; 0 windows (0 mappings); block size 4.0 KiB; region file takes"} {
+			"busy    0       0 B      0.0%", "free    1789    7.0 MiB  87.4%", "pinned  0", "0 pins; 0 windows (0 mappings); block size 4.0 KiB; region file takes", "\nflush: "} {
 			if !strings.Contains(out, want) {
 				t.Errorf("df does not show %q:\n%s", want, out)
 			}

@@ -67,6 +67,9 @@ func (c *cli) printStats(snap *dax.Snapshot) error {
 	if st.Region != "" {
 		fmt.Fprintf(tw, "region\t%s\n", st.Region)
 		fmt.Fprintf(tw, "dax\t%s\n", yesNo(st.DAX))
+		if st.FlushMethod != "" {
+			fmt.Fprintf(tw, "flush\t%s\n", describeFlush(st.DAX, st.FlushMethod))
+		}
 	}
 	fmt.Fprintf(tw, "block size\t%s\n", formatBytes(bs))
 	fmt.Fprintf(tw, "data blocks\t%s\n", formatBlocks(st.DataBlocks, bs))

@@ -202,22 +202,27 @@ func (cr *crashRun) round(ctx context.Context, i int) (rd Round, v *violations, 
 		r.viol.add(ViolationChild, "%v", err)
 		return rd, v, ctx.Err() != nil
 	}
+	stop = cr.afterKill(r, &rd, lines)
+	return rd, v, stop
+}
+
+// afterKill learns what round rd's child (which wrote lines) was promised,
+// then reopens the store and checks it, filling in rd. It reports whether
+// the store failed to open or close, after which no round can run.
+func (cr *crashRun) afterKill(r *runner, rd *Round, lines []string) (stop bool) {
 	ops := parseChildLines(lines, &r.viol)
 	rd.Begun = len(ops)
 	for _, op := range ops {
 		if op.status == "ack" {
 			rd.Acked++
 		}
-		if op.gen >= cr.firstGen {
-			cr.firstGen = op.gen + 1
-		}
 	}
-	cr.learn(ops)
+	cr.learnRound(ops)
 
 	s, err := dax.Open(cr.c.Dir, crashOptions(cr.c))
 	if err != nil {
 		r.viol.add(ViolationRecovery, "open after the kill: %v", err)
-		return rd, v, true
+		return true
 	}
 	r.s = s
 	before := r.viol.count()
@@ -231,9 +236,9 @@ func (cr *crashRun) round(ctx context.Context, i int) (rd Round, v *violations, 
 	rd.KeysExact, rd.KeysChecked = cr.verify(r, s)
 	if err := s.Close(); err != nil {
 		r.viol.add(ViolationError, "close after the kill: %v", err)
-		return rd, v, true
+		return true
 	}
-	return rd, v, false
+	return false
 }
 
 // crashPatience bounds the wait for a child to be ready or to acknowledge
