@@ -15,7 +15,12 @@ package pageref
 // word's, and the word protocol reports it.
 //
 // References are fungible: a Release of part of a chunk held by a range
-// reference pushes the range count down first, then drops word counts.
+// reference pushes the range count down first, then drops word counts. A
+// Release that finds a word at 0 pushes down and decrements holding the
+// page's and the chunk's locks (decPushed), never on a reading of the range
+// counts, which a concurrent push-down may have emptied since the word was
+// read. Readers of a block's count load it from the top down (page, chunk,
+// word), since a push-down adds below before it clears above.
 //
 // Directory pages do the same one level up: a reference that covers a whole
 // page (256 MiB of 4 KiB blocks) is one range count of the page, pushed down
@@ -95,17 +100,11 @@ func (t *Table) releaseAll(ci uint64, c *chunk) bool {
 	return true
 }
 
-// pushDown moves chunk ci's range count into its words, so that word
-// operations alone account for every reference of the chunk.
-func (t *Table) pushDown(ci uint64, c *chunk) {
-	c.r.mu.Lock()
-	defer c.r.mu.Unlock()
-	t.pushDownLocked(ci, c)
-}
-
-// pushDownLocked is pushDown with c.r.mu held. The words get the count
-// before the range count drops, so that no reader sees a referenced block
-// idle meanwhile (it may see it counted twice).
+// pushDownLocked moves chunk ci's range count into its words, so that word
+// operations alone account for every reference of the chunk; c.r.mu must be
+// held. The words get the count before the range count drops, so that no
+// reader loading from the top down sees a referenced block idle meanwhile
+// (it may see it counted twice).
 func (t *Table) pushDownLocked(ci uint64, c *chunk) {
 	a := c.r.all.Load()
 	if a == 0 {

@@ -221,12 +221,12 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 		var idle int64 // words taken to 0
 		for i := lo; i < hi; i++ {
 			d := c.dec(i)
-			if d == decNone && c.r.all.Load()+t.pageAll(ci) > 0 {
-				// The reference is in a range count: move it into
-				// the words, and drop this one there.
-				t.pushDownPage(ci)
-				t.pushDown(ci, c)
-				d = c.dec(i)
+			if d == decNone {
+				if t.gap != nil {
+					t.gap(ci, i)
+				}
+				// The reference may be in a range count.
+				d = t.decPushed(ci, c, i)
 			}
 			switch d {
 			case decNone:
@@ -250,6 +250,31 @@ func (t *Table) drop(e pmem.Extent) (runs []pmem.Extent, lost pmem.Block, ok boo
 		}
 	}
 	return runs, lost, ok
+}
+
+// decPushed drops one reference from word i of chunk ci after the word was
+// seen at 0: the block's references, if any, are then in the range counts of
+// the chunk or of its page. It pushes both down and decrements the word
+// holding the page's lock, then the chunk's, so that no push-down or range
+// reference is in flight meanwhile and the word is the block's whole count:
+// it returns decNone only if the block really has no reference.
+//
+// Reading the range counts instead, to see whether a push-down is needed, is
+// not enough: a push-down by another goroutine (a Release of another part of
+// the chunk, or Detach) can move the count into the words after the word was
+// read at 0 and before the range counts are read, and the reference is then
+// seen nowhere; the same holds between the chunk's and the page's count.
+// TestReleaseRacingAPushDown lands a push-down in that gap.
+func (t *Table) decPushed(ci uint64, c *chunk, i int) int {
+	pi := ci >> pageShift
+	p := t.pageOf(pi) // not nil: it holds chunk c
+	p.r.mu.Lock()
+	defer p.r.mu.Unlock()
+	t.pushDownPageLocked(pi, p)
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	t.pushDownLocked(ci, c)
+	return c.dec(i)
 }
 
 // Outcomes of chunk.dec.

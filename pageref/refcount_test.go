@@ -423,3 +423,155 @@ func splitShuffled(rng *rand.Rand, e pmem.Extent) []pmem.Extent {
 	rng.Shuffle(len(pieces), func(i, j int) { pieces[i], pieces[j] = pieces[j], pieces[i] })
 	return pieces
 }
+
+// TestReleaseRacingAPushDown pins down the interleaving behind a Release that
+// failed with ErrNotReferenced on a block its caller held: the reference was
+// in the chunk's range count, the Release read the block's word at 0, and a
+// push-down (by another holder's Release of part of the chunk, or by Detach)
+// moved the range count into the words before the Release looked at the range
+// count, so it found the reference nowhere. The hook makes the push-down land
+// in exactly that gap.
+func TestReleaseRacingAPushDown(t *testing.T) {
+	chunk1 := ext(chunkBlocks, chunkBlocks)
+	const a, b = chunkBlocks + 7, chunkBlocks + 9 // blocks released by holders A and B
+	for _, tc := range []struct {
+		name string
+		held pmem.Extent // each of two holders acquires it whole
+		// pushDown runs in A's gap and returns the blocks it detached.
+		pushDown func(t *testing.T, tb *Table) []pmem.Extent
+	}{
+		{"by another holder's release, chunk reference", chunk1, func(t *testing.T, tb *Table) []pmem.Extent {
+			if err := tb.Release(ext(b, 1)); err != nil {
+				t.Errorf("holder B's release: %v", err)
+			}
+			return nil
+		}},
+		{"by another holder's release, page reference", ext(0, pageBlocks), func(t *testing.T, tb *Table) []pmem.Extent {
+			if err := tb.Release(ext(b, 1)); err != nil {
+				t.Errorf("holder B's release: %v", err)
+			}
+			return nil
+		}},
+		{"by Detach", chunk1, func(t *testing.T, tb *Table) []pmem.Extent {
+			busy, err := tb.Detach(chunk1)
+			if err != nil {
+				t.Errorf("detach: %v", err)
+			}
+			return busy
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rel releases
+			tb := New(pageBlocks+2*chunkBlocks, rel.record)
+			for range 2 {
+				if err := tb.Acquire(tc.held); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var busy []pmem.Extent
+			fired := false
+			tb.gap = func(ci uint64, i int) {
+				if fired || blockOf(ci, i) != pmem.Block(a) {
+					return
+				}
+				fired = true
+				busy = tc.pushDown(t, tb)
+			}
+			if err := tb.Release(ext(a, 1)); err != nil {
+				t.Fatalf("holder A's release of a block it holds: %v", err)
+			}
+			if !fired {
+				t.Fatal("the push-down never landed in the gap")
+			}
+			tb.gap = nil
+			for _, x := range []uint64{a, b, a + 1} {
+				want := uint32(2)
+				if x == a || x == b && busy == nil {
+					want = 1
+				}
+				if got := tb.Count(pmem.Block(x)); got != want {
+					t.Errorf("block %d: count %d, want %d", x, got, want)
+				}
+			}
+			mustCheck(t, tb)
+
+			// Every remaining reference releases cleanly, and a detached
+			// block is reported exactly once.
+			start, end := uint64(tc.held.Start), uint64(tc.held.End())
+			rest := []pmem.Extent{ext(start, a-start), ext(a+1, end-a-1)}
+			if busy == nil {
+				rest = append(rest, ext(start, b-start), ext(b+1, end-b-1))
+			} else {
+				rest = append(rest, tc.held)
+			}
+			for _, r := range rest {
+				if err := tb.Release(r); err != nil {
+					t.Fatalf("release %v: %v", r, err)
+				}
+			}
+			if tb.ReferencedBlocks() != 0 {
+				t.Fatalf("ReferencedBlocks = %d at the end", tb.ReferencedBlocks())
+			}
+			if busy != nil && !slices.Equal(busy, []pmem.Extent{chunk1}) {
+				t.Fatalf("Detach returned %v, want %v", busy, chunk1)
+			}
+			reported := map[pmem.Block]int{}
+			for _, c := range rel.take() {
+				for _, r := range c {
+					for x := r.Start; x < r.End(); x++ {
+						reported[x]++
+					}
+				}
+			}
+			for x := tc.held.Start; x < tc.held.End(); x++ {
+				want := 0
+				if busy != nil {
+					want = 1
+				}
+				if reported[x] != want {
+					t.Fatalf("block %d reported %d times, want %d", x, reported[x], want)
+				}
+			}
+			mustCheck(t, tb)
+		})
+	}
+}
+
+// TestCountRacingAPushDown: Count of a block held only through its chunk's
+// range count, with a push-down (another holder's Release of part of the
+// chunk) landing between Count's loads, still sees the reference. dax
+// relies on it: a block that Count says is idle gets zeroed in place.
+func TestCountRacingAPushDown(t *testing.T) {
+	chunk1 := ext(chunkBlocks, chunkBlocks)
+	const x = chunkBlocks + 3
+	tb := New(4*chunkBlocks, nil)
+	for range 2 {
+		if err := tb.Acquire(chunk1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both references are only in the range count. The second holder's
+	// Release of another block pushes them down into the words.
+	fired := false
+	tb.gap = func(ci uint64, i int) {
+		if fired {
+			return
+		}
+		fired = true
+		if err := tb.Release(ext(x+1, 1)); err != nil {
+			t.Errorf("release: %v", err)
+		}
+	}
+	got := tb.Count(x)
+	tb.gap = nil
+	if !fired {
+		t.Fatal("the push-down never landed in the gap")
+	}
+	if got == 0 {
+		t.Fatalf("Count of a held block = 0 while its range count was pushed down")
+	}
+	if got := tb.Count(x); got != 2 {
+		t.Fatalf("Count after the push-down = %d, want 2", got)
+	}
+	mustCheck(t, tb)
+}
