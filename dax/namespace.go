@@ -410,6 +410,16 @@ type FileInfo struct {
 	Size    int64     `json:"size"`
 	Blocks  uint64    `json:"blocks"` // region blocks the file owns, written or unwritten
 	ModTime time.Time `json:"mod_time"`
+	// The attributes a file-system face of the store shows (see
+	// AttrChange). HasAttr is false for a file never given any, such as
+	// one made through the key API; its Mode, UID and GID are then 0 and
+	// its ATime and CTime equal ModTime.
+	Mode    uint32    `json:"mode,omitempty"`
+	UID     uint32    `json:"uid,omitempty"`
+	GID     uint32    `json:"gid,omitempty"`
+	ATime   time.Time `json:"atime"`
+	CTime   time.Time `json:"ctime"`
+	HasAttr bool      `json:"has_attr,omitempty"`
 }
 
 // Stat describes the file named key. It reads the journal for a file not in
