@@ -172,15 +172,20 @@ func TestReadDirOrderHidingAndClashes(t *testing.T) {
 	for _, k := range []string{"a.txt", "a/x", "a/y/z", "a-b", "b", "a", "c/", "d//e", "./f", "a b/q", "z/a/b/c/d"} {
 		mustPut(t, s, k, []byte(k))
 	}
-	for _, d := range []string{"e", "a/q", "a/y/w"} {
+	for _, d := range []string{"e", "a/q", "a/y/w", "g"} {
 		if err := s.Mkdir(d, AttrChange{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The explicit directory "g" (record "g") is found before the key
+	// "g-", which sorts before the subtree "g/...": skipping the subtree
+	// must not skip "g-".
+	mustPut(t, s, "g-", nil)
+	mustPut(t, s, "g/k", nil)
 	// "a" is a file and a directory: the directory wins; "a b" and "a-b"
 	// and "a.txt" sort after "a" by name though their keys sort before
 	// "a/...". "c/", "d//e" and "./f" are not valid paths: hidden.
-	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "z/")
+	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "g/", "g-", "z/")
 	wantListing(t, s, "a", "q/", "x", "y/")
 	wantListing(t, s, "a/y", "w/", "z")
 	wantListing(t, s, "z/a/b", "c/")
