@@ -253,6 +253,7 @@ func (s *Store) mkdirLocked(path string, c AttrChange) (*durable, error) {
 	di := DirInfo{Path: path, Mode: defaultDirMode, ModTime: now, ATime: now}.withAttr(c, now)
 	t := s.newTxn()
 	t.b.SetDir(dirRecord(di))
+	s.dirRecords = dirsSome
 	return s.commit(t)
 }
 
@@ -387,6 +388,7 @@ func (s *Store) setDirAttrLocked(path string, c AttrChange) (DirInfo, *durable, 
 	di = di.withAttr(c, time.Now())
 	t := s.newTxn()
 	t.b.SetDir(dirRecord(di))
+	s.dirRecords = dirsSome
 	d, err := s.commit(t)
 	return di, d, err
 }
@@ -884,11 +886,37 @@ func (s *Store) subtreeLocked(dir string) ([]journal.Inode, []journal.Dir, error
 	return recs, dirs, nil
 }
 
+// dirPresence says whether a store holds directory records, so that
+// creating a key in a store that never made a directory costs no journal
+// read (refuseDirLocked). It is learned on first need and raised by every
+// operation that writes a directory record; it is never lowered (Rmdir of
+// the last one leaves it set, which costs a read per new key, no more).
+type dirPresence uint8
+
+const (
+	dirsUnknown dirPresence = iota
+	dirsNone
+	dirsSome
+)
+
 // refuseDirLocked fails with ErrIsDir when key is an explicit directory:
 // a file and an explicit directory never share a name (Check). A key
 // equal to an implicit directory is allowed; the directory wins in
 // ReadDir. The namespace lock must be held exclusive.
 func (s *Store) refuseDirLocked(key string) error {
+	if s.dirRecords == dirsUnknown {
+		ds, err := s.jnl.ScanDirs("", "", 1)
+		if err != nil {
+			return err
+		}
+		s.dirRecords = dirsNone
+		if len(ds) > 0 {
+			s.dirRecords = dirsSome
+		}
+	}
+	if s.dirRecords == dirsNone {
+		return nil
+	}
 	_, ok, err := s.jnl.LookupDir(key)
 	if err != nil {
 		return err

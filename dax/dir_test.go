@@ -129,6 +129,8 @@ func TestMkdirRmdirSemantics(t *testing.T) {
 	mustCheck(t, s)
 	s = reopen(t, s, &Options{NoSync: true, NoAdminSocket: true})
 	wantListing(t, s, "", "a/", "f", "imp/")
+	// The reopened store learns that it holds directories.
+	wantErr(t, s.Put("a", nil), ErrIsDir)
 	wantListing(t, s, "a")
 	if err := s.Rmdir("a"); err != nil {
 		t.Fatal(err)
