@@ -5,6 +5,22 @@ package dax
 // implicit: they exist while a key lies under them. Mkdir makes an explicit
 // directory, a journal record of its own with attributes, which exists
 // until Rmdir, so that an empty directory persists as a file system's does.
+//
+// The rules:
+//   - a directory exists if it is the root (""), has a record, or a key
+//     that is a valid path (ValidPath) or an explicit directory lies under
+//     it; keys that are not valid paths are invisible to ReadDir (and so to
+//     the mount and Store.FS) but stay reachable through the key API;
+//   - a key may equal an implicit directory (the directory wins in
+//     ReadDir), never an explicit one: creating such a key fails with
+//     ErrIsDir, and Mkdir or SetDirAttr over a file's name with ErrExist;
+//   - the key API stays flat: Put, Create and Rename do not check that
+//     parent directories exist. Check wants the parent of every explicit
+//     directory to be the root, explicit, or to hold a key that is a valid
+//     path; removing through the key API the last key of an implicit
+//     directory that holds an explicit one leaves it existing only
+//     through that one, which Check reports. A file-system face makes such
+//     a parent explicit before the key goes, as the FUSE mount does.
 
 import (
 	"fmt"
