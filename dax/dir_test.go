@@ -480,3 +480,49 @@ func TestDirCallsOnClosedAndReadOnlyStores(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRenameDirMovesEvictedAndExternalFiles: files not in memory move by
+// their journal records, those with extent records (External) included,
+// attributes and all.
+func TestRenameDirMovesEvictedAndExternalFiles(t *testing.T) {
+	opts := &Options{Size: 256 * testBS, NoSync: true, NoAdminSocket: true, InodeCache: 1}
+	s := newStore(t, 0, func(o *Options) { *o = *opts })
+	f, err := s.CreateWith("s/ext", AttrChange{Mask: AttrMode | AttrUID, Mode: 0o640, UID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = journal.MaxInlineExtents + 8
+	for i := range n {
+		if _, err := f.WriteAt(pattern(byte(i), 10), int64(2*i)*testBS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := f.appendAll(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mustPut(t, s, "s/small", []byte("v"))
+	s = reopen(t, s, opts)
+	if resident(s) != 0 {
+		t.Fatalf("%d files in memory after reopen", resident(s))
+	}
+	if rec, ok, err := s.jnl.LookupInode("s/ext"); err != nil || !ok || !rec.External {
+		t.Fatalf("s/ext is not a file with extent records: %v %v %v", rec.External, ok, err)
+	}
+	if err := s.RenameDir("s", "t"); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s)
+	s = reopen(t, s, opts)
+	if got := mustGet(t, s, "t/ext"); string(got) != string(want) {
+		t.Fatal("moved External file reads differently")
+	}
+	fi, err := s.Stat("t/ext")
+	if err != nil || fi.Mode != 0o640 || fi.UID != 42 || fi.Blocks != n {
+		t.Fatalf("moved file: %+v %v", fi, err)
+	}
+	wantListing(t, s, "", "t/")
+	wantListing(t, s, "t", "ext", "small")
+	mustCheck(t, s)
+}
