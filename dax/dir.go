@@ -532,11 +532,47 @@ func (st *dirStream) fetch() error {
 	return nil
 }
 
+// readDirHold is how many entries ReadDir holds back before it resolves,
+// by looking them up, the directories that hold back the first (see
+// ReadDir); tests lower it.
+var readDirHold = 256
+
+// readDirHook, when set by a test, learns how many entries ReadDir holds.
+var readDirHook func(held int)
+
 // pendingEntry is an entry ReadDir found but may not yield yet: a
 // directory whose name sorts before it may still come (see ReadDir).
 type pendingEntry struct {
-	e       DirEntry
-	release string // yield once every record before this key was read
+	e DirEntry
+	// cuts are the lengths of the prefixes of the name that may still
+	// name such a directory, shortest first: each ends before a byte
+	// below '/', and the last is the whole name (a directory of the same
+	// name wins over a file). cuts[k:] are unresolved.
+	cuts []int
+	k    int
+}
+
+// released reports whether nothing can come any more that precedes the
+// entry or shares its name, the records before key next having been read
+// (next "" and end: all of them).
+func (pe *pendingEntry) released(prefix, next string, end bool) bool {
+	if end || pe.k == len(pe.cuts) {
+		return true
+	}
+	// The subtree of the shortest unresolved prefix d ends before
+	// prefix+d+"0" ('0' follows '/'), and so do those of the longer ones.
+	return prefix+pe.e.Name[:pe.cuts[pe.k]]+"0" <= next
+}
+
+// dirReader is one ReadDir in progress.
+type dirReader struct {
+	s       *Store
+	prefix  string
+	streams [2]*dirStream
+	pending []pendingEntry
+	probed  map[string]bool // directory name -> exists, as looked up
+	last    string          // the last name yielded
+	yielded bool
 }
 
 // ReadDir yields the entries of the directory at path ("" is the root) in
@@ -551,10 +587,13 @@ type pendingEntry struct {
 //
 // Keys come in byte order, in which a subdirectory "a" (its keys "a/...")
 // sorts after the names "a-b" or "a.txt", which sort after "a" by name.
-// So an entry whose name n holds a byte below '/' waits until the keys of
-// the subdirectory n[:i] (i the first such byte) have gone by, and every
+// So an entry whose name n holds bytes below '/' waits until the keys of
+// each subdirectory n[:i] (i at such a byte) have gone by, and every
 // entry waits for its own name's subtree to go by (the directory wins);
-// those are the only names that can still precede or merge with it.
+// those are the only names that can still precede or merge with it. When
+// more than readDirHold entries wait (a directory of "img-0001.jpg" files
+// waits for "img/"), ReadDir looks up the directory the first one waits
+// for instead, once per name, so what it holds stays bounded.
 func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 	return func(yield func(DirEntry, error) bool) {
 		if err := checkDirPath(path, true); err != nil {
@@ -566,77 +605,138 @@ func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 			return
 		}
 		p := under(path)
-		streams := [2]*dirStream{
+		r := &dirReader{s: s, prefix: p, probed: map[string]bool{}}
+		r.streams = [2]*dirStream{
 			{s: s, prefix: p, page: readDirSeekPage},
 			{s: s, prefix: p, dirs: true, page: readDirSeekPage},
 		}
-		var pending []pendingEntry
-		for {
-			var next *dirItem
-			var from *dirStream
-			for _, st := range streams {
-				h, err := st.head()
-				if err != nil {
-					yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
-					return
-				}
-				if h != nil && (next == nil || h.raw < next.raw) {
-					next, from = h, st
-				}
-			}
-			for len(pending) > 0 && (next == nil || pending[0].release <= next.raw) {
-				e := pending[0].e
-				pending = pending[1:]
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			item := *next
-			from.buf = from.buf[1:]
-			if !ValidPath(item.raw) {
-				continue
-			}
-			name, isDir := item.raw[len(p):], item.dir
-			if i := strings.IndexByte(name, '/'); i >= 0 {
-				name, isDir = name[:i], true
-			}
-			e := DirEntry{Name: name, IsDir: isDir}
-			if !isDir {
-				e.File = item.fi
-			}
-			pending = addPending(pending, p, e)
-			if isDir {
-				for _, st := range streams {
-					st.skip(p + name)
-				}
-			}
+		if err := r.run(yield); err != nil {
+			yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
 		}
 	}
 }
 
-// addPending adds e to pending, kept in name order; a directory replaces
-// a file of the same name.
-func addPending(pending []pendingEntry, prefix string, e DirEntry) []pendingEntry {
-	i, found := slices.BinarySearchFunc(pending, e.Name, func(x pendingEntry, name string) int {
+// run merges the streams, yielding entries as they are released. It
+// returns nil when the directory is done or yield asked to stop.
+func (r *dirReader) run(yield func(DirEntry, error) bool) error {
+	p := r.prefix
+	for {
+		var next *dirItem
+		var from *dirStream
+		for _, st := range r.streams {
+			h, err := st.head()
+			if err != nil {
+				return err
+			}
+			if h != nil && (next == nil || h.raw < next.raw) {
+				next, from = h, st
+			}
+		}
+		at := ""
+		if next != nil {
+			at = next.raw
+		}
+		for {
+			for len(r.pending) > 0 && r.pending[0].released(p, at, next == nil) {
+				e := r.pending[0].e
+				r.pending = r.pending[1:]
+				r.last, r.yielded = e.Name, true
+				if !yield(e, nil) {
+					return nil
+				}
+			}
+			if next == nil {
+				return nil
+			}
+			if len(r.pending) <= readDirHold {
+				break
+			}
+			if err := r.resolve(); err != nil {
+				return err
+			}
+		}
+		item := *next
+		from.buf = from.buf[1:]
+		if !ValidPath(item.raw) {
+			continue
+		}
+		name, isDir := item.raw[len(p):], item.dir
+		if i := strings.IndexByte(name, '/'); i >= 0 {
+			name, isDir = name[:i], true
+		}
+		e := DirEntry{Name: name, IsDir: isDir}
+		if !isDir {
+			e.File = item.fi
+		}
+		r.add(e)
+		if readDirHook != nil {
+			readDirHook(len(r.pending))
+		}
+	}
+}
+
+// resolve looks up the directory the first held entry waits for and, if
+// there is one, holds it too and skips its subtree.
+func (r *dirReader) resolve() error {
+	pe := &r.pending[0]
+	d := pe.e.Name[:pe.cuts[pe.k]]
+	pe.k++
+	exists, ok := r.probed[d]
+	if !ok {
+		var err error
+		if exists, err = r.s.dirExists(r.prefix + d); err != nil {
+			return err
+		}
+		r.probed[d] = exists
+	}
+	if exists {
+		r.add(DirEntry{Name: d, IsDir: true})
+	}
+	return nil
+}
+
+// add holds e back, in name order; a directory replaces a file of the
+// same name. A directory's subtree is skipped. A name at or before the
+// last one yielded (made since by a concurrent change) is dropped, so
+// that names come in order, once each.
+func (r *dirReader) add(e DirEntry) {
+	if e.IsDir {
+		for _, st := range r.streams {
+			st.skip(r.prefix + e.Name)
+		}
+	}
+	if r.yielded && e.Name <= r.last {
+		return
+	}
+	i, found := slices.BinarySearchFunc(r.pending, e.Name, func(x pendingEntry, name string) int {
 		return strings.Compare(x.e.Name, name)
 	})
 	if found {
 		if e.IsDir {
-			pending[i].e = e
+			r.pending[i].e = e
 		}
-		return pending
+		return
 	}
-	cut := len(e.Name)
+	var cuts []int
 	for j := 0; j < len(e.Name); j++ {
 		if e.Name[j] < '/' {
-			cut = j
-			break
+			cuts = append(cuts, j)
 		}
 	}
-	return slices.Insert(pending, i, pendingEntry{e: e, release: prefix + e.Name[:cut] + "0"})
+	cuts = append(cuts, len(e.Name))
+	r.pending = slices.Insert(r.pending, i, pendingEntry{e: e, cuts: cuts})
+}
+
+// dirExists reports whether a directory is at path.
+func (s *Store) dirExists(path string) (bool, error) {
+	if err := s.begin(false); err != nil {
+		return false, err
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	_, ok, err := s.statDirLocked(path)
+	return ok, err
 }
 
 // dirMustExist fails unless a directory is at path: ErrNotDir when a file

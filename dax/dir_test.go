@@ -192,6 +192,13 @@ func TestReadDirOrderHidingAndClashes(t *testing.T) {
 	wantListing(t, s, "a/y", "w/", "z")
 	wantListing(t, s, "z/a/b", "c/")
 	wantListing(t, s, "e")
+	// The same with nothing held back: each waiting entry looks up the
+	// directory it waits for.
+	defer func(h int) { readDirHold = h }(readDirHold)
+	readDirHold = 0
+	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "g/", "g-", "z/")
+	wantListing(t, s, "a", "q/", "x", "y/")
+	readDirHold = 256
 	// An early break stops the sequence.
 	n := 0
 	for range s.ReadDir("") {
@@ -239,6 +246,24 @@ func TestReadDirSkipsSubtrees(t *testing.T) {
 	wantListing(t, s, "big", "a", "sub0/", "sub1/", "sub1.txt", "sub2/", "z")
 	if n := readDirRecords.Load() - before; n > 6*readDirSeekPage {
 		t.Fatalf("listing 6 entries read %d records", n)
+	}
+	// Names that wait for a directory that sorts before them by name but
+	// after them by key ("img" before "img-00001", "img/" after it): what
+	// ReadDir holds back stays bounded, and the order is kept.
+	for i := range 1000 {
+		mustPut(t, s, fmt.Sprintf("pics/img-%05d.jpg", i), nil)
+	}
+	mustPut(t, s, "pics/img/inner", nil)
+	pics := []string{"img/"}
+	for i := range 1000 {
+		pics = append(pics, fmt.Sprintf("img-%05d.jpg", i))
+	}
+	maxHeld := 0
+	readDirHook = func(held int) { maxHeld = max(maxHeld, held) }
+	defer func() { readDirHook = nil }()
+	wantListing(t, s, "pics", pics...)
+	if maxHeld > readDirHold+1 {
+		t.Fatalf("ReadDir held %d entries back", maxHeld)
 	}
 	var want []string
 	for i := range 1000 {
