@@ -612,3 +612,36 @@ func TestRenameDirWhileFilesAreWritten(t *testing.T) {
 	}
 	wantListing(t, s, "", final+"/")
 }
+
+// TestDirAPIRefusesBadPaths: every directory call refuses paths that are
+// not valid paths with ErrInvalidKey, changing nothing.
+func TestDirAPIRefusesBadPaths(t *testing.T) {
+	s := newStore(t, 64*testBS, nil)
+	mustPut(t, s, "d/k", []byte("v"))
+	if err := s.Mkdir("e", AttrChange{}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s)
+	bad := []string{"/", "/d", "d/", "d//k", ".", "..", "./d", "d/.", "d/..", "a\x00b", "\xff\xfe",
+		strings.Repeat("a/", MaxKeyLen), strings.Repeat("x", MaxKeyLen+1)}
+	for _, p := range bad {
+		calls := map[string]error{
+			"mkdir":      s.Mkdir(p, AttrChange{}),
+			"rmdir":      s.Rmdir(p),
+			"renamedir":  s.RenameDir(p, "n"),
+			"renamedir2": s.RenameDir("d", p),
+		}
+		_, calls["statdir"] = s.StatDir(p)
+		_, calls["setdirattr"] = s.SetDirAttr(p, AttrChange{})
+		for _, err := range s.ReadDir(p) {
+			calls["readdir"] = err
+		}
+		for name, err := range calls {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Errorf("%s(%q): %v, want ErrInvalidKey", name, p, err)
+			}
+		}
+	}
+	sameState(t, s, before)
+	wantListing(t, s, "", "d/", "e/")
+}
