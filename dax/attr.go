@@ -321,6 +321,10 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 	if err != nil {
 		return nil, err
 	}
+	keep, err := s.leavingParentsLocked(old, false)
+	if err != nil {
+		return nil, err
+	}
 	if other == nil {
 		if err := s.refuseDirLocked(new); err != nil {
 			return nil, err
@@ -328,6 +332,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 		in.mapMu.Lock()
 		defer in.mapMu.Unlock()
 		t := s.newTxn()
+		keepParents(t, keep)
 		d, err := s.renameInto(t, in, old, new)
 		if err != nil {
 			return nil, err
@@ -360,6 +365,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 			b.t.b.DeleteInode(old)
 			in.key.Store(&new)
 			b.t.touch(in)
+			keepParents(b.t, keep)
 			return nil
 		})
 	if err != nil {

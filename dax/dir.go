@@ -15,12 +15,14 @@ package dax
 //     ReadDir), never an explicit one: creating such a key fails with
 //     ErrIsDir, and Mkdir or SetDirAttr over a file's name with ErrExist;
 //   - the key API stays flat: Put, Create and Rename do not check that
-//     parent directories exist. Check wants the parent of every explicit
-//     directory to be the root, explicit, or to hold a key that is a valid
-//     path; removing through the key API the last key of an implicit
-//     directory that holds an explicit one leaves it existing only
-//     through that one, which Check reports. A file-system face makes such
-//     a parent explicit before the key goes, as the FUSE mount does.
+//     parent directories exist;
+//   - Check wants the parent of every explicit directory to be the root,
+//     explicit, or to hold a key that is a valid path. So an operation
+//     that takes the last such key out of an implicit directory that
+//     still holds an explicit one (Remove, Rename, RenameWith, RenameDir,
+//     Rmdir) makes that directory explicit in the same commit, with the
+//     default attributes; it existed before and after. Only when a file
+//     has the directory's name too can it not, and Check reports it.
 
 import (
 	"fmt"
@@ -321,7 +323,12 @@ func (s *Store) rmdirLocked(path string) (*durable, error) {
 	if keys || dirs {
 		return nil, ErrNotEmpty
 	}
+	keep, err := s.leavingParentsLocked(path, true)
+	if err != nil {
+		return nil, err
+	}
 	t := s.newTxn()
+	keepParents(t, keep)
 	t.b.DeleteDir(path)
 	return s.commit(t)
 }
@@ -873,7 +880,12 @@ func (s *Store) renameDirLocked(old, new string) (*durable, error) {
 		}
 	}()
 
+	keep, err := s.leavingParentsLocked(old, true)
+	if err != nil {
+		return nil, err
+	}
 	t := s.newTxn()
+	keepParents(t, keep)
 	now := time.Now()
 	t.b.DeleteDir(new) // an empty explicit directory at new is replaced
 	if oldInfo.Explicit {
@@ -1015,23 +1027,30 @@ const (
 	dirsSome
 )
 
-// refuseDirLocked fails with ErrIsDir when key is an explicit directory:
-// a file and an explicit directory never share a name (Check). A key
-// equal to an implicit directory is allowed; the directory wins in
-// ReadDir. The namespace lock must be held exclusive.
-func (s *Store) refuseDirLocked(key string) error {
+// hasDirRecordsLocked reports whether the journal may hold directory
+// records, learning it on first use. The namespace lock must be held
+// exclusive.
+func (s *Store) hasDirRecordsLocked() (bool, error) {
 	if s.dirRecords == dirsUnknown {
 		ds, err := s.jnl.ScanDirs("", "", 1)
 		if err != nil {
-			return err
+			return false, err
 		}
 		s.dirRecords = dirsNone
 		if len(ds) > 0 {
 			s.dirRecords = dirsSome
 		}
 	}
-	if s.dirRecords == dirsNone {
-		return nil
+	return s.dirRecords == dirsSome, nil
+}
+
+// refuseDirLocked fails with ErrIsDir when key is an explicit directory:
+// a file and an explicit directory never share a name (Check). A key
+// equal to an implicit directory is allowed; the directory wins in
+// ReadDir. The namespace lock must be held exclusive.
+func (s *Store) refuseDirLocked(key string) error {
+	if some, err := s.hasDirRecordsLocked(); err != nil || !some {
+		return err
 	}
 	_, ok, err := s.jnl.LookupDir(key)
 	if err != nil {
@@ -1087,4 +1106,104 @@ func validKeyUnder(keys []string, dir string) bool {
 		}
 	}
 	return false
+}
+
+// leavingParentsLocked returns the directories to make explicit in the
+// commit that takes key (with subtree, every key and directory under key
+// too) away from its parents, so that no explicit directory is left whose
+// parent exists only through it (which Check reports): each ancestor with
+// no record that keeps no key that is a valid path, yet still holds an
+// explicit directory. They exist before and after; they only become
+// explicit, with the default attributes. A store without directory
+// records returns at once. The namespace lock must be held exclusive.
+func (s *Store) leavingParentsLocked(key string, subtree bool) ([]journal.Dir, error) {
+	if some, err := s.hasDirRecordsLocked(); err != nil || !some {
+		return nil, err
+	}
+	var out []journal.Dir
+	now := time.Now().UnixNano()
+	for p := parentDir(key); p != ""; p = parentDir(p) {
+		if _, ok, err := s.jnl.LookupDir(p); err != nil || ok {
+			return out, err
+		}
+		kept, err := s.keyStaysUnderLocked(p, key, subtree)
+		if err != nil || kept {
+			return out, err
+		}
+		// p needs to become explicit if a directory promoted below it
+		// or an explicit one other than the leaving ones stays under it.
+		if len(out) == 0 {
+			ds, err := s.dirsStayUnderLocked(p, key, subtree)
+			if err != nil {
+				return nil, err
+			}
+			if !ds {
+				continue
+			}
+		}
+		if isFile, err := s.fileExistsLocked(p); err != nil || isFile {
+			// A file has p's name: p cannot become explicit. The
+			// directory under it is left to Check (see the rules at
+			// the top of this file).
+			return out, err
+		}
+		out = append(out, journal.Dir{Path: p, Mode: defaultDirMode, MTime: now, ATime: now, CTime: now})
+	}
+	return out, nil
+}
+
+// keyStaysUnderLocked reports whether a key that is a valid path and not
+// leaving lies under dir (leaving: key, and with subtree the keys under
+// it, whose records it seeks past).
+func (s *Store) keyStaysUnderLocked(dir, key string, subtree bool) (bool, error) {
+	p := under(dir)
+	for after := ""; ; {
+		recs, err := s.jnl.ScanInodes(p, after, 64)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range recs {
+			if r.Key != key && !(subtree && strings.HasPrefix(r.Key, key+"/")) && ValidPath(r.Key) {
+				return true, nil
+			}
+		}
+		if len(recs) < 64 {
+			return false, nil
+		}
+		after = recs[len(recs)-1].Key
+		if subtree && strings.HasPrefix(after, key+"/") {
+			after = pastSubtree(key)
+		}
+	}
+}
+
+// dirsStayUnderLocked reports whether an explicit directory that is not
+// leaving (key, and with subtree those under it) lies under dir.
+func (s *Store) dirsStayUnderLocked(dir, key string, subtree bool) (bool, error) {
+	p := under(dir)
+	for after := ""; ; {
+		ds, err := s.jnl.ScanDirs(p, after, 64)
+		if err != nil {
+			return false, err
+		}
+		for _, d := range ds {
+			if d.Path != key && !(subtree && strings.HasPrefix(d.Path, key+"/")) {
+				return true, nil
+			}
+		}
+		if len(ds) < 64 {
+			return false, nil
+		}
+		after = ds[len(ds)-1].Path
+		if subtree && strings.HasPrefix(after, key+"/") {
+			after = pastSubtree(key)
+		}
+	}
+}
+
+// keepParents queues the directories leavingParentsLocked returned.
+func keepParents(t *txn, dirs []journal.Dir) {
+	for _, d := range dirs {
+		t.b.SetDir(d)
+	}
 }

@@ -645,3 +645,40 @@ func TestDirAPIRefusesBadPaths(t *testing.T) {
 	sameState(t, s, before)
 	wantListing(t, s, "", "d/", "e/")
 }
+
+// TestTakingTheLastKeyAwayKeepsExplicitDirsParent: when the last key of an
+// implicit directory leaves it while an explicit directory stays under
+// it, the operation makes the directory explicit in the same commit, so
+// the explicit one keeps a parent and Check holds.
+func TestTakingTheLastKeyAwayKeepsExplicitDirsParent(t *testing.T) {
+	for name, op := range map[string]func(s *Store) error{
+		"remove":         func(s *Store) error { return s.Remove("top/p/k") },
+		"rename":         func(s *Store) error { return s.Rename("top/p/k", "elsewhere") },
+		"rename replace": func(s *Store) error { return s.RenameWith(t0(), "top/p/k", "other", RenameOptions{Replace: true}) },
+		"renamedir":      func(s *Store) error { return s.RenameDir("top/p/sub", "moved") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t, 64*testBS, nil)
+			mustPut(t, s, "other", []byte("o"))
+			if name == "renamedir" {
+				mustPut(t, s, "top/p/sub/k", []byte("v"))
+			} else {
+				mustPut(t, s, "top/p/k", []byte("v"))
+			}
+			if err := s.Mkdir("top/p/e", AttrChange{Mask: AttrMode, Mode: 0o700}); err != nil {
+				t.Fatal(err)
+			}
+			if err := op(s); err != nil {
+				t.Fatal(err)
+			}
+			di, err := s.StatDir("top/p")
+			if err != nil || !di.Explicit || di.Mode != 0o755 {
+				t.Fatalf("top/p after the last key left: %+v %v", di, err)
+			}
+			if di, err := s.StatDir("top"); err != nil || !di.Explicit {
+				t.Fatalf("top: %+v %v", di, err)
+			}
+			mustCheck(t, s)
+		})
+	}
+}
