@@ -365,6 +365,9 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 		return nil, err
 	}
 	if in == nil {
+		if err := s.refuseDirLocked(key); err != nil {
+			return nil, err
+		}
 		in = newInode(s.nextIno, key, size, time.Now())
 		t := s.newTxn()
 		if v != nil {
@@ -710,12 +713,17 @@ func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, erro
 		return nil, ErrNotFound
 	}
 	defer s.release(in)
+	keep, err := s.leavingParentsLocked(key, false)
+	if err != nil {
+		return nil, err
+	}
 	in.lockAll()
 	defer in.unlockAll()
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
+			keepParents(b.t, keep)
 			if err := b.drop(0, math.MaxUint64); err != nil {
 				return err
 			}
