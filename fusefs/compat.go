@@ -6,6 +6,7 @@ package fusefs
 // keys do not show.
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"iter"
@@ -97,4 +98,19 @@ func (s *Server) fileStat(f *dax.File) (dax.FileInfo, error) {
 		return s.st.Stat(f.Key())
 	}
 	return fi, err
+}
+
+// renameFile is RenameWith, or while that is unavailable Rename, after a
+// Remove of the target when it is to be replaced (not atomic).
+func (s *Server) renameFile(ctx context.Context, old, new string, replace bool) error {
+	err := s.st.RenameWith(ctx, old, new, dax.RenameOptions{Replace: replace})
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return err
+	}
+	if replace {
+		if err := s.st.RemoveWith(ctx, new, dax.BreakOptions{}); err != nil && !errors.Is(err, dax.ErrNotFound) {
+			return err
+		}
+	}
+	return s.st.Rename(old, new)
 }

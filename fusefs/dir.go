@@ -520,7 +520,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			err = dax.ErrNotEmpty
 		}
 	} else {
-		err = s.st.RenameWith(ctx, oldKey, newKey, dax.RenameOptions{Replace: dstFile})
+		err = s.renameFile(ctx, oldKey, newKey, dstFile)
 	}
 	done()
 	if err != nil {

@@ -10,6 +10,7 @@ package fusefs
 // notification needs while it waits for the handler.
 
 import (
+	"context"
 	"strings"
 	"sync"
 
@@ -22,7 +23,7 @@ import (
 // pushes must never wait for the kernel.
 type notifyQueue struct {
 	mu     sync.Mutex
-	items  []dax.FileChange
+	items  []note
 	closed bool
 	wake   chan struct{} // holds a token while items is not empty
 	done   chan struct{} // closed by close
@@ -33,23 +34,33 @@ func (q *notifyQueue) init() {
 	q.done = make(chan struct{})
 }
 
-func (q *notifyQueue) push(c dax.FileChange) {
+// note is one queued change, or a barrier: a channel the notifier closes
+// when it gets there.
+type note struct {
+	c       dax.FileChange
+	barrier chan struct{}
+}
+
+func (q *notifyQueue) push(c dax.FileChange) { q.pushNote(note{c: c}) }
+
+func (q *notifyQueue) pushNote(n note) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return
+		return false
 	}
-	q.items = append(q.items, c)
+	q.items = append(q.items, n)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // take waits for changes and returns them all; false once the queue is
 // closed.
-func (q *notifyQueue) take() ([]dax.FileChange, bool) {
+func (q *notifyQueue) take() ([]note, bool) {
 	for {
 		q.mu.Lock()
 		items, closed := q.items, q.closed
@@ -103,9 +114,31 @@ func (s *Server) notifier() {
 		if !ok {
 			return
 		}
-		for _, c := range batch {
-			s.notify(c)
+		for _, n := range batch {
+			if n.barrier != nil {
+				close(n.barrier)
+				continue
+			}
+			s.notify(n.c)
 		}
+	}
+}
+
+// notifyBarrier waits until the notifier has told the kernel about every
+// change queued before the call. It returns false if the mount ended first
+// (or ctx did).
+func (s *Server) notifyBarrier(ctx context.Context) bool {
+	b := make(chan struct{})
+	if !s.q.pushNote(note{barrier: b}) {
+		return false
+	}
+	select {
+	case <-b:
+		return true
+	case <-s.q.done:
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }
 
