@@ -19,6 +19,7 @@ import (
 // notifier moves on a rename through the API.
 type dirNode struct {
 	fs.Inode
+	noXattrs
 	s *Server
 }
 

@@ -19,6 +19,7 @@ import (
 // the node's place in go-fuse's tree, checked against the inode number.
 type fileNode struct {
 	fs.Inode
+	noXattrs
 	s   *Server
 	ino uint64
 

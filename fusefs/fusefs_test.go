@@ -504,9 +504,9 @@ func watchWorks(t *testing.T, st *dax.Store) bool {
 }
 
 // Changes made through the API of the serving process reach the kernel's
-// caches: an open descriptor sees new bytes, a new size, a new file and a
-// removed one at once, although the kernel cached pages, attributes and
-// names for longer.
+// caches, although it cached pages, attributes and names for longer: an
+// open descriptor sees new bytes and a new size once the call returns, a
+// new file and a removed one once the notifier got to them.
 func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	m := mountStore(t, 16<<20)
 	if !watchWorks(t, m.st) {
@@ -534,7 +534,7 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	if _, err := f.WriteAt([]byte("NEW-BYTES"), 4096); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, m, "the API's WriteAt", func() bool {
+	at(t, "the API's WriteAt", func() bool {
 		n, err := unix.Pread(fd, buf[:16], 4096)
 		return err == nil && n == 16 && string(buf[:9]) == "NEW-BYTES"
 	})
@@ -543,7 +543,7 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	if err := m.st.Put("f", val); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, m, "the API's Put", func() bool {
+	at(t, "the API's Put", func() bool {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil || st.Size != int64(len(val)) {
 			return false
@@ -570,6 +570,15 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 		_, err := os.Stat(m.path("g"))
 		return errors.Is(err, os.ErrNotExist)
 	})
+}
+
+// at fails unless cond holds at once: a change to a file's bytes, size or
+// attributes shows through the mount once the call that made it returns.
+func at(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !cond() {
+		t.Fatalf("the mount does not show %s once it returned", what)
+	}
 }
 
 // eventually polls cond until it holds, for as long as the notifier may

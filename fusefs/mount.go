@@ -70,6 +70,7 @@ type Server struct {
 	dirIno  atomic.Uint64        // the last directory inode number handed out
 
 	q         notifyQueue
+	serving   atomic.Bool // the kernel talks to the mount: notifications may go out
 	stopWatch func()
 	done      chan struct{} // closed once the mount is no longer served and cleaned up
 	unmounted atomic.Bool
@@ -127,7 +128,6 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 		FirstAutomaticIno: 1 << 63,
 	}
 	s.stopWatch = st.Watch(s.watch)
-	go s.notifier()
 	srv, err := fs.Mount(mountpoint, s.root, opts)
 	if err != nil {
 		s.stopWatch()
@@ -135,6 +135,8 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 		return nil, fmt.Errorf("fusefs: mount %s: %w", mountpoint, err)
 	}
 	s.srv = srv
+	s.serving.Store(true)
+	go s.notifier()
 	go func() {
 		srv.Wait()
 		s.cleanup()
