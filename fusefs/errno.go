@@ -102,7 +102,7 @@ func nameErrno(name, key string) syscall.Errno {
 	if len(name) > maxNameLen || len(key) > dax.MaxKeyLen {
 		return syscall.ENAMETOOLONG
 	}
-	if !validPath(key) {
+	if !dax.ValidPath(key) {
 		return syscall.EINVAL
 	}
 	return 0

@@ -161,6 +161,27 @@ func TestReadWriteReaddirStatThroughTheMount(t *testing.T) {
 	if strings.Join(names, " ") != "b:true new:false" {
 		t.Errorf("readdir a = %v", names)
 	}
+	// Raw getdents shows "." and ".." too, as ls -a expects.
+	dfd, err := unix.Open(m.path("a"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Getdents(dfd, buf)
+	unix.Close(dfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []string // unix.ParseDirent drops "." and ".."
+	for b := buf[:n]; len(b) >= 19; {
+		reclen := int(b[16]) | int(b[17])<<8
+		name := b[19:reclen]
+		raw = append(raw, string(name[:bytes.IndexByte(name, 0)]))
+		b = b[reclen:]
+	}
+	if strings.Join(raw, " ") != ". .. b new" {
+		t.Errorf("getdents of a = %q", raw)
+	}
 	fi, err := os.Stat(m.path("a/new"))
 	if err != nil {
 		t.Fatal(err)
