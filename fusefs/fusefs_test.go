@@ -100,6 +100,13 @@ func needFUSE(t *testing.T) {
 // and closes it.
 func mountStore(t *testing.T, size int64) *mounted {
 	t.Helper()
+	return mountStoreWith(t, size, Options{})
+}
+
+// mountStoreWith is mountStore with the mount's options (Log is the
+// test's).
+func mountStoreWith(t *testing.T, size int64, o Options) *mounted {
+	t.Helper()
 	needFUSE(t)
 	st, err := dax.Open(filepath.Join(t.TempDir(), "store"), &dax.Options{Size: size, AllocWait: -1, NoAdminSocket: true})
 	if err != nil {
@@ -107,7 +114,8 @@ func mountStore(t *testing.T, size int64) *mounted {
 	}
 	mnt := t.TempDir()
 	lb := &syncBuffer{}
-	srv, err := Mount(st, mnt, Options{Log: log.New(lb, "", 0), Debug: os.Getenv("FUSEFS_DEBUG") != ""})
+	o.Log, o.Debug = log.New(lb, "", 0), os.Getenv("FUSEFS_DEBUG") != ""
+	srv, err := Mount(st, mnt, o)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -638,7 +646,94 @@ func TestENOSPCNamesBusyBlocksInTheLog(t *testing.T) {
 	}
 	err = os.WriteFile(m.path("fill"), make([]byte, 4<<20), 0o644)
 	wantErrno(t, "writing past the region", err, syscall.ENOSPC)
-	if l := m.log.String(); !strings.Contains(l, "no space") || !strings.Contains(l, "busy blocks: 16") {
+	if l := m.log.String(); !strings.Contains(l, "no space") || !strings.Contains(l, "16 blocks are busy") ||
+		!strings.Contains(l, `oldest pin "holder"`) {
 		t.Errorf("the mount's log does not explain the ENOSPC:\n%s", l)
+	}
+}
+
+// Files and directories made through the key API have no attributes: they
+// show Options' owner, and a first chmod keeps that owner rather than
+// taking the store's default of root.
+func TestChmodOfAFileWithoutAttributesKeepsTheMountsOwner(t *testing.T) {
+	m := mountStoreWith(t, 16<<20, Options{UID: 1234, GID: 5678})
+	if err := m.st.Put("d/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) (uint32, uint32, uint32) {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Uid, st.Gid, st.Mode & 0o7777
+	}
+	for _, p := range []string{m.path("d"), m.path("d/f")} {
+		if u, g, _ := owner(p); u != 1234 || g != 5678 {
+			t.Errorf("%s owned by %d:%d, want the mount's 1234:5678", p, u, g)
+		}
+	}
+	if err := os.Chmod(m.path("d/f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(m.path("d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if u, g, mode := owner(m.path("d/f")); u != 1234 || g != 5678 || mode != 0o600 {
+		t.Errorf("after chmod 600 d/f is %d:%d %o", u, g, mode)
+	}
+	if u, g, mode := owner(m.path("d")); u != 1234 || g != 5678 || mode != 0o700 {
+		t.Errorf("after chmod 700 d is %d:%d %o", u, g, mode)
+	}
+	if fi, err := m.st.Stat("d/f"); err != nil || !fi.HasAttr || fi.UID != 1234 || fi.Mode != 0o600 {
+		t.Errorf("the store keeps %+v, %v", fi, err)
+	}
+	// Root is an owner like any other, not "no owner".
+	if err := os.Chown(m.path("d/f"), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u, g, _ := owner(m.path("d/f")); u != 0 || g != 0 {
+		t.Errorf("after chown 0:0 d/f is owned by %d:%d", u, g)
+	}
+}
+
+// rm -r removes a directory's files and then the directory: removing the
+// last key of an implicit directory must leave the directory in place.
+func TestUnlinkOfTheLastFileKeepsItsDirectory(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	if err := m.st.Put("a/b/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("a/b/f")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "a/b"} {
+		if fi, err := os.Stat(m.path(d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s after unlinking the last file under it: %v", d, err)
+		}
+		if di, err := m.st.StatDir(d); err != nil || !di.Explicit {
+			t.Errorf("the store has %s as %+v, %v; want an explicit directory", d, di, err)
+		}
+	}
+	if err := m.st.Check(); err != nil {
+		t.Error(err)
+	}
+	wantErrno(t, "rmdir of a non-empty directory", unix.Rmdir(m.path("a")), syscall.ENOTEMPTY)
+	if err := os.Remove(m.path("a/b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.path("empty"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if di, err := m.st.StatDir("empty"); err != nil || !di.Explicit || di.Mode != 0o750 {
+		t.Errorf("mkdir made %+v, %v", di, err)
+	}
+	wantErrno(t, "mkdir over a directory", unix.Mkdir(m.path("empty"), 0o755), syscall.EEXIST)
+	wantErrno(t, "unlink of a directory", unix.Unlink(m.path("empty")), syscall.EISDIR)
+	if err := m.st.Check(); err != nil {
+		t.Error(err)
 	}
 }

@@ -120,9 +120,10 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
-		UID:             o.UID,
-		GID:             o.GID,
-		Logger:          o.Log,
+		// No UID/GID here: go-fuse would show them for every owner 0,
+		// also a file chowned to root. Files without attributes of their
+		// own get o.UID and o.GID from fileAttr and dirAttr instead.
+		Logger: o.Log,
 		// Directories take numbers from dirInoBase up and files their dax
 		// inode numbers; go-fuse's own automatic numbers stay above both.
 		FirstAutomaticIno: 1 << 63,
