@@ -737,3 +737,65 @@ func TestUnlinkOfTheLastFileKeepsItsDirectory(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// copy_file_range copies a sparse file's data and keeps its holes, also
+// over a destination that had data where the source has holes.
+func TestCopyFileRangeKeepsHoles(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	src, err := unix.Open(m.path("src"), unix.O_RDWR|unix.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(src)
+	data := bytes.Repeat([]byte("data"), 1024)
+	for _, off := range []int64{0, 1 << 20} {
+		if _, err := unix.Pwrite(src, data, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const size = 2 << 20
+	if err := unix.Ftruncate(src, size); err != nil {
+		t.Fatal(err)
+	}
+	old := bytes.Repeat([]byte{0xee}, 1<<20+8192)
+	if err := m.st.Put("dst", old); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := unix.Open(m.path("dst"), unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dst)
+	var copied int64
+	for copied < size {
+		offIn, offOut := copied, copied
+		n, err := unix.CopyFileRange(src, &offIn, dst, &offOut, size-int(copied), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		copied += int64(n)
+	}
+	if copied != size {
+		t.Fatalf("copied %d bytes of %d", copied, size)
+	}
+	want, err := m.st.Get("src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, size+1)
+	n, err := unix.Pread(dst, got, 0)
+	if err != nil || n != size || !bytes.Equal(got[:n], want) {
+		t.Fatalf("dst reads %d bytes (%v), equal to src: %v", n, err, bytes.Equal(got[:n], want))
+	}
+	for _, tc := range []struct{ off, hole int64 }{{0, 4096}, {1 << 20, 1<<20 + 4096}} {
+		if h, err := unix.Seek(dst, tc.off, unix.SEEK_HOLE); err != nil || h != tc.hole {
+			t.Errorf("SEEK_HOLE from %d in dst: %d, %v; want %d", tc.off, h, err, tc.hole)
+		}
+	}
+	if d, err := unix.Seek(dst, 4096, unix.SEEK_DATA); err != nil || d != 1<<20 {
+		t.Errorf("SEEK_DATA from 4096 in dst: %d, %v; want the source's next data at %d", d, err, 1<<20)
+	}
+}
