@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -797,5 +798,43 @@ func TestCopyFileRangeKeepsHoles(t *testing.T) {
 	}
 	if d, err := unix.Seek(dst, 4096, unix.SEEK_DATA); err != nil || d != 1<<20 {
 		t.Errorf("SEEK_DATA from 4096 in dst: %d, %v; want the source's next data at %d", d, err, 1<<20)
+	}
+}
+
+// The kernel enforces the modes and owners the mount shows: another user
+// may read a 0644 file of root's but neither write it nor create files in
+// root's 0755 directory.
+func TestOtherUsersGetTheModesPermissions(t *testing.T) {
+	m := mountStoreWith(t, 16<<20, Options{AllowOther: true})
+	if err := os.WriteFile(m.path("f"), []byte("root's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Let the other user reach the mount point.
+	for d := m.mnt; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil && d != m.mnt {
+			t.Fatal(err)
+		}
+	}
+	as := func(script string) error {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := as("cat " + m.path("f")); err != nil {
+		t.Errorf("another user reading a 0644 file: %v", err)
+	}
+	if err := as("echo x >> " + m.path("f")); err == nil {
+		t.Errorf("another user appended to root's 0644 file")
+	}
+	if err := as("echo x > " + m.path("g")); err == nil {
+		t.Errorf("another user created a file in root's 0755 directory")
+	}
+	if v, _ := m.st.Get("f"); string(v) != "root's" {
+		t.Errorf("f holds %q", v)
 	}
 }

@@ -113,6 +113,10 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 			FsName:      o.FsName,
 			Name:        "daxstore",
 			DirectMount: os.Geteuid() == 0,
+			// The kernel checks modes and owners against the attributes
+			// the mount keeps, as for a local file system; without it
+			// anyone who can reach the mount could change any file.
+			Options: []string{"default_permissions"},
 			// Up to 1 MiB per write request: large sequential writes
 			// cost fewer round trips through the kernel.
 			MaxWrite: 1 << 20,
