@@ -838,3 +838,21 @@ func TestOtherUsersGetTheModesPermissions(t *testing.T) {
 		t.Errorf("f holds %q", v)
 	}
 }
+
+// Past the store's largest file a write, a truncate and an fallocate fail
+// with EFBIG, as past a local file system's limit, and change nothing.
+func TestPastTheLargestFileIsEFBIG(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	fd, err := unix.Open(m.path("f"), unix.O_RDWR|unix.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	_, err = unix.Pwrite(fd, []byte("x"), dax.MaxFileSize)
+	wantErrno(t, "pwrite at MaxFileSize", err, syscall.EFBIG)
+	wantErrno(t, "ftruncate past MaxFileSize", unix.Ftruncate(fd, dax.MaxFileSize+1), syscall.EFBIG)
+	wantErrno(t, "fallocate past MaxFileSize", unix.Fallocate(fd, 0, dax.MaxFileSize-4096, 8192), syscall.EFBIG)
+	if fi, err := m.st.Stat("f"); err != nil || fi.Size != 0 {
+		t.Errorf("f after the refusals: %+v, %v", fi, err)
+	}
+}
