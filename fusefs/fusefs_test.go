@@ -515,6 +515,26 @@ func TestPunchOverAPinnedRangeDetaches(t *testing.T) {
 	}
 }
 
+// reports reports whether fn makes the store report a change of kind.
+func reports(t *testing.T, st *dax.Store, fn func() error, kind dax.ChangeKind) bool {
+	t.Helper()
+	var mu sync.Mutex
+	seen := false
+	stop := st.Watch(func(c dax.FileChange) {
+		mu.Lock()
+		seen = seen || c.Kind == kind
+		mu.Unlock()
+	})
+	err := fn()
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return seen
+}
+
 // watchWorks reports whether the store reports changes, which the mount's
 // coherence needs.
 func watchWorks(t *testing.T, st *dax.Store) bool {
@@ -599,6 +619,60 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	eventually(t, m, "the API's Remove", func() bool {
 		_, err := os.Stat(m.path("g"))
 		return errors.Is(err, os.ErrNotExist)
+	})
+	// A rename of a file the kernel has looked up, and has open, moves it
+	// in the mount too.
+	if err := m.st.Rename("f", "h"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, m, "the API's rename of a file", func() bool {
+		_, errF := os.Stat(m.path("f"))
+		h, errH := os.ReadFile(m.path("h"))
+		return errors.Is(errF, os.ErrNotExist) && errH == nil && bytes.Equal(h, val)
+	})
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != int64(len(val)) {
+		t.Errorf("fstat of the open descriptor after the rename: size %d, %v", st.Size, err)
+	}
+	t.Run("RenameDir", func(t *testing.T) {
+		if !reports(t, m.st, func() error {
+			if err := m.st.Mkdir(".probe", dax.AttrChange{}); err != nil {
+				return err
+			}
+			return m.st.RenameDir(".probe", ".probe2")
+		}, dax.ChangeRename) {
+			t.Skip("Store.RenameDir reports no change")
+		}
+		if err := m.st.Put("d/x", []byte("in d")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(m.path("d/x")); err != nil || string(got) != "in d" {
+			t.Fatalf("d/x: %q, %v", got, err)
+		}
+		dfd, err := unix.Open(m.path("d"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(dfd)
+		if err := m.st.RenameDir("d", "e"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, m, "the API's rename of a directory", func() bool {
+			_, errD := os.Stat(m.path("d"))
+			x, errX := os.ReadFile(m.path("e/x"))
+			return errors.Is(errD, os.ErrNotExist) && errX == nil && string(x) == "in d"
+		})
+		// The moved directory's node serves its new path: a file made
+		// through a descriptor opened on it before the move lands under
+		// the new name.
+		yfd, err := unix.Openat(dfd, "y", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(yfd)
+		if _, err := m.st.Stat("e/y"); err != nil {
+			t.Errorf("a file made in the moved directory: %v", err)
+		}
 	})
 }
 
