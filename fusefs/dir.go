@@ -448,7 +448,8 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		return e
 	}
 	s := d.s
-	if _, err := s.st.Stat(key); err != nil {
+	fi, err := s.st.Stat(key)
+	if err != nil {
 		if _, derr := s.st.StatDir(key); derr == nil {
 			return syscall.EISDIR
 		}
@@ -457,8 +458,15 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e := s.ensureExplicit(parentOf(key)); e != 0 {
 		return e
 	}
+	if ch := d.GetChild(name); ch != nil {
+		if n, ok := ch.Operations().(*fileNode); ok && n.ino == fi.Ino {
+			if done, e := n.unlinkIfOpen(key); done {
+				return e
+			}
+		}
+	}
 	done := s.beginOwn(key)
-	err := s.st.RemoveWith(ctx, key, dax.BreakOptions{})
+	err = s.st.RemoveWith(ctx, key, dax.BreakOptions{})
 	done()
 	if err != nil {
 		return s.errno("unlink", key, err)

@@ -27,10 +27,10 @@
 // with RENAME_EXCHANGE or RENAME_WHITEOUT (EINVAL), and fallocate modes other
 // than 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE and ZERO_RANGE[|KEEP_SIZE]
 // (EOPNOTSUPP). fallocate with KEEP_SIZE reserves blocks only inside the file:
-// the store keeps none past the end. A file removed while open (by unlink,
-// by a rename over it, or through the API) reads and writes ENOENT on the
-// descriptors still open, where a local file system would keep it alive
-// until the last close. Store errors map to errnos as Errno says; a full
+// the store keeps none past the end. A file unlinked through the mount while
+// open lives on under a hidden key until its last descriptor closes, as
+// POSIX wants; but a file replaced by a rename over it, or removed through
+// the API, reads and writes ENOENT on the descriptors still open. Store errors map to errnos as Errno says; a full
 // region (ENOSPC) is logged with the store's account of the busy blocks and
 // the oldest pin holding them.
 //

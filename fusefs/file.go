@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"syscall"
@@ -26,6 +27,37 @@ type fileNode struct {
 	mu   sync.Mutex
 	f    *dax.File
 	refs int
+	// unlinked is set when the file was unlinked while open: its key is
+	// then an unlinkedPrefix one, removed at the last release.
+	unlinked bool
+}
+
+// unlinkedPrefix starts the keys of files unlinked through the mount while
+// still open. They are not valid paths, so the mount does not show them;
+// the file is removed when its last descriptor closes, and any left by a
+// mount that ended without closing them are removed at the next Mount.
+const unlinkedPrefix = "/fusefs-unlinked/"
+
+// unlinkIfOpen unlinks the file named key if the kernel has it open: the
+// file moves to a hidden key, so open descriptors go on reading and
+// writing it, as POSIX wants of an unlinked file, and is removed at the
+// last release. It reports whether the file was open (and the unlink
+// done, successfully or not).
+func (n *fileNode) unlinkIfOpen(key string) (bool, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.f == nil || n.unlinked {
+		return false, 0
+	}
+	hidden := fmt.Sprintf("%s%d", unlinkedPrefix, n.ino)
+	done := n.s.beginOwn(key, hidden)
+	err := n.s.st.Rename(key, hidden)
+	done()
+	if err != nil {
+		return true, n.s.errno("unlink", key, err)
+	}
+	n.unlinked = true
+	return true, 0
 }
 
 var (
@@ -141,13 +173,27 @@ func (n *fileNode) acquire() (*dax.File, syscall.Errno) {
 func (n *fileNode) release() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.closeLocked()
+}
+
+// closeLocked drops a reference, and at the last closes the shared File,
+// removing the file if it was unlinked while open. n.mu is held.
+func (n *fileNode) closeLocked() {
 	if n.refs--; n.refs > 0 || n.f == nil {
 		return
 	}
 	f := n.f
 	n.f = nil
+	if n.unlinked {
+		key := f.Key()
+		done := n.s.beginOwn(key)
+		if err := n.s.st.RemoveWith(context.Background(), key, dax.BreakOptions{}); err != nil {
+			n.s.log.Printf("fusefs: remove the unlinked %q at its last close: %v", key, err)
+		}
+		done()
+	}
 	n.s.own.Delete(f)
-	if err := f.Close(); err != nil && !errors.Is(err, dax.ErrClosed) {
+	if err := f.Close(); err != nil && !errors.Is(err, dax.ErrClosed) && !errors.Is(err, dax.ErrNotFound) {
 		n.s.log.Printf("fusefs: close %q: %v", f.Key(), err)
 	}
 }
@@ -240,6 +286,11 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 		return e
 	}
 	n.s.fileAttr(fi, &out.Attr)
+	n.mu.Lock()
+	if n.unlinked {
+		out.Attr.Nlink = 0
+	}
+	n.mu.Unlock()
 	return 0
 }
 

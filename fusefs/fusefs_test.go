@@ -15,10 +15,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -124,7 +126,7 @@ func mountStoreWith(t *testing.T, size int64, o Options) *mounted {
 	t.Cleanup(func() {
 		if err := srv.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
-			syscall.Unmount(mnt, syscall.MNT_DETACH)
+			forceUnmount(t, mnt)
 		}
 		if err := st.CloseWith(context.Background(), dax.CloseOptions{Force: true}); err != nil {
 			t.Errorf("close: %v", err)
@@ -134,6 +136,25 @@ func mountStoreWith(t *testing.T, size int64, o Options) *mounted {
 		}
 	})
 	return &mounted{st: st, srv: srv, mnt: mnt, log: lb}
+}
+
+// forceUnmount detaches the mount at mnt and aborts its FUSE connection,
+// so that descriptors a failed test left open on it do not hang this
+// process's exit (closing them would wait for its own, stopped, server).
+func forceUnmount(t *testing.T, mnt string) {
+	var st unix.Stat_t
+	if err := unix.Stat(mnt, &st); err != nil {
+		t.Logf("force unmount: %v", err)
+		return
+	}
+	syscall.Unmount(mnt, syscall.MNT_DETACH)
+	const ctl = "/sys/fs/fuse/connections"
+	if _, err := os.Stat(ctl + "/" + fmt.Sprint(unix.Minor(st.Dev))); err != nil {
+		unix.Mount("fusectl", ctl, "fusectl", 0, "")
+	}
+	if err := os.WriteFile(fmt.Sprintf("%s/%d/abort", ctl, unix.Minor(st.Dev)), []byte("1"), 0); err != nil {
+		t.Logf("force unmount: abort the connection: %v", err)
+	}
 }
 
 func wantErrno(t *testing.T, what string, err error, want syscall.Errno) {
@@ -928,5 +949,83 @@ func TestPastTheLargestFileIsEFBIG(t *testing.T) {
 	wantErrno(t, "fallocate past MaxFileSize", unix.Fallocate(fd, 0, dax.MaxFileSize-4096, 8192), syscall.EFBIG)
 	if fi, err := m.st.Stat("f"); err != nil || fi.Size != 0 {
 		t.Errorf("f after the refusals: %+v, %v", fi, err)
+	}
+}
+
+// A file unlinked while open stays readable and writable through its open
+// descriptors, is gone from the namespace at once, and leaves the store at
+// its last close.
+func TestUnlinkedOpenFileLivesUntilItsLastClose(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	if err := os.WriteFile(m.path("tmp"), []byte("before"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Descriptors stay open only while the test needs them: one left
+	// open at exit would wait for this process's own server.
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	closeFd := func(fd int) {
+		unix.Close(fd)
+		fds = slices.DeleteFunc(fds, func(x int) bool { return x == fd })
+	}
+	fd, err := unix.Open(m.path("tmp"), unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds = append(fds, fd)
+	fd2, err := unix.Open(m.path("tmp"), unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds = append(fds, fd2)
+	if err := os.Remove(m.path("tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.path("tmp")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("tmp after unlink: %v", err)
+	}
+	if ents, err := os.ReadDir(m.mnt); err != nil || len(ents) != 0 {
+		t.Errorf("the root lists %v, %v after the unlink", ents, err)
+	}
+	if _, err := unix.Pwrite(fd, []byte("AFTER!"), 0); err != nil {
+		t.Fatalf("write to the unlinked file: %v", err)
+	}
+	buf := make([]byte, 16)
+	n, err := unix.Pread(fd2, buf, 0)
+	if err != nil || string(buf[:n]) != "AFTER!" {
+		t.Errorf("read of the unlinked file: %q, %v", buf[:n], err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Nlink != 0 {
+		t.Errorf("fstat of the unlinked file: nlink %d, %v", st.Nlink, err)
+	}
+	closeFd(fd)
+	if fis, _ := m.st.List(""); len(fis) != 1 {
+		t.Errorf("the store holds %v with a descriptor still open; want the hidden file", fis)
+	}
+	removed := make(chan string, 1)
+	stop := m.st.Watch(func(c dax.FileChange) {
+		if c.Kind == dax.ChangeRemove && strings.HasPrefix(c.Key, unlinkedPrefix) {
+			removed <- c.Key
+		}
+	})
+	defer stop()
+	closeFd(fd2)
+	// The kernel sends the last release after close returns; the bound
+	// only turns a lost removal into a failure.
+	select {
+	case <-removed:
+	case <-time.After(time.Minute):
+		t.Fatal("the unlinked file was not removed at its last close")
+	}
+	if fis, _ := m.st.List(""); len(fis) != 0 {
+		t.Errorf("the store holds %v after the last close", fis)
+	}
+	if err := m.st.Check(); err != nil {
+		t.Error(err)
 	}
 }

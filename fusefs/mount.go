@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -101,6 +102,9 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 		nodes:   make(map[uint64]*fileNode),
 		done:    make(chan struct{}),
 	}
+	if err := s.removeUnlinked(); err != nil {
+		return nil, fmt.Errorf("fusefs: mount %s: %w", mountpoint, err)
+	}
 	s.dirIno.Store(dirInoBase)
 	s.q.init()
 	s.root = &dirNode{s: s}
@@ -155,17 +159,14 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 func (s *Server) cleanup() {
 	s.stopWatch()
 	s.q.close()
-	s.own.Range(func(k, v any) bool {
+	s.own.Range(func(_, v any) bool {
 		n := v.(*fileNode)
 		n.mu.Lock()
-		if n.f == k.(*dax.File) {
-			n.f, n.refs = nil, 0
+		if n.f != nil {
+			n.refs = 1
+			n.closeLocked()
 		}
 		n.mu.Unlock()
-		s.own.Delete(k)
-		if err := k.(*dax.File).Close(); err != nil {
-			s.log.Printf("fusefs: close %q at unmount: %v", k.(*dax.File).Key(), err)
-		}
 		return true
 	})
 	close(s.done)
@@ -228,4 +229,22 @@ func (s *Server) isOwnKey(k string) bool {
 	s.ownMu.Lock()
 	defer s.ownMu.Unlock()
 	return s.ownKeys[k] > 0
+}
+
+// removeUnlinked removes the files an earlier mount left unlinked but open
+// (see unlinkedPrefix): nothing can open them any more.
+func (s *Server) removeUnlinked() error {
+	var keys []string
+	for fi, err := range s.st.Files(unlinkedPrefix) {
+		if err != nil {
+			return err
+		}
+		keys = append(keys, fi.Key)
+	}
+	for _, k := range keys {
+		if err := s.st.Remove(k); err != nil && !errors.Is(err, dax.ErrNotFound) && !errors.Is(err, dax.ErrReadOnly) {
+			return err
+		}
+	}
+	return nil
 }
