@@ -57,6 +57,9 @@ type inode struct {
 	// slice), so a reader may use the slice it saw after dropping mapMu.
 	inline bool
 	data   []byte
+	// attr holds the file's attributes, nil for a file never given any;
+	// under mapMu. A change installs a new value (see SetAttr).
+	attr *fileAttr
 
 	// windows are the open follow windows of the file, under mapMu: every
 	// commit that changes the extent map or the size remaps them before
@@ -97,6 +100,7 @@ func (s *Store) inodeFromRecord(rec journal.Inode) (*inode, error) {
 	}
 	in := newInode(rec.Ino, rec.Key, rec.Size, time.Unix(0, rec.ModTime))
 	in.external = rec.External
+	in.attr = attrFromRecord(rec)
 	if rec.Inline {
 		// The decoder proved that it maps no blocks and that size is
 		// len(Data).
@@ -232,7 +236,9 @@ func (s *Store) peek(key string) (FileInfo, bool, error) {
 
 // recordInfo describes a file from its journal record.
 func recordInfo(rec journal.Inode) FileInfo {
-	return FileInfo{Key: rec.Key, Ino: rec.Ino, Size: rec.Size, Blocks: rec.Blocks, ModTime: time.Unix(0, rec.ModTime)}
+	fi := FileInfo{Key: rec.Key, Ino: rec.Ino, Size: rec.Size, Blocks: rec.Blocks, ModTime: time.Unix(0, rec.ModTime)}
+	fillAttr(&fi, attrFromRecord(rec))
+	return fi
 }
 
 // validKey reports why key is not acceptable, or nil.
@@ -262,7 +268,7 @@ func (s *Store) Create(key string) (*File, error) {
 	var created FileChange
 	defer func() { s.notify(created) }() // after end: outside every lock
 	defer s.end()
-	in, d, err := s.createLocked(key)
+	in, d, err := s.createLocked(key, nil)
 	if err == nil {
 		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
 	}
@@ -278,8 +284,9 @@ func (s *Store) Create(key string) (*File, error) {
 }
 
 // createLocked is Create under the namespace lock: it commits and
-// publishes the new inode and returns what the commit owes.
-func (s *Store) createLocked(key string) (*inode, *durable, error) {
+// publishes the new inode, given its attributes by init (nil for none),
+// and returns what the commit owes.
+func (s *Store) createLocked(key string, init func(*inode)) (*inode, *durable, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	old, err := s.acquireLocked(key)
@@ -290,7 +297,13 @@ func (s *Store) createLocked(key string) (*inode, *durable, error) {
 		s.release(old)
 		return nil, nil, ErrExist
 	}
+	if err := s.refuseDirLocked(key); err != nil {
+		return nil, nil, err
+	}
 	in := newInode(s.nextIno, key, 0, time.Now())
+	if init != nil {
+		init(in)
+	}
 	t := s.newTxn()
 	s.recordNewInode(t, in)
 	d, err := s.commit(t)
@@ -397,6 +410,9 @@ func (s *Store) renameLocked(old, new string, ino *uint64) (*durable, error) {
 		s.release(other)
 		return nil, fmt.Errorf("daxstore: rename %q to %q: %w", old, new, ErrExist)
 	}
+	if err := s.refuseDirLocked(new); err != nil {
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
+	}
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	t := s.newTxn()
@@ -424,7 +440,9 @@ type FileInfo struct {
 	// The attributes a file-system face of the store shows (see
 	// AttrChange). HasAttr is false for a file never given any, such as
 	// one made through the key API; its Mode, UID and GID are then 0 and
-	// its ATime and CTime equal ModTime.
+	// its ATime and CTime equal ModTime. CTime is the later of the last
+	// attribute change and ModTime, so a write moves it too. ATime
+	// changes only through SetAttr: reads never update it (noatime).
 	Mode    uint32    `json:"mode,omitempty"`
 	UID     uint32    `json:"uid,omitempty"`
 	GID     uint32    `json:"gid,omitempty"`
@@ -458,7 +476,9 @@ func (s *Store) Stat(key string) (FileInfo, error) {
 func info(key string, in *inode) FileInfo {
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
-	return FileInfo{Key: key, Ino: in.ino, Size: in.size, Blocks: in.extents.blocks(), ModTime: in.mtime}
+	fi := FileInfo{Key: key, Ino: in.ino, Size: in.size, Blocks: in.extents.blocks(), ModTime: in.mtime}
+	fillAttr(&fi, in.attr)
+	return fi
 }
 
 // listPage is how many files Files reads from the journal at a time.
