@@ -541,8 +541,8 @@ func TestWatchWatcherCallsStat(t *testing.T) {
 
 var watchSeed = flag.Uint64("dax.watchseed", 0, "seed of TestWatchCoversEveryChangedByte (0: random)")
 
-// span is a reported range [lo, hi) of bytes.
-type span struct{ lo, hi int64 }
+// byteSpan is a reported range [lo, hi) of bytes.
+type byteSpan struct{ lo, hi int64 }
 
 // TestWatchCoversEveryChangedByte runs writers on one file concurrently
 // (writes through several Files, truncates, punches, zero-ranges,
@@ -570,7 +570,7 @@ func TestWatchCoversEveryChangedByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	var spans []span
+	var spans []byteSpan
 	var log []string
 	logf := func(format string, args ...any) {
 		mu.Lock()
@@ -581,10 +581,10 @@ func TestWatchCoversEveryChangedByte(t *testing.T) {
 		if c.Ino != fi.Ino {
 			return
 		}
-		sp := span{c.Off, c.Off + c.Len}
+		sp := byteSpan{c.Off, c.Off + c.Len}
 		switch {
 		case c.Kind == ChangeReplace:
-			sp = span{0, math.MaxInt64}
+			sp = byteSpan{0, math.MaxInt64}
 		case c.Len < 0:
 			sp.hi = math.MaxInt64
 		case c.Kind != ChangeData && c.Kind != ChangeSize:
@@ -713,10 +713,10 @@ func watchOp(rng *rand.Rand, s *Store, f *File, g int, maxSize int64, logf func(
 }
 
 // mergeSpans sorts spans and merges the ones that overlap or touch.
-func mergeSpans(spans []span) []span {
+func mergeSpans(spans []byteSpan) []byteSpan {
 	spans = slices.Clone(spans)
-	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.lo, b.lo) })
-	var out []span
+	slices.SortFunc(spans, func(a, b byteSpan) int { return cmp.Compare(a.lo, b.lo) })
+	var out []byteSpan
 	for _, sp := range spans {
 		if sp.hi <= sp.lo {
 			continue
@@ -730,8 +730,8 @@ func mergeSpans(spans []span) []span {
 	return out
 }
 
-func covered(spans []span, i int64) bool {
-	j, _ := slices.BinarySearchFunc(spans, i, func(sp span, i int64) int {
+func covered(spans []byteSpan, i int64) bool {
+	j, _ := slices.BinarySearchFunc(spans, i, func(sp byteSpan, i int64) int {
 		switch {
 		case sp.hi <= i:
 			return -1
