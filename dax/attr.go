@@ -160,6 +160,8 @@ func (s *Store) SetAttr(key string, c AttrChange) (FileInfo, error) {
 	if err := s.begin(true); err != nil {
 		return FileInfo{}, fmt.Errorf("daxstore: setattr %q: %w", key, err)
 	}
+	var changed FileChange
+	defer func() { s.notify(changed) }() // after end: outside every lock
 	defer s.end()
 	in, err := s.acquire(key)
 	if err != nil {
@@ -171,6 +173,7 @@ func (s *Store) SetAttr(key string, c AttrChange) (FileInfo, error) {
 	defer s.release(in)
 	d, err := s.setAttrLocked(in, c)
 	if err == nil {
+		changed = FileChange{Kind: ChangeAttr, Key: in.name(), Ino: in.ino}
 		err = s.settle(d)
 	}
 	if err != nil {
@@ -216,6 +219,8 @@ func (s *Store) CreateWith(key string, c AttrChange) (*File, error) {
 	if err := s.begin(true); err != nil {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
+	var created FileChange
+	defer func() { s.notify(created) }() // after end: outside every lock
 	defer s.end()
 	in, d, err := s.createLocked(key, func(in *inode) {
 		now := in.mtime
@@ -225,6 +230,7 @@ func (s *Store) CreateWith(key string, c AttrChange) (*File, error) {
 		}
 	})
 	if err == nil {
+		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
 		if err = s.settle(d); err != nil {
 			s.release(in)
 		}
@@ -295,10 +301,8 @@ func (s *Store) renameReplace(old, new string, policy BreakPolicy) (*breakResult
 	if err != nil {
 		return nil, err
 	}
-	if err := s.settle(res.durable); err != nil {
-		return nil, err
-	}
-	return res, nil
+	// A failed sync leaves the rename applied: runBreak reports it.
+	return res, s.settle(res.durable)
 }
 
 // renameReplaceLocked is RenameWith's rename-over under the namespace lock,
@@ -332,7 +336,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 		if err != nil {
 			return nil, err
 		}
-		return &breakResult{durable: d}, nil
+		return &breakResult{durable: d, changes: [2]FileChange{{Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}}, nil
 	}
 	defer s.release(other)
 	other.lockAll()
@@ -369,6 +373,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 	}
 	delete(s.names, old)
 	s.names[new] = in
+	res.changes = [2]FileChange{{Kind: ChangeRemove, Key: new, Ino: other.ino}, {Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}
 	return res, nil
 }
 

@@ -56,7 +56,9 @@ type breakResult struct {
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
 	broken   map[uint64]brokenPin
-	change   FileChange // what a Store method changed: runBreak reports it
+	// changes are what a Store method changed, in order (Kind 0: none):
+	// runBreak reports them.
+	changes [2]FileChange
 }
 
 // policy resolves a per-call policy against the store default.
@@ -79,7 +81,8 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 	err := s.retrySpace(ctx, func() (err error) {
 		res, err = op()
 		if res != nil { // also when the commit's sync failed: it is applied
-			s.notify(res.change)
+			s.notify(res.changes[0])
+			s.notify(res.changes[1])
 		}
 		return err
 	})

@@ -385,7 +385,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 			v.committed = true
 		}
 		s.addInode(in)
-		return &breakResult{durable: d, change: FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}}, nil
+		return &breakResult{durable: d, changes: [2]FileChange{{Kind: ChangeCreate, Key: key, Ino: in.ino}}}, nil
 	}
 	defer s.release(in)
 	in.lockAll()
@@ -405,7 +405,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 			in.inline, in.data, in.size, in.mtime = was, wasData, wasSize, wasTime
 			return nil, err
 		}
-		return &breakResult{durable: d, change: FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}}, nil
+		return &breakResult{durable: d, changes: [2]FileChange{{Kind: ChangeReplace, Key: key, Ino: in.ino}}}, nil
 	}
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite}
 	res, err := b.run(policy,
@@ -433,7 +433,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 	if err != nil {
 		return nil, err
 	}
-	res.change = FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}
+	res.changes[0] = FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}
 	return res, nil
 }
 
@@ -729,6 +729,6 @@ func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, erro
 		return nil, err
 	}
 	delete(s.names, key)
-	res.change = FileChange{Kind: ChangeRemove, Key: key, Ino: in.ino}
+	res.changes[0] = FileChange{Kind: ChangeRemove, Key: key, Ino: in.ino}
 	return res, nil
 }

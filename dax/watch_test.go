@@ -249,6 +249,71 @@ func TestWatchReportsEachChange(t *testing.T) {
 			must(e, w.Close())
 			return []FileChange{data(e, bs, 2*bs, nil), data(e, bs, 2*bs, nil)}
 		}},
+		{"SetAttr", func(e *env) []FileChange {
+			_, err := e.s.SetAttr("a", AttrChange{Mask: AttrMode, Mode: 0o600})
+			must(e, err)
+			_, err = e.s.SetAttr("a", AttrChange{Mask: AttrMode, Mode: 0o10000})
+			wantErr(e.t, err, ErrInvalidRange)
+			return []FileChange{{Kind: ChangeAttr, Key: "a", Ino: e.ino}}
+		}},
+		{"CreateWith", func(e *env) []FileChange {
+			f, err := e.s.CreateWith("d", AttrChange{Mask: AttrMode, Mode: 0o600})
+			must(e, err)
+			defer f.Close()
+			_, err = e.s.CreateWith("d", AttrChange{})
+			wantErr(e.t, err, ErrExist)
+			return []FileChange{{Kind: ChangeCreate, Key: "d", Ino: ino(e, "d")}}
+		}},
+		{"RenameWith Replace onto nothing", func(e *env) []FileChange {
+			must(e, e.s.RenameWith(t0(), "a", "c", RenameOptions{Replace: true}))
+			return []FileChange{{Kind: ChangeRename, Key: "a", NewKey: "c", Ino: e.ino}}
+		}},
+		{"RenameWith Replace onto a file", func(e *env) []FileChange {
+			mustPut(e.t, e.s, "b", pattern(2, bs))
+			e.got()
+			b := ino(e, "b")
+			must(e, e.s.RenameWith(t0(), "a", "b", RenameOptions{Replace: true}))
+			return []FileChange{{Kind: ChangeRemove, Key: "b", Ino: b}, {Kind: ChangeRename, Key: "a", NewKey: "b", Ino: e.ino}}
+		}},
+		{"RenameWith Replace of a pinned file, Fail", func(e *env) []FileChange {
+			mustPut(e.t, e.s, "b", pattern(2, bs))
+			e.got()
+			p := mustPin(e.t, mustOpen(e.t, e.s, "b"), 0, bs, PinOptions{})
+			defer p.Unpin()
+			err := e.s.RenameWith(t0(), "a", "b", RenameOptions{Replace: true, Break: BreakOptions{Policy: Fail}})
+			wantErr(e.t, err, ErrPinned)
+			return nil
+		}},
+		{"RenameWith without Replace", func(e *env) []FileChange {
+			must(e, e.s.RenameWith(t0(), "a", "c", RenameOptions{}))
+			return []FileChange{{Kind: ChangeRename, Key: "a", NewKey: "c", Ino: e.ino}}
+		}},
+		{"directories", func(e *env) []FileChange {
+			must(e, e.s.Mkdir("d", AttrChange{}))
+			wantErr(e.t, e.s.Mkdir("d", AttrChange{}), ErrExist)
+			_, err := e.s.SetDirAttr("d", AttrChange{Mask: AttrMode, Mode: 0o700})
+			must(e, err)
+			must(e, e.s.Mkdir("d/e", AttrChange{}))
+			must(e, e.s.RenameDir("d", "f"))
+			wantErr(e.t, e.s.Rmdir("f"), ErrNotEmpty)
+			must(e, e.s.Rmdir("f/e"))
+			must(e, e.s.Rmdir("f"))
+			return []FileChange{
+				{Kind: ChangeCreate, Key: "d", Dir: true},
+				{Kind: ChangeAttr, Key: "d", Dir: true},
+				{Kind: ChangeCreate, Key: "d/e", Dir: true},
+				{Kind: ChangeRename, Key: "d", NewKey: "f", Dir: true},
+				{Kind: ChangeRemove, Key: "f/e", Dir: true},
+				{Kind: ChangeRemove, Key: "f", Dir: true},
+			}
+		}},
+		{"RenameDir moving a file", func(e *env) []FileChange {
+			mustPut(e.t, e.s, "d/x", []byte("x"))
+			e.got()
+			must(e, e.s.RenameDir("d", "e"))
+			wantErr(e.t, e.s.RenameDir("nope", "e2"), ErrNotFound)
+			return []FileChange{{Kind: ChangeRename, Key: "d", NewKey: "e", Dir: true}}
+		}},
 		{"read-only windows", func(e *env) []FileChange {
 			for _, mode := range []WindowMode{MapFollow, MapPinned} {
 				w := mustMap(e.t, e.f, bs, 2*bs, MapOptions{Mode: mode})
