@@ -285,29 +285,38 @@ func (s *Store) RenameWith(ctx context.Context, old, new string, o RenameOptions
 		return err
 	}
 	policy := s.policy(o.Break)
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) { return s.renameReplace(old, new, policy) })
+	var ch [2]FileChange // what the rename changed, for watchers
+	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+		res, err := s.renameReplace(old, new, policy, &ch)
+		s.notify(ch[0]) // after renameReplace's end: outside every lock
+		s.notify(ch[1])
+		return res, err
+	})
 	if err != nil {
 		return fmt.Errorf("daxstore: rename %q to %q: %w", old, new, err)
 	}
 	return nil
 }
 
-func (s *Store) renameReplace(old, new string, policy BreakPolicy) (*breakResult, error) {
+func (s *Store) renameReplace(old, new string, policy BreakPolicy, ch *[2]FileChange) (*breakResult, error) {
 	if err := s.begin(true); err != nil {
 		return nil, err
 	}
 	defer s.end()
-	res, err := s.renameReplaceLocked(old, new, policy)
+	res, err := s.renameReplaceLocked(old, new, policy, ch)
 	if err != nil {
 		return nil, err
 	}
-	// A failed sync leaves the rename applied: runBreak reports it.
-	return res, s.settle(res.durable)
+	if err := s.settle(res.durable); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // renameReplaceLocked is RenameWith's rename-over under the namespace lock,
 // the replaced file's three locks and the renamed file's extent-map lock.
-func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*breakResult, error) {
+// It sets *ch to the changes once applied.
+func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy, ch *[2]FileChange) (*breakResult, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(old)
@@ -336,7 +345,8 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 		if err != nil {
 			return nil, err
 		}
-		return &breakResult{durable: d, changes: [2]FileChange{{Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}}, nil
+		ch[0] = FileChange{Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}
+		return &breakResult{durable: d}, nil
 	}
 	defer s.release(other)
 	other.lockAll()
@@ -373,7 +383,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 	}
 	delete(s.names, old)
 	s.names[new] = in
-	res.changes = [2]FileChange{{Kind: ChangeRemove, Key: new, Ino: other.ino}, {Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}
+	*ch = [2]FileChange{{Kind: ChangeRemove, Key: new, Ino: other.ino}, {Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}
 	return res, nil
 }
 

@@ -56,9 +56,6 @@ type breakResult struct {
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
 	broken   map[uint64]brokenPin
-	// changes are what a Store method changed, in order (Kind 0: none):
-	// runBreak reports them.
-	changes [2]FileChange
 }
 
 // policy resolves a per-call policy against the store default.
@@ -80,10 +77,6 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 	var res *breakResult
 	err := s.retrySpace(ctx, func() (err error) {
 		res, err = op()
-		if res != nil { // also when the commit's sync failed: it is applied
-			s.notify(res.changes[0])
-			s.notify(res.changes[1])
-		}
 		return err
 	})
 	if err != nil {
