@@ -56,7 +56,6 @@ type breakResult struct {
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
 	broken   map[uint64]brokenPin
-	change   FileChange // what a Store method changed: runBreak reports it
 }
 
 // policy resolves a per-call policy against the store default.
@@ -78,9 +77,6 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 	var res *breakResult
 	err := s.retrySpace(ctx, func() (err error) {
 		res, err = op()
-		if res != nil { // also when the commit's sync failed: it is applied
-			s.notify(res.change)
-		}
 		return err
 	})
 	if err != nil {
