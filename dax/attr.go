@@ -334,6 +334,10 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy, ch *[2]
 	if err != nil {
 		return nil, err
 	}
+	keep, err := s.leavingParentsLocked(old, false)
+	if err != nil {
+		return nil, err
+	}
 	if other == nil {
 		if err := s.refuseDirLocked(new); err != nil {
 			return nil, err
@@ -341,6 +345,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy, ch *[2]
 		in.mapMu.Lock()
 		defer in.mapMu.Unlock()
 		t := s.newTxn()
+		keepParents(t, keep)
 		d, err := s.renameInto(t, in, old, new)
 		if err != nil {
 			return nil, err
@@ -374,6 +379,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy, ch *[2]
 			b.t.b.DeleteInode(old)
 			in.key.Store(&new)
 			b.t.touch(in)
+			keepParents(b.t, keep)
 			return nil
 		})
 	if err != nil {

@@ -15,12 +15,14 @@ package dax
 //     ReadDir), never an explicit one: creating such a key fails with
 //     ErrIsDir, and Mkdir or SetDirAttr over a file's name with ErrExist;
 //   - the key API stays flat: Put, Create and Rename do not check that
-//     parent directories exist. Check wants the parent of every explicit
-//     directory to be the root, explicit, or to hold a key that is a valid
-//     path; removing through the key API the last key of an implicit
-//     directory that holds an explicit one leaves it existing only
-//     through that one, which Check reports. A file-system face makes such
-//     a parent explicit before the key goes, as the FUSE mount does.
+//     parent directories exist;
+//   - Check wants the parent of every explicit directory to be the root,
+//     explicit, or to hold a key that is a valid path. So an operation
+//     that takes the last such key out of an implicit directory that
+//     still holds an explicit one (Remove, Rename, RenameWith, RenameDir,
+//     Rmdir) makes that directory explicit in the same commit, with the
+//     default attributes; it existed before and after. Only when a file
+//     has the directory's name too can it not, and Check reports it.
 
 import (
 	"fmt"
@@ -327,7 +329,12 @@ func (s *Store) rmdirLocked(path string) (*durable, error) {
 	if keys || dirs {
 		return nil, ErrNotEmpty
 	}
+	keep, err := s.leavingParentsLocked(path, true)
+	if err != nil {
+		return nil, err
+	}
 	t := s.newTxn()
+	keepParents(t, keep)
 	t.b.DeleteDir(path)
 	return s.commit(t)
 }
@@ -541,11 +548,47 @@ func (st *dirStream) fetch() error {
 	return nil
 }
 
+// readDirHold is how many entries ReadDir holds back before it resolves,
+// by looking them up, the directories that hold back the first (see
+// ReadDir); tests lower it.
+var readDirHold = 256
+
+// readDirHook, when set by a test, learns how many entries ReadDir holds.
+var readDirHook func(held int)
+
 // pendingEntry is an entry ReadDir found but may not yield yet: a
 // directory whose name sorts before it may still come (see ReadDir).
 type pendingEntry struct {
-	e       DirEntry
-	release string // yield once every record before this key was read
+	e DirEntry
+	// cuts are the lengths of the prefixes of the name that may still
+	// name such a directory, shortest first: each ends before a byte
+	// below '/', and the last is the whole name (a directory of the same
+	// name wins over a file). cuts[k:] are unresolved.
+	cuts []int
+	k    int
+}
+
+// released reports whether nothing can come any more that precedes the
+// entry or shares its name, the records before key next having been read
+// (next "" and end: all of them).
+func (pe *pendingEntry) released(prefix, next string, end bool) bool {
+	if end || pe.k == len(pe.cuts) {
+		return true
+	}
+	// The subtree of the shortest unresolved prefix d ends before
+	// prefix+d+"0" ('0' follows '/'), and so do those of the longer ones.
+	return prefix+pe.e.Name[:pe.cuts[pe.k]]+"0" <= next
+}
+
+// dirReader is one ReadDir in progress.
+type dirReader struct {
+	s       *Store
+	prefix  string
+	streams [2]*dirStream
+	pending []pendingEntry
+	probed  map[string]bool // directory name -> exists, as looked up
+	last    string          // the last name yielded
+	yielded bool
 }
 
 // ReadDir yields the entries of the directory at path ("" is the root) in
@@ -560,10 +603,13 @@ type pendingEntry struct {
 //
 // Keys come in byte order, in which a subdirectory "a" (its keys "a/...")
 // sorts after the names "a-b" or "a.txt", which sort after "a" by name.
-// So an entry whose name n holds a byte below '/' waits until the keys of
-// the subdirectory n[:i] (i the first such byte) have gone by, and every
+// So an entry whose name n holds bytes below '/' waits until the keys of
+// each subdirectory n[:i] (i at such a byte) have gone by, and every
 // entry waits for its own name's subtree to go by (the directory wins);
-// those are the only names that can still precede or merge with it.
+// those are the only names that can still precede or merge with it. When
+// more than readDirHold entries wait (a directory of "img-0001.jpg" files
+// waits for "img/"), ReadDir looks up the directory the first one waits
+// for instead, once per name, so what it holds stays bounded.
 func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 	return func(yield func(DirEntry, error) bool) {
 		if err := checkDirPath(path, true); err != nil {
@@ -575,77 +621,138 @@ func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 			return
 		}
 		p := under(path)
-		streams := [2]*dirStream{
+		r := &dirReader{s: s, prefix: p, probed: map[string]bool{}}
+		r.streams = [2]*dirStream{
 			{s: s, prefix: p, page: readDirSeekPage},
 			{s: s, prefix: p, dirs: true, page: readDirSeekPage},
 		}
-		var pending []pendingEntry
-		for {
-			var next *dirItem
-			var from *dirStream
-			for _, st := range streams {
-				h, err := st.head()
-				if err != nil {
-					yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
-					return
-				}
-				if h != nil && (next == nil || h.raw < next.raw) {
-					next, from = h, st
-				}
-			}
-			for len(pending) > 0 && (next == nil || pending[0].release <= next.raw) {
-				e := pending[0].e
-				pending = pending[1:]
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			item := *next
-			from.buf = from.buf[1:]
-			if !ValidPath(item.raw) {
-				continue
-			}
-			name, isDir := item.raw[len(p):], item.dir
-			if i := strings.IndexByte(name, '/'); i >= 0 {
-				name, isDir = name[:i], true
-			}
-			e := DirEntry{Name: name, IsDir: isDir}
-			if !isDir {
-				e.File = item.fi
-			}
-			pending = addPending(pending, p, e)
-			if isDir {
-				for _, st := range streams {
-					st.skip(p + name)
-				}
-			}
+		if err := r.run(yield); err != nil {
+			yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
 		}
 	}
 }
 
-// addPending adds e to pending, kept in name order; a directory replaces
-// a file of the same name.
-func addPending(pending []pendingEntry, prefix string, e DirEntry) []pendingEntry {
-	i, found := slices.BinarySearchFunc(pending, e.Name, func(x pendingEntry, name string) int {
+// run merges the streams, yielding entries as they are released. It
+// returns nil when the directory is done or yield asked to stop.
+func (r *dirReader) run(yield func(DirEntry, error) bool) error {
+	p := r.prefix
+	for {
+		var next *dirItem
+		var from *dirStream
+		for _, st := range r.streams {
+			h, err := st.head()
+			if err != nil {
+				return err
+			}
+			if h != nil && (next == nil || h.raw < next.raw) {
+				next, from = h, st
+			}
+		}
+		at := ""
+		if next != nil {
+			at = next.raw
+		}
+		for {
+			for len(r.pending) > 0 && r.pending[0].released(p, at, next == nil) {
+				e := r.pending[0].e
+				r.pending = r.pending[1:]
+				r.last, r.yielded = e.Name, true
+				if !yield(e, nil) {
+					return nil
+				}
+			}
+			if next == nil {
+				return nil
+			}
+			if len(r.pending) <= readDirHold {
+				break
+			}
+			if err := r.resolve(); err != nil {
+				return err
+			}
+		}
+		item := *next
+		from.buf = from.buf[1:]
+		if !ValidPath(item.raw) {
+			continue
+		}
+		name, isDir := item.raw[len(p):], item.dir
+		if i := strings.IndexByte(name, '/'); i >= 0 {
+			name, isDir = name[:i], true
+		}
+		e := DirEntry{Name: name, IsDir: isDir}
+		if !isDir {
+			e.File = item.fi
+		}
+		r.add(e)
+		if readDirHook != nil {
+			readDirHook(len(r.pending))
+		}
+	}
+}
+
+// resolve looks up the directory the first held entry waits for and, if
+// there is one, holds it too and skips its subtree.
+func (r *dirReader) resolve() error {
+	pe := &r.pending[0]
+	d := pe.e.Name[:pe.cuts[pe.k]]
+	pe.k++
+	exists, ok := r.probed[d]
+	if !ok {
+		var err error
+		if exists, err = r.s.dirExists(r.prefix + d); err != nil {
+			return err
+		}
+		r.probed[d] = exists
+	}
+	if exists {
+		r.add(DirEntry{Name: d, IsDir: true})
+	}
+	return nil
+}
+
+// add holds e back, in name order; a directory replaces a file of the
+// same name. A directory's subtree is skipped. A name at or before the
+// last one yielded (made since by a concurrent change) is dropped, so
+// that names come in order, once each.
+func (r *dirReader) add(e DirEntry) {
+	if e.IsDir {
+		for _, st := range r.streams {
+			st.skip(r.prefix + e.Name)
+		}
+	}
+	if r.yielded && e.Name <= r.last {
+		return
+	}
+	i, found := slices.BinarySearchFunc(r.pending, e.Name, func(x pendingEntry, name string) int {
 		return strings.Compare(x.e.Name, name)
 	})
 	if found {
 		if e.IsDir {
-			pending[i].e = e
+			r.pending[i].e = e
 		}
-		return pending
+		return
 	}
-	cut := len(e.Name)
+	var cuts []int
 	for j := 0; j < len(e.Name); j++ {
 		if e.Name[j] < '/' {
-			cut = j
-			break
+			cuts = append(cuts, j)
 		}
 	}
-	return slices.Insert(pending, i, pendingEntry{e: e, release: prefix + e.Name[:cut] + "0"})
+	cuts = append(cuts, len(e.Name))
+	r.pending = slices.Insert(r.pending, i, pendingEntry{e: e, cuts: cuts})
+}
+
+// dirExists reports whether a directory is at path.
+func (s *Store) dirExists(path string) (bool, error) {
+	if err := s.begin(false); err != nil {
+		return false, err
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	_, ok, err := s.statDirLocked(path)
+	return ok, err
 }
 
 // dirMustExist fails unless a directory is at path: ErrNotDir when a file
@@ -787,7 +894,12 @@ func (s *Store) renameDirLocked(old, new string) (*durable, error) {
 		}
 	}()
 
+	keep, err := s.leavingParentsLocked(old, true)
+	if err != nil {
+		return nil, err
+	}
 	t := s.newTxn()
+	keepParents(t, keep)
 	now := time.Now()
 	t.b.DeleteDir(new) // an empty explicit directory at new is replaced
 	if oldInfo.Explicit {
@@ -929,23 +1041,30 @@ const (
 	dirsSome
 )
 
-// refuseDirLocked fails with ErrIsDir when key is an explicit directory:
-// a file and an explicit directory never share a name (Check). A key
-// equal to an implicit directory is allowed; the directory wins in
-// ReadDir. The namespace lock must be held exclusive.
-func (s *Store) refuseDirLocked(key string) error {
+// hasDirRecordsLocked reports whether the journal may hold directory
+// records, learning it on first use. The namespace lock must be held
+// exclusive.
+func (s *Store) hasDirRecordsLocked() (bool, error) {
 	if s.dirRecords == dirsUnknown {
 		ds, err := s.jnl.ScanDirs("", "", 1)
 		if err != nil {
-			return err
+			return false, err
 		}
 		s.dirRecords = dirsNone
 		if len(ds) > 0 {
 			s.dirRecords = dirsSome
 		}
 	}
-	if s.dirRecords == dirsNone {
-		return nil
+	return s.dirRecords == dirsSome, nil
+}
+
+// refuseDirLocked fails with ErrIsDir when key is an explicit directory:
+// a file and an explicit directory never share a name (Check). A key
+// equal to an implicit directory is allowed; the directory wins in
+// ReadDir. The namespace lock must be held exclusive.
+func (s *Store) refuseDirLocked(key string) error {
+	if some, err := s.hasDirRecordsLocked(); err != nil || !some {
+		return err
 	}
 	_, ok, err := s.jnl.LookupDir(key)
 	if err != nil {
@@ -1001,4 +1120,104 @@ func validKeyUnder(keys []string, dir string) bool {
 		}
 	}
 	return false
+}
+
+// leavingParentsLocked returns the directories to make explicit in the
+// commit that takes key (with subtree, every key and directory under key
+// too) away from its parents, so that no explicit directory is left whose
+// parent exists only through it (which Check reports): each ancestor with
+// no record that keeps no key that is a valid path, yet still holds an
+// explicit directory. They exist before and after; they only become
+// explicit, with the default attributes. A store without directory
+// records returns at once. The namespace lock must be held exclusive.
+func (s *Store) leavingParentsLocked(key string, subtree bool) ([]journal.Dir, error) {
+	if some, err := s.hasDirRecordsLocked(); err != nil || !some {
+		return nil, err
+	}
+	var out []journal.Dir
+	now := time.Now().UnixNano()
+	for p := parentDir(key); p != ""; p = parentDir(p) {
+		if _, ok, err := s.jnl.LookupDir(p); err != nil || ok {
+			return out, err
+		}
+		kept, err := s.keyStaysUnderLocked(p, key, subtree)
+		if err != nil || kept {
+			return out, err
+		}
+		// p needs to become explicit if a directory promoted below it
+		// or an explicit one other than the leaving ones stays under it.
+		if len(out) == 0 {
+			ds, err := s.dirsStayUnderLocked(p, key, subtree)
+			if err != nil {
+				return nil, err
+			}
+			if !ds {
+				continue
+			}
+		}
+		if isFile, err := s.fileExistsLocked(p); err != nil || isFile {
+			// A file has p's name: p cannot become explicit. The
+			// directory under it is left to Check (see the rules at
+			// the top of this file).
+			return out, err
+		}
+		out = append(out, journal.Dir{Path: p, Mode: defaultDirMode, MTime: now, ATime: now, CTime: now})
+	}
+	return out, nil
+}
+
+// keyStaysUnderLocked reports whether a key that is a valid path and not
+// leaving lies under dir (leaving: key, and with subtree the keys under
+// it, whose records it seeks past).
+func (s *Store) keyStaysUnderLocked(dir, key string, subtree bool) (bool, error) {
+	p := under(dir)
+	for after := ""; ; {
+		recs, err := s.jnl.ScanInodes(p, after, 64)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range recs {
+			if r.Key != key && !(subtree && strings.HasPrefix(r.Key, key+"/")) && ValidPath(r.Key) {
+				return true, nil
+			}
+		}
+		if len(recs) < 64 {
+			return false, nil
+		}
+		after = recs[len(recs)-1].Key
+		if subtree && strings.HasPrefix(after, key+"/") {
+			after = pastSubtree(key)
+		}
+	}
+}
+
+// dirsStayUnderLocked reports whether an explicit directory that is not
+// leaving (key, and with subtree those under it) lies under dir.
+func (s *Store) dirsStayUnderLocked(dir, key string, subtree bool) (bool, error) {
+	p := under(dir)
+	for after := ""; ; {
+		ds, err := s.jnl.ScanDirs(p, after, 64)
+		if err != nil {
+			return false, err
+		}
+		for _, d := range ds {
+			if d.Path != key && !(subtree && strings.HasPrefix(d.Path, key+"/")) {
+				return true, nil
+			}
+		}
+		if len(ds) < 64 {
+			return false, nil
+		}
+		after = ds[len(ds)-1].Path
+		if subtree && strings.HasPrefix(after, key+"/") {
+			after = pastSubtree(key)
+		}
+	}
+}
+
+// keepParents queues the directories leavingParentsLocked returned.
+func keepParents(t *txn, dirs []journal.Dir) {
+	for _, d := range dirs {
+		t.b.SetDir(d)
+	}
 }

@@ -192,6 +192,13 @@ func TestReadDirOrderHidingAndClashes(t *testing.T) {
 	wantListing(t, s, "a/y", "w/", "z")
 	wantListing(t, s, "z/a/b", "c/")
 	wantListing(t, s, "e")
+	// The same with nothing held back: each waiting entry looks up the
+	// directory it waits for.
+	defer func(h int) { readDirHold = h }(readDirHold)
+	readDirHold = 0
+	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "g/", "g-", "z/")
+	wantListing(t, s, "a", "q/", "x", "y/")
+	readDirHold = 256
 	// An early break stops the sequence.
 	n := 0
 	for range s.ReadDir("") {
@@ -239,6 +246,24 @@ func TestReadDirSkipsSubtrees(t *testing.T) {
 	wantListing(t, s, "big", "a", "sub0/", "sub1/", "sub1.txt", "sub2/", "z")
 	if n := readDirRecords.Load() - before; n > 6*readDirSeekPage {
 		t.Fatalf("listing 6 entries read %d records", n)
+	}
+	// Names that wait for a directory that sorts before them by name but
+	// after them by key ("img" before "img-00001", "img/" after it): what
+	// ReadDir holds back stays bounded, and the order is kept.
+	for i := range 1000 {
+		mustPut(t, s, fmt.Sprintf("pics/img-%05d.jpg", i), nil)
+	}
+	mustPut(t, s, "pics/img/inner", nil)
+	pics := []string{"img/"}
+	for i := range 1000 {
+		pics = append(pics, fmt.Sprintf("img-%05d.jpg", i))
+	}
+	maxHeld := 0
+	readDirHook = func(held int) { maxHeld = max(maxHeld, held) }
+	defer func() { readDirHook = nil }()
+	wantListing(t, s, "pics", pics...)
+	if maxHeld > readDirHold+1 {
+		t.Fatalf("ReadDir held %d entries back", maxHeld)
 	}
 	var want []string
 	for i := range 1000 {
@@ -586,4 +611,74 @@ func TestRenameDirWhileFilesAreWritten(t *testing.T) {
 		}
 	}
 	wantListing(t, s, "", final+"/")
+}
+
+// TestDirAPIRefusesBadPaths: every directory call refuses paths that are
+// not valid paths with ErrInvalidKey, changing nothing.
+func TestDirAPIRefusesBadPaths(t *testing.T) {
+	s := newStore(t, 64*testBS, nil)
+	mustPut(t, s, "d/k", []byte("v"))
+	if err := s.Mkdir("e", AttrChange{}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s)
+	bad := []string{"/", "/d", "d/", "d//k", ".", "..", "./d", "d/.", "d/..", "a\x00b", "\xff\xfe",
+		strings.Repeat("a/", MaxKeyLen), strings.Repeat("x", MaxKeyLen+1)}
+	for _, p := range bad {
+		calls := map[string]error{
+			"mkdir":      s.Mkdir(p, AttrChange{}),
+			"rmdir":      s.Rmdir(p),
+			"renamedir":  s.RenameDir(p, "n"),
+			"renamedir2": s.RenameDir("d", p),
+		}
+		_, calls["statdir"] = s.StatDir(p)
+		_, calls["setdirattr"] = s.SetDirAttr(p, AttrChange{})
+		for _, err := range s.ReadDir(p) {
+			calls["readdir"] = err
+		}
+		for name, err := range calls {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Errorf("%s(%q): %v, want ErrInvalidKey", name, p, err)
+			}
+		}
+	}
+	sameState(t, s, before)
+	wantListing(t, s, "", "d/", "e/")
+}
+
+// TestTakingTheLastKeyAwayKeepsExplicitDirsParent: when the last key of an
+// implicit directory leaves it while an explicit directory stays under
+// it, the operation makes the directory explicit in the same commit, so
+// the explicit one keeps a parent and Check holds.
+func TestTakingTheLastKeyAwayKeepsExplicitDirsParent(t *testing.T) {
+	for name, op := range map[string]func(s *Store) error{
+		"remove":         func(s *Store) error { return s.Remove("top/p/k") },
+		"rename":         func(s *Store) error { return s.Rename("top/p/k", "elsewhere") },
+		"rename replace": func(s *Store) error { return s.RenameWith(t0(), "top/p/k", "other", RenameOptions{Replace: true}) },
+		"renamedir":      func(s *Store) error { return s.RenameDir("top/p/sub", "moved") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t, 64*testBS, nil)
+			mustPut(t, s, "other", []byte("o"))
+			if name == "renamedir" {
+				mustPut(t, s, "top/p/sub/k", []byte("v"))
+			} else {
+				mustPut(t, s, "top/p/k", []byte("v"))
+			}
+			if err := s.Mkdir("top/p/e", AttrChange{Mask: AttrMode, Mode: 0o700}); err != nil {
+				t.Fatal(err)
+			}
+			if err := op(s); err != nil {
+				t.Fatal(err)
+			}
+			di, err := s.StatDir("top/p")
+			if err != nil || !di.Explicit || di.Mode != 0o755 {
+				t.Fatalf("top/p after the last key left: %+v %v", di, err)
+			}
+			if di, err := s.StatDir("top"); err != nil || !di.Explicit {
+				t.Fatalf("top: %+v %v", di, err)
+			}
+			mustCheck(t, s)
+		})
+	}
 }

@@ -413,9 +413,14 @@ func (s *Store) renameLocked(old, new string, ino *uint64) (*durable, error) {
 	if err := s.refuseDirLocked(new); err != nil {
 		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
+	keep, err := s.leavingParentsLocked(old, false)
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
+	}
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
 	t := s.newTxn()
+	keepParents(t, keep)
 	t.b.DeleteInode(old)
 	prev := in.key.Load()
 	in.key.Store(&new)

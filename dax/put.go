@@ -730,12 +730,17 @@ func (s *Store) removeLocked(key string, policy BreakPolicy, ch *FileChange) (*b
 		return nil, ErrNotFound
 	}
 	defer s.release(in)
+	keep, err := s.leavingParentsLocked(key, false)
+	if err != nil {
+		return nil, err
+	}
 	in.lockAll()
 	defer in.unlockAll()
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonRemove}
 	res, err := b.run(policy,
 		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
 		func(b *breaker) error {
+			keepParents(b.t, keep)
 			if err := b.drop(0, math.MaxUint64); err != nil {
 				return err
 			}
