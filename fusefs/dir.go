@@ -157,13 +157,19 @@ func (d *dirNode) dirInode(ctx context.Context, name string) *fs.Inode {
 	return d.NewInode(ctx, &dirNode{s: d.s}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino})
 }
 
-// fileInode returns the inode of the file fi, registered for notifications.
+// fileInode returns the inode of the file fi: the one the mount already
+// has for its inode number (go-fuse would give the kernel that one anyway,
+// and drop a new one), or a new one, registered for notifications.
 func (d *dirNode) fileInode(ctx context.Context, fi dax.FileInfo) (*fs.Inode, *fileNode) {
-	ch := d.NewInode(ctx, &fileNode{s: d.s, ino: fi.Ino}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: fi.Ino})
-	n := ch.Operations().(*fileNode)
-	d.s.nodesMu.Lock()
-	d.s.nodes[fi.Ino] = n
-	d.s.nodesMu.Unlock()
+	s := d.s
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
+	if n := s.nodes[fi.Ino]; n != nil && !n.Forgotten() {
+		return n.EmbeddedInode(), n
+	}
+	n := &fileNode{s: s, ino: fi.Ino}
+	ch := d.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: fi.Ino})
+	s.nodes[fi.Ino] = n
 	return ch, n
 }
 

@@ -655,6 +655,25 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	if err := unix.Fstat(fd, &st); err != nil || st.Size != int64(len(val)) {
 		t.Errorf("fstat of the open descriptor after the rename: size %d, %v", st.Size, err)
 	}
+	// Attributes set through the API show in fstat at once; a directory
+	// made through the API appears.
+	if _, err := m.st.SetAttr("h", dax.AttrChange{Mask: dax.AttrMode, Mode: 0o640}); err != nil {
+		t.Fatal(err)
+	}
+	at(t, "the API's SetAttr", func() bool {
+		var st unix.Stat_t
+		return unix.Fstat(fd, &st) == nil && st.Mode&0o7777 == 0o640
+	})
+	if _, err := os.Stat(m.path("nd")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("nd before the Mkdir: %v", err)
+	}
+	if err := m.st.Mkdir("nd", dax.AttrChange{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, m, "the API's Mkdir", func() bool {
+		fi, err := os.Stat(m.path("nd"))
+		return err == nil && fi.IsDir()
+	})
 	t.Run("RenameDir", func(t *testing.T) {
 		if !reports(t, m.st, func() error {
 			if err := m.st.Mkdir(".probe", dax.AttrChange{}); err != nil {
