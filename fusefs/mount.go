@@ -74,7 +74,6 @@ type Server struct {
 	serving   atomic.Bool // the kernel talks to the mount: notifications may go out
 	stopWatch func()
 	done      chan struct{} // closed once the mount is no longer served and cleaned up
-	unmounted atomic.Bool
 }
 
 // Mount mounts st at mountpoint and serves it until Unmount, or until the
