@@ -17,7 +17,10 @@ const (
 	// (a write, a punch, a zero-range, an allocation, a flushed pin or
 	// window). Len -1 means to the end of the file.
 	ChangeData ChangeKind = iota + 1
-	// ChangeSize: the file's size changed (and ChangeData covers the bytes).
+	// ChangeSize: the file's size changed; Off is the smaller of the old
+	// and the new size, Len -1, and every byte from Off on may read
+	// differently. A Truncate reports it alone; a WriteAt or an Allocate
+	// that grows the file reports ChangeData for its range first.
 	ChangeSize
 	// ChangeCreate: Key now names a file (a Create or a Put of a new key),
 	// or a directory (Mkdir; Dir true).
@@ -30,13 +33,18 @@ const (
 	ChangeRename
 	// ChangeAttr: the attributes of the file or directory changed.
 	ChangeAttr
-	// ChangeReplace: a Put replaced the whole contents of the file Key.
+	// ChangeReplace: a Put replaced the whole contents (and the size) of
+	// the file Key, which keeps its inode number.
 	ChangeReplace
 )
 
 // FileChange is one change to the store, reported to Watch callbacks.
 type FileChange struct {
-	Kind     ChangeKind
+	Kind ChangeKind
+	// Key is the file's key (for a pin's change, the key it was pinned
+	// under; a File's method reports the key the file has when it
+	// reports) or the directory's path. Ino, which renames keep, is what
+	// names a file for certain.
 	Key      string
 	NewKey   string // ChangeRename only
 	Dir      bool   // Key is a directory path
