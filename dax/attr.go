@@ -160,6 +160,8 @@ func (s *Store) SetAttr(key string, c AttrChange) (FileInfo, error) {
 	if err := s.begin(true); err != nil {
 		return FileInfo{}, fmt.Errorf("daxstore: setattr %q: %w", key, err)
 	}
+	var changed FileChange
+	defer func() { s.notify(changed) }() // after end: outside every lock
 	defer s.end()
 	in, err := s.acquire(key)
 	if err != nil {
@@ -171,6 +173,7 @@ func (s *Store) SetAttr(key string, c AttrChange) (FileInfo, error) {
 	defer s.release(in)
 	d, err := s.setAttrLocked(in, c)
 	if err == nil {
+		changed = FileChange{Kind: ChangeAttr, Key: in.name(), Ino: in.ino}
 		err = s.settle(d)
 	}
 	if err != nil {
@@ -216,6 +219,8 @@ func (s *Store) CreateWith(key string, c AttrChange) (*File, error) {
 	if err := s.begin(true); err != nil {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
+	var created FileChange
+	defer func() { s.notify(created) }() // after end: outside every lock
 	defer s.end()
 	in, d, err := s.createLocked(key, func(in *inode) {
 		now := in.mtime
@@ -225,6 +230,7 @@ func (s *Store) CreateWith(key string, c AttrChange) (*File, error) {
 		}
 	})
 	if err == nil {
+		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
 		if err = s.settle(d); err != nil {
 			s.release(in)
 		}
@@ -279,19 +285,25 @@ func (s *Store) RenameWith(ctx context.Context, old, new string, o RenameOptions
 		return err
 	}
 	policy := s.policy(o.Break)
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) { return s.renameReplace(old, new, policy) })
+	var ch [2]FileChange // what the rename changed, for watchers
+	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+		res, err := s.renameReplace(old, new, policy, &ch)
+		s.notify(ch[0]) // after renameReplace's end: outside every lock
+		s.notify(ch[1])
+		return res, err
+	})
 	if err != nil {
 		return fmt.Errorf("daxstore: rename %q to %q: %w", old, new, err)
 	}
 	return nil
 }
 
-func (s *Store) renameReplace(old, new string, policy BreakPolicy) (*breakResult, error) {
+func (s *Store) renameReplace(old, new string, policy BreakPolicy, ch *[2]FileChange) (*breakResult, error) {
 	if err := s.begin(true); err != nil {
 		return nil, err
 	}
 	defer s.end()
-	res, err := s.renameReplaceLocked(old, new, policy)
+	res, err := s.renameReplaceLocked(old, new, policy, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -303,7 +315,8 @@ func (s *Store) renameReplace(old, new string, policy BreakPolicy) (*breakResult
 
 // renameReplaceLocked is RenameWith's rename-over under the namespace lock,
 // the replaced file's three locks and the renamed file's extent-map lock.
-func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*breakResult, error) {
+// It sets *ch to the changes once applied.
+func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy, ch *[2]FileChange) (*breakResult, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(old)
@@ -337,6 +350,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 		if err != nil {
 			return nil, err
 		}
+		ch[0] = FileChange{Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}
 		return &breakResult{durable: d}, nil
 	}
 	defer s.release(other)
@@ -375,6 +389,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*break
 	}
 	delete(s.names, old)
 	s.names[new] = in
+	*ch = [2]FileChange{{Kind: ChangeRemove, Key: new, Ino: other.ino}, {Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}
 	return res, nil
 }
 

@@ -238,9 +238,12 @@ func (s *Store) Mkdir(path string, c AttrChange) error {
 	if err := s.begin(true); err != nil {
 		return fmt.Errorf("daxstore: mkdir %q: %w", path, err)
 	}
+	var made FileChange
+	defer func() { s.notify(made) }() // after end: outside every lock
 	defer s.end()
 	d, err := s.mkdirLocked(path, c)
 	if err == nil {
+		made = FileChange{Kind: ChangeCreate, Key: path, Dir: true}
 		err = s.settle(d)
 	}
 	if err != nil {
@@ -286,9 +289,12 @@ func (s *Store) Rmdir(path string) error {
 	if err := s.begin(true); err != nil {
 		return fmt.Errorf("daxstore: rmdir %q: %w", path, err)
 	}
+	var removed FileChange
+	defer func() { s.notify(removed) }() // after end: outside every lock
 	defer s.end()
 	d, err := s.rmdirLocked(path)
 	if err == nil {
+		removed = FileChange{Kind: ChangeRemove, Key: path, Dir: true}
 		err = s.settle(d)
 	}
 	if err != nil {
@@ -373,9 +379,12 @@ func (s *Store) SetDirAttr(path string, c AttrChange) (DirInfo, error) {
 	if err := s.begin(true); err != nil {
 		return DirInfo{}, fmt.Errorf("daxstore: set directory attributes %q: %w", path, err)
 	}
+	var changed FileChange
+	defer func() { s.notify(changed) }() // after end: outside every lock
 	defer s.end()
 	di, d, err := s.setDirAttrLocked(path, c)
 	if err == nil {
+		changed = FileChange{Kind: ChangeAttr, Key: path, Dir: true}
 		err = s.settle(d)
 	}
 	if err != nil {
@@ -801,8 +810,13 @@ func (s *Store) RenameDir(old, new string) error {
 	if err := s.begin(true); err != nil {
 		return fmt.Errorf("daxstore: rename directory %q: %w", old, err)
 	}
+	var renamed FileChange
+	defer func() { s.notify(renamed) }() // after end: outside every lock
 	defer s.end()
 	d, err := s.renameDirLocked(old, new)
+	if err == nil && old != new {
+		renamed = FileChange{Kind: ChangeRename, Key: old, NewKey: new, Dir: true}
+	}
 	if err == nil {
 		err = s.settle(d)
 	}

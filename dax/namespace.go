@@ -265,8 +265,13 @@ func (s *Store) Create(key string) (*File, error) {
 	if err := s.begin(true); err != nil {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
+	var created FileChange
+	defer func() { s.notify(created) }() // after end: outside every lock
 	defer s.end()
 	in, d, err := s.createLocked(key, nil)
+	if err == nil {
+		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
+	}
 	if err == nil {
 		if err = s.settle(d); err != nil { // with the namespace lock released
 			s.release(in)
@@ -366,8 +371,13 @@ func (s *Store) Rename(old, new string) error {
 	if err := s.begin(true); err != nil {
 		return fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
+	renamed := FileChange{Kind: ChangeRename, Key: old, NewKey: new}
+	defer func() { s.notify(renamed) }() // after end: outside every lock
 	defer s.end()
-	d, err := s.renameLocked(old, new)
+	d, err := s.renameLocked(old, new, &renamed.Ino)
+	if err != nil || old == new {
+		renamed.Kind = 0
+	}
 	if err != nil {
 		return err
 	}
@@ -378,8 +388,8 @@ func (s *Store) Rename(old, new string) error {
 }
 
 // renameLocked is Rename under the namespace lock; it returns what its
-// commit owes.
-func (s *Store) renameLocked(old, new string) (*durable, error) {
+// commit owes and sets *ino to the file's inode number.
+func (s *Store) renameLocked(old, new string, ino *uint64) (*durable, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(old)
@@ -390,6 +400,7 @@ func (s *Store) renameLocked(old, new string) (*durable, error) {
 		return nil, fmt.Errorf("daxstore: rename %q: %w", old, ErrNotFound)
 	}
 	defer s.release(in)
+	*ino = in.ino
 	if old == new {
 		return nil, nil
 	}

@@ -42,21 +42,26 @@ func (s *Store) PutWith(ctx context.Context, key string, value []byte, bo BreakO
 		return fmt.Errorf("daxstore: put %q: %w", key, err)
 	}
 	policy := s.policy(bo)
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) { return s.put(key, value, policy) })
+	var ch FileChange // what the put changed, for watchers
+	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+		res, err := s.put(key, value, policy, &ch)
+		s.notify(ch) // after put's end: outside every lock
+		return res, err
+	})
 	if err != nil {
 		return fmt.Errorf("daxstore: put %q: %w", key, err)
 	}
 	return nil
 }
 
-func (s *Store) put(key string, value []byte, policy BreakPolicy) (*breakResult, error) {
+func (s *Store) put(key string, value []byte, policy BreakPolicy, ch *FileChange) (*breakResult, error) {
 	if err := s.begin(true); err != nil {
 		return nil, err
 	}
 	defer s.end()
 	if int64(len(value)) <= s.inlineLimit() {
 		// Copied: the caller may reuse value once Put returns.
-		return s.swapIn(key, nil, bytes.Clone(value), policy)
+		return s.swapIn(key, nil, bytes.Clone(value), policy, ch)
 	}
 	// Fill new blocks before taking any lock of the key: readers and pins
 	// of the old value go on meanwhile.
@@ -68,7 +73,7 @@ func (s *Store) put(key string, value []byte, policy BreakPolicy) (*breakResult,
 	if err := v.write(value); err != nil {
 		return nil, err
 	}
-	return s.swapIn(key, v, nil, policy)
+	return s.swapIn(key, v, nil, policy, ch)
 }
 
 // inlineLimit returns the largest value stored inline; negative when
@@ -141,6 +146,7 @@ func (s *Store) putReader(ctx context.Context, key string, r io.Reader, size int
 	// The swap is Put's; the operation ends with it, before runBreak calls
 	// OnBreak callbacks or waits for released blocks, as Put's does.
 	swapped := false
+	var ch FileChange // what the put changed, for watchers
 	return s.runBreak(ctx, policy, func() (*breakResult, error) {
 		if swapped {
 			// A swap never needs space, so runBreak has no reason to
@@ -148,11 +154,12 @@ func (s *Store) putReader(ctx context.Context, key string, r io.Reader, size int
 			return nil, fmt.Errorf("put retried after its value was discarded: %w", ErrFailed)
 		}
 		swapped = true
+		defer func() { s.notify(ch) }() // after end: outside every lock
 		defer end()
 		if v != nil {
 			defer v.discard()
 		}
-		return s.swapIn(key, v, data, policy)
+		return s.swapIn(key, v, data, policy, &ch)
 	})
 }
 
@@ -320,8 +327,8 @@ func (v *pendingValue) discard() {
 // replace (Put and PutReader). The new value is visible once the batch is
 // applied, under the locks; swapIn returns after it released them and the
 // batch is durable.
-func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPolicy) (*breakResult, error) {
-	res, err := s.swapInLocked(key, v, data, policy)
+func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPolicy, ch *FileChange) (*breakResult, error) {
+	res, err := s.swapInLocked(key, v, data, policy, ch)
 	if v == nil && errors.Is(err, errWindowed) {
 		// The key has follow windows, which map blocks: the small value
 		// goes into blocks rather than inline.
@@ -333,7 +340,7 @@ func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPol
 		if err := bv.write(data); err != nil {
 			return nil, err
 		}
-		res, err = s.swapInLocked(key, bv, nil, policy)
+		res, err = s.swapInLocked(key, bv, nil, policy, ch)
 	}
 	if err != nil {
 		return nil, err
@@ -349,8 +356,9 @@ func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPol
 // file has none.
 var errWindowed = errors.New("the file has follow windows")
 
-// swapInLocked is swapIn under the namespace and the file's locks.
-func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy BreakPolicy) (*breakResult, error) {
+// swapInLocked is swapIn under the namespace and the file's locks. It sets
+// *ch to the change once applied.
+func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy BreakPolicy, ch *FileChange) (*breakResult, error) {
 	size := int64(len(data))
 	if v != nil {
 		s.region.Drain()
@@ -387,6 +395,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 			v.committed = true
 		}
 		s.addInode(in)
+		*ch = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
 		return &breakResult{durable: d}, nil
 	}
 	defer s.release(in)
@@ -407,6 +416,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 			in.inline, in.data, in.size, in.mtime = was, wasData, wasSize, wasTime
 			return nil, err
 		}
+		*ch = FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}
 		return &breakResult{durable: d}, nil
 	}
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite}
@@ -435,6 +445,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 	if err != nil {
 		return nil, err
 	}
+	*ch = FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}
 	return res, nil
 }
 
@@ -679,19 +690,24 @@ func (s *Store) RemoveWith(ctx context.Context, key string, bo BreakOptions) err
 		return err
 	}
 	policy := s.policy(bo)
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) { return s.remove(key, policy) })
+	var ch FileChange // what the removal changed, for watchers
+	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+		res, err := s.remove(key, policy, &ch)
+		s.notify(ch) // after remove's end: outside every lock
+		return res, err
+	})
 	if err != nil {
 		return fmt.Errorf("daxstore: remove %q: %w", key, err)
 	}
 	return nil
 }
 
-func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
+func (s *Store) remove(key string, policy BreakPolicy, ch *FileChange) (*breakResult, error) {
 	if err := s.begin(true); err != nil {
 		return nil, err
 	}
 	defer s.end()
-	res, err := s.removeLocked(key, policy)
+	res, err := s.removeLocked(key, policy, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -701,8 +717,9 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 	return res, nil
 }
 
-// removeLocked is remove under the namespace and the file's locks.
-func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, error) {
+// removeLocked is remove under the namespace and the file's locks. It sets
+// *ch to the change once applied.
+func (s *Store) removeLocked(key string, policy BreakPolicy, ch *FileChange) (*breakResult, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(key)
@@ -737,5 +754,6 @@ func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, erro
 		return nil, err
 	}
 	delete(s.names, key)
+	*ch = FileChange{Kind: ChangeRemove, Key: key, Ino: in.ino}
 	return res, nil
 }
