@@ -125,6 +125,12 @@ func TestMountConcurrentWritersOnAFullRegion(t *testing.T) {
 	if nospace == 0 {
 		t.Fatalf("no writer saw ENOSPC though they wrote %d bytes more than was free", 4<<20)
 	}
+	t.Logf("%d of %d writers ran out of space; %d blocks were free and %d busy", nospace, writers, free, busy)
+	// The mount explains a full region in its log: the busy blocks and the
+	// pin holding them (its label is in the store's error).
+	if l := m.tail(); !strings.Contains(l, "busy") || !strings.Contains(l, "fusetest") {
+		t.Errorf("the mount's log does not explain ENOSPC with the busy blocks and the pin's label:\n%s", l)
+	}
 	// The mount still serves: the ballast reads back, the store checks,
 	// and once the pin drops and the writers' files go, a file fits again.
 	for i := range ballast {

@@ -104,6 +104,7 @@ func TestMountSurvivesSIGKILLMidWrite(t *testing.T) {
 	m.Kill()
 	select {
 	case err := <-done:
+		t.Logf("the write in flight at the kill: %v", err)
 		if !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) && !errors.Is(err, unix.EIO) {
 			t.Errorf("a write after the mount process died: %v, want ENOTCONN, ECONNABORTED or EIO", err)
 		}
@@ -155,6 +156,7 @@ func TestMountSurvivesSIGKILLMidWrite(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no slot was fsync'd before the kill")
 	}
+	t.Logf("%d slots fsync'd before the kill; newest generations fsync'd %v, started %v", checked, synced, tried)
 	st.Close()
 
 	// Remounted, the file reads the same through the mount.
