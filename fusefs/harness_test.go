@@ -465,13 +465,14 @@ func (c *child) withFile(key string, fn func(f *dax.File) error) error {
 }
 
 // run is the command table. Offsets inside a pin or window are relative to
-// its start; data is hex.
+// its start; data is hex. "sync" waits for the mount's notifier to catch
+// up with every change made so far.
 func (c *child) run(cmd string, a []string) (string, error) {
 	argc := map[string]int{
 		"pin": 3, "pinwrite": 3, "pinread": 1, "pinflush": 1, "unpin": 1,
 		"map": 3, "winwrite": 3, "winread": 3, "winflush": 1, "winclose": 1,
 		"put": 2, "write": 3, "punch": 3, "zero": 3, "truncate": 2, "remove": 1,
-		"size": 1, "get": 1, "check": 0, "quit": 0, "stats": 0,
+		"size": 1, "get": 1, "check": 0, "quit": 0, "stats": 0, "sync": 0,
 	}
 	n, ok := argc[cmd]
 	if !ok {
@@ -510,6 +511,13 @@ func (c *child) run(cmd string, a []string) (string, error) {
 		return "", errQuit
 	case "check":
 		return "", c.st.Check()
+	case "sync": // wait until the kernel was told of every change so far
+		ctx, cancel := context.WithTimeout(context.Background(), replyTimeout)
+		defer cancel()
+		if !fusefs.NotifyBarrier(ctx, c.srv) {
+			return "", errors.New("the notifier did not catch up: the mount ended or it hung")
+		}
+		return "", nil
 	case "stats":
 		s, err := c.st.Stats()
 		return fmt.Sprintf("free=%d busy=%d pins=%d windows=%d", s.FreeBlocks, s.BusyBlocks, s.Pins, s.Windows), err
