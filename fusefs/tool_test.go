@@ -254,6 +254,16 @@ func TestTools(t *testing.T) {
 		}
 	})
 
+	t.Run("setxattr is refused with ENOTSUP, so cp -p and rsync fall back to chmod", func(t *testing.T) {
+		sh(t, "cp", src, at("x"))
+		if err := unix.Setxattr(at("x"), "user.k", []byte("v"), 0); err != nil && err != unix.ENOTSUP {
+			t.Errorf("setxattr user.k: %v, want success or ENOTSUP (tools fall back only on ENOTSUP)", err)
+		}
+		if _, err := unix.Getxattr(at("x"), "user.k", make([]byte, 16)); err != nil && err != unix.ENODATA && err != unix.ENOTSUP {
+			t.Errorf("getxattr of a missing attribute: %v, want ENODATA or ENOTSUP", err)
+		}
+	})
+
 	t.Run("touch and cp -p keep mtime and mode", func(t *testing.T) {
 		sh(t, "cp", src, at("t"))
 		sh(t, "touch", "-m", "-d", "2020-01-02 03:04:05.5 UTC", at("t"))
