@@ -101,8 +101,17 @@ type mountProc struct {
 	out    *bufio.Reader // replies
 	stderr *syncBuffer   // the child's log
 	exited chan struct{} // closed once the child has exited
-	mu     sync.Mutex
-	err    error // the child's exit status, once exited
+	status *exitStatus   // set before exited is closed
+}
+
+type exitStatus struct{ err error }
+
+// In returns the same mount for use by t, a subtest: Do and Must fail the
+// test that calls them.
+func (p *mountProc) In(t testing.TB) *mountProc {
+	q := *p
+	q.t = t
+	return &q
 }
 
 // syncBuffer collects the child's stderr while tests read it.
@@ -145,7 +154,7 @@ func startMount(t testing.TB, cfg mountConfig) *mountProc {
 func startMountAt(t testing.TB, cfg mountConfig, dir, mnt string) *mountProc {
 	t.Helper()
 	needFUSE(t)
-	p := &mountProc{t: t, Dir: dir, Mnt: mnt, cfg: cfg, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &mountProc{t: t, Dir: dir, Mnt: mnt, cfg: cfg, stderr: &syncBuffer{}, exited: make(chan struct{}), status: &exitStatus{}}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -164,10 +173,7 @@ func startMountAt(t testing.TB, cfg mountConfig, dir, mnt string) *mountProc {
 	outW.Close()
 	p.in, p.outF, p.out = inW, outR, bufio.NewReaderSize(outR, 1<<16)
 	go func() {
-		err := p.cmd.Wait()
-		p.mu.Lock()
-		p.err = err
-		p.mu.Unlock()
+		p.status.err = p.cmd.Wait()
 		close(p.exited)
 	}()
 	t.Cleanup(p.stop)
@@ -258,10 +264,7 @@ func (p *mountProc) Quit() {
 	if !p.waitExit(replyTimeout) {
 		p.t.Fatalf("mount child did not exit after quit; its log:\n%s", p.tail())
 	}
-	p.mu.Lock()
-	err := p.err
-	p.mu.Unlock()
-	if err != nil {
+	if err := p.status.err; err != nil {
 		p.t.Fatalf("mount child: %v; its log:\n%s", err, p.tail())
 	}
 	if mounted(p.Mnt) {

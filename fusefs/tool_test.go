@@ -196,14 +196,14 @@ func TestTools(t *testing.T) {
 			t.Fatalf("d after rm -r: %v", err)
 		}
 		// Directories that exist only because keys lie under them.
-		m.Must("put k/l/m %x", []byte("hello"))
-		m.Must("put k/n %x", []byte("world"))
+		m.In(t).Must("put k/l/m %x", []byte("hello"))
+		m.In(t).Must("put k/n %x", []byte("world"))
 		sameBytes(t, at("k/l/m"), []byte("hello"))
 		sh(t, "rm", "-r", at("k"))
 		if _, err := os.Stat(at("k")); !os.IsNotExist(err) {
 			t.Fatalf("k after rm -r: %v", err)
 		}
-		if _, err := m.Do("size k/l/m"); err == nil {
+		if _, err := m.In(t).Do("size k/l/m"); err == nil {
 			t.Fatal("k/l/m still in the store after rm -r")
 		}
 		if out := strings.TrimSpace(sh(t, "ls", "-A", m.Mnt)); out != "" {
@@ -293,7 +293,7 @@ func TestTools(t *testing.T) {
 	})
 
 	t.Run("the store checks clean after all of it", func(t *testing.T) {
-		m.Must("check")
+		m.In(t).Must("check")
 	})
 	m.Quit()
 }
