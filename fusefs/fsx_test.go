@@ -3,14 +3,17 @@ package fusefs_test
 // The mount exerciser is fsx through system calls: one file of a mount,
 // changed at random by read, write, mmap read and write (MAP_SHARED, msync),
 // ftruncate, fallocate (allocate, punch, zero), fsync, and by the paths the
-// kernel never sees: pins and windows of the mount process writing into the
-// file's blocks, and WriteAt, Put, punch and truncate through the store's
-// API. An in-memory model knows what every byte must read; after each
-// operation the touched range is read back through read(2) and through a
-// long-lived MAP_SHARED mapping, every pin's bytes are compared, and every
-// fsxFullEvery operations the whole file is. So a page the kernel caches
-// past a change it was not told about (a missed or misplaced notification)
-// fails the run, with the seed and the last operations.
+// kernel never sees: pins, pinned windows and follow windows of the mount
+// process writing into the file's blocks, and WriteAt, Put, punch and
+// truncate through the store's API. An in-memory model knows what every
+// byte must read, and what every pin holds (a punch, zero-range or truncate
+// over a pinned block gives the file another block and leaves the pin its
+// bytes). After each operation the touched range is read back through
+// read(2) and through a long-lived MAP_SHARED mapping, and the pins it
+// touched are compared; every fsxFullEvery operations the whole file is,
+// the windows, and the holes SEEK_HOLE/SEEK_DATA report. So a page the
+// kernel caches past a change it was not told about (a missed or misplaced
+// notification) fails the run, with the seed and the last operations.
 
 import (
 	"bytes"
@@ -60,6 +63,16 @@ type xpin struct {
 	id     string
 	off, n int64
 	segs   []xseg
+	window bool // a pinned window (MapPinned), which holds blocks as a pin does
+}
+
+// The control commands that store into, flush, read and drop a pin or a
+// pinned window.
+func (p *xpin) cmds() (write, flush, read, drop string) {
+	if p.window {
+		return "winwrite", "winflush", "winread %s 0 %d", "winclose"
+	}
+	return "pinwrite", "pinflush", "pinread %s %d", "unpin"
 }
 
 func (p *xpin) bytes() []byte {
@@ -252,7 +265,8 @@ func TestMountFsx(t *testing.T) {
 	x.verifyAll()
 	x.do("check")
 	for _, p := range x.pins {
-		x.do("unpin %s", p.id)
+		_, _, _, drop := p.cmds()
+		x.do(drop+" %s", p.id)
 	}
 	for _, w := range x.wins {
 		x.do("winclose %s", w.id)
@@ -367,7 +381,8 @@ func (x *fsxRun) verify(off, n int64) {
 		if p.off >= off+n || off >= p.off+p.n {
 			continue // only bytes the operation touched can have changed
 		}
-		got, _ := hex.DecodeString(x.do("pinread %s", p.id))
+		_, _, read, _ := p.cmds()
+		got, _ := hex.DecodeString(x.do(read, p.id, p.n))
 		if want := p.bytes(); !bytes.Equal(got, want) {
 			i := firstDiff(got, want)
 			x.fatalf("pin %s [%d,+%d) at %d: holds %#x, model %#x", p.id, p.off, p.n, p.off+int64(i), got[i], want[i])
@@ -380,6 +395,7 @@ func (x *fsxRun) verify(off, n int64) {
 func (x *fsxRun) verifyAll() {
 	x.t.Helper()
 	x.verify(0, x.model.size)
+	x.verifyHoles()
 	for _, w := range x.wins {
 		end := min(w.off+w.n, x.model.size)
 		if w.off >= end {
@@ -390,6 +406,34 @@ func (x *fsxRun) verifyAll() {
 			i := firstDiff(got, want)
 			x.fatalf("window %s [%d,+%d) at %d: %#x, model %#x", w.id, w.off, w.n, w.off+int64(i), got[i], want[i])
 		}
+	}
+}
+
+// verifyHoles walks the file with SEEK_DATA and SEEK_HOLE, as a sparse
+// copy does: every byte it would skip must read as zeros in the model, and
+// the walk must end at the size.
+func (x *fsxRun) verifyHoles() {
+	x.t.Helper()
+	for off := int64(0); off < x.model.size; {
+		hole, err := unix.Seek(x.fd, off, unix.SEEK_HOLE)
+		if err != nil || hole < off || hole > x.model.size {
+			x.fatalf("SEEK_HOLE from %d: %d, %v (size %d)", off, hole, err, x.model.size)
+		}
+		if hole == x.model.size {
+			return
+		}
+		data, err := unix.Seek(x.fd, hole, unix.SEEK_DATA)
+		switch {
+		case err == unix.ENXIO:
+			data = x.model.size
+		case err != nil || data <= hole || data > x.model.size:
+			x.fatalf("SEEK_DATA from %d: %d, %v (size %d)", hole, data, err, x.model.size)
+		}
+		if z := x.model.read(hole, data-hole); !bytes.Equal(z, make([]byte, len(z))) {
+			i := bytes.IndexFunc(z, func(r rune) bool { return r != 0 })
+			x.fatalf("SEEK_HOLE/SEEK_DATA report a hole [%d,%d), but the model holds data at %d", hole, data, hole+int64(i))
+		}
+		off = data
 	}
 }
 
@@ -514,8 +558,15 @@ func (x *fsxRun) opPin() (int64, int64, bool) {
 		return 0, 0, false
 	}
 	off, n := x.rangeIn(x.model.size)
-	x.logf("pin %d %d", off, n)
-	p := &xpin{id: x.do("pin fsx %d %d w", off, n), off: off, n: n}
+	p := &xpin{off: off, n: n, window: x.rng.Intn(3) == 0}
+	if p.window {
+		x.counts["pinned window"]++
+		x.logf("map pinned %d %d", off, n)
+		p.id = x.do("map fsx %d %d w pinned", off, n)
+	} else {
+		x.logf("pin %d %d", off, n)
+		p.id = x.do("pin fsx %d %d w", off, n)
+	}
 	for pos := off; pos < off+n; {
 		b, in := pos/fsxBS, pos%fsxBS
 		k := min(fsxBS-in, off+n-pos)
@@ -541,9 +592,10 @@ func (x *fsxRun) opPinWrite() (int64, int64, bool) {
 	p := x.pins[x.rng.Intn(len(x.pins))]
 	rel, n := x.rangeIn(p.n)
 	d := x.data(n)
-	x.logf("pinwrite pin %s [%d,+%d) at %d %d", p.id, p.off, p.n, rel, n)
-	x.do("pinwrite %s %d %x", p.id, rel, d)
-	x.change("pinflush %s", p.id)
+	write, flush, _, _ := p.cmds()
+	x.logf("%s %s [%d,+%d) at %d %d", write, p.id, p.off, p.n, rel, n)
+	x.do(write+" %s %d %x", p.id, rel, d)
+	x.change(flush+" %s", p.id)
 	for i := int64(0); i < n; {
 		pos := rel + i
 		for _, s := range p.segs {
@@ -565,8 +617,9 @@ func (x *fsxRun) opUnpin() (int64, int64, bool) {
 	}
 	i := x.rng.Intn(len(x.pins))
 	p := x.pins[i]
-	x.logf("unpin %s", p.id)
-	x.change("unpin %s", p.id)
+	_, _, _, drop := p.cmds()
+	x.logf("%s %s", drop, p.id)
+	x.change(drop+" %s", p.id)
 	for _, s := range p.segs {
 		s.b.pins--
 	}

@@ -555,7 +555,7 @@ func (c *child) run(cmd string, a []string) (string, error) {
 			}
 		}
 		return "", nil
-	case "pinread": // pinread ID -> HEX of every pinned byte
+	case "pinread": // pinread ID [LEN] -> HEX of every pinned byte (LEN, the pin's length, is ignored)
 		p, ok := c.pins[a[0]]
 		if !ok {
 			return "", fmt.Errorf("no pin %s", a[0])
