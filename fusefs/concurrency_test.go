@@ -71,7 +71,7 @@ func TestMountConcurrentWritersOnAFullRegion(t *testing.T) {
 	var procs []*proc
 	run := func(name string, args ...string) {
 		p := &proc{name: name, cmd: exec.CommandContext(ctx, args[0], args[1:]...)}
-		p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
+		p.cmd.Stdout, p.cmd.Stderr, p.cmd.Env = &p.out, &p.out, cLocale()
 		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

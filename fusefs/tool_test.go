@@ -22,12 +22,18 @@ import (
 // sh runs a program and fails the test, with its output, when it fails.
 func sh(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	cmd := exec.Command(name, args...)
+	cmd.Env = cLocale()
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
+
+// cLocale is the environment with messages and formats in the C locale,
+// which the tests parse.
+func cLocale() []string { return append(os.Environ(), "LC_ALL=C") }
 
 // needTools skips when a program the test runs is missing.
 func needTools(t *testing.T, names ...string) {
