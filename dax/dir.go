@@ -5,6 +5,22 @@ package dax
 // implicit: they exist while a key lies under them. Mkdir makes an explicit
 // directory, a journal record of its own with attributes, which exists
 // until Rmdir, so that an empty directory persists as a file system's does.
+//
+// The rules:
+//   - a directory exists if it is the root (""), has a record, or a key
+//     that is a valid path (ValidPath) or an explicit directory lies under
+//     it; keys that are not valid paths are invisible to ReadDir (and so to
+//     the mount and Store.FS) but stay reachable through the key API;
+//   - a key may equal an implicit directory (the directory wins in
+//     ReadDir), never an explicit one: creating such a key fails with
+//     ErrIsDir, and Mkdir or SetDirAttr over a file's name with ErrExist;
+//   - the key API stays flat: Put, Create and Rename do not check that
+//     parent directories exist. Check wants the parent of every explicit
+//     directory to be the root, explicit, or to hold a key that is a valid
+//     path; removing through the key API the last key of an implicit
+//     directory that holds an explicit one leaves it existing only
+//     through that one, which Check reports. A file-system face makes such
+//     a parent explicit before the key goes, as the FUSE mount does.
 
 import (
 	"fmt"
@@ -253,6 +269,7 @@ func (s *Store) mkdirLocked(path string, c AttrChange) (*durable, error) {
 	di := DirInfo{Path: path, Mode: defaultDirMode, ModTime: now, ATime: now}.withAttr(c, now)
 	t := s.newTxn()
 	t.b.SetDir(dirRecord(di))
+	s.dirRecords = dirsSome
 	return s.commit(t)
 }
 
@@ -336,9 +353,9 @@ func (s *Store) StatDir(path string) (DirInfo, error) {
 // SetDirAttr changes the attributes of the directory at path ("" is the
 // root) in one durable commit, and returns its description after the
 // change. An implicit directory becomes explicit, taking the attributes
-// StatDir showed for the fields c leaves out. ErrNotFound when there is no
-// directory at path, ErrNotDir when a file is there instead; a bad c fails
-// as SetAttr does.
+// StatDir showed for the fields c leaves out; if a file has its name too,
+// it cannot (ErrExist). ErrNotFound when there is no directory at path,
+// ErrNotDir when a file is there instead; a bad c fails as SetAttr does.
 func (s *Store) SetDirAttr(path string, c AttrChange) (DirInfo, error) {
 	if err := checkDirPath(path, true); err != nil {
 		return DirInfo{}, err
@@ -375,9 +392,19 @@ func (s *Store) setDirAttrLocked(path string, c AttrChange) (DirInfo, *durable, 
 		}
 		return DirInfo{}, nil, ErrNotFound
 	}
+	if !di.Explicit && path != "" {
+		// An implicit directory that is also a file's name cannot become
+		// explicit: a file and an explicit directory never share a name.
+		if ok, err := s.fileExistsLocked(path); err != nil {
+			return DirInfo{}, nil, err
+		} else if ok {
+			return DirInfo{}, nil, fmt.Errorf("a file has the same name; rename it first: %w", ErrExist)
+		}
+	}
 	di = di.withAttr(c, time.Now())
 	t := s.newTxn()
 	t.b.SetDir(dirRecord(di))
+	s.dirRecords = dirsSome
 	d, err := s.commit(t)
 	return di, d, err
 }
@@ -410,33 +437,45 @@ type dirStream struct {
 	prefix string
 	dirs   bool
 	buf    []dirItem
-	after  string // fetch records after this one ("" and !started: from the first)
+	after  string // fetch records after this one ("": from the first)
 	page   int
 	done   bool
+	// skips are the subtrees of the subdirectories found so far, whose
+	// records the stream drops and, when it can, seeks past.
+	skips []span
 }
 
-// head returns the stream's next record, reading a page when needed.
+// span is the keys [lo, hi].
+type span struct{ lo, hi string }
+
+// head returns the stream's next record outside the skipped subtrees,
+// reading a page when needed.
 func (st *dirStream) head() (*dirItem, error) {
-	if len(st.buf) == 0 && !st.done {
-		if err := st.fetch(); err != nil {
-			return nil, err
+	for {
+		if len(st.buf) == 0 && !st.done {
+			if err := st.fetch(); err != nil {
+				return nil, err
+			}
 		}
-	}
-	if len(st.buf) == 0 {
-		return nil, nil
-	}
-	return &st.buf[0], nil
-}
-
-// skip drops the records up to and including after (the end of a
-// subtree); those not read yet are never read.
-func (st *dirStream) skip(after string) {
-	for len(st.buf) > 0 && st.buf[0].raw <= after {
+		if len(st.buf) == 0 {
+			return nil, nil
+		}
+		raw := st.buf[0].raw
+		// The stream only moves on: subtrees behind it are done with.
+		st.skips = slices.DeleteFunc(st.skips, func(sp span) bool { return sp.hi < raw })
+		if !slices.ContainsFunc(st.skips, func(sp span) bool { return sp.lo <= raw }) {
+			return &st.buf[0], nil
+		}
 		st.buf = st.buf[1:]
 	}
-	if len(st.buf) == 0 && after > st.after {
-		st.after, st.page = after, readDirSeekPage
-	}
+}
+
+// skip makes the stream pass over the subtree of directory dir: its
+// records are dropped, and those not read yet are never read, since the
+// next read seeks past them.
+func (st *dirStream) skip(dir string) {
+	st.skips = append(st.skips, span{lo: dir + "/", hi: pastSubtree(dir)})
+	st.page = readDirSeekPage
 }
 
 func (st *dirStream) fetch() error {
@@ -447,6 +486,11 @@ func (st *dirStream) fetch() error {
 	defer s.end()
 	s.nsMu.RLock()
 	defer s.nsMu.RUnlock()
+	for _, sp := range st.skips {
+		if st.after >= sp.lo && st.after < sp.hi {
+			st.after = sp.hi // spans never overlap: each is another subdirectory's
+		}
+	}
 	n := st.page
 	st.page = min(2*n, readDirPage)
 	st.buf = st.buf[:0]
@@ -566,7 +610,7 @@ func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 			pending = addPending(pending, p, e)
 			if isDir {
 				for _, st := range streams {
-					st.skip(pastSubtree(p + name))
+					st.skip(p + name)
 				}
 			}
 		}
@@ -858,11 +902,37 @@ func (s *Store) subtreeLocked(dir string) ([]journal.Inode, []journal.Dir, error
 	return recs, dirs, nil
 }
 
+// dirPresence says whether a store holds directory records, so that
+// creating a key in a store that never made a directory costs no journal
+// read (refuseDirLocked). It is learned on first need and raised by every
+// operation that writes a directory record; it is never lowered (Rmdir of
+// the last one leaves it set, which costs a read per new key, no more).
+type dirPresence uint8
+
+const (
+	dirsUnknown dirPresence = iota
+	dirsNone
+	dirsSome
+)
+
 // refuseDirLocked fails with ErrIsDir when key is an explicit directory:
 // a file and an explicit directory never share a name (Check). A key
 // equal to an implicit directory is allowed; the directory wins in
 // ReadDir. The namespace lock must be held exclusive.
 func (s *Store) refuseDirLocked(key string) error {
+	if s.dirRecords == dirsUnknown {
+		ds, err := s.jnl.ScanDirs("", "", 1)
+		if err != nil {
+			return err
+		}
+		s.dirRecords = dirsNone
+		if len(ds) > 0 {
+			s.dirRecords = dirsSome
+		}
+	}
+	if s.dirRecords == dirsNone {
+		return nil
+	}
 	_, ok, err := s.jnl.LookupDir(key)
 	if err != nil {
 		return err

@@ -129,6 +129,8 @@ func TestMkdirRmdirSemantics(t *testing.T) {
 	mustCheck(t, s)
 	s = reopen(t, s, &Options{NoSync: true, NoAdminSocket: true})
 	wantListing(t, s, "", "a/", "f", "imp/")
+	// The reopened store learns that it holds directories.
+	wantErr(t, s.Put("a", nil), ErrIsDir)
 	wantListing(t, s, "a")
 	if err := s.Rmdir("a"); err != nil {
 		t.Fatal(err)
@@ -172,15 +174,20 @@ func TestReadDirOrderHidingAndClashes(t *testing.T) {
 	for _, k := range []string{"a.txt", "a/x", "a/y/z", "a-b", "b", "a", "c/", "d//e", "./f", "a b/q", "z/a/b/c/d"} {
 		mustPut(t, s, k, []byte(k))
 	}
-	for _, d := range []string{"e", "a/q", "a/y/w"} {
+	for _, d := range []string{"e", "a/q", "a/y/w", "g"} {
 		if err := s.Mkdir(d, AttrChange{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The explicit directory "g" (record "g") is found before the key
+	// "g-", which sorts before the subtree "g/...": skipping the subtree
+	// must not skip "g-".
+	mustPut(t, s, "g-", nil)
+	mustPut(t, s, "g/k", nil)
 	// "a" is a file and a directory: the directory wins; "a b" and "a-b"
 	// and "a.txt" sort after "a" by name though their keys sort before
 	// "a/...". "c/", "d//e" and "./f" are not valid paths: hidden.
-	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "z/")
+	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "g/", "g-", "z/")
 	wantListing(t, s, "a", "q/", "x", "y/")
 	wantListing(t, s, "a/y", "w/", "z")
 	wantListing(t, s, "z/a/b", "c/")
@@ -472,4 +479,111 @@ func TestDirCallsOnClosedAndReadOnlyStores(t *testing.T) {
 	if err := ro.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRenameDirMovesEvictedAndExternalFiles: files not in memory move by
+// their journal records, those with extent records (External) included,
+// attributes and all.
+func TestRenameDirMovesEvictedAndExternalFiles(t *testing.T) {
+	opts := &Options{Size: 256 * testBS, NoSync: true, NoAdminSocket: true, InodeCache: 1}
+	s := newStore(t, 0, func(o *Options) { *o = *opts })
+	f, err := s.CreateWith("s/ext", AttrChange{Mask: AttrMode | AttrUID, Mode: 0o640, UID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = journal.MaxInlineExtents + 8
+	for i := range n {
+		if _, err := f.WriteAt(pattern(byte(i), 10), int64(2*i)*testBS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := f.appendAll(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mustPut(t, s, "s/small", []byte("v"))
+	s = reopen(t, s, opts)
+	if resident(s) != 0 {
+		t.Fatalf("%d files in memory after reopen", resident(s))
+	}
+	if rec, ok, err := s.jnl.LookupInode("s/ext"); err != nil || !ok || !rec.External {
+		t.Fatalf("s/ext is not a file with extent records: %v %v %v", rec.External, ok, err)
+	}
+	if err := s.RenameDir("s", "t"); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s)
+	s = reopen(t, s, opts)
+	if got := mustGet(t, s, "t/ext"); string(got) != string(want) {
+		t.Fatal("moved External file reads differently")
+	}
+	fi, err := s.Stat("t/ext")
+	if err != nil || fi.Mode != 0o640 || fi.UID != 42 || fi.Blocks != n {
+		t.Fatalf("moved file: %+v %v", fi, err)
+	}
+	wantListing(t, s, "", "t/")
+	wantListing(t, s, "t", "ext", "small")
+	mustCheck(t, s)
+}
+
+// TestRenameDirWhileFilesAreWritten renames a directory back and forth
+// while its files are written through open Files: no write is lost, no
+// record is left under an old key, and Check holds.
+func TestRenameDirWhileFilesAreWritten(t *testing.T) {
+	s := newStore(t, 512*testBS, nil)
+	const files, writes = 4, 200
+	var fs []*File
+	for i := range files {
+		f, err := s.Create(fmt.Sprintf("c/f%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fs = append(fs, f)
+	}
+	errs := make(chan error, files)
+	for i, f := range fs {
+		go func() {
+			for w := range writes {
+				if _, err := f.WriteAt(pattern(byte(i+w), 16), int64(w)*16); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	from, to := "c", "d"
+	for done, r := 0, 0; done < files; {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done++
+			continue
+		default:
+		}
+		if err := s.RenameDir(from, to); err != nil {
+			t.Fatalf("rename %d: %v", r, err)
+		}
+		from, to = to, from
+		r++
+	}
+	mustCheck(t, s)
+	final := strings.TrimSuffix(dirListing(t, s, "")[0], "/")
+	for i, f := range fs {
+		key := fmt.Sprintf("%s/f%d", final, i)
+		if f.Key() != key {
+			t.Fatalf("open File calls itself %q, want %q", f.Key(), key)
+		}
+		got := mustGet(t, s, key)
+		for w := range writes {
+			if string(got[w*16:(w+1)*16]) != string(pattern(byte(i+w), 16)) {
+				t.Fatalf("%s: write %d lost", key, w)
+			}
+		}
+	}
+	wantListing(t, s, "", final+"/")
 }

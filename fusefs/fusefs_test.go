@@ -13,6 +13,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -100,6 +101,13 @@ func needFUSE(t *testing.T) {
 // and closes it.
 func mountStore(t *testing.T, size int64) *mounted {
 	t.Helper()
+	return mountStoreWith(t, size, Options{})
+}
+
+// mountStoreWith is mountStore with the mount's options (Log is the
+// test's).
+func mountStoreWith(t *testing.T, size int64, o Options) *mounted {
+	t.Helper()
 	needFUSE(t)
 	st, err := dax.Open(filepath.Join(t.TempDir(), "store"), &dax.Options{Size: size, AllocWait: -1, NoAdminSocket: true})
 	if err != nil {
@@ -107,7 +115,8 @@ func mountStore(t *testing.T, size int64) *mounted {
 	}
 	mnt := t.TempDir()
 	lb := &syncBuffer{}
-	srv, err := Mount(st, mnt, Options{Log: log.New(lb, "", 0), Debug: os.Getenv("FUSEFS_DEBUG") != ""})
+	o.Log, o.Debug = log.New(lb, "", 0), os.Getenv("FUSEFS_DEBUG") != ""
+	srv, err := Mount(st, mnt, o)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -160,6 +169,27 @@ func TestReadWriteReaddirStatThroughTheMount(t *testing.T) {
 	}
 	if strings.Join(names, " ") != "b:true new:false" {
 		t.Errorf("readdir a = %v", names)
+	}
+	// Raw getdents shows "." and ".." too, as ls -a expects.
+	dfd, err := unix.Open(m.path("a"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Getdents(dfd, buf)
+	unix.Close(dfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []string // unix.ParseDirent drops "." and ".."
+	for b := buf[:n]; len(b) >= 19; {
+		reclen := int(b[16]) | int(b[17])<<8
+		name := b[19:reclen]
+		raw = append(raw, string(name[:bytes.IndexByte(name, 0)]))
+		b = b[reclen:]
+	}
+	if strings.Join(raw, " ") != ". .. b new" {
+		t.Errorf("getdents of a = %q", raw)
 	}
 	fi, err := os.Stat(m.path("a/new"))
 	if err != nil {
@@ -485,6 +515,26 @@ func TestPunchOverAPinnedRangeDetaches(t *testing.T) {
 	}
 }
 
+// reports reports whether fn makes the store report a change of kind.
+func reports(t *testing.T, st *dax.Store, fn func() error, kind dax.ChangeKind) bool {
+	t.Helper()
+	var mu sync.Mutex
+	seen := false
+	stop := st.Watch(func(c dax.FileChange) {
+		mu.Lock()
+		seen = seen || c.Kind == kind
+		mu.Unlock()
+	})
+	err := fn()
+	stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return seen
+}
+
 // watchWorks reports whether the store reports changes, which the mount's
 // coherence needs.
 func watchWorks(t *testing.T, st *dax.Store) bool {
@@ -504,9 +554,9 @@ func watchWorks(t *testing.T, st *dax.Store) bool {
 }
 
 // Changes made through the API of the serving process reach the kernel's
-// caches: an open descriptor sees new bytes, a new size, a new file and a
-// removed one at once, although the kernel cached pages, attributes and
-// names for longer.
+// caches, although it cached pages, attributes and names for longer: an
+// open descriptor sees new bytes and a new size once the call returns, a
+// new file and a removed one once the notifier got to them.
 func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	m := mountStore(t, 16<<20)
 	if !watchWorks(t, m.st) {
@@ -534,7 +584,7 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	if _, err := f.WriteAt([]byte("NEW-BYTES"), 4096); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, m, "the API's WriteAt", func() bool {
+	at(t, "the API's WriteAt", func() bool {
 		n, err := unix.Pread(fd, buf[:16], 4096)
 		return err == nil && n == 16 && string(buf[:9]) == "NEW-BYTES"
 	})
@@ -543,7 +593,7 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 	if err := m.st.Put("f", val); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, m, "the API's Put", func() bool {
+	at(t, "the API's Put", func() bool {
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil || st.Size != int64(len(val)) {
 			return false
@@ -570,6 +620,69 @@ func TestAPIChangesAreSeenThroughTheMount(t *testing.T) {
 		_, err := os.Stat(m.path("g"))
 		return errors.Is(err, os.ErrNotExist)
 	})
+	// A rename of a file the kernel has looked up, and has open, moves it
+	// in the mount too.
+	if err := m.st.Rename("f", "h"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, m, "the API's rename of a file", func() bool {
+		_, errF := os.Stat(m.path("f"))
+		h, errH := os.ReadFile(m.path("h"))
+		return errors.Is(errF, os.ErrNotExist) && errH == nil && bytes.Equal(h, val)
+	})
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Size != int64(len(val)) {
+		t.Errorf("fstat of the open descriptor after the rename: size %d, %v", st.Size, err)
+	}
+	t.Run("RenameDir", func(t *testing.T) {
+		if !reports(t, m.st, func() error {
+			if err := m.st.Mkdir(".probe", dax.AttrChange{}); err != nil {
+				return err
+			}
+			return m.st.RenameDir(".probe", ".probe2")
+		}, dax.ChangeRename) {
+			t.Skip("Store.RenameDir reports no change")
+		}
+		if err := m.st.Put("d/x", []byte("in d")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(m.path("d/x")); err != nil || string(got) != "in d" {
+			t.Fatalf("d/x: %q, %v", got, err)
+		}
+		dfd, err := unix.Open(m.path("d"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(dfd)
+		if err := m.st.RenameDir("d", "e"); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, m, "the API's rename of a directory", func() bool {
+			_, errD := os.Stat(m.path("d"))
+			x, errX := os.ReadFile(m.path("e/x"))
+			return errors.Is(errD, os.ErrNotExist) && errX == nil && string(x) == "in d"
+		})
+		// The moved directory's node serves its new path: a file made
+		// through a descriptor opened on it before the move lands under
+		// the new name.
+		yfd, err := unix.Openat(dfd, "y", unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(yfd)
+		if _, err := m.st.Stat("e/y"); err != nil {
+			t.Errorf("a file made in the moved directory: %v", err)
+		}
+	})
+}
+
+// at fails unless cond holds at once: a change to a file's bytes, size or
+// attributes shows through the mount once the call that made it returns.
+func at(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	if !cond() {
+		t.Fatalf("the mount does not show %s once it returned", what)
+	}
 }
 
 // eventually polls cond until it holds, for as long as the notifier may
@@ -608,7 +721,212 @@ func TestENOSPCNamesBusyBlocksInTheLog(t *testing.T) {
 	}
 	err = os.WriteFile(m.path("fill"), make([]byte, 4<<20), 0o644)
 	wantErrno(t, "writing past the region", err, syscall.ENOSPC)
-	if l := m.log.String(); !strings.Contains(l, "no space") || !strings.Contains(l, "busy blocks: 16") {
+	if l := m.log.String(); !strings.Contains(l, "no space") || !strings.Contains(l, "16 blocks are busy") ||
+		!strings.Contains(l, `oldest pin "holder"`) {
 		t.Errorf("the mount's log does not explain the ENOSPC:\n%s", l)
+	}
+}
+
+// Files and directories made through the key API have no attributes: they
+// show Options' owner, and a first chmod keeps that owner rather than
+// taking the store's default of root.
+func TestChmodOfAFileWithoutAttributesKeepsTheMountsOwner(t *testing.T) {
+	m := mountStoreWith(t, 16<<20, Options{UID: 1234, GID: 5678})
+	if err := m.st.Put("d/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(p string) (uint32, uint32, uint32) {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Uid, st.Gid, st.Mode & 0o7777
+	}
+	for _, p := range []string{m.path("d"), m.path("d/f")} {
+		if u, g, _ := owner(p); u != 1234 || g != 5678 {
+			t.Errorf("%s owned by %d:%d, want the mount's 1234:5678", p, u, g)
+		}
+	}
+	if err := os.Chmod(m.path("d/f"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(m.path("d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if u, g, mode := owner(m.path("d/f")); u != 1234 || g != 5678 || mode != 0o600 {
+		t.Errorf("after chmod 600 d/f is %d:%d %o", u, g, mode)
+	}
+	if u, g, mode := owner(m.path("d")); u != 1234 || g != 5678 || mode != 0o700 {
+		t.Errorf("after chmod 700 d is %d:%d %o", u, g, mode)
+	}
+	if fi, err := m.st.Stat("d/f"); err != nil || !fi.HasAttr || fi.UID != 1234 || fi.Mode != 0o600 {
+		t.Errorf("the store keeps %+v, %v", fi, err)
+	}
+	// Root is an owner like any other, not "no owner".
+	if err := os.Chown(m.path("d/f"), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if u, g, _ := owner(m.path("d/f")); u != 0 || g != 0 {
+		t.Errorf("after chown 0:0 d/f is owned by %d:%d", u, g)
+	}
+}
+
+// rm -r removes a directory's files and then the directory: removing the
+// last key of an implicit directory must leave the directory in place.
+func TestUnlinkOfTheLastFileKeepsItsDirectory(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	if err := m.st.Put("a/b/f", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("a/b/f")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "a/b"} {
+		if fi, err := os.Stat(m.path(d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s after unlinking the last file under it: %v", d, err)
+		}
+		if di, err := m.st.StatDir(d); err != nil || !di.Explicit {
+			t.Errorf("the store has %s as %+v, %v; want an explicit directory", d, di, err)
+		}
+	}
+	if err := m.st.Check(); err != nil {
+		t.Error(err)
+	}
+	wantErrno(t, "rmdir of a non-empty directory", unix.Rmdir(m.path("a")), syscall.ENOTEMPTY)
+	if err := os.Remove(m.path("a/b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(m.path("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(m.path("empty"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if di, err := m.st.StatDir("empty"); err != nil || !di.Explicit || di.Mode != 0o750 {
+		t.Errorf("mkdir made %+v, %v", di, err)
+	}
+	wantErrno(t, "mkdir over a directory", unix.Mkdir(m.path("empty"), 0o755), syscall.EEXIST)
+	wantErrno(t, "unlink of a directory", unix.Unlink(m.path("empty")), syscall.EISDIR)
+	if err := m.st.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
+// copy_file_range copies a sparse file's data and keeps its holes, also
+// over a destination that had data where the source has holes.
+func TestCopyFileRangeKeepsHoles(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	src, err := unix.Open(m.path("src"), unix.O_RDWR|unix.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(src)
+	data := bytes.Repeat([]byte("data"), 1024)
+	for _, off := range []int64{0, 1 << 20} {
+		if _, err := unix.Pwrite(src, data, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const size = 2 << 20
+	if err := unix.Ftruncate(src, size); err != nil {
+		t.Fatal(err)
+	}
+	old := bytes.Repeat([]byte{0xee}, 1<<20+8192)
+	if err := m.st.Put("dst", old); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := unix.Open(m.path("dst"), unix.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dst)
+	var copied int64
+	for copied < size {
+		offIn, offOut := copied, copied
+		n, err := unix.CopyFileRange(src, &offIn, dst, &offOut, size-int(copied), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		copied += int64(n)
+	}
+	if copied != size {
+		t.Fatalf("copied %d bytes of %d", copied, size)
+	}
+	want, err := m.st.Get("src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, size+1)
+	n, err := unix.Pread(dst, got, 0)
+	if err != nil || n != size || !bytes.Equal(got[:n], want) {
+		t.Fatalf("dst reads %d bytes (%v), equal to src: %v", n, err, bytes.Equal(got[:n], want))
+	}
+	for _, tc := range []struct{ off, hole int64 }{{0, 4096}, {1 << 20, 1<<20 + 4096}} {
+		if h, err := unix.Seek(dst, tc.off, unix.SEEK_HOLE); err != nil || h != tc.hole {
+			t.Errorf("SEEK_HOLE from %d in dst: %d, %v; want %d", tc.off, h, err, tc.hole)
+		}
+	}
+	if d, err := unix.Seek(dst, 4096, unix.SEEK_DATA); err != nil || d != 1<<20 {
+		t.Errorf("SEEK_DATA from 4096 in dst: %d, %v; want the source's next data at %d", d, err, 1<<20)
+	}
+}
+
+// The kernel enforces the modes and owners the mount shows: another user
+// may read a 0644 file of root's but neither write it nor create files in
+// root's 0755 directory.
+func TestOtherUsersGetTheModesPermissions(t *testing.T) {
+	m := mountStoreWith(t, 16<<20, Options{AllowOther: true})
+	if err := os.WriteFile(m.path("f"), []byte("root's"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Let the other user reach the mount point.
+	for d := m.mnt; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil && d != m.mnt {
+			t.Fatal(err)
+		}
+	}
+	as := func(script string) error {
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := as("cat " + m.path("f")); err != nil {
+		t.Errorf("another user reading a 0644 file: %v", err)
+	}
+	if err := as("echo x >> " + m.path("f")); err == nil {
+		t.Errorf("another user appended to root's 0644 file")
+	}
+	if err := as("echo x > " + m.path("g")); err == nil {
+		t.Errorf("another user created a file in root's 0755 directory")
+	}
+	if v, _ := m.st.Get("f"); string(v) != "root's" {
+		t.Errorf("f holds %q", v)
+	}
+}
+
+// Past the store's largest file a write, a truncate and an fallocate fail
+// with EFBIG, as past a local file system's limit, and change nothing.
+func TestPastTheLargestFileIsEFBIG(t *testing.T) {
+	m := mountStore(t, 16<<20)
+	fd, err := unix.Open(m.path("f"), unix.O_RDWR|unix.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	_, err = unix.Pwrite(fd, []byte("x"), dax.MaxFileSize)
+	wantErrno(t, "pwrite at MaxFileSize", err, syscall.EFBIG)
+	wantErrno(t, "ftruncate past MaxFileSize", unix.Ftruncate(fd, dax.MaxFileSize+1), syscall.EFBIG)
+	wantErrno(t, "fallocate past MaxFileSize", unix.Fallocate(fd, 0, dax.MaxFileSize-4096, 8192), syscall.EFBIG)
+	if fi, err := m.st.Stat("f"); err != nil || fi.Size != 0 {
+		t.Errorf("f after the refusals: %+v, %v", fi, err)
 	}
 }

@@ -4,10 +4,12 @@ package fusefs
 // Changes it made itself (through the mount's own Files and store calls)
 // it already knows of; every other change to the store (a pin or window
 // flushed, a break that detached, a Put or Remove through the API of the
-// same process) the store reports to watch, which queues it for the
-// notifier goroutine. That goroutine tells the kernel: never a FUSE
-// handler, since the kernel may hold the very page or directory locks a
-// notification needs while it waits for the handler.
+// same process) the store reports to watch. Changes to a file's bytes,
+// size or attributes are invalidated there, in the goroutine that made
+// them, before its call returns; changes to names go to the notifier
+// goroutine. A FUSE handler never notifies: the kernel may hold the very
+// page or directory locks a notification needs while it waits for the
+// handler.
 
 import (
 	"context"
@@ -92,6 +94,9 @@ func (q *notifyQueue) close() {
 // watch receives every change of the store, in the goroutine that made it,
 // and queues those the kernel did not make.
 func (s *Server) watch(c dax.FileChange) {
+	if !s.serving.Load() {
+		return // the kernel has cached nothing yet
+	}
 	if c.Via != nil {
 		if _, ok := s.own.Load(c.Via); ok {
 			return
@@ -103,7 +108,20 @@ func (s *Server) watch(c dax.FileChange) {
 			return
 		}
 	}
-	s.q.push(c)
+	switch c.Kind {
+	case dax.ChangeData, dax.ChangeSize, dax.ChangeReplace, dax.ChangeAttr:
+		// Invalidated before the change's call returns, so read(2), a
+		// shared mapping and fstat show it from then on. This goroutine
+		// is never a FUSE handler of the mount (their changes are the
+		// mount's own and were skipped above) and holds no store lock, so
+		// the handlers the kernel may wait for here can run.
+		s.notify(c)
+	default:
+		// Names: the kernel takes the directory's lock for these, which
+		// it may hold while a handler waits for a pin (the Wait policy)
+		// that this very goroutine would release later.
+		s.q.push(c)
+	}
 }
 
 // notifier tells the kernel about the queued changes until the mount
