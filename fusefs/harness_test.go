@@ -9,7 +9,9 @@ package fusefs_test
 // line, and then serves control commands on its stdin and stdout that reach
 // the store through its API (pins, windows, puts, writes, punches, Check),
 // the paths the kernel does not see. The test process does every system
-// call on the mount, mmap included, and can SIGKILL the child.
+// call on the mount, mmap included, and can SIGKILL the child once it is
+// ready. Cleanup stops the child and unmounts, lazily if it must: no test
+// leaves a mount behind.
 
 import (
 	"bufio"
@@ -38,7 +40,8 @@ import (
 )
 
 // mountChildEnv, when set, makes the test binary a mount server instead of
-// running tests. Its value is the child's configuration (see mountConfig).
+// running tests. Its value is the child's configuration, a childConfig in
+// JSON.
 const mountChildEnv = "DAXSTORE_FUSETEST_CHILD"
 
 // replyTimeout bounds how long the test waits for the child's ready line or
