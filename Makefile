@@ -45,6 +45,8 @@ demo: build
 # verify), then the stress and cross-package tests with three times their
 # usual rounds (five times for the journal fault suite; four times the
 # window model's operations, and three minutes of the window stress).
+# Then the FUSE mount exerciser with 100000 operations (10000 in make
+# test; skipped without root or /dev/fuse).
 # Each step prints its seed; replay a failure with --seed or -stress.seed.
 stress: build
 	TMPDIR=$(TEST_TMPDIR) ./$(BIN) stress --duration 2m
@@ -54,6 +56,8 @@ stress: build
 	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 30m ./test \
 		-model.ops=4500 -crash.rounds=60 -powercut.rounds=750 -faults.rounds=1000 \
 		-wmodel.ops=4000 -wstress.duration=3m
+	TMPDIR=$(TEST_TMPDIR) $(GO) test -race -count=1 -timeout 30m -run '^TestMountFsx$$' ./fusefs \
+		-fusefsx.ops=100000
 
 # Hot-path benchmarks of every package (compare runs with benchstat), then
 # daxstore against bbolt, Pebble, plain files and the hardware limit, on
