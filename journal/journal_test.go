@@ -710,7 +710,7 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 	}{
 		{"a record with an unknown prefix", []byte("Zebra"), []byte{1}, "5a65627261", true},
 		{"a record with an unknown prefix below every known one", []byte("A"), []byte{1}, "41", true},
-		{"a record with an unknown prefix between known ones", []byte("D1"), []byte{1}, "4431", true},
+		{"a record with an unknown prefix between known ones", []byte("G1"), []byte{1}, "4731", true},
 		{"an inode record with a flipped byte", k, flipped, "4e78", false},
 		{"a free record copied under another start", freeKey(6), freeVal, "460000000000000006", true},
 		{"a free log record copied under another seq", freeLogKey(6), logVal, "4c0000000000000006", true},

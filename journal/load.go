@@ -48,6 +48,7 @@ type State struct {
 	Names   map[string]uint64         // key -> inode number
 	Inodes  map[uint64]Inode          // by inode number, extents included
 	Extents map[uint64][]ExtentRecord // each inode's extents, sorted by FileBlock
+	Dirs    []Dir                     // the directory records, in path order
 }
 
 // reader is what Load reads from: the live DB or a snapshot of it.
@@ -222,7 +223,7 @@ func (j *Journal) loadAll(r reader) (*State, error) {
 		Inodes:  make(map[uint64]Inode),
 		Extents: make(map[uint64][]ExtentRecord),
 	}
-	for _, p := range []byte{prefixMeta, prefixMark, prefixFree, prefixFreeLog, prefixBusy, prefixFiles, prefixName, prefixInode, prefixExtent} {
+	for _, p := range []byte{prefixMeta, prefixMark, prefixFree, prefixFreeLog, prefixBusy, prefixFiles, prefixName, prefixInode, prefixExtent, prefixDir} {
 		if err := j.scanPrefix(r, p, st); err != nil {
 			return nil, err
 		}
@@ -250,7 +251,7 @@ func (j *Journal) loadAll(r reader) (*State, error) {
 }
 
 // knownPrefixes are the record kinds, in key order.
-var knownPrefixes = []byte{prefixBusy, prefixMark, prefixExtent, prefixFree, prefixInode, prefixFiles, prefixFreeLog, prefixMeta, prefixName}
+var knownPrefixes = []byte{prefixBusy, prefixMark, prefixDir, prefixExtent, prefixFree, prefixInode, prefixFiles, prefixFreeLog, prefixMeta, prefixName}
 
 // checkPrefixes fails with ErrCorrupt if any key has a prefix this schema
 // does not know, so that a foreign or damaged journal is not taken for an
@@ -385,6 +386,12 @@ func (j *Journal) scanPrefix(r reader, prefix byte, st *State) (err error) {
 				return err
 			}
 			st.Extents[r.Ino] = append(st.Extents[r.Ino], r)
+		case prefixDir:
+			d, err := DecodeDir(key, value)
+			if err != nil {
+				return err
+			}
+			st.Dirs = append(st.Dirs, d)
 		}
 	}
 	if err := it.Error(); err != nil {

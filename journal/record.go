@@ -29,6 +29,7 @@ const (
 	prefixBusy    byte = 'B' // 'B' + start(8)
 	prefixMark    byte = 'C' // "C": the commit mark (see Batch.SetMark)
 	prefixFiles   byte = 'K' // "K": the number of files as of the last checkpoint
+	prefixDir     byte = 'D' // 'D' + path: an explicit directory ("" is the root's attributes)
 )
 
 // Name records have two versions. In format 1 a name record held only its
@@ -48,11 +49,25 @@ const (
 // caught even under a matching checksum) and the bytes. The size is their
 // length; there are no blocks or extents. Only inline files are written as version 3; both
 // versions decode.
+//
+// Versions 4 and 5 are versions 2 and 3 followed by the file's attributes
+// (Inode.HasAttr): mode, uid, gid, atime and ctime. A file without
+// attributes is written as version 2 or 3, byte for byte as before, so
+// that stores which never use attributes pay nothing for them.
 const (
-	nameVersionLegacy byte = 1 // format 1: the inode number only
-	nameVersion       byte = 2 // format 2: the whole inode
-	nameVersionInline byte = 3 // format 2: the whole inode and its bytes
+	nameVersionLegacy     byte = 1 // format 1: the inode number only
+	nameVersion           byte = 2 // format 2: the whole inode
+	nameVersionInline     byte = 3 // format 2: the whole inode and its bytes
+	nameVersionAttr       byte = 4 // version 2 and the attributes
+	nameVersionInlineAttr byte = 5 // version 3 and the attributes
 )
+
+// MaxMode is the largest permission mode an attribute block holds: the
+// permission, set-id and sticky bits.
+const MaxMode = 0o7777
+
+// attrLen is the size of an inode record's attribute block.
+const attrLen = 4 + 4 + 4 + 8 + 8
 
 // MaxInlineData is the most bytes an inline inode record holds. It keeps
 // inline records far below what the journal handles well; a store's
@@ -134,6 +149,13 @@ type Inode struct {
 	// Size equals len(Data), at most MaxInlineData.
 	Inline bool
 	Data   []byte
+	// HasAttr marks a file given attributes (a file-system face of the
+	// store sets them); without it Mode, UID, GID, ATime and CTime are 0.
+	HasAttr  bool
+	Mode     uint32 // permission bits, at most MaxMode
+	UID, GID uint32
+	ATime    int64 // unix nanoseconds
+	CTime    int64 // unix nanoseconds
 }
 
 // FreeLog is one commit's change to free space and to the number of files,
@@ -269,6 +291,9 @@ func checkLabels(labels []string, pins uint64) string {
 func checkInode(in Inode) string {
 	if r := checkName(in.Key); r != "" {
 		return r
+	}
+	if s := checkAttr(in); s != "" {
+		return s
 	}
 	if in.Size < 0 {
 		return fmt.Sprintf("negative size %d", in.Size)
@@ -445,14 +470,22 @@ func encodeLegacyInode(in Inode) (key, value []byte) {
 func EncodeInode(in Inode) (key, value []byte) {
 	key = nameKey(in.Key)
 	if in.Inline {
-		v := newValueVersion(nameVersionInline, 2*binary.MaxVarintLen64+8+len(in.Data))
+		version := nameVersionInline
+		if in.HasAttr {
+			version = nameVersionInlineAttr
+		}
+		v := newValueVersion(version, 2*binary.MaxVarintLen64+8+len(in.Data)+attrLen)
 		v = binary.AppendUvarint(v, in.Ino)
 		v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
 		v = binary.AppendUvarint(v, uint64(len(in.Data)))
 		v = append(v, in.Data...)
-		return key, seal(key, v)
+		return key, seal(key, appendAttr(v, in))
 	}
-	v := newValueVersion(nameVersion, 8+8+8+2*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1))
+	version := nameVersion
+	if in.HasAttr {
+		version = nameVersionAttr
+	}
+	v := newValueVersion(version, 8+8+8+2*binary.MaxVarintLen64+1+len(in.Extents)*(3*binary.MaxVarintLen64+1)+attrLen)
 	v = binary.BigEndian.AppendUint64(v, in.Ino)
 	v = binary.BigEndian.AppendUint64(v, uint64(in.Size))
 	v = binary.BigEndian.AppendUint64(v, uint64(in.ModTime))
@@ -460,7 +493,7 @@ func EncodeInode(in Inode) (key, value []byte) {
 	v = appendBool(v, in.External)
 	if in.External {
 		v = binary.AppendUvarint(v, 0)
-		return key, seal(key, v)
+		return key, seal(key, appendAttr(v, in))
 	}
 	v = binary.AppendUvarint(v, uint64(len(in.Extents)))
 	for _, r := range in.Extents {
@@ -469,7 +502,35 @@ func EncodeInode(in Inode) (key, value []byte) {
 		v = binary.AppendUvarint(v, r.Len)
 		v = appendBool(v, r.Unwritten)
 	}
-	return key, seal(key, v)
+	return key, seal(key, appendAttr(v, in))
+}
+
+// appendAttr appends in's attribute block, if it has one.
+func appendAttr(v []byte, in Inode) []byte {
+	if !in.HasAttr {
+		return v
+	}
+	v = binary.BigEndian.AppendUint32(v, in.Mode)
+	v = binary.BigEndian.AppendUint32(v, in.UID)
+	v = binary.BigEndian.AppendUint32(v, in.GID)
+	v = binary.BigEndian.AppendUint64(v, uint64(in.ATime))
+	return binary.BigEndian.AppendUint64(v, uint64(in.CTime))
+}
+
+// checkAttr reports why in's attributes cannot be stored: a mode beyond
+// MaxMode, or attribute fields set on a file without HasAttr (which would
+// not survive a round trip).
+func checkAttr(in Inode) string {
+	if in.HasAttr {
+		if in.Mode > MaxMode {
+			return fmt.Sprintf("mode %#o has bits beyond %#o", in.Mode, MaxMode)
+		}
+		return ""
+	}
+	if in.Mode != 0 || in.UID != 0 || in.GID != 0 || in.ATime != 0 || in.CTime != 0 {
+		return "attribute fields set on a file without attributes"
+	}
+	return ""
 }
 
 // EncodeFreeLog returns the key and value of a free-space log record. It
@@ -868,9 +929,9 @@ func DecodeInode(key, value []byte) (Inode, error) {
 	if len(key)-1 > MaxKeyLen {
 		return Inode{}, corruptError(kind, key, "name of %d bytes exceeds %d", len(key)-1, MaxKeyLen)
 	}
-	d := openVersions(kind, key, value, nameVersion, nameVersionInline)
+	d := openVersions(kind, key, value, nameVersion, nameVersionInlineAttr)
 	in := Inode{Key: string(key[1:])}
-	if d.version == nameVersionInline && d.err == nil {
+	if (d.version == nameVersionInline || d.version == nameVersionInlineAttr) && d.err == nil {
 		in.Inline = true
 		in.Ino = d.uvarint("inode", math.MaxUint64)
 		in.ModTime = int64(d.u64("mtime"))
@@ -882,6 +943,14 @@ func DecodeInode(key, value []byte) (Inode, error) {
 		in.Size = int64(len(in.Data))
 	} else {
 		in = decodeInodeV2(d, in)
+	}
+	if d.version == nameVersionAttr || d.version == nameVersionInlineAttr {
+		in.HasAttr = true
+		in.Mode = d.u32("mode")
+		in.UID = d.u32("uid")
+		in.GID = d.u32("gid")
+		in.ATime = int64(d.u64("atime"))
+		in.CTime = int64(d.u64("ctime"))
 	}
 	if err := d.done(); err != nil {
 		return Inode{}, err
