@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand"
 	"slices"
 	"strings"
@@ -20,8 +21,12 @@ import (
 //	top.txt         inline small value (Put)
 //	empty/          explicit empty directory (Mkdir)
 //	a/b/c.txt       small value two levels down (implicit directories)
-//	a/b/big.bin     3 MiB written through WriteAt, in blocks
-//	a/sparse        8 MiB with two written runs and holes between
+//	a/b/big.bin     200 KiB written through WriteAt, in blocks
+//	a/sparse        192 KiB with two written runs and holes around them
+//
+// The files stay small because fstest reads each of them a few bytes at
+// a time; TestFSReadsLargeFiles reads large ones.
+//
 //	a/e/            explicit empty directory inside an implicit one
 //	a/mode600       a file created with attributes (mode 0600)
 func fsTree(t *testing.T, s *Store) map[string][]byte {
@@ -38,13 +43,13 @@ func fsTree(t *testing.T, s *Store) map[string][]byte {
 	put("a/b/c.txt", []byte("c\n"))
 
 	rng := rand.New(rand.NewSource(1))
-	big := make([]byte, 3<<20)
+	big := make([]byte, 200<<10)
 	rng.Read(big)
 	writeFile(t, s, "a/b/big.bin", map[int64][]byte{0: big}, int64(len(big)))
 	want["a/b/big.bin"] = big
 
-	sparse := make([]byte, 8<<20)
-	runs := map[int64][]byte{1 << 20: bytes.Repeat([]byte("data"), 1024), 5<<20 + 100: []byte("more data")}
+	sparse := make([]byte, 192<<10)
+	runs := map[int64][]byte{16 << 10: bytes.Repeat([]byte("data"), 1024), 100<<10 + 100: []byte("more data")}
 	for off, b := range runs {
 		copy(sparse[off:], b)
 	}
@@ -105,6 +110,67 @@ func TestFSPassesFSTest(t *testing.T) {
 		}
 	}
 	mustCheck(t, s)
+}
+
+// Large files, written in blocks and sparse, read back whole through
+// ReadFile, through Read, and through ReadAt at random offsets.
+func TestFSReadsLargeFiles(t *testing.T) {
+	s := newStore(t, 64<<20, nil)
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewSource(seed))
+	big := make([]byte, 5<<20+123)
+	rng.Read(big)
+	writeFile(t, s, "big", map[int64][]byte{0: big}, int64(len(big)))
+	sparse := make([]byte, 24<<20)
+	runs := map[int64][]byte{}
+	for range 8 {
+		off := rng.Int63n(int64(len(sparse)) - 64<<10)
+		b := make([]byte, 1+rng.Intn(64<<10))
+		rng.Read(b)
+		runs[off] = b
+	}
+	f, err := s.Create("sparse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := slices.Sorted(maps.Keys(runs))
+	for _, off := range offs {
+		if _, err := f.WriteAt(runs[off], off); err != nil {
+			t.Fatal(err)
+		}
+		copy(sparse[off:], runs[off])
+	}
+	if err := f.Truncate(int64(len(sparse))); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	fsys := s.FS()
+	for name, want := range map[string][]byte{"big": big, "sparse": sparse} {
+		got, err := fs.ReadFile(fsys, name)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("seed %d: ReadFile(%s): %d bytes, %v; want %d bytes equal", seed, name, len(got), err, len(want))
+		}
+		file, err := fsys.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = io.ReadAll(file)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("seed %d: ReadAll(%s): %d bytes, %v; want %d bytes equal", seed, name, len(got), err, len(want))
+		}
+		ra := file.(io.ReaderAt)
+		for range 100 {
+			off := rng.Int63n(int64(len(want)))
+			n := rng.Intn(256 << 10)
+			buf := make([]byte, n)
+			m, err := ra.ReadAt(buf, off)
+			wantN := min(n, len(want)-int(off))
+			if m != wantN || !bytes.Equal(buf[:m], want[off:off+int64(m)]) || (m < n) != (err == io.EOF) || err != nil && err != io.EOF {
+				t.Fatalf("seed %d: ReadAt(%s, %d bytes at %d) = %d, %v; want %d bytes", seed, name, n, off, m, err, wantN)
+			}
+		}
+		file.Close()
+	}
 }
 
 // The whole tree is what fs.WalkDir sees, in lexical order, and nothing
@@ -210,7 +276,12 @@ func TestFSHidesInvalidPathKeys(t *testing.T) {
 		}
 	}
 	for _, k := range hidden {
-		if _, err := fsys.Open(k); !errors.Is(err, fs.ErrInvalid) {
+		if k == "." {
+			// The name of the root: the key "." is hidden behind it.
+			if fi, err := fs.Stat(fsys, k); err != nil || !fi.IsDir() {
+				t.Errorf("Stat(.) = %v, %v; want the root directory", fi, err)
+			}
+		} else if _, err := fsys.Open(k); !errors.Is(err, fs.ErrInvalid) {
 			t.Errorf("Open(%q): %v, want fs.ErrInvalid", k, err)
 		}
 		if got, err := s.Get(k); err != nil || string(got) != k {
