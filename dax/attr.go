@@ -7,7 +7,10 @@ package dax
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/daxstore/daxstore/journal"
 )
 
 // AttrMask says which fields of an AttrChange to apply.
@@ -40,23 +43,210 @@ var ErrNotDir = errors.New("not a directory")
 // ErrIsDir: a file operation on a path that is a directory.
 var ErrIsDir = errors.New("is a directory")
 
+// fileAttr is a file's attributes in memory: what an inode record's
+// attribute block holds. A value is never changed in place; SetAttr
+// installs a new one, so a *fileAttr read under mapMu stays valid.
+type fileAttr struct {
+	mode, uid, gid uint32
+	atime, ctime   int64 // unix nanoseconds
+}
+
+// attrFromRecord returns the attributes of a journal record, nil if it has
+// none.
+func attrFromRecord(rec journal.Inode) *fileAttr {
+	if !rec.HasAttr {
+		return nil
+	}
+	return &fileAttr{mode: rec.Mode, uid: rec.UID, gid: rec.GID, atime: rec.ATime, ctime: rec.CTime}
+}
+
+// record copies a into a journal record; a nil a leaves it without
+// attributes. Every commit that rewrites an inode record goes through
+// recordInodes, which calls this, so attributes survive every change.
+func (a *fileAttr) record(rec *journal.Inode) {
+	if a == nil {
+		return
+	}
+	rec.HasAttr, rec.Mode, rec.UID, rec.GID, rec.ATime, rec.CTime = true, a.mode, a.uid, a.gid, a.atime, a.ctime
+}
+
+// fillAttr sets fi's attribute fields from a (nil: none). fi.ModTime must
+// be set. The reported change time is the later of the stored one and the
+// modification time, so that writes, which change the modification time,
+// need not rewrite the change time too. The access time is only what
+// SetAttr last set: reads never update it (noatime).
+func fillAttr(fi *FileInfo, a *fileAttr) {
+	if a == nil {
+		fi.ATime, fi.CTime = fi.ModTime, fi.ModTime
+		return
+	}
+	fi.HasAttr, fi.Mode, fi.UID, fi.GID = true, a.mode, a.uid, a.gid
+	fi.ATime = time.Unix(0, a.atime)
+	fi.CTime = time.Unix(0, max(a.ctime, fi.ModTime.UnixNano()))
+}
+
+// Default attributes of a file or directory that has none.
+const (
+	defaultFileMode = 0o644
+	defaultDirMode  = 0o755
+)
+
+// checkAttrChange reports why c cannot be applied: unknown mask bits, or a
+// mode with bits beyond the permission bits.
+func checkAttrChange(c AttrChange) error {
+	const all = AttrMode | AttrUID | AttrGID | AttrATime | AttrMTime
+	if c.Mask&^all != 0 {
+		return fmt.Errorf("daxstore: attribute mask %#x has unknown bits: %w", uint8(c.Mask), ErrInvalidRange)
+	}
+	if c.Mask&AttrMode != 0 && c.Mode > journal.MaxMode {
+		return fmt.Errorf("daxstore: mode %#o has bits beyond %#o: %w", c.Mode, journal.MaxMode, ErrInvalidRange)
+	}
+	for _, t := range []struct {
+		bit AttrMask
+		at  time.Time
+	}{{AttrATime, c.ATime}, {AttrMTime, c.MTime}} {
+		if c.Mask&t.bit != 0 && !representable(t.at) {
+			return fmt.Errorf("daxstore: time %v is outside what the journal stores (1678 to 2262): %w", t.at, ErrInvalidRange)
+		}
+	}
+	return nil
+}
+
+// representable reports whether t survives a round trip through unix
+// nanoseconds in an int64.
+func representable(t time.Time) bool {
+	return t.Equal(time.Unix(0, t.UnixNano()))
+}
+
+// apply returns a with c applied, c's change time being now; a nil a
+// stands for the defaults, with times equal to mtime.
+func (a *fileAttr) apply(c AttrChange, mtime time.Time, mode uint32, now time.Time) *fileAttr {
+	n := fileAttr{mode: mode, atime: mtime.UnixNano()}
+	if a != nil {
+		n = *a
+	}
+	if c.Mask&AttrMode != 0 {
+		n.mode = c.Mode
+	}
+	if c.Mask&AttrUID != 0 {
+		n.uid = c.UID
+	}
+	if c.Mask&AttrGID != 0 {
+		n.gid = c.GID
+	}
+	if c.Mask&AttrATime != 0 {
+		n.atime = c.ATime.UnixNano()
+	}
+	n.ctime = now.UnixNano()
+	return &n
+}
+
 // SetAttr changes the attributes of the file named key and returns the
 // file's description after the change, in one durable commit. A file that
 // never had attributes (HasAttr false) takes mode 0644, owner 0:0 and
-// times equal to its modification time for the fields c leaves out.
+// times equal to its modification time for the fields c leaves out. The
+// change time becomes the time of the call; AttrMTime sets the file's
+// modification time. A mode beyond 07777, unknown mask bits or a time
+// outside 1678..2262 fail with ErrInvalidRange and change nothing.
 func (s *Store) SetAttr(key string, c AttrChange) (FileInfo, error) {
-	return FileInfo{}, errors.ErrUnsupported
+	if err := validKey(key); err != nil {
+		return FileInfo{}, err
+	}
+	if err := checkAttrChange(c); err != nil {
+		return FileInfo{}, err
+	}
+	if err := s.begin(true); err != nil {
+		return FileInfo{}, fmt.Errorf("daxstore: setattr %q: %w", key, err)
+	}
+	defer s.end()
+	in, err := s.acquire(key)
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("daxstore: setattr %q: %w", key, err)
+	}
+	if in == nil {
+		return FileInfo{}, fmt.Errorf("daxstore: setattr %q: %w", key, ErrNotFound)
+	}
+	defer s.release(in)
+	d, err := s.setAttrLocked(in, c)
+	if err == nil {
+		err = s.settle(d)
+	}
+	if err != nil {
+		return FileInfo{}, fmt.Errorf("daxstore: setattr %q: %w", key, err)
+	}
+	return info(in.name(), in), nil
+}
+
+// setAttrLocked applies c to in under its extent-map lock and commits.
+func (s *Store) setAttrLocked(in *inode, c AttrChange) (*durable, error) {
+	in.mapMu.Lock()
+	defer in.mapMu.Unlock()
+	if in.removed {
+		return nil, ErrNotFound
+	}
+	was, wasTime := in.attr, in.mtime
+	now := time.Now()
+	in.attr = in.attr.apply(c, in.mtime, defaultFileMode, now)
+	if c.Mask&AttrMTime != 0 {
+		in.mtime = c.MTime
+	}
+	t := s.newTxn()
+	t.setInode(in)
+	d, err := s.commit(t)
+	if err != nil {
+		in.attr, in.mtime = was, wasTime
+		return nil, err
+	}
+	return d, nil
 }
 
 // CreateWith is Create with the file's first attributes set in the same
-// commit.
+// commit: those c leaves out are mode 0644, owner 0:0 and the creation
+// time. It fails as Create does, and as SetAttr does for a bad c, without
+// creating anything.
 func (s *Store) CreateWith(key string, c AttrChange) (*File, error) {
-	return nil, errors.ErrUnsupported
+	if err := validKey(key); err != nil {
+		return nil, err
+	}
+	if err := checkAttrChange(c); err != nil {
+		return nil, err
+	}
+	if err := s.begin(true); err != nil {
+		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
+	}
+	defer s.end()
+	in, d, err := s.createLocked(key, func(in *inode) {
+		now := in.mtime
+		in.attr = (*fileAttr)(nil).apply(c, now, defaultFileMode, now)
+		if c.Mask&AttrMTime != 0 {
+			in.mtime = c.MTime
+		}
+	})
+	if err == nil {
+		if err = s.settle(d); err != nil {
+			s.release(in)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
+	}
+	return &File{s: s, in: in}, nil
 }
 
-// Stat describes the file f is open on, from memory.
+// Stat describes the file f is open on, from memory. It fails with
+// ErrNotFound once the file's key is removed, and ErrClosed after Close.
 func (f *File) Stat() (FileInfo, error) {
-	return FileInfo{}, errors.ErrUnsupported
+	if err := f.enter(false); err != nil {
+		return FileInfo{}, f.errorf("stat", err)
+	}
+	defer f.s.end()
+	f.in.mapMu.Lock()
+	removed := f.in.removed
+	f.in.mapMu.Unlock()
+	if removed {
+		return FileInfo{}, f.errorf("stat", ErrNotFound)
+	}
+	return info(f.in.name(), f.in), nil
 }
 
 // RenameOptions configures RenameWith.

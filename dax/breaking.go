@@ -56,6 +56,7 @@ type breakResult struct {
 	detached []pmem.Extent
 	ticket   uint64 // the busy set's ticket on detached
 	broken   map[uint64]brokenPin
+	change   FileChange // what a Store method changed: runBreak reports it
 }
 
 // policy resolves a per-call policy against the store default.
@@ -77,6 +78,9 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 	var res *breakResult
 	err := s.retrySpace(ctx, func() (err error) {
 		res, err = op()
+		if res != nil { // also when the commit's sync failed: it is applied
+			s.notify(res.change)
+		}
 		return err
 	})
 	if err != nil {
@@ -558,6 +562,12 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 		bs := f.s.bs
 		keep := uint64((size + bs - 1) / bs)
 		tail := size % bs
+		old := int64(-1) // the size before, once apply ran
+		defer func() {
+			if old >= 0 && old != size {
+				f.notify(ChangeSize, min(old, size), -1)
+			}
+		}()
 		return f.breakFile("truncate", busyextent.ReasonTruncate, policy,
 			func(b *breaker) (uint64, uint64, uint64, error) {
 				if b.in.inline {
@@ -591,6 +601,7 @@ func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) er
 				return keep - min(keep, boolBlock(tail != 0)), math.MaxUint64, need, nil
 			},
 			func(b *breaker) error {
+				old = b.in.size
 				if b.in.inline && size == b.in.size {
 					return nil
 				}
@@ -686,6 +697,12 @@ func (f *File) rangeBreak(ctx context.Context, op string, reason busyextent.Reas
 	bs := s.bs
 	return s.runBreak(ctx, policy, func() (*breakResult, error) {
 		var end, first, last int64 // clipped range; whole blocks [first, last)
+		applied := false
+		defer func() {
+			if applied {
+				f.notify(ChangeData, off, end-off)
+			}
+		}()
 		return f.breakFile(op, reason, policy,
 			func(b *breaker) (uint64, uint64, uint64, error) {
 				end = min(off+n, b.in.size)
@@ -716,6 +733,7 @@ func (f *File) rangeBreak(ctx context.Context, op string, reason busyextent.Reas
 				if off >= end {
 					return nil
 				}
+				applied = true
 				if b.in.inline {
 					// Zeros in place of the range: an inline file has
 					// no blocks to punch, and reads the same.

@@ -540,5 +540,8 @@ func (s *Store) compareResident(name string, in *inode, bad func(string, ...any)
 		if rec.External != in.external {
 			bad("%q: extents external %v in memory, %v in the journal", name, in.external, rec.External)
 		}
+		if mem := attrFromRecord(rec); (mem == nil) != (in.attr == nil) || (mem != nil && *mem != *in.attr) {
+			bad("%q: attributes %+v in memory, %+v in the journal", name, in.attr, mem)
+		}
 	}
 }

@@ -137,6 +137,7 @@ func (t *txn) recordInodes() {
 		}
 		rec := journal.Inode{Ino: in.ino, Key: key, Size: in.size, ModTime: in.mtime.UnixNano(),
 			Blocks: in.extents.blocks(), External: in.external, Inline: in.inline, Data: in.data}
+		in.attr.record(&rec)
 		if !in.external {
 			rec.Extents = make([]journal.ExtentRecord, 0, n)
 			in.extents.tree.Ascend(func(m mapping) bool {

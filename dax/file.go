@@ -262,7 +262,14 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := checkRange(off, int64(len(p))); err != nil {
 		return 0, f.errorf("write", err)
 	}
-	err := f.s.retrySpace(context.Background(), func() error { return f.writeAt(p, off) })
+	old := int64(-1) // the size before, once the write may change bytes
+	err := f.s.retrySpace(context.Background(), func() error { return f.writeAt(p, off, &old) })
+	if old >= 0 {
+		f.notify(ChangeData, off, int64(len(p)))
+		if off+int64(len(p)) > old {
+			f.notify(ChangeSize, old, -1)
+		}
+	}
 	if err != nil {
 		return 0, f.errorf("write", err)
 	}
@@ -296,12 +303,12 @@ func holeBlocks(hs []hole) uint64 {
 	return n
 }
 
-func (f *File) writeAt(p []byte, off int64) error {
+func (f *File) writeAt(p []byte, off int64, old *int64) error {
 	if err := f.enter(true); err != nil {
 		return err
 	}
 	defer f.s.end()
-	d, err := f.writeLocked(p, off)
+	d, err := f.writeLocked(p, off, old)
 	// The new blocks and size are visible already; the write returns
 	// once they are durable, waiting with no lock of the file held. An
 	// inline file's move into blocks is settled even if the write failed.
@@ -312,8 +319,9 @@ func (f *File) writeAt(p []byte, off int64) error {
 }
 
 // writeLocked is writeAt under the file's locks. It returns what its
-// commit owes, to settle once they are released.
-func (f *File) writeLocked(p []byte, off int64) (*durable, error) {
+// commit owes, to settle once they are released, and sets *old to the
+// size before the write once it may change bytes.
+func (f *File) writeLocked(p []byte, off int64, old *int64) (*durable, error) {
 	s, in := f.s, f.in
 	// The extent-map lock is held for the whole write: it keeps two writes
 	// from filling the same hole and keeps layout-breaking operations (and
@@ -329,6 +337,7 @@ func (f *File) writeLocked(p []byte, off int64) (*durable, error) {
 	if len(p) == 0 {
 		return nil, nil
 	}
+	*old = in.size
 	spilled, err := s.spillLocked(in)
 	if err != nil {
 		return nil, err
@@ -470,27 +479,35 @@ func (f *File) Allocate(off, n int64) error {
 	if err := checkRange(off, n); err != nil {
 		return f.errorf("allocate", err)
 	}
-	err := f.s.retrySpace(context.Background(), func() error { return f.allocate(off, n) })
+	old := int64(-1) // the size before, once the allocation may change the file
+	err := f.s.retrySpace(context.Background(), func() error { return f.allocate(off, n, &old) })
+	if old >= 0 {
+		f.notify(ChangeData, off, n)
+		if off+n > old {
+			f.notify(ChangeSize, old, -1)
+		}
+	}
 	if err != nil {
 		return f.errorf("allocate", err)
 	}
 	return nil
 }
 
-func (f *File) allocate(off, n int64) error {
+func (f *File) allocate(off, n int64, old *int64) error {
 	if err := f.enter(true); err != nil {
 		return err
 	}
 	defer f.s.end()
-	d, err := f.allocateLocked(off, n)
+	d, err := f.allocateLocked(off, n, old)
 	if serr := f.s.settle(d); err == nil {
 		err = serr
 	}
 	return err
 }
 
-// allocateLocked is allocate under the file's locks.
-func (f *File) allocateLocked(off, n int64) (*durable, error) {
+// allocateLocked is allocate under the file's locks; it sets *old as
+// writeLocked does.
+func (f *File) allocateLocked(off, n int64, old *int64) (*durable, error) {
 	s, in := f.s, f.in
 	in.ioMu.RLock()
 	defer in.ioMu.RUnlock()
@@ -502,6 +519,7 @@ func (f *File) allocateLocked(off, n int64) (*durable, error) {
 	if n == 0 {
 		return nil, nil
 	}
+	*old = in.size
 	spilled, err := s.spillLocked(in)
 	if err != nil {
 		return nil, err

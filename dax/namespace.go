@@ -57,6 +57,9 @@ type inode struct {
 	// slice), so a reader may use the slice it saw after dropping mapMu.
 	inline bool
 	data   []byte
+	// attr holds the file's attributes, nil for a file never given any;
+	// under mapMu. A change installs a new value (see SetAttr).
+	attr *fileAttr
 
 	// windows are the open follow windows of the file, under mapMu: every
 	// commit that changes the extent map or the size remaps them before
@@ -97,6 +100,7 @@ func (s *Store) inodeFromRecord(rec journal.Inode) (*inode, error) {
 	}
 	in := newInode(rec.Ino, rec.Key, rec.Size, time.Unix(0, rec.ModTime))
 	in.external = rec.External
+	in.attr = attrFromRecord(rec)
 	if rec.Inline {
 		// The decoder proved that it maps no blocks and that size is
 		// len(Data).
@@ -232,7 +236,9 @@ func (s *Store) peek(key string) (FileInfo, bool, error) {
 
 // recordInfo describes a file from its journal record.
 func recordInfo(rec journal.Inode) FileInfo {
-	return FileInfo{Key: rec.Key, Ino: rec.Ino, Size: rec.Size, Blocks: rec.Blocks, ModTime: time.Unix(0, rec.ModTime)}
+	fi := FileInfo{Key: rec.Key, Ino: rec.Ino, Size: rec.Size, Blocks: rec.Blocks, ModTime: time.Unix(0, rec.ModTime)}
+	fillAttr(&fi, attrFromRecord(rec))
+	return fi
 }
 
 // validKey reports why key is not acceptable, or nil.
@@ -259,8 +265,13 @@ func (s *Store) Create(key string) (*File, error) {
 	if err := s.begin(true); err != nil {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
+	var created FileChange
+	defer func() { s.notify(created) }() // after end: outside every lock
 	defer s.end()
-	in, d, err := s.createLocked(key)
+	in, d, err := s.createLocked(key, nil)
+	if err == nil {
+		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
+	}
 	if err == nil {
 		if err = s.settle(d); err != nil { // with the namespace lock released
 			s.release(in)
@@ -273,8 +284,9 @@ func (s *Store) Create(key string) (*File, error) {
 }
 
 // createLocked is Create under the namespace lock: it commits and
-// publishes the new inode and returns what the commit owes.
-func (s *Store) createLocked(key string) (*inode, *durable, error) {
+// publishes the new inode, given its attributes by init (nil for none),
+// and returns what the commit owes.
+func (s *Store) createLocked(key string, init func(*inode)) (*inode, *durable, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	old, err := s.acquireLocked(key)
@@ -286,6 +298,9 @@ func (s *Store) createLocked(key string) (*inode, *durable, error) {
 		return nil, nil, ErrExist
 	}
 	in := newInode(s.nextIno, key, 0, time.Now())
+	if init != nil {
+		init(in)
+	}
 	t := s.newTxn()
 	s.recordNewInode(t, in)
 	d, err := s.commit(t)
@@ -353,8 +368,13 @@ func (s *Store) Rename(old, new string) error {
 	if err := s.begin(true); err != nil {
 		return fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
+	renamed := FileChange{Kind: ChangeRename, Key: old, NewKey: new}
+	defer func() { s.notify(renamed) }() // after end: outside every lock
 	defer s.end()
-	d, err := s.renameLocked(old, new)
+	d, err := s.renameLocked(old, new, &renamed.Ino)
+	if err != nil || old == new {
+		renamed.Kind = 0
+	}
 	if err != nil {
 		return err
 	}
@@ -365,8 +385,8 @@ func (s *Store) Rename(old, new string) error {
 }
 
 // renameLocked is Rename under the namespace lock; it returns what its
-// commit owes.
-func (s *Store) renameLocked(old, new string) (*durable, error) {
+// commit owes and sets *ino to the file's inode number.
+func (s *Store) renameLocked(old, new string, ino *uint64) (*durable, error) {
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
 	in, err := s.acquireLocked(old)
@@ -377,6 +397,7 @@ func (s *Store) renameLocked(old, new string) (*durable, error) {
 		return nil, fmt.Errorf("daxstore: rename %q: %w", old, ErrNotFound)
 	}
 	defer s.release(in)
+	*ino = in.ino
 	if old == new {
 		return nil, nil
 	}
@@ -447,7 +468,9 @@ func (s *Store) Stat(key string) (FileInfo, error) {
 func info(key string, in *inode) FileInfo {
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()
-	return FileInfo{Key: key, Ino: in.ino, Size: in.size, Blocks: in.extents.blocks(), ModTime: in.mtime}
+	fi := FileInfo{Key: key, Ino: in.ino, Size: in.size, Blocks: in.extents.blocks(), ModTime: in.mtime}
+	fillAttr(&fi, in.attr)
+	return fi
 }
 
 // listPage is how many files Files reads from the journal at a time.

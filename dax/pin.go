@@ -444,6 +444,11 @@ func (p Pin) Flush() error {
 		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, ErrUnpinned)
 	}
 	s := r.s
+	if r.writable {
+		// Stores through the pin are reported here, after end: they may
+		// have reached the file whether or not the flush succeeds.
+		defer s.notify(FileChange{Kind: ChangeData, Key: r.key, Ino: r.ino, Off: r.off, Len: r.n})
+	}
 	if err := s.begin(false); err != nil {
 		return fmt.Errorf("daxstore: flush pin %q: %w", p.label, err)
 	}
@@ -467,7 +472,10 @@ func (p Pin) Unpin() error {
 	if r == nil {
 		return fmt.Errorf("daxstore: unpin: %w", ErrUnpinned)
 	}
-	switch err := r.s.pins.unpin(r, p.id); {
+	var stored FileChange // a writable pin's range, for watchers
+	err := r.s.pins.unpin(r, p.id, &stored)
+	r.s.notify(stored)
+	switch {
 	case err == errPinClosed:
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)
 	case err == errPinGone:

@@ -97,8 +97,10 @@ var (
 // unregisters it, both under the shard's lock (see pinOne), keeps rec for
 // reuse, and wakes a Close that waits for the registry to empty when it
 // was the last pin. It returns errPinGone if rec no longer serves pin id,
-// and errPinClosed once for a pin that a forced Close invalidated.
-func (r *pinRegistry) unpin(rec *pinRecord, id uint64) error {
+// and errPinClosed once for a pin that a forced Close invalidated. For a
+// writable pin it sets *stored to the change its stores may have made,
+// while rec still serves the pin.
+func (r *pinRegistry) unpin(rec *pinRecord, id uint64, stored *FileChange) error {
 	sh := &r.shards[rec.shard]
 	sh.mu.Lock()
 	if !rec.id.CompareAndSwap(id, 0) {
@@ -107,6 +109,9 @@ func (r *pinRegistry) unpin(rec *pinRecord, id uint64) error {
 			return errPinClosed
 		}
 		return errPinGone
+	}
+	if rec.writable {
+		*stored = FileChange{Kind: ChangeData, Key: rec.key, Ino: rec.ino, Off: rec.off, Len: rec.n}
 	}
 	// Dropping the references before leaving the registry lets a Close
 	// waiting for the last pin find every release already queued, and

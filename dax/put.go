@@ -338,10 +338,8 @@ func (s *Store) swapIn(key string, v *pendingValue, data []byte, policy BreakPol
 	if err != nil {
 		return nil, err
 	}
-	if err := s.settle(res.durable); err != nil {
-		return nil, err
-	}
-	return res, nil
+	// A failed sync leaves the value in place: its change is reported.
+	return res, s.settle(res.durable)
 }
 
 // errWindowed tells swapIn that the key has follow windows, so an inline
@@ -384,7 +382,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 			v.committed = true
 		}
 		s.addInode(in)
-		return &breakResult{durable: d}, nil
+		return &breakResult{durable: d, change: FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}}, nil
 	}
 	defer s.release(in)
 	in.lockAll()
@@ -404,7 +402,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 			in.inline, in.data, in.size, in.mtime = was, wasData, wasSize, wasTime
 			return nil, err
 		}
-		return &breakResult{durable: d}, nil
+		return &breakResult{durable: d, change: FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}}, nil
 	}
 	b := &breaker{s: s, in: in, key: key, reason: busyextent.ReasonOverwrite}
 	res, err := b.run(policy,
@@ -432,6 +430,7 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 	if err != nil {
 		return nil, err
 	}
+	res.change = FileChange{Kind: ChangeReplace, Key: key, Ino: in.ino}
 	return res, nil
 }
 
@@ -692,10 +691,8 @@ func (s *Store) remove(key string, policy BreakPolicy) (*breakResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.settle(res.durable); err != nil {
-		return nil, err
-	}
-	return res, nil
+	// A failed sync leaves the key removed: its change is reported.
+	return res, s.settle(res.durable)
 }
 
 // removeLocked is remove under the namespace and the file's locks.
@@ -729,5 +726,6 @@ func (s *Store) removeLocked(key string, policy BreakPolicy) (*breakResult, erro
 		return nil, err
 	}
 	delete(s.names, key)
+	res.change = FileChange{Kind: ChangeRemove, Key: key, Ino: in.ino}
 	return res, nil
 }

@@ -127,6 +127,7 @@ type Store struct {
 
 	admin *adminServer
 	stats counters
+	watch watchSet // Watch callbacks; see notify
 }
 
 // counters are cumulative statistics, updated with atomics.

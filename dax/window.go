@@ -858,6 +858,10 @@ func (w *Window) Flush() error {
 		return w.pin.Flush()
 	}
 	s := w.s
+	if w.opts.Writable {
+		// After end; stores may have reached the file however the flush goes.
+		defer w.notify()
+	}
 	if err := s.begin(false); err != nil {
 		return fmt.Errorf("daxstore: flush window %q: %w", w.opts.Label, err)
 	}
@@ -916,11 +920,15 @@ func (w *Window) Close() error {
 	w.closed = true
 	w.mu.Unlock()
 	if w.opts.Mode == MapPinned {
-		// Unmapped first, so the blocks are never freed while mapped.
+		// Unmapped first, so the blocks are never freed while mapped. The
+		// pin's Unpin reports the window's stores.
 		if uerr := w.pin.Unpin(); uerr != nil && !errors.Is(uerr, ErrClosed) && err == nil {
 			err = uerr
 		}
 	} else {
+		if w.opts.Writable {
+			w.notify()
+		}
 		s.release(in)
 	}
 	if err != nil {
