@@ -63,13 +63,6 @@ var (
 	_ io.Seeker      = (*fsFile)(nil)
 )
 
-// Default permission bits of a file and a directory that have no
-// attributes.
-const (
-	defaultFileMode = 0o644
-	defaultDirMode  = 0o755
-)
-
 // fsError is an error that matches both the store's sentinel, through err,
 // and io/fs's, so that callers of either package can test it.
 type fsError struct {
