@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
+	"github.com/daxstore/daxstore/busyextent"
 	"github.com/daxstore/daxstore/journal"
 )
 
@@ -260,6 +262,129 @@ type RenameOptions struct {
 }
 
 // RenameWith renames the file old to new. Without o.Replace it is Rename.
+// With it, a file already named new is removed in the same commit, its
+// blocks freed or, if pinned, detached under o.Break's policy as
+// RemoveWith does (Fail: ErrPinned and nothing changes; Wait: RenameWith
+// returns once they are released). Open Files of the replaced file get
+// ErrNotFound afterwards. Like Rename, it looks at keys only: it neither
+// checks nor moves directories.
 func (s *Store) RenameWith(ctx context.Context, old, new string, o RenameOptions) error {
-	return errors.ErrUnsupported
+	if !o.Replace {
+		return s.Rename(old, new)
+	}
+	if err := validKey(old); err != nil {
+		return err
+	}
+	if err := validKey(new); err != nil {
+		return err
+	}
+	policy := s.policy(o.Break)
+	err := s.runBreak(ctx, policy, func() (*breakResult, error) { return s.renameReplace(old, new, policy) })
+	if err != nil {
+		return fmt.Errorf("daxstore: rename %q to %q: %w", old, new, err)
+	}
+	return nil
+}
+
+func (s *Store) renameReplace(old, new string, policy BreakPolicy) (*breakResult, error) {
+	if err := s.begin(true); err != nil {
+		return nil, err
+	}
+	defer s.end()
+	res, err := s.renameReplaceLocked(old, new, policy)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.settle(res.durable); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// renameReplaceLocked is RenameWith's rename-over under the namespace lock,
+// the replaced file's three locks and the renamed file's extent-map lock.
+func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy) (*breakResult, error) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	in, err := s.acquireLocked(old)
+	if err != nil {
+		return nil, err
+	}
+	if in == nil {
+		return nil, ErrNotFound
+	}
+	defer s.release(in)
+	if old == new {
+		return &breakResult{}, nil
+	}
+	other, err := s.acquireLocked(new)
+	if err != nil {
+		return nil, err
+	}
+	if other == nil {
+		if err := s.refuseDirLocked(new); err != nil {
+			return nil, err
+		}
+		in.mapMu.Lock()
+		defer in.mapMu.Unlock()
+		t := s.newTxn()
+		d, err := s.renameInto(t, in, old, new)
+		if err != nil {
+			return nil, err
+		}
+		return &breakResult{durable: d}, nil
+	}
+	defer s.release(other)
+	other.lockAll()
+	defer other.unlockAll()
+	// A second extent-map lock, outside the rank order (which allows one
+	// at a time): it cannot deadlock, since the namespace lock held
+	// exclusive keeps out every other taker of two, and no holder of one
+	// waits for another. See renameDirLocked.
+	in.mapMu.mu.Lock()
+	defer in.mapMu.mu.Unlock()
+	prev := in.key.Load()
+	b := &breaker{s: s, in: other, key: new, reason: busyextent.ReasonRemove}
+	res, err := b.run(policy,
+		func(*breaker) (uint64, uint64, uint64, error) { return 0, math.MaxUint64, 0, nil },
+		func(b *breaker) error {
+			if err := b.drop(0, math.MaxUint64); err != nil {
+				return err
+			}
+			// The replaced file is touched first, so that its record's
+			// deletion comes before the renamed file's record under
+			// the same key, which thus wins.
+			b.t.touch(other)
+			b.t.files--
+			other.removed = true
+			b.t.b.DeleteInode(old)
+			in.key.Store(&new)
+			b.t.touch(in)
+			return nil
+		})
+	if err != nil {
+		other.removed = false
+		in.key.Store(prev)
+		return nil, err
+	}
+	delete(s.names, old)
+	s.names[new] = in
+	return res, nil
+}
+
+// renameInto commits t renaming in from old to new, no file being named
+// new. The namespace lock and in's extent-map lock must be held.
+func (s *Store) renameInto(t *txn, in *inode, old, new string) (*durable, error) {
+	t.b.DeleteInode(old)
+	prev := in.key.Load()
+	in.key.Store(&new)
+	t.setInode(in)
+	d, err := s.commit(t)
+	if err != nil {
+		in.key.Store(prev)
+		return nil, err
+	}
+	delete(s.names, old)
+	s.names[new] = in
+	return d, nil
 }

@@ -78,6 +78,9 @@ func (s *Store) Check() error {
 		bad("the journal counts %d files but holds %d", n, files.count)
 	}
 	files.checkTiling(st, bad)
+	if err := img.checkDirs(files.keys, bad); err != nil {
+		return fmt.Errorf("daxstore: check: %w", err)
+	}
 	img.compareMemory(st, free.Extents(), files.count, bad)
 	if x := subtract(img.referenced, append(files.written, img.busy...)); len(x) > 0 {
 		bad("blocks %v are referenced but neither written file blocks nor busy", x)

@@ -7,9 +7,15 @@ package dax
 // until Rmdir, so that an empty directory persists as a file system's does.
 
 import (
-	"errors"
+	"fmt"
+	"io/fs"
 	"iter"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/daxstore/daxstore/journal"
 )
 
 // DirInfo describes a directory. Path "" is the root.
@@ -38,40 +44,877 @@ type DirEntry struct {
 // ValidPath reports whether key can be reached as a path: components
 // separated by single slashes, none empty, "." or "..", no leading or
 // trailing slash, and a valid key. Keys that are not valid paths stay
-// reachable through the key API, and are left out of ReadDir.
-func ValidPath(key string) bool { return false }
+// reachable through the key API, and are left out of ReadDir (and of the
+// FUSE mount and Store.FS, which list directories through it).
+func ValidPath(key string) bool {
+	return key != "." && fs.ValidPath(key) && validKey(key) == nil
+}
 
-// Mkdir makes an explicit, empty directory at path with attributes c. Its
-// parent must be the root or an existing directory (ErrNotFound), and no
-// file or directory may already be at path (ErrExist); a file among its
-// ancestors gives ErrNotDir.
-func (s *Store) Mkdir(path string, c AttrChange) error { return errors.ErrUnsupported }
+// checkDirPath reports why path cannot name a directory: root (""), when
+// root is not allowed, or a path that is not ValidPath.
+func checkDirPath(path string, rootOK bool) error {
+	if path == "" {
+		if rootOK {
+			return nil
+		}
+		return fmt.Errorf("daxstore: the root directory: %w", ErrInvalidKey)
+	}
+	if !ValidPath(path) {
+		if err := validKey(path); err != nil {
+			return err
+		}
+		return fmt.Errorf("daxstore: %q is not a valid path: %w", path, ErrInvalidKey)
+	}
+	return nil
+}
 
-// Rmdir removes the directory at path: it must hold nothing (ErrNotEmpty).
-// An implicit directory holds something by definition.
-func (s *Store) Rmdir(path string) error { return errors.ErrUnsupported }
+// parentDir returns the directory holding path ("" for the root).
+func parentDir(path string) string {
+	if i := strings.LastIndexByte(path, '/'); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+// under returns the key prefix of the entries of directory path.
+func under(path string) string {
+	if path == "" {
+		return ""
+	}
+	return path + "/"
+}
+
+// pastSubtree is the greatest key of directory path's subtree and beyond,
+// as an "after" bound: every key is UTF-8, which never holds the byte
+// 0xff, so no key under path sorts after path+"/\xff".
+func pastSubtree(path string) string { return path + "/\xff" }
+
+// fileExistsLocked reports whether a file is named key. The namespace lock
+// must be held (shared is enough): nothing creates or removes a key then.
+func (s *Store) fileExistsLocked(key string) (bool, error) {
+	if s.names[key] != nil {
+		return true, nil
+	}
+	_, ok, err := s.jnl.LookupInode(key)
+	return ok, err
+}
+
+// keyUnderLocked reports whether a key lies under directory dir: any key
+// when anyKey, else one that is a valid path (which makes dir exist).
+func (s *Store) keyUnderLocked(dir string, anyKey bool) (bool, error) {
+	p := under(dir)
+	after := ""
+	for {
+		n := 64
+		if anyKey {
+			n = 1
+		}
+		recs, err := s.jnl.ScanInodes(p, after, n)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range recs {
+			if anyKey || ValidPath(r.Key) {
+				return true, nil
+			}
+		}
+		if len(recs) < n {
+			return false, nil
+		}
+		after = recs[len(recs)-1].Key
+	}
+}
+
+// dirUnderLocked reports whether an explicit directory lies under dir.
+func (s *Store) dirUnderLocked(dir string) (bool, error) {
+	ds, err := s.jnl.ScanDirs(under(dir), "", 1)
+	return len(ds) > 0, err
+}
+
+// statDirLocked describes the directory at path, explicit or implicit, and
+// whether there is one. The namespace lock must be held.
+func (s *Store) statDirLocked(path string) (DirInfo, bool, error) {
+	rec, ok, err := s.jnl.LookupDir(path)
+	if err != nil {
+		return DirInfo{}, false, err
+	}
+	if ok {
+		return dirInfo(rec), true, nil
+	}
+	info := DirInfo{Path: path, Mode: defaultDirMode, ModTime: s.epoch, ATime: s.epoch, CTime: s.epoch}
+	if path == "" {
+		return info, true, nil
+	}
+	if ok, err := s.keyUnderLocked(path, false); err != nil || ok {
+		return info, ok, err
+	}
+	ok, err = s.dirUnderLocked(path)
+	return info, ok, err
+}
+
+// dirInfo describes an explicit directory from its record.
+func dirInfo(d journal.Dir) DirInfo {
+	return DirInfo{Path: d.Path, Explicit: d.Path != "", HasAttr: true, Mode: d.Mode, UID: d.UID, GID: d.GID,
+		ModTime: time.Unix(0, d.MTime), ATime: time.Unix(0, d.ATime), CTime: time.Unix(0, d.CTime)}
+}
+
+// dirRecord is the journal record of a directory described by di.
+func dirRecord(di DirInfo) journal.Dir {
+	return journal.Dir{Path: di.Path, Mode: di.Mode, UID: di.UID, GID: di.GID,
+		MTime: di.ModTime.UnixNano(), ATime: di.ATime.UnixNano(), CTime: di.CTime.UnixNano()}
+}
+
+// withAttr returns di with c applied and its change time now.
+func (di DirInfo) withAttr(c AttrChange, now time.Time) DirInfo {
+	if c.Mask&AttrMode != 0 {
+		di.Mode = c.Mode
+	}
+	if c.Mask&AttrUID != 0 {
+		di.UID = c.UID
+	}
+	if c.Mask&AttrGID != 0 {
+		di.GID = c.GID
+	}
+	if c.Mask&AttrATime != 0 {
+		di.ATime = c.ATime
+	}
+	if c.Mask&AttrMTime != 0 {
+		di.ModTime = c.MTime
+	}
+	di.CTime = now
+	di.HasAttr, di.Explicit = true, di.Path != ""
+	return di
+}
+
+// parentErrLocked explains why the parent of path is not a directory:
+// ErrNotDir when a file is among its ancestors, else ErrNotFound.
+func (s *Store) parentErrLocked(path string) error {
+	for a := parentDir(path); a != ""; a = parentDir(a) {
+		if _, isDir, err := s.statDirLocked(a); err != nil {
+			return err
+		} else if isDir {
+			break
+		}
+		if ok, err := s.fileExistsLocked(a); err != nil {
+			return err
+		} else if ok {
+			return fmt.Errorf("%q is a file: %w", a, ErrNotDir)
+		}
+	}
+	return fmt.Errorf("parent directory %q: %w", parentDir(path), ErrNotFound)
+}
+
+// Mkdir makes an explicit, empty directory at path with attributes c
+// (those c leaves out are mode 0755, owner 0:0 and the time of the call),
+// in one durable commit. Its parent must be the root or an existing
+// directory (ErrNotFound), and no file or directory may already be at path
+// (ErrExist); a file among its ancestors gives ErrNotDir. A path that is
+// not ValidPath fails with ErrInvalidKey, a bad c as SetAttr does.
+func (s *Store) Mkdir(path string, c AttrChange) error {
+	if err := checkDirPath(path, false); err != nil {
+		return err
+	}
+	if err := checkAttrChange(c); err != nil {
+		return err
+	}
+	if err := s.begin(true); err != nil {
+		return fmt.Errorf("daxstore: mkdir %q: %w", path, err)
+	}
+	defer s.end()
+	d, err := s.mkdirLocked(path, c)
+	if err == nil {
+		err = s.settle(d)
+	}
+	if err != nil {
+		return fmt.Errorf("daxstore: mkdir %q: %w", path, err)
+	}
+	return nil
+}
+
+func (s *Store) mkdirLocked(path string, c AttrChange) (*durable, error) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	if ok, err := s.fileExistsLocked(path); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, fmt.Errorf("a file has the name: %w", ErrExist)
+	}
+	if _, ok, err := s.statDirLocked(path); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, ErrExist
+	}
+	if _, ok, err := s.statDirLocked(parentDir(path)); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, s.parentErrLocked(path)
+	}
+	now := time.Now()
+	di := DirInfo{Path: path, Mode: defaultDirMode, ModTime: now, ATime: now}.withAttr(c, now)
+	t := s.newTxn()
+	t.b.SetDir(dirRecord(di))
+	return s.commit(t)
+}
+
+// Rmdir removes the directory at path in one durable commit: it must hold
+// nothing, no key and no directory (ErrNotEmpty). An implicit directory
+// holds something by definition. ErrNotFound when there is no directory
+// at path, ErrNotDir when a file is there instead.
+func (s *Store) Rmdir(path string) error {
+	if err := checkDirPath(path, false); err != nil {
+		return err
+	}
+	if err := s.begin(true); err != nil {
+		return fmt.Errorf("daxstore: rmdir %q: %w", path, err)
+	}
+	defer s.end()
+	d, err := s.rmdirLocked(path)
+	if err == nil {
+		err = s.settle(d)
+	}
+	if err != nil {
+		return fmt.Errorf("daxstore: rmdir %q: %w", path, err)
+	}
+	return nil
+}
+
+func (s *Store) rmdirLocked(path string) (*durable, error) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	_, explicit, err := s.jnl.LookupDir(path)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.keyUnderLocked(path, true)
+	if err != nil {
+		return nil, err
+	}
+	dirs, err := s.dirUnderLocked(path)
+	if err != nil {
+		return nil, err
+	}
+	if !explicit && !keys && !dirs {
+		if ok, err := s.fileExistsLocked(path); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, ErrNotDir
+		}
+		return nil, ErrNotFound
+	}
+	if keys || dirs {
+		return nil, ErrNotEmpty
+	}
+	t := s.newTxn()
+	t.b.DeleteDir(path)
+	return s.commit(t)
+}
 
 // StatDir describes the directory at path ("" is the root), explicit or
-// implicit; ErrNotFound if there is none.
-func (s *Store) StatDir(path string) (DirInfo, error) { return DirInfo{}, errors.ErrUnsupported }
+// implicit; ErrNotFound if there is none (also when a file is at path). An
+// implicit directory, and the root until SetDirAttr gives it attributes,
+// shows mode 0755, owner 0:0 and the time the store was opened.
+func (s *Store) StatDir(path string) (DirInfo, error) {
+	if err := checkDirPath(path, true); err != nil {
+		return DirInfo{}, err
+	}
+	if err := s.begin(false); err != nil {
+		return DirInfo{}, fmt.Errorf("daxstore: stat directory %q: %w", path, err)
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	di, ok, err := s.statDirLocked(path)
+	if err != nil {
+		return DirInfo{}, fmt.Errorf("daxstore: stat directory %q: %w", path, err)
+	}
+	if !ok {
+		return DirInfo{}, fmt.Errorf("daxstore: stat directory %q: %w", path, ErrNotFound)
+	}
+	return di, nil
+}
 
-// SetDirAttr changes the attributes of the directory at path. An implicit
-// directory becomes explicit.
+// SetDirAttr changes the attributes of the directory at path ("" is the
+// root) in one durable commit, and returns its description after the
+// change. An implicit directory becomes explicit, taking the attributes
+// StatDir showed for the fields c leaves out. ErrNotFound when there is no
+// directory at path, ErrNotDir when a file is there instead; a bad c fails
+// as SetAttr does.
 func (s *Store) SetDirAttr(path string, c AttrChange) (DirInfo, error) {
-	return DirInfo{}, errors.ErrUnsupported
+	if err := checkDirPath(path, true); err != nil {
+		return DirInfo{}, err
+	}
+	if err := checkAttrChange(c); err != nil {
+		return DirInfo{}, err
+	}
+	if err := s.begin(true); err != nil {
+		return DirInfo{}, fmt.Errorf("daxstore: set directory attributes %q: %w", path, err)
+	}
+	defer s.end()
+	di, d, err := s.setDirAttrLocked(path, c)
+	if err == nil {
+		err = s.settle(d)
+	}
+	if err != nil {
+		return DirInfo{}, fmt.Errorf("daxstore: set directory attributes %q: %w", path, err)
+	}
+	return di, nil
 }
 
-// ReadDir yields the entries of the directory at path in name order, one
-// per name, reading the journal a page at a time and skipping over the
-// subtree of each subdirectory, so its cost is in proportion to the entries
-// it yields. A name that is both a file and a directory yields the
-// directory. Keys that are not valid paths are left out.
-func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
-	return func(yield func(DirEntry, error) bool) { yield(DirEntry{}, errors.ErrUnsupported) }
+func (s *Store) setDirAttrLocked(path string, c AttrChange) (DirInfo, *durable, error) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	di, ok, err := s.statDirLocked(path)
+	if err != nil {
+		return DirInfo{}, nil, err
+	}
+	if !ok {
+		if ok, err := s.fileExistsLocked(path); err != nil {
+			return DirInfo{}, nil, err
+		} else if ok {
+			return DirInfo{}, nil, ErrNotDir
+		}
+		return DirInfo{}, nil, ErrNotFound
+	}
+	di = di.withAttr(c, time.Now())
+	t := s.newTxn()
+	t.b.SetDir(dirRecord(di))
+	d, err := s.commit(t)
+	return di, d, err
 }
+
+// ReadDir reads the journal a page at a time: a short page first and
+// after skipping a subdirectory's subtree (the next subdirectory may follow
+// at once, and the records of its subtree would be read for nothing), then
+// pages twice as long each time, up to readDirPage.
+const (
+	readDirPage     = 256
+	readDirSeekPage = 16
+)
+
+// readDirRecords counts the records ReadDir read from the journal: tests
+// use it to prove that skipping a subtree reads none of it.
+var readDirRecords atomic.Int64
+
+// dirItem is one record a ReadDir stream read: a key (and its file) or an
+// explicit directory's path.
+type dirItem struct {
+	raw string
+	dir bool
+	fi  FileInfo
+}
+
+// dirStream pages through the inode records (or, dirs, the directory
+// records) under one directory in key order.
+type dirStream struct {
+	s      *Store
+	prefix string
+	dirs   bool
+	buf    []dirItem
+	after  string // fetch records after this one ("" and !started: from the first)
+	page   int
+	done   bool
+}
+
+// head returns the stream's next record, reading a page when needed.
+func (st *dirStream) head() (*dirItem, error) {
+	if len(st.buf) == 0 && !st.done {
+		if err := st.fetch(); err != nil {
+			return nil, err
+		}
+	}
+	if len(st.buf) == 0 {
+		return nil, nil
+	}
+	return &st.buf[0], nil
+}
+
+// skip drops the records up to and including after (the end of a
+// subtree); those not read yet are never read.
+func (st *dirStream) skip(after string) {
+	for len(st.buf) > 0 && st.buf[0].raw <= after {
+		st.buf = st.buf[1:]
+	}
+	if len(st.buf) == 0 && after > st.after {
+		st.after, st.page = after, readDirSeekPage
+	}
+}
+
+func (st *dirStream) fetch() error {
+	s := st.s
+	if err := s.begin(false); err != nil {
+		return err
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	n := st.page
+	st.page = min(2*n, readDirPage)
+	st.buf = st.buf[:0]
+	if st.dirs {
+		ds, err := s.jnl.ScanDirs(st.prefix, st.after, n)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.Path != "" { // the root's own record
+				st.buf = append(st.buf, dirItem{raw: d.Path, dir: true})
+			}
+		}
+		st.done = len(ds) < n
+		if len(ds) > 0 {
+			st.after = ds[len(ds)-1].Path
+		}
+		readDirRecords.Add(int64(len(ds)))
+		return nil
+	}
+	recs, err := s.jnl.ScanInodes(st.prefix, st.after, n)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		it := dirItem{raw: rec.Key}
+		if in := s.names[rec.Key]; in != nil {
+			it.fi = info(rec.Key, in)
+		} else {
+			it.fi = recordInfo(rec)
+		}
+		st.buf = append(st.buf, it)
+	}
+	st.done = len(recs) < n
+	if len(recs) > 0 {
+		st.after = recs[len(recs)-1].Key
+	}
+	readDirRecords.Add(int64(len(recs)))
+	return nil
+}
+
+// pendingEntry is an entry ReadDir found but may not yield yet: a
+// directory whose name sorts before it may still come (see ReadDir).
+type pendingEntry struct {
+	e       DirEntry
+	release string // yield once every record before this key was read
+}
+
+// ReadDir yields the entries of the directory at path ("" is the root) in
+// name order, one per name, reading the journal a page at a time and
+// skipping over the subtree of each subdirectory, so its cost is in
+// proportion to the entries it yields. A name that is both a file and a
+// directory yields the directory. Keys that are not valid paths are left
+// out. It holds no lock while the loop body runs; an entry created,
+// removed or renamed meanwhile may or may not be yielded. A missing
+// directory yields ErrNotFound (ErrNotDir when a file is at path), and an
+// error ends the sequence.
+//
+// Keys come in byte order, in which a subdirectory "a" (its keys "a/...")
+// sorts after the names "a-b" or "a.txt", which sort after "a" by name.
+// So an entry whose name n holds a byte below '/' waits until the keys of
+// the subdirectory n[:i] (i the first such byte) have gone by, and every
+// entry waits for its own name's subtree to go by (the directory wins);
+// those are the only names that can still precede or merge with it.
+func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
+	return func(yield func(DirEntry, error) bool) {
+		if err := checkDirPath(path, true); err != nil {
+			yield(DirEntry{}, err)
+			return
+		}
+		if err := s.dirMustExist(path); err != nil {
+			yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
+			return
+		}
+		p := under(path)
+		streams := [2]*dirStream{
+			{s: s, prefix: p, page: readDirSeekPage},
+			{s: s, prefix: p, dirs: true, page: readDirSeekPage},
+		}
+		var pending []pendingEntry
+		for {
+			var next *dirItem
+			var from *dirStream
+			for _, st := range streams {
+				h, err := st.head()
+				if err != nil {
+					yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
+					return
+				}
+				if h != nil && (next == nil || h.raw < next.raw) {
+					next, from = h, st
+				}
+			}
+			for len(pending) > 0 && (next == nil || pending[0].release <= next.raw) {
+				e := pending[0].e
+				pending = pending[1:]
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if next == nil {
+				return
+			}
+			item := *next
+			from.buf = from.buf[1:]
+			if !ValidPath(item.raw) {
+				continue
+			}
+			name, isDir := item.raw[len(p):], item.dir
+			if i := strings.IndexByte(name, '/'); i >= 0 {
+				name, isDir = name[:i], true
+			}
+			e := DirEntry{Name: name, IsDir: isDir}
+			if !isDir {
+				e.File = item.fi
+			}
+			pending = addPending(pending, p, e)
+			if isDir {
+				for _, st := range streams {
+					st.skip(pastSubtree(p + name))
+				}
+			}
+		}
+	}
+}
+
+// addPending adds e to pending, kept in name order; a directory replaces
+// a file of the same name.
+func addPending(pending []pendingEntry, prefix string, e DirEntry) []pendingEntry {
+	i, found := slices.BinarySearchFunc(pending, e.Name, func(x pendingEntry, name string) int {
+		return strings.Compare(x.e.Name, name)
+	})
+	if found {
+		if e.IsDir {
+			pending[i].e = e
+		}
+		return pending
+	}
+	cut := len(e.Name)
+	for j := 0; j < len(e.Name); j++ {
+		if e.Name[j] < '/' {
+			cut = j
+			break
+		}
+	}
+	return slices.Insert(pending, i, pendingEntry{e: e, release: prefix + e.Name[:cut] + "0"})
+}
+
+// dirMustExist fails unless a directory is at path: ErrNotDir when a file
+// is there instead, else ErrNotFound.
+func (s *Store) dirMustExist(path string) error {
+	if err := s.begin(false); err != nil {
+		return err
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	if _, ok, err := s.statDirLocked(path); err != nil || ok {
+		return err
+	}
+	if ok, err := s.fileExistsLocked(path); err != nil {
+		return err
+	} else if ok {
+		return ErrNotDir
+	}
+	return ErrNotFound
+}
+
+// MaxRenameDirEntries is the most keys and explicit directories one
+// RenameDir moves: it is one journal commit, whose size and time grow with
+// them, so a larger directory is refused (ErrInvalidRange) rather than
+// made into a commit of unbounded size.
+const MaxRenameDirEntries = 65536
+
+// renameDirLimit is MaxRenameDirEntries; tests lower it.
+var renameDirLimit = MaxRenameDirEntries
+
+// maxRenameDirBytes bounds the inline bytes one RenameDir rewrites, for the
+// same reason: 65536 files of the largest inline size would be gigabytes.
+const maxRenameDirBytes = 64 << 20
 
 // RenameDir moves the directory old, every key under it and every explicit
-// directory under it, to new, in one commit. new must not exist
-// (ErrExist) unless it is an empty explicit directory, which is replaced.
-// Open Files and pins of moved files stay valid.
-func (s *Store) RenameDir(old, new string) error { return errors.ErrUnsupported }
+// directory under it, to new, in one durable commit. new must not exist
+// (ErrExist) unless it is an empty explicit directory, which is replaced;
+// its parent must be a directory (ErrNotFound, ErrNotDir as for Mkdir), and
+// it may not lie under old (ErrInvalidKey). A directory of more than
+// MaxRenameDirEntries entries is refused with ErrInvalidRange, as is one
+// whose moved keys would grow past MaxKeyLen (ErrInvalidKey). Files in
+// memory take their new keys as Rename gives them; open Files and pins of
+// moved files stay valid.
+func (s *Store) RenameDir(old, new string) error {
+	if err := checkDirPath(old, false); err != nil {
+		return err
+	}
+	if err := checkDirPath(new, false); err != nil {
+		return err
+	}
+	if strings.HasPrefix(new, old+"/") {
+		return fmt.Errorf("daxstore: rename directory %q into itself (%q): %w", old, new, ErrInvalidKey)
+	}
+	if err := s.begin(true); err != nil {
+		return fmt.Errorf("daxstore: rename directory %q: %w", old, err)
+	}
+	defer s.end()
+	d, err := s.renameDirLocked(old, new)
+	if err == nil {
+		err = s.settle(d)
+	}
+	if err != nil {
+		return fmt.Errorf("daxstore: rename directory %q to %q: %w", old, new, err)
+	}
+	return nil
+}
+
+func (s *Store) renameDirLocked(old, new string) (*durable, error) {
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	oldInfo, ok, err := s.statDirLocked(old)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		if ok, err := s.fileExistsLocked(old); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, ErrNotDir
+		}
+		return nil, ErrNotFound
+	}
+	if old == new {
+		return nil, nil
+	}
+	if err := s.renameTargetLocked(new); err != nil {
+		return nil, err
+	}
+	recs, dirs, err := s.subtreeLocked(old)
+	if err != nil {
+		return nil, err
+	}
+	moved := func(key string) string { return new + key[len(old):] }
+	for _, r := range recs {
+		if err := validKey(moved(r.Key)); err != nil {
+			return nil, fmt.Errorf("key %q would become too long: %w", r.Key, ErrInvalidKey)
+		}
+	}
+	for _, d := range dirs {
+		if err := validKey(moved(d.Path)); err != nil {
+			return nil, fmt.Errorf("directory %q would become too long: %w", d.Path, ErrInvalidKey)
+		}
+	}
+
+	// The files in memory are renamed as Rename renames one, under their
+	// extent-map locks, which writers hold while they commit a file's
+	// record: no writer can commit a record under the old key once the
+	// key changed. Holding several extent-map locks at once is outside
+	// the rank order, which allows one; it cannot deadlock, because the
+	// namespace lock held exclusive keeps every other taker of more than
+	// one out, and no holder of one waits for another or for the
+	// namespace lock. So only the first is taken through its rank check.
+	var res []*inode
+	for _, r := range recs {
+		if in := s.names[r.Key]; in != nil {
+			res = append(res, in)
+		}
+	}
+	for i, in := range res {
+		if i == 0 {
+			in.mapMu.Lock()
+		} else {
+			in.mapMu.mu.Lock()
+		}
+	}
+	defer func() {
+		for i := len(res) - 1; i >= 0; i-- {
+			if i == 0 {
+				res[i].mapMu.Unlock()
+			} else {
+				res[i].mapMu.mu.Unlock()
+			}
+		}
+	}()
+
+	t := s.newTxn()
+	now := time.Now()
+	t.b.DeleteDir(new) // an empty explicit directory at new is replaced
+	if oldInfo.Explicit {
+		t.b.DeleteDir(old)
+		oldInfo.Path, oldInfo.CTime = new, now
+		t.b.SetDir(dirRecord(oldInfo))
+	}
+	for _, d := range dirs {
+		t.b.DeleteDir(d.Path)
+		d.Path, d.CTime = moved(d.Path), now.UnixNano()
+		t.b.SetDir(d)
+	}
+	prev := make([]*string, len(res))
+	for i, in := range res {
+		prev[i] = in.key.Load()
+		k := moved(*prev[i])
+		in.key.Store(&k)
+		t.b.DeleteInode(*prev[i])
+		t.touch(in) // recordInodes writes the record under the new key
+	}
+	for _, r := range recs {
+		if s.names[r.Key] != nil {
+			continue
+		}
+		t.b.DeleteInode(r.Key)
+		r.Key = moved(r.Key)
+		t.b.SetInode(r) // an External file's extent records stay keyed by inode
+	}
+	d, err := s.commit(t)
+	if err != nil {
+		for i, in := range res {
+			in.key.Store(prev[i])
+		}
+		return nil, err
+	}
+	for i, in := range res {
+		delete(s.names, *prev[i])
+		s.names[in.name()] = in
+	}
+	return d, nil
+}
+
+// renameTargetLocked fails unless new may receive a renamed directory:
+// nothing there, or an empty explicit directory; and its parent a
+// directory.
+func (s *Store) renameTargetLocked(new string) error {
+	if ok, err := s.fileExistsLocked(new); err != nil {
+		return err
+	} else if ok {
+		return fmt.Errorf("a file is named %q: %w", new, ErrExist)
+	}
+	_, explicit, err := s.jnl.LookupDir(new)
+	if err != nil {
+		return err
+	}
+	// Any key under new, valid path or not, would collide with a moved
+	// one; so would a directory record.
+	keys, err := s.keyUnderLocked(new, true)
+	if err != nil {
+		return err
+	}
+	dirs, err := s.dirUnderLocked(new)
+	if err != nil {
+		return err
+	}
+	if keys || dirs {
+		return fmt.Errorf("%q is a directory that is not empty: %w", new, ErrExist)
+	}
+	if !explicit {
+		if _, ok, err := s.statDirLocked(parentDir(new)); err != nil {
+			return err
+		} else if !ok {
+			return s.parentErrLocked(new)
+		}
+	}
+	return nil
+}
+
+// subtreeLocked returns the records of every key and every explicit
+// directory under dir, refusing more than MaxRenameDirEntries of them (or
+// more than maxRenameDirBytes of inline bytes) with ErrInvalidRange.
+func (s *Store) subtreeLocked(dir string) ([]journal.Inode, []journal.Dir, error) {
+	p := under(dir)
+	tooMany := func() error {
+		return fmt.Errorf("directory %q holds more than %d keys and directories, the most one rename moves; move its contents in parts: %w",
+			dir, renameDirLimit, ErrInvalidRange)
+	}
+	var recs []journal.Inode
+	var bytes int
+	for after := ""; ; {
+		page, err := s.jnl.ScanInodes(p, after, listPage)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, r := range page {
+			bytes += len(r.Data)
+		}
+		recs = append(recs, page...)
+		if len(recs) > renameDirLimit {
+			return nil, nil, tooMany()
+		}
+		if bytes > maxRenameDirBytes {
+			return nil, nil, fmt.Errorf("directory %q holds more than %d bytes of inline values, the most one rename rewrites: %w",
+				dir, maxRenameDirBytes, ErrInvalidRange)
+		}
+		if len(page) < listPage {
+			break
+		}
+		after = page[len(page)-1].Key
+	}
+	var dirs []journal.Dir
+	for after := ""; ; {
+		page, err := s.jnl.ScanDirs(p, after, listPage)
+		if err != nil {
+			return nil, nil, err
+		}
+		dirs = append(dirs, page...)
+		if len(recs)+len(dirs) > renameDirLimit {
+			return nil, nil, tooMany()
+		}
+		if len(page) < listPage {
+			break
+		}
+		after = page[len(page)-1].Path
+	}
+	return recs, dirs, nil
+}
+
+// refuseDirLocked fails with ErrIsDir when key is an explicit directory:
+// a file and an explicit directory never share a name (Check). A key
+// equal to an implicit directory is allowed; the directory wins in
+// ReadDir. The namespace lock must be held exclusive.
+func (s *Store) refuseDirLocked(key string) error {
+	_, ok, err := s.jnl.LookupDir(key)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return fmt.Errorf("%q is a directory: %w", key, ErrIsDir)
+	}
+	return nil
+}
+
+// checkDirs checks the directory records of the snapshot against its file
+// keys (sorted): each is a valid path, names no file, and its parent is
+// the root, an explicit directory, or implicit through a key that is a
+// valid path.
+func (img *checkImage) checkDirs(keys []string, bad func(string, ...any)) error {
+	dirs, err := img.snap.Dirs()
+	if err != nil {
+		return err
+	}
+	explicit := make(map[string]bool, len(dirs))
+	for _, d := range dirs {
+		explicit[d.Path] = true
+	}
+	for _, d := range dirs {
+		if d.Path == "" {
+			continue
+		}
+		if !ValidPath(d.Path) {
+			bad("directory record %q is not a valid path", d.Path)
+			continue
+		}
+		if _, found := slices.BinarySearch(keys, d.Path); found {
+			bad("directory %q is also a file", d.Path)
+		}
+		parent := parentDir(d.Path)
+		if parent == "" || explicit[parent] || validKeyUnder(keys, parent) {
+			continue
+		}
+		bad("directory %q has no parent directory %q: no record and no key under it", d.Path, parent)
+	}
+	return nil
+}
+
+// validKeyUnder reports whether a key of sorted keys that is a valid path
+// lies under directory dir.
+func validKeyUnder(keys []string, dir string) bool {
+	p := dir + "/"
+	i, _ := slices.BinarySearch(keys, p)
+	for ; i < len(keys) && strings.HasPrefix(keys[i], p); i++ {
+		if ValidPath(keys[i]) {
+			return true
+		}
+	}
+	return false
+}

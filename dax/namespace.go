@@ -297,6 +297,9 @@ func (s *Store) createLocked(key string, init func(*inode)) (*inode, *durable, e
 		s.release(old)
 		return nil, nil, ErrExist
 	}
+	if err := s.refuseDirLocked(key); err != nil {
+		return nil, nil, err
+	}
 	in := newInode(s.nextIno, key, 0, time.Now())
 	if init != nil {
 		init(in)
@@ -406,6 +409,9 @@ func (s *Store) renameLocked(old, new string, ino *uint64) (*durable, error) {
 	} else if other != nil {
 		s.release(other)
 		return nil, fmt.Errorf("daxstore: rename %q to %q: %w", old, new, ErrExist)
+	}
+	if err := s.refuseDirLocked(new); err != nil {
+		return nil, fmt.Errorf("daxstore: rename %q: %w", old, err)
 	}
 	in.mapMu.Lock()
 	defer in.mapMu.Unlock()

@@ -363,6 +363,9 @@ func (s *Store) swapInLocked(key string, v *pendingValue, data []byte, policy Br
 		return nil, err
 	}
 	if in == nil {
+		if err := s.refuseDirLocked(key); err != nil {
+			return nil, err
+		}
 		in = newInode(s.nextIno, key, size, time.Now())
 		t := s.newTxn()
 		if v != nil {
