@@ -137,7 +137,7 @@ func (v *storeFS) Open(name string) (fs.File, error) {
 	}
 	di, err := v.s.StatDir(p)
 	if err == nil {
-		return &fsDir{v: v, name: name, info: dirInfo(di)}, nil
+		return &fsDir{v: v, name: name, info: fsDirInfo(di)}, nil
 	}
 	if p == v.dir || !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNotDir) {
 		// The root of a view must be a directory.
@@ -152,7 +152,7 @@ func (v *storeFS) Open(name string) (fs.File, error) {
 		f.Close()
 		return nil, pathError("open", name, err)
 	}
-	return &fsFile{name: name, f: f, info: fileInfo(fi)}, nil
+	return &fsFile{name: name, f: f, info: fsFileInfo(fi)}, nil
 }
 
 // Stat describes name without opening it.
@@ -166,11 +166,11 @@ func (v *storeFS) Stat(name string) (fs.FileInfo, error) {
 	case err != nil:
 		return nil, pathError("stat", name, err)
 	case isDir:
-		return dirInfo(di), nil
+		return fsDirInfo(di), nil
 	case p == v.dir:
 		return nil, pathError("stat", name, ErrNotDir)
 	}
-	return fileInfo(fi), nil
+	return fsFileInfo(fi), nil
 }
 
 // ReadFile returns the bytes of the file name, read through a File.
@@ -248,7 +248,7 @@ func (v *storeFS) Sub(dir string) (fs.FS, error) {
 // entry turns a listing entry of the directory p into an fs.DirEntry.
 func (v *storeFS) entry(p string, e DirEntry) fs.DirEntry {
 	if !e.IsDir {
-		return fs.FileInfoToDirEntry(fileInfo(e.File))
+		return fs.FileInfoToDirEntry(fsFileInfo(e.File))
 	}
 	if p != "" {
 		p += "/"
@@ -274,7 +274,7 @@ func (e *dirEntry) Info() (fs.FileInfo, error) {
 	if err != nil {
 		return nil, pathError("stat", e.name, err)
 	}
-	return dirInfo(di), nil
+	return fsDirInfo(di), nil
 }
 
 // fsInfo is an fs.FileInfo of a file or a directory.
@@ -313,7 +313,7 @@ func fileMode(bits uint32) fs.FileMode {
 // and the same time read back from the journal compare and print alike.
 func wallTime(t time.Time) time.Time { return t.Round(0) }
 
-func fileInfo(fi FileInfo) *fsInfo {
+func fsFileInfo(fi FileInfo) *fsInfo {
 	mode := fs.FileMode(defaultFileMode)
 	if fi.HasAttr {
 		mode = fileMode(fi.Mode)
@@ -321,7 +321,7 @@ func fileInfo(fi FileInfo) *fsInfo {
 	return &fsInfo{name: path.Base(fi.Key), size: fi.Size, mode: mode, mtime: wallTime(fi.ModTime), sys: fi}
 }
 
-func dirInfo(di DirInfo) *fsInfo {
+func fsDirInfo(di DirInfo) *fsInfo {
 	mode := fs.FileMode(defaultDirMode)
 	if di.HasAttr {
 		mode = fileMode(di.Mode)
