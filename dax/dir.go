@@ -5,6 +5,22 @@ package dax
 // implicit: they exist while a key lies under them. Mkdir makes an explicit
 // directory, a journal record of its own with attributes, which exists
 // until Rmdir, so that an empty directory persists as a file system's does.
+//
+// The rules:
+//   - a directory exists if it is the root (""), has a record, or a key
+//     that is a valid path (ValidPath) or an explicit directory lies under
+//     it; keys that are not valid paths are invisible to ReadDir (and so to
+//     the mount and Store.FS) but stay reachable through the key API;
+//   - a key may equal an implicit directory (the directory wins in
+//     ReadDir), never an explicit one: creating such a key fails with
+//     ErrIsDir, and Mkdir or SetDirAttr over a file's name with ErrExist;
+//   - the key API stays flat: Put, Create and Rename do not check that
+//     parent directories exist. Check wants the parent of every explicit
+//     directory to be the root, explicit, or to hold a key that is a valid
+//     path; removing through the key API the last key of an implicit
+//     directory that holds an explicit one leaves it existing only
+//     through that one, which Check reports. A file-system face makes such
+//     a parent explicit before the key goes, as the FUSE mount does.
 
 import (
 	"fmt"
@@ -253,6 +269,7 @@ func (s *Store) mkdirLocked(path string, c AttrChange) (*durable, error) {
 	di := DirInfo{Path: path, Mode: defaultDirMode, ModTime: now, ATime: now}.withAttr(c, now)
 	t := s.newTxn()
 	t.b.SetDir(dirRecord(di))
+	s.dirRecords = dirsSome
 	return s.commit(t)
 }
 
@@ -336,9 +353,9 @@ func (s *Store) StatDir(path string) (DirInfo, error) {
 // SetDirAttr changes the attributes of the directory at path ("" is the
 // root) in one durable commit, and returns its description after the
 // change. An implicit directory becomes explicit, taking the attributes
-// StatDir showed for the fields c leaves out. ErrNotFound when there is no
-// directory at path, ErrNotDir when a file is there instead; a bad c fails
-// as SetAttr does.
+// StatDir showed for the fields c leaves out; if a file has its name too,
+// it cannot (ErrExist). ErrNotFound when there is no directory at path,
+// ErrNotDir when a file is there instead; a bad c fails as SetAttr does.
 func (s *Store) SetDirAttr(path string, c AttrChange) (DirInfo, error) {
 	if err := checkDirPath(path, true); err != nil {
 		return DirInfo{}, err
@@ -375,9 +392,19 @@ func (s *Store) setDirAttrLocked(path string, c AttrChange) (DirInfo, *durable, 
 		}
 		return DirInfo{}, nil, ErrNotFound
 	}
+	if !di.Explicit && path != "" {
+		// An implicit directory that is also a file's name cannot become
+		// explicit: a file and an explicit directory never share a name.
+		if ok, err := s.fileExistsLocked(path); err != nil {
+			return DirInfo{}, nil, err
+		} else if ok {
+			return DirInfo{}, nil, fmt.Errorf("a file has the same name; rename it first: %w", ErrExist)
+		}
+	}
 	di = di.withAttr(c, time.Now())
 	t := s.newTxn()
 	t.b.SetDir(dirRecord(di))
+	s.dirRecords = dirsSome
 	d, err := s.commit(t)
 	return di, d, err
 }
@@ -410,33 +437,45 @@ type dirStream struct {
 	prefix string
 	dirs   bool
 	buf    []dirItem
-	after  string // fetch records after this one ("" and !started: from the first)
+	after  string // fetch records after this one ("": from the first)
 	page   int
 	done   bool
+	// skips are the subtrees of the subdirectories found so far, whose
+	// records the stream drops and, when it can, seeks past.
+	skips []span
 }
 
-// head returns the stream's next record, reading a page when needed.
+// span is the keys [lo, hi].
+type span struct{ lo, hi string }
+
+// head returns the stream's next record outside the skipped subtrees,
+// reading a page when needed.
 func (st *dirStream) head() (*dirItem, error) {
-	if len(st.buf) == 0 && !st.done {
-		if err := st.fetch(); err != nil {
-			return nil, err
+	for {
+		if len(st.buf) == 0 && !st.done {
+			if err := st.fetch(); err != nil {
+				return nil, err
+			}
 		}
-	}
-	if len(st.buf) == 0 {
-		return nil, nil
-	}
-	return &st.buf[0], nil
-}
-
-// skip drops the records up to and including after (the end of a
-// subtree); those not read yet are never read.
-func (st *dirStream) skip(after string) {
-	for len(st.buf) > 0 && st.buf[0].raw <= after {
+		if len(st.buf) == 0 {
+			return nil, nil
+		}
+		raw := st.buf[0].raw
+		// The stream only moves on: subtrees behind it are done with.
+		st.skips = slices.DeleteFunc(st.skips, func(sp span) bool { return sp.hi < raw })
+		if !slices.ContainsFunc(st.skips, func(sp span) bool { return sp.lo <= raw }) {
+			return &st.buf[0], nil
+		}
 		st.buf = st.buf[1:]
 	}
-	if len(st.buf) == 0 && after > st.after {
-		st.after, st.page = after, readDirSeekPage
-	}
+}
+
+// skip makes the stream pass over the subtree of directory dir: its
+// records are dropped, and those not read yet are never read, since the
+// next read seeks past them.
+func (st *dirStream) skip(dir string) {
+	st.skips = append(st.skips, span{lo: dir + "/", hi: pastSubtree(dir)})
+	st.page = readDirSeekPage
 }
 
 func (st *dirStream) fetch() error {
@@ -447,6 +486,11 @@ func (st *dirStream) fetch() error {
 	defer s.end()
 	s.nsMu.RLock()
 	defer s.nsMu.RUnlock()
+	for _, sp := range st.skips {
+		if st.after >= sp.lo && st.after < sp.hi {
+			st.after = sp.hi // spans never overlap: each is another subdirectory's
+		}
+	}
 	n := st.page
 	st.page = min(2*n, readDirPage)
 	st.buf = st.buf[:0]
@@ -488,11 +532,47 @@ func (st *dirStream) fetch() error {
 	return nil
 }
 
+// readDirHold is how many entries ReadDir holds back before it resolves,
+// by looking them up, the directories that hold back the first (see
+// ReadDir); tests lower it.
+var readDirHold = 256
+
+// readDirHook, when set by a test, learns how many entries ReadDir holds.
+var readDirHook func(held int)
+
 // pendingEntry is an entry ReadDir found but may not yield yet: a
 // directory whose name sorts before it may still come (see ReadDir).
 type pendingEntry struct {
-	e       DirEntry
-	release string // yield once every record before this key was read
+	e DirEntry
+	// cuts are the lengths of the prefixes of the name that may still
+	// name such a directory, shortest first: each ends before a byte
+	// below '/', and the last is the whole name (a directory of the same
+	// name wins over a file). cuts[k:] are unresolved.
+	cuts []int
+	k    int
+}
+
+// released reports whether nothing can come any more that precedes the
+// entry or shares its name, the records before key next having been read
+// (next "" and end: all of them).
+func (pe *pendingEntry) released(prefix, next string, end bool) bool {
+	if end || pe.k == len(pe.cuts) {
+		return true
+	}
+	// The subtree of the shortest unresolved prefix d ends before
+	// prefix+d+"0" ('0' follows '/'), and so do those of the longer ones.
+	return prefix+pe.e.Name[:pe.cuts[pe.k]]+"0" <= next
+}
+
+// dirReader is one ReadDir in progress.
+type dirReader struct {
+	s       *Store
+	prefix  string
+	streams [2]*dirStream
+	pending []pendingEntry
+	probed  map[string]bool // directory name -> exists, as looked up
+	last    string          // the last name yielded
+	yielded bool
 }
 
 // ReadDir yields the entries of the directory at path ("" is the root) in
@@ -507,10 +587,13 @@ type pendingEntry struct {
 //
 // Keys come in byte order, in which a subdirectory "a" (its keys "a/...")
 // sorts after the names "a-b" or "a.txt", which sort after "a" by name.
-// So an entry whose name n holds a byte below '/' waits until the keys of
-// the subdirectory n[:i] (i the first such byte) have gone by, and every
+// So an entry whose name n holds bytes below '/' waits until the keys of
+// each subdirectory n[:i] (i at such a byte) have gone by, and every
 // entry waits for its own name's subtree to go by (the directory wins);
-// those are the only names that can still precede or merge with it.
+// those are the only names that can still precede or merge with it. When
+// more than readDirHold entries wait (a directory of "img-0001.jpg" files
+// waits for "img/"), ReadDir looks up the directory the first one waits
+// for instead, once per name, so what it holds stays bounded.
 func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 	return func(yield func(DirEntry, error) bool) {
 		if err := checkDirPath(path, true); err != nil {
@@ -522,77 +605,138 @@ func (s *Store) ReadDir(path string) iter.Seq2[DirEntry, error] {
 			return
 		}
 		p := under(path)
-		streams := [2]*dirStream{
+		r := &dirReader{s: s, prefix: p, probed: map[string]bool{}}
+		r.streams = [2]*dirStream{
 			{s: s, prefix: p, page: readDirSeekPage},
 			{s: s, prefix: p, dirs: true, page: readDirSeekPage},
 		}
-		var pending []pendingEntry
-		for {
-			var next *dirItem
-			var from *dirStream
-			for _, st := range streams {
-				h, err := st.head()
-				if err != nil {
-					yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
-					return
-				}
-				if h != nil && (next == nil || h.raw < next.raw) {
-					next, from = h, st
-				}
-			}
-			for len(pending) > 0 && (next == nil || pending[0].release <= next.raw) {
-				e := pending[0].e
-				pending = pending[1:]
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if next == nil {
-				return
-			}
-			item := *next
-			from.buf = from.buf[1:]
-			if !ValidPath(item.raw) {
-				continue
-			}
-			name, isDir := item.raw[len(p):], item.dir
-			if i := strings.IndexByte(name, '/'); i >= 0 {
-				name, isDir = name[:i], true
-			}
-			e := DirEntry{Name: name, IsDir: isDir}
-			if !isDir {
-				e.File = item.fi
-			}
-			pending = addPending(pending, p, e)
-			if isDir {
-				for _, st := range streams {
-					st.skip(pastSubtree(p + name))
-				}
-			}
+		if err := r.run(yield); err != nil {
+			yield(DirEntry{}, fmt.Errorf("daxstore: read directory %q: %w", path, err))
 		}
 	}
 }
 
-// addPending adds e to pending, kept in name order; a directory replaces
-// a file of the same name.
-func addPending(pending []pendingEntry, prefix string, e DirEntry) []pendingEntry {
-	i, found := slices.BinarySearchFunc(pending, e.Name, func(x pendingEntry, name string) int {
+// run merges the streams, yielding entries as they are released. It
+// returns nil when the directory is done or yield asked to stop.
+func (r *dirReader) run(yield func(DirEntry, error) bool) error {
+	p := r.prefix
+	for {
+		var next *dirItem
+		var from *dirStream
+		for _, st := range r.streams {
+			h, err := st.head()
+			if err != nil {
+				return err
+			}
+			if h != nil && (next == nil || h.raw < next.raw) {
+				next, from = h, st
+			}
+		}
+		at := ""
+		if next != nil {
+			at = next.raw
+		}
+		for {
+			for len(r.pending) > 0 && r.pending[0].released(p, at, next == nil) {
+				e := r.pending[0].e
+				r.pending = r.pending[1:]
+				r.last, r.yielded = e.Name, true
+				if !yield(e, nil) {
+					return nil
+				}
+			}
+			if next == nil {
+				return nil
+			}
+			if len(r.pending) <= readDirHold {
+				break
+			}
+			if err := r.resolve(); err != nil {
+				return err
+			}
+		}
+		item := *next
+		from.buf = from.buf[1:]
+		if !ValidPath(item.raw) {
+			continue
+		}
+		name, isDir := item.raw[len(p):], item.dir
+		if i := strings.IndexByte(name, '/'); i >= 0 {
+			name, isDir = name[:i], true
+		}
+		e := DirEntry{Name: name, IsDir: isDir}
+		if !isDir {
+			e.File = item.fi
+		}
+		r.add(e)
+		if readDirHook != nil {
+			readDirHook(len(r.pending))
+		}
+	}
+}
+
+// resolve looks up the directory the first held entry waits for and, if
+// there is one, holds it too and skips its subtree.
+func (r *dirReader) resolve() error {
+	pe := &r.pending[0]
+	d := pe.e.Name[:pe.cuts[pe.k]]
+	pe.k++
+	exists, ok := r.probed[d]
+	if !ok {
+		var err error
+		if exists, err = r.s.dirExists(r.prefix + d); err != nil {
+			return err
+		}
+		r.probed[d] = exists
+	}
+	if exists {
+		r.add(DirEntry{Name: d, IsDir: true})
+	}
+	return nil
+}
+
+// add holds e back, in name order; a directory replaces a file of the
+// same name. A directory's subtree is skipped. A name at or before the
+// last one yielded (made since by a concurrent change) is dropped, so
+// that names come in order, once each.
+func (r *dirReader) add(e DirEntry) {
+	if e.IsDir {
+		for _, st := range r.streams {
+			st.skip(r.prefix + e.Name)
+		}
+	}
+	if r.yielded && e.Name <= r.last {
+		return
+	}
+	i, found := slices.BinarySearchFunc(r.pending, e.Name, func(x pendingEntry, name string) int {
 		return strings.Compare(x.e.Name, name)
 	})
 	if found {
 		if e.IsDir {
-			pending[i].e = e
+			r.pending[i].e = e
 		}
-		return pending
+		return
 	}
-	cut := len(e.Name)
+	var cuts []int
 	for j := 0; j < len(e.Name); j++ {
 		if e.Name[j] < '/' {
-			cut = j
-			break
+			cuts = append(cuts, j)
 		}
 	}
-	return slices.Insert(pending, i, pendingEntry{e: e, release: prefix + e.Name[:cut] + "0"})
+	cuts = append(cuts, len(e.Name))
+	r.pending = slices.Insert(r.pending, i, pendingEntry{e: e, cuts: cuts})
+}
+
+// dirExists reports whether a directory is at path.
+func (s *Store) dirExists(path string) (bool, error) {
+	if err := s.begin(false); err != nil {
+		return false, err
+	}
+	defer s.end()
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	_, ok, err := s.statDirLocked(path)
+	return ok, err
 }
 
 // dirMustExist fails unless a directory is at path: ErrNotDir when a file
@@ -858,11 +1002,37 @@ func (s *Store) subtreeLocked(dir string) ([]journal.Inode, []journal.Dir, error
 	return recs, dirs, nil
 }
 
+// dirPresence says whether a store holds directory records, so that
+// creating a key in a store that never made a directory costs no journal
+// read (refuseDirLocked). It is learned on first need and raised by every
+// operation that writes a directory record; it is never lowered (Rmdir of
+// the last one leaves it set, which costs a read per new key, no more).
+type dirPresence uint8
+
+const (
+	dirsUnknown dirPresence = iota
+	dirsNone
+	dirsSome
+)
+
 // refuseDirLocked fails with ErrIsDir when key is an explicit directory:
 // a file and an explicit directory never share a name (Check). A key
 // equal to an implicit directory is allowed; the directory wins in
 // ReadDir. The namespace lock must be held exclusive.
 func (s *Store) refuseDirLocked(key string) error {
+	if s.dirRecords == dirsUnknown {
+		ds, err := s.jnl.ScanDirs("", "", 1)
+		if err != nil {
+			return err
+		}
+		s.dirRecords = dirsNone
+		if len(ds) > 0 {
+			s.dirRecords = dirsSome
+		}
+	}
+	if s.dirRecords == dirsNone {
+		return nil
+	}
 	_, ok, err := s.jnl.LookupDir(key)
 	if err != nil {
 		return err

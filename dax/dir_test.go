@@ -129,6 +129,8 @@ func TestMkdirRmdirSemantics(t *testing.T) {
 	mustCheck(t, s)
 	s = reopen(t, s, &Options{NoSync: true, NoAdminSocket: true})
 	wantListing(t, s, "", "a/", "f", "imp/")
+	// The reopened store learns that it holds directories.
+	wantErr(t, s.Put("a", nil), ErrIsDir)
 	wantListing(t, s, "a")
 	if err := s.Rmdir("a"); err != nil {
 		t.Fatal(err)
@@ -172,19 +174,31 @@ func TestReadDirOrderHidingAndClashes(t *testing.T) {
 	for _, k := range []string{"a.txt", "a/x", "a/y/z", "a-b", "b", "a", "c/", "d//e", "./f", "a b/q", "z/a/b/c/d"} {
 		mustPut(t, s, k, []byte(k))
 	}
-	for _, d := range []string{"e", "a/q", "a/y/w"} {
+	for _, d := range []string{"e", "a/q", "a/y/w", "g"} {
 		if err := s.Mkdir(d, AttrChange{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The explicit directory "g" (record "g") is found before the key
+	// "g-", which sorts before the subtree "g/...": skipping the subtree
+	// must not skip "g-".
+	mustPut(t, s, "g-", nil)
+	mustPut(t, s, "g/k", nil)
 	// "a" is a file and a directory: the directory wins; "a b" and "a-b"
 	// and "a.txt" sort after "a" by name though their keys sort before
 	// "a/...". "c/", "d//e" and "./f" are not valid paths: hidden.
-	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "z/")
+	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "g/", "g-", "z/")
 	wantListing(t, s, "a", "q/", "x", "y/")
 	wantListing(t, s, "a/y", "w/", "z")
 	wantListing(t, s, "z/a/b", "c/")
 	wantListing(t, s, "e")
+	// The same with nothing held back: each waiting entry looks up the
+	// directory it waits for.
+	defer func(h int) { readDirHold = h }(readDirHold)
+	readDirHold = 0
+	wantListing(t, s, "", "a/", "a b/", "a-b", "a.txt", "b", "e/", "g/", "g-", "z/")
+	wantListing(t, s, "a", "q/", "x", "y/")
+	readDirHold = 256
 	// An early break stops the sequence.
 	n := 0
 	for range s.ReadDir("") {
@@ -232,6 +246,24 @@ func TestReadDirSkipsSubtrees(t *testing.T) {
 	wantListing(t, s, "big", "a", "sub0/", "sub1/", "sub1.txt", "sub2/", "z")
 	if n := readDirRecords.Load() - before; n > 6*readDirSeekPage {
 		t.Fatalf("listing 6 entries read %d records", n)
+	}
+	// Names that wait for a directory that sorts before them by name but
+	// after them by key ("img" before "img-00001", "img/" after it): what
+	// ReadDir holds back stays bounded, and the order is kept.
+	for i := range 1000 {
+		mustPut(t, s, fmt.Sprintf("pics/img-%05d.jpg", i), nil)
+	}
+	mustPut(t, s, "pics/img/inner", nil)
+	pics := []string{"img/"}
+	for i := range 1000 {
+		pics = append(pics, fmt.Sprintf("img-%05d.jpg", i))
+	}
+	maxHeld := 0
+	readDirHook = func(held int) { maxHeld = max(maxHeld, held) }
+	defer func() { readDirHook = nil }()
+	wantListing(t, s, "pics", pics...)
+	if maxHeld > readDirHold+1 {
+		t.Fatalf("ReadDir held %d entries back", maxHeld)
 	}
 	var want []string
 	for i := range 1000 {
@@ -472,4 +504,144 @@ func TestDirCallsOnClosedAndReadOnlyStores(t *testing.T) {
 	if err := ro.Check(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestRenameDirMovesEvictedAndExternalFiles: files not in memory move by
+// their journal records, those with extent records (External) included,
+// attributes and all.
+func TestRenameDirMovesEvictedAndExternalFiles(t *testing.T) {
+	opts := &Options{Size: 256 * testBS, NoSync: true, NoAdminSocket: true, InodeCache: 1}
+	s := newStore(t, 0, func(o *Options) { *o = *opts })
+	f, err := s.CreateWith("s/ext", AttrChange{Mask: AttrMode | AttrUID, Mode: 0o640, UID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = journal.MaxInlineExtents + 8
+	for i := range n {
+		if _, err := f.WriteAt(pattern(byte(i), 10), int64(2*i)*testBS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := f.appendAll(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	mustPut(t, s, "s/small", []byte("v"))
+	s = reopen(t, s, opts)
+	if resident(s) != 0 {
+		t.Fatalf("%d files in memory after reopen", resident(s))
+	}
+	if rec, ok, err := s.jnl.LookupInode("s/ext"); err != nil || !ok || !rec.External {
+		t.Fatalf("s/ext is not a file with extent records: %v %v %v", rec.External, ok, err)
+	}
+	if err := s.RenameDir("s", "t"); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s)
+	s = reopen(t, s, opts)
+	if got := mustGet(t, s, "t/ext"); string(got) != string(want) {
+		t.Fatal("moved External file reads differently")
+	}
+	fi, err := s.Stat("t/ext")
+	if err != nil || fi.Mode != 0o640 || fi.UID != 42 || fi.Blocks != n {
+		t.Fatalf("moved file: %+v %v", fi, err)
+	}
+	wantListing(t, s, "", "t/")
+	wantListing(t, s, "t", "ext", "small")
+	mustCheck(t, s)
+}
+
+// TestRenameDirWhileFilesAreWritten renames a directory back and forth
+// while its files are written through open Files: no write is lost, no
+// record is left under an old key, and Check holds.
+func TestRenameDirWhileFilesAreWritten(t *testing.T) {
+	s := newStore(t, 512*testBS, nil)
+	const files, writes = 4, 200
+	var fs []*File
+	for i := range files {
+		f, err := s.Create(fmt.Sprintf("c/f%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fs = append(fs, f)
+	}
+	errs := make(chan error, files)
+	for i, f := range fs {
+		go func() {
+			for w := range writes {
+				if _, err := f.WriteAt(pattern(byte(i+w), 16), int64(w)*16); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	from, to := "c", "d"
+	for done, r := 0, 0; done < files; {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done++
+			continue
+		default:
+		}
+		if err := s.RenameDir(from, to); err != nil {
+			t.Fatalf("rename %d: %v", r, err)
+		}
+		from, to = to, from
+		r++
+	}
+	mustCheck(t, s)
+	final := strings.TrimSuffix(dirListing(t, s, "")[0], "/")
+	for i, f := range fs {
+		key := fmt.Sprintf("%s/f%d", final, i)
+		if f.Key() != key {
+			t.Fatalf("open File calls itself %q, want %q", f.Key(), key)
+		}
+		got := mustGet(t, s, key)
+		for w := range writes {
+			if string(got[w*16:(w+1)*16]) != string(pattern(byte(i+w), 16)) {
+				t.Fatalf("%s: write %d lost", key, w)
+			}
+		}
+	}
+	wantListing(t, s, "", final+"/")
+}
+
+// TestDirAPIRefusesBadPaths: every directory call refuses paths that are
+// not valid paths with ErrInvalidKey, changing nothing.
+func TestDirAPIRefusesBadPaths(t *testing.T) {
+	s := newStore(t, 64*testBS, nil)
+	mustPut(t, s, "d/k", []byte("v"))
+	if err := s.Mkdir("e", AttrChange{}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s)
+	bad := []string{"/", "/d", "d/", "d//k", ".", "..", "./d", "d/.", "d/..", "a\x00b", "\xff\xfe",
+		strings.Repeat("a/", MaxKeyLen), strings.Repeat("x", MaxKeyLen+1)}
+	for _, p := range bad {
+		calls := map[string]error{
+			"mkdir":      s.Mkdir(p, AttrChange{}),
+			"rmdir":      s.Rmdir(p),
+			"renamedir":  s.RenameDir(p, "n"),
+			"renamedir2": s.RenameDir("d", p),
+		}
+		_, calls["statdir"] = s.StatDir(p)
+		_, calls["setdirattr"] = s.SetDirAttr(p, AttrChange{})
+		for _, err := range s.ReadDir(p) {
+			calls["readdir"] = err
+		}
+		for name, err := range calls {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Errorf("%s(%q): %v, want ErrInvalidKey", name, p, err)
+			}
+		}
+	}
+	sameState(t, s, before)
+	wantListing(t, s, "", "d/", "e/")
 }

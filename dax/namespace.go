@@ -440,7 +440,9 @@ type FileInfo struct {
 	// The attributes a file-system face of the store shows (see
 	// AttrChange). HasAttr is false for a file never given any, such as
 	// one made through the key API; its Mode, UID and GID are then 0 and
-	// its ATime and CTime equal ModTime.
+	// its ATime and CTime equal ModTime. CTime is the later of the last
+	// attribute change and ModTime, so a write moves it too. ATime
+	// changes only through SetAttr: reads never update it (noatime).
 	Mode    uint32    `json:"mode,omitempty"`
 	UID     uint32    `json:"uid,omitempty"`
 	GID     uint32    `json:"gid,omitempty"`

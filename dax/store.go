@@ -98,6 +98,10 @@ type Store struct {
 	nextIno    uint64 // the next inode number to hand out
 	inoCeiling uint64 // the journal's NextInode: numbers below it may be in use
 
+	// dirRecords says whether the journal holds directory records (see
+	// dirPresence); under nsMu held exclusive.
+	dirRecords dirPresence
+
 	// free holds the blocks that may be handed out now. Blocks reserved by
 	// an operation in flight are in neither free nor any file until that
 	// operation commits or gives them back.

@@ -181,7 +181,17 @@ func FuzzDecodeFiles(f *testing.F)       { fuzzDecoder(f, reFiles) }
 func FuzzDecodeExtent(f *testing.F)      { fuzzDecoder(f, reExtent) }
 func FuzzDecodeFree(f *testing.F)        { fuzzDecoder(f, reFree) }
 func FuzzDecodeBusy(f *testing.F)        { fuzzDecoder(f, reBusy) }
-func FuzzDecodeBusyRuns(f *testing.F)    { fuzzDecoder(f, reBusyRuns) }
+func FuzzDecodeDir(f *testing.F)         { fuzzDecoder(f, reDir) }
+
+func reDir(key, value []byte) ([]byte, []byte, error) {
+	d, err := DecodeDir(key, value)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, v := EncodeDir(d)
+	return k, v, nil
+}
+func FuzzDecodeBusyRuns(f *testing.F) { fuzzDecoder(f, reBusyRuns) }
 
 // fuzzSeed is one seed input: key, value and whether the target reseals it.
 type fuzzSeed struct {
@@ -235,6 +245,18 @@ func fuzzCorpus() map[string][]fuzzSeed {
 			rec(EncodeInode(Inode{Ino: 10, Key: "big", Size: 1 << 40, Blocks: 1 << 30, External: true})),
 			rec(EncodeInode(Inode{Ino: 11, Key: "small", Size: 5, Inline: true, Data: []byte("hello")})),
 			rec(EncodeInode(Inode{Ino: 12, Key: "empty", Inline: true, Data: []byte{}})),
+			rec(EncodeInode(Inode{Ino: 13, Key: "attr", Size: 5, Inline: true, Data: []byte("hello"), HasAttr: true, Mode: 0o644, UID: 1, GID: 2, ATime: 3, CTime: 4})),
+			rec(EncodeInode(Inode{Ino: 14, Key: "attr/big", Size: 1 << 40, Blocks: 1 << 30, External: true, HasAttr: true, Mode: 0o7777, ATime: -1})),
+			rec(EncodeInode(func() Inode {
+				in := inlineInode(15, "attr/few", 3)
+				in.HasAttr, in.Mode, in.UID, in.GID, in.CTime = true, 0o600, 1000, 1000, 1_700_000_000_000_000_000
+				return in
+			}())),
+		),
+		"FuzzDecodeDir": seedsFor(
+			rec(EncodeDir(Dir{})),
+			rec(EncodeDir(Dir{Path: "a/b", Mode: 0o755, UID: 1000, GID: 100, MTime: 1, ATime: 2, CTime: 3})),
+			rec(EncodeDir(Dir{Path: "x", Mode: 0o7777, MTime: -1})),
 		),
 		"FuzzDecodeFreeLog": seedsFor(
 			rec(EncodeFreeLog(FreeLog{Seq: 1, Files: 1})),
@@ -322,7 +344,7 @@ func TestFuzzSeedsBehave(t *testing.T) {
 		"FuzzDecodeMeta": reMeta, "FuzzDecodeName": reName, "FuzzDecodeLegacyInode": reLegacyInode,
 		"FuzzDecodeInode": reInode, "FuzzDecodeFreeLog": reFreeLog, "FuzzDecodeFiles": reFiles,
 		"FuzzDecodeExtent": reExtent, "FuzzDecodeFree": reFree, "FuzzDecodeBusy": reBusy,
-		"FuzzDecodeBusyRuns": reBusyRuns,
+		"FuzzDecodeBusyRuns": reBusyRuns, "FuzzDecodeDir": reDir,
 	}
 	for target, seeds := range fuzzCorpus() {
 		re := decoders[target]

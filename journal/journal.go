@@ -16,6 +16,11 @@
 // Upgrade converts a format 1 journal (a name, an inode and one record per
 // extent for every file).
 //
+// A file may carry attributes (mode, owner, access and change times) at
+// the end of its record (Inode.HasAttr); one without them is written as
+// before. Directories made explicit have records of their own ('D' + path,
+// see Dir), read with LookupDir and ScanDirs.
+//
 // # Faults
 //
 // An I/O error on the journal's files never ends or crashes the process and
