@@ -19,6 +19,7 @@ import (
 // notifier moves on a rename through the API.
 type dirNode struct {
 	fs.Inode
+	noXattrs
 	s *Server
 }
 
@@ -175,7 +176,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, e
 	}
 	s := d.s
-	di, err := s.statDir(key)
+	di, err := s.st.StatDir(key)
 	if err == nil {
 		ch := d.dirInode(ctx, name)
 		s.dirAttr(di, ch.StableAttr().Ino, &out.Attr)
@@ -198,8 +199,14 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if e != 0 {
 		return nil, e
 	}
-	var list []fuse.DirEntry
-	for de, err := range d.s.readDir(p) {
+	// "." and "..", which ls -a and readdir(3) users expect to see.
+	self := d.StableAttr().Ino
+	up := self
+	if _, parent := d.Parent(); parent != nil {
+		up = parent.StableAttr().Ino
+	}
+	list := []fuse.DirEntry{{Name: ".", Mode: syscall.S_IFDIR, Ino: self}, {Name: "..", Mode: syscall.S_IFDIR, Ino: up}}
+	for de, err := range d.s.st.ReadDir(p) {
 		if err != nil {
 			return nil, d.s.errno("readdir", p, err)
 		}
@@ -223,7 +230,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrO
 	if e != 0 {
 		return e
 	}
-	di, err := d.s.statDir(p)
+	di, err := d.s.st.StatDir(p)
 	if err != nil {
 		return d.s.errno("getattr", p, err)
 	}
@@ -285,7 +292,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 		return syscall.EISDIR
 	}
 	c := attrChange(in)
-	di, err := s.statDir(p)
+	di, err := s.st.StatDir(p)
 	if err != nil {
 		return s.errno("setattr", p, err)
 	}
@@ -321,7 +328,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if err != nil {
 		return nil, s.errno("mkdir", key, err)
 	}
-	di, err := s.statDir(key)
+	di, err := s.st.StatDir(key)
 	if err != nil {
 		return nil, s.errno("mkdir", key, err)
 	}
@@ -351,7 +358,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 // (`rm -r` removes a directory's files, then the directory).
 func (s *Server) ensureExplicit(dir string) syscall.Errno {
 	for dir != "" {
-		di, err := s.statDir(dir)
+		di, err := s.st.StatDir(dir)
 		if err != nil {
 			return s.errno("mkdir", dir, err)
 		}
@@ -367,7 +374,7 @@ func (s *Server) ensureExplicit(dir string) syscall.Errno {
 		done := s.beginOwn(dir)
 		_, err = s.st.SetDirAttr(dir, c)
 		done()
-		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		if err != nil {
 			return s.errno("mkdir", dir, err)
 		}
 		dir = parentOf(dir)
@@ -382,18 +389,13 @@ func (d *dirNode) create(ctx context.Context, name string, flags, mode uint32, o
 	}
 	s := d.s
 	p := parentOf(key)
-	if _, err := s.statDir(p); err != nil {
+	if _, err := s.st.StatDir(p); err != nil {
 		return nil, nil, s.errno("create", key, err)
 	}
 	uid, gid := s.caller(ctx)
 	done := s.beginOwn(key)
 	f, err := s.st.CreateWith(key, dax.AttrChange{Mask: dax.AttrMode | dax.AttrUID | dax.AttrGID, Mode: mode & 0o7777, UID: uid, GID: gid})
 	done()
-	if errors.Is(err, errors.ErrUnsupported) {
-		done := s.beginOwn(key)
-		f, err = s.st.Create(key)
-		done()
-	}
 	if errors.Is(err, dax.ErrExist) && flags&syscall.O_EXCL == 0 {
 		// Made by someone else since the kernel looked: open it, as
 		// open(2) without O_EXCL does.
@@ -408,7 +410,7 @@ func (d *dirNode) create(ctx context.Context, name string, flags, mode uint32, o
 		}
 		return nil, nil, s.errno("create", key, err)
 	}
-	fi, err := s.fileStat(f)
+	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, nil, s.errno("create", key, err)
@@ -447,7 +449,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	s := d.s
 	if _, err := s.st.Stat(key); err != nil {
-		if _, derr := s.statDir(key); derr == nil {
+		if _, derr := s.st.StatDir(key); derr == nil {
 			return syscall.EISDIR
 		}
 		return s.errno("unlink", key, err)
@@ -488,14 +490,14 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if oldKey == newKey {
 		return 0
 	}
-	_, derr := s.statDir(oldKey)
+	_, derr := s.st.StatDir(oldKey)
 	srcDir := derr == nil
 	if !srcDir {
 		if _, err := s.st.Stat(oldKey); err != nil {
 			return s.errno("rename", oldKey, err)
 		}
 	}
-	_, terr := s.statDir(newKey)
+	_, terr := s.st.StatDir(newKey)
 	dstDir := terr == nil
 	_, ferr := s.st.Stat(newKey)
 	dstFile := ferr == nil

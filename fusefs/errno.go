@@ -74,26 +74,18 @@ func Errno(err error, key string) syscall.Errno {
 	return syscall.EIO
 }
 
-// errno is Errno plus the mount's log: a full region is worth a line
-// naming what holds the space (the store's error text names the busy
-// blocks and the oldest pin), and an EIO a line with the error it hides.
+// errno is Errno plus the mount's log: a full region is worth a line,
+// which the store's error text makes name the busy blocks and the oldest
+// pin holding them, and an EIO a line with the error it stands for.
 func (s *Server) errno(op, key string, err error) syscall.Errno {
 	e := Errno(err, key)
 	switch e {
 	case syscall.ENOSPC:
-		s.log.Printf("fusefs: %s %q: no space: %v (busy blocks: %d)", op, key, err, s.busyBlocks())
+		s.log.Printf("fusefs: %s %q: no space: %v", op, key, err)
 	case syscall.EIO:
 		s.log.Printf("fusefs: %s %q: %v", op, key, err)
 	}
 	return e
-}
-
-func (s *Server) busyBlocks() uint64 {
-	st, err := s.st.Stats()
-	if err != nil {
-		return 0
-	}
-	return st.BusyBlocks
 }
 
 // nameErrno refuses a path component or key the store cannot hold with the
@@ -102,7 +94,7 @@ func nameErrno(name, key string) syscall.Errno {
 	if len(name) > maxNameLen || len(key) > dax.MaxKeyLen {
 		return syscall.ENAMETOOLONG
 	}
-	if !validPath(key) {
+	if !dax.ValidPath(key) {
 		return syscall.EINVAL
 	}
 	return 0

@@ -19,6 +19,7 @@ import (
 // the node's place in go-fuse's tree, checked against the inode number.
 type fileNode struct {
 	fs.Inode
+	noXattrs
 	s   *Server
 	ino uint64
 
@@ -73,7 +74,7 @@ func (n *fileNode) stat() (dax.FileInfo, syscall.Errno) {
 	f := n.f
 	n.mu.Unlock()
 	if f != nil {
-		fi, err := n.s.fileStat(f)
+		fi, err := f.Stat()
 		if err != nil {
 			return fi, n.s.errno("stat", f.Key(), err)
 		}
@@ -124,7 +125,7 @@ func (n *fileNode) acquire() (*dax.File, syscall.Errno) {
 	if err != nil {
 		return nil, n.s.errno("open", key, err)
 	}
-	fi, err := n.s.fileStat(f)
+	fi, err := f.Stat()
 	if err != nil || fi.Ino != n.ino {
 		f.Close()
 		if err != nil {

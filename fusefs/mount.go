@@ -70,6 +70,7 @@ type Server struct {
 	dirIno  atomic.Uint64        // the last directory inode number handed out
 
 	q         notifyQueue
+	serving   atomic.Bool // the kernel talks to the mount: notifications may go out
 	stopWatch func()
 	done      chan struct{} // closed once the mount is no longer served and cleaned up
 	unmounted atomic.Bool
@@ -112,6 +113,10 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 			FsName:      o.FsName,
 			Name:        "daxstore",
 			DirectMount: os.Geteuid() == 0,
+			// The kernel checks modes and owners against the attributes
+			// the mount keeps, as for a local file system; without it
+			// anyone who can reach the mount could change any file.
+			Options: []string{"default_permissions"},
 			// Up to 1 MiB per write request: large sequential writes
 			// cost fewer round trips through the kernel.
 			MaxWrite: 1 << 20,
@@ -119,15 +124,15 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &timeout,
-		UID:             o.UID,
-		GID:             o.GID,
-		Logger:          o.Log,
+		// No UID/GID here: go-fuse would show them for every owner 0,
+		// also a file chowned to root. Files without attributes of their
+		// own get o.UID and o.GID from fileAttr and dirAttr instead.
+		Logger: o.Log,
 		// Directories take numbers from dirInoBase up and files their dax
 		// inode numbers; go-fuse's own automatic numbers stay above both.
 		FirstAutomaticIno: 1 << 63,
 	}
 	s.stopWatch = st.Watch(s.watch)
-	go s.notifier()
 	srv, err := fs.Mount(mountpoint, s.root, opts)
 	if err != nil {
 		s.stopWatch()
@@ -135,6 +140,8 @@ func Mount(st *dax.Store, mountpoint string, o Options) (*Server, error) {
 		return nil, fmt.Errorf("fusefs: mount %s: %w", mountpoint, err)
 	}
 	s.srv = srv
+	s.serving.Store(true)
+	go s.notifier()
 	go func() {
 		srv.Wait()
 		s.cleanup()

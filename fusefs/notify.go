@@ -4,12 +4,15 @@ package fusefs
 // Changes it made itself (through the mount's own Files and store calls)
 // it already knows of; every other change to the store (a pin or window
 // flushed, a break that detached, a Put or Remove through the API of the
-// same process) the store reports to watch, which queues it for the
-// notifier goroutine. That goroutine tells the kernel: never a FUSE
-// handler, since the kernel may hold the very page or directory locks a
-// notification needs while it waits for the handler.
+// same process) the store reports to watch. Changes to a file's bytes,
+// size or attributes are invalidated there, in the goroutine that made
+// them, before its call returns; changes to names go to the notifier
+// goroutine. A FUSE handler never notifies: the kernel may hold the very
+// page or directory locks a notification needs while it waits for the
+// handler.
 
 import (
+	"context"
 	"strings"
 	"sync"
 
@@ -22,7 +25,7 @@ import (
 // pushes must never wait for the kernel.
 type notifyQueue struct {
 	mu     sync.Mutex
-	items  []dax.FileChange
+	items  []note
 	closed bool
 	wake   chan struct{} // holds a token while items is not empty
 	done   chan struct{} // closed by close
@@ -33,23 +36,33 @@ func (q *notifyQueue) init() {
 	q.done = make(chan struct{})
 }
 
-func (q *notifyQueue) push(c dax.FileChange) {
+// note is one queued change, or a barrier: a channel the notifier closes
+// when it gets there.
+type note struct {
+	c       dax.FileChange
+	barrier chan struct{}
+}
+
+func (q *notifyQueue) push(c dax.FileChange) { q.pushNote(note{c: c}) }
+
+func (q *notifyQueue) pushNote(n note) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
-		return
+		return false
 	}
-	q.items = append(q.items, c)
+	q.items = append(q.items, n)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // take waits for changes and returns them all; false once the queue is
 // closed.
-func (q *notifyQueue) take() ([]dax.FileChange, bool) {
+func (q *notifyQueue) take() ([]note, bool) {
 	for {
 		q.mu.Lock()
 		items, closed := q.items, q.closed
@@ -81,6 +94,9 @@ func (q *notifyQueue) close() {
 // watch receives every change of the store, in the goroutine that made it,
 // and queues those the kernel did not make.
 func (s *Server) watch(c dax.FileChange) {
+	if !s.serving.Load() {
+		return // the kernel has cached nothing yet
+	}
 	if c.Via != nil {
 		if _, ok := s.own.Load(c.Via); ok {
 			return
@@ -92,7 +108,20 @@ func (s *Server) watch(c dax.FileChange) {
 			return
 		}
 	}
-	s.q.push(c)
+	switch c.Kind {
+	case dax.ChangeData, dax.ChangeSize, dax.ChangeReplace, dax.ChangeAttr:
+		// Invalidated before the change's call returns, so read(2), a
+		// shared mapping and fstat show it from then on. This goroutine
+		// is never a FUSE handler of the mount (their changes are the
+		// mount's own and were skipped above) and holds no store lock, so
+		// the handlers the kernel may wait for here can run.
+		s.notify(c)
+	default:
+		// Names: the kernel takes the directory's lock for these, which
+		// it may hold while a handler waits for a pin (the Wait policy)
+		// that this very goroutine would release later.
+		s.q.push(c)
+	}
 }
 
 // notifier tells the kernel about the queued changes until the mount
@@ -103,9 +132,31 @@ func (s *Server) notifier() {
 		if !ok {
 			return
 		}
-		for _, c := range batch {
-			s.notify(c)
+		for _, n := range batch {
+			if n.barrier != nil {
+				close(n.barrier)
+				continue
+			}
+			s.notify(n.c)
 		}
+	}
+}
+
+// notifyBarrier waits until the notifier has told the kernel about every
+// change queued before the call. It returns false if the mount ended first
+// (or ctx did).
+func (s *Server) notifyBarrier(ctx context.Context) bool {
+	b := make(chan struct{})
+	if !s.q.pushNote(note{barrier: b}) {
+		return false
+	}
+	select {
+	case <-b:
+		return true
+	case <-s.q.done:
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }
 

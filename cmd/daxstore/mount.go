@@ -95,11 +95,13 @@ func (c *cli) runMount(ctx context.Context, mountpoint string, policy dax.BreakP
 		return nil // unmounted from outside
 	case <-ctx.Done():
 	}
-	if err := srv.Unmount(); err == nil {
+	uerr := srv.Unmount()
+	if uerr == nil {
 		return nil
-	} else {
-		o.Log.Printf("%v; detaching the mount instead", err)
 	}
+	// Still in use: detach it, so the mount point is free at once, and
+	// give the kernel a while to let go of the files.
+	o.Log.Printf("%v; detaching the mount instead", uerr)
 	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("mount: unmount %s: %w", mountpoint, err)
 	}
