@@ -24,7 +24,9 @@ import (
 // through a File opened by FS.Open and closed by their Close: a file
 // removed after Open reads as an error wrapping fs.ErrNotExist, and one
 // changed after Open shows the change. Its directories implement
-// fs.ReadDirFile, reading the store's listing n entries at a time.
+// fs.ReadDirFile, reading the store's listing n entries at a time; an open
+// directory holds its place in the listing (an iterator) until Close, so
+// close what you open.
 //
 // Rules of the view:
 //   - Keys that are not valid paths (ValidPath: empty, "." or ".."
