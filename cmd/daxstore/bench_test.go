@@ -4,6 +4,7 @@ package main
 // plumbing, not the figures.
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -81,5 +82,48 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 			}
 			wantOneErrorLine(t, runCLI(t, nil, c.args...), code, c.want)
 		})
+	}
+}
+
+// The mount part runs a real `daxstore mount` child where a FUSE mount is
+// possible (root and /dev/fuse), and says why it skipped elsewhere.
+func TestBenchMountPartMeasuresThroughAMountOrSaysWhyNot(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	var rep bench.Report
+	mustJSON(t, &rep, "bench", "--only", "mount", "--quick", "--duration", "5ms", "--punch-size", "4MiB",
+		"--json", "--path", dir, "--disk-path", dir)
+	_, fuseErr := os.Stat("/dev/fuse")
+	if os.Geteuid() != 0 || fuseErr != nil {
+		if len(rep.Skipped) != 1 || !strings.HasPrefix(rep.Skipped[0], "mount: ") || len(rep.Figures) != 0 {
+			t.Fatalf("without root or /dev/fuse: skipped %q, %d figures; want one mount reason and none", rep.Skipped, len(rep.Figures))
+		}
+		t.Skipf("a FUSE mount needs root and /dev/fuse; the part said: %s", rep.Skipped[0])
+	}
+	if len(rep.Skipped) != 0 {
+		t.Fatalf("the mount part skipped on a machine that can mount: %q", rep.Skipped)
+	}
+	groups := map[string]int{}
+	for _, f := range rep.Figures {
+		if f.Value <= 0 || f.MBPerSec <= 0 {
+			t.Errorf("figure %+v has no value", f)
+		}
+		if f.Role == "daxstore" && f.VsLimit <= 0 {
+			t.Errorf("figure %+v has no ratio to tmpfs", f)
+		}
+		groups[f.Group]++
+	}
+	for _, g := range []string{"mount seq read", "mount seq write", "mount 4KiB read", "mount 4KiB write"} {
+		if groups[g] != 2 {
+			t.Errorf("group %q has %d figures, want the mount and tmpfs", g, groups[g])
+		}
+	}
+	// The child unmounted: nothing of the run is mounted any more.
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mounts), dir) {
+		t.Fatalf("a mount under %s is left behind:\n%s", dir, mounts)
 	}
 }

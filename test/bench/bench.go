@@ -4,7 +4,8 @@
 // truncate and punch of a large file against fallocate(PUNCH_HOLE), the
 // release→wakeup latency, the memory of the reference-count table, and
 // windows (reads through one against the region mapping, Map+Close, a
-// punch under a follow window).
+// punch under a follow window), and reads and writes through a FUSE mount
+// served by a `daxstore mount` child against tmpfs.
 // `daxstore bench` runs it and prints the Report.
 //
 // daxstore itself is measured only through package dax's exported API, as an
@@ -82,13 +83,21 @@ type Config struct {
 	// Get), "pin", "punch" (truncate, punch and memory), "wakeup",
 	// "commit" (readers beside a durable writer, concurrent Puts),
 	// "region" (what an empty region costs, reserving its space, and the
-	// extents of 1 GiB files written into an empty one) and "window"
-	// (reads through a window, Map+Close, a punch under a follow window).
+	// extents of 1 GiB files written into an empty one), "window"
+	// (reads through a window, Map+Close, a punch under a follow window)
+	// and "mount" (sequential and 4 KiB random reads and writes through a
+	// FUSE mount against tmpfs).
 	Only []string
+	// Exe is the daxstore binary whose `mount` command serves the mount
+	// of the "mount" part, in a child process (a process must never mmap
+	// files of a FUSE mount it serves, and the mount must outlive no
+	// run). Empty skips that part, as do not being root and a missing
+	// /dev/fuse; Report.Skipped says why.
+	Exe string
 }
 
 // Parts are the parts of a run that Config.Only may name.
-var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region", "window"}
+var Parts = []string{"put", "pin", "punch", "wakeup", "commit", "region", "window", "mount"}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -225,7 +234,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 		Machine: describeMachine(cfg.Path), Quick: cfg.Quick, Duration: cfg.Duration.String(),
 		Started: time.Now(),
 	}}
-	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll, "window": r.windowAll}
+	steps := map[string]func() error{"put": r.kvAll, "pin": r.pinAll, "punch": r.punchAll, "wakeup": r.wakeup, "commit": r.commitAll, "region": r.regionAll, "window": r.windowAll, "mount": r.mountAll}
 	for _, part := range Parts {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, part) {
 			continue
@@ -246,6 +255,11 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Report, error) {
 	r.report.Machine.LoadAfter = loadAverage()
 	r.report.finish()
 	return r.report, nil
+}
+
+// skip records that part could not run here, and why.
+func (r *runner) skip(part, why string) {
+	r.report.Skipped = append(r.report.Skipped, part+": "+why)
 }
 
 // sub returns a fresh, empty directory for one measurement.

@@ -49,7 +49,10 @@ type Report struct {
 	// buffer, when the run measured Get.
 	GetBuffers string `json:"get_buffer_policy,omitempty"`
 	// Scale describes the stores of a scale run (RunScale).
-	Scale   string   `json:"scale,omitempty"`
+	Scale string `json:"scale,omitempty"`
+	// Skipped names each part that could not run on this machine, with
+	// the reason ("mount: not root").
+	Skipped []string `json:"skipped,omitempty"`
 	Figures []Figure `json:"figures"`
 	Targets []Target `json:"targets"`
 }
@@ -111,7 +114,8 @@ func (rep *Report) find(group, subject string, size int64) *Figure {
 // finish computes every ratio and the targets.
 func (rep *Report) finish() {
 	order := map[string]int{"put": 0, groupSpace: 1, "get": 2, "pin": 3, "punch": 4, "wakeup": 5, "memory": 6, groupReaders: 7, groupWriters: 8, "region": 9, groupRecords: 1,
-		groupWindowRead: 10, groupWindowMap: 11, groupWindowPunch: 12}
+		groupWindowRead: 10, groupWindowMap: 11, groupWindowPunch: 12,
+		groupMountSeqRead: 13, groupMountSeqWrite: 14, groupMountRandRead: 15, groupMountRandWrite: 16}
 	for i, g := range scaleGroups {
 		order[g] = 20 + i
 	}
@@ -403,6 +407,9 @@ func (rep *Report) Format(w io.Writer) error {
 	}
 	if rep.Scale != "" {
 		fmt.Fprintf(w, "scale: %s.\n", rep.Scale)
+	}
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(w, "skipped: %s\n", s)
 	}
 	noted := map[string]bool{}
 	for _, f := range rep.Figures {
