@@ -31,6 +31,7 @@ type adminServer struct {
 	done  chan struct{}  // closed when Serve has returned
 	conns sync.WaitGroup // connections accepted and not yet closed
 	open  atomic.Int64   // the same count, for tests to watch
+	ops   *adminOps      // the operations of adminops.go
 }
 
 // Bounds on one admin request: a snapshot request is a few hundred bytes,
@@ -103,7 +104,8 @@ func startAdmin(s *Store) (*adminServer, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(snap)
 	})
-	a := &adminServer{path: path, ln: ln, done: make(chan struct{})}
+	a := &adminServer{path: path, ln: ln, done: make(chan struct{}), ops: newAdminOps(s)}
+	a.ops.register(mux)
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: adminReadTimeout,
@@ -125,7 +127,7 @@ func startAdmin(s *Store) (*adminServer, error) {
 	}
 	go func() {
 		defer close(a.done)
-		_ = a.srv.Serve(ln)
+		_ = a.srv.Serve(&peerListener{UnixListener: ln.(*net.UnixListener), euid: os.Geteuid(), logger: s.logf})
 	}()
 	return a, nil
 }
@@ -139,7 +141,13 @@ func (a *adminServer) close() error {
 	if a == nil {
 		return nil
 	}
-	err := a.srv.Close()
+	a.ops.abort()
+	ctx, cancel := context.WithTimeout(context.Background(), adminShutdown)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		err = a.srv.Close()
+	}
 	<-a.done
 	a.conns.Wait()
 	if rerr := os.Remove(a.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {

@@ -28,8 +28,20 @@ otherwise they are written as zeros. A sparse key of any size takes little
 memory.`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withFile(args[0], func(f *dax.File) error {
-				return copySparse(c.out, f)
+			return c.withHolder(cmd.Context(), false, func(s *dax.Store) error {
+				return withStoreKey(s, args[0], func(f *dax.File) error { return copySparse(c.out, f) })
+			}, func(a *dax.AdminClient) error {
+				c.liveNote(a)
+				size, r, err := a.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				n, err := io.CopyBuffer(c.out, r, make([]byte, getChunk))
+				if err == nil && n != size {
+					err = fmt.Errorf("get %q: the value ended at %d bytes, %d expected", args[0], n, size)
+				}
+				return err
 			})
 		},
 	}
