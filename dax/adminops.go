@@ -245,7 +245,13 @@ func (o *adminOps) wrap(writes bool, h func(context.Context, http.ResponseWriter
 			return
 		}
 		if r.Method != http.MethodPut {
-			r.Body = http.MaxBytesReader(w, r.Body, adminMaxBody)
+			// No other request has a body worth reading: take what there
+			// is now, up to the limit, so that an oversized one is refused
+			// before it changes anything.
+			if _, err := io.Copy(io.Discard, http.MaxBytesReader(w, r.Body, adminMaxBody)); err != nil {
+				writeAdminError(w, fmt.Errorf("daxstore: admin %s: request body: %v: %w", r.URL.Path, err, ErrTooLarge))
+				return
+			}
 		}
 		ctx, cancel := o.opContext(r)
 		defer cancel()
@@ -407,6 +413,8 @@ func writeAdminError(w http.ResponseWriter, err error) {
 		status = http.StatusForbidden
 	case body.Kind == "not_found":
 		status = http.StatusNotFound
+	case body.Kind == "too_large":
+		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusServiceUnavailable
 	case body.Kind != "":

@@ -31,11 +31,11 @@ memory.`,
 			return c.withHolder(cmd.Context(), false, func(s *dax.Store) error {
 				return withStoreKey(s, args[0], func(f *dax.File) error { return copySparse(c.out, f) })
 			}, func(a *dax.AdminClient) error {
-				c.liveNote(a)
 				size, r, err := a.Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
+				c.liveNote(a)
 				defer r.Close()
 				n, err := io.CopyBuffer(c.out, r, make([]byte, getChunk))
 				if err == nil && n != size {
