@@ -1,8 +1,9 @@
 package dax
 
-// The admin socket: while a store is open it serves JSON snapshots on
-// DIR/admin.sock (mode 0600), because Pebble locks the journal directory
-// and the socket is the only live view another process can have.
+// The admin socket: while a store is open it serves JSON snapshots and the
+// operations of adminops.go on DIR/admin.sock (mode 0600), because Pebble
+// locks the journal directory and the socket is the only live view
+// another process can have.
 
 import (
 	"context"
@@ -132,10 +133,11 @@ func startAdmin(s *Store) (*adminServer, error) {
 	return a, nil
 }
 
-// close stops serving: it closes the listener and cuts every connection,
-// idle or not (a client that never reads must not keep the store's
-// goroutines and descriptors), waits until each connection's goroutine has
-// let go of it, and removes the socket. The store is closed either way, so
+// close stops serving: it aborts the operations in flight, lets requests
+// finish for at most adminShutdown, then cuts every connection, idle or
+// not (a client that never reads must not keep the store's goroutines and
+// descriptors), waits until each connection's goroutine has let go of it,
+// and removes the socket. The store is closed either way, so
 // a client cut off mid-request is not an error of Close.
 func (a *adminServer) close() error {
 	if a == nil {

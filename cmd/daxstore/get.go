@@ -25,7 +25,8 @@ func (c *cli) getCommand() *cobra.Command {
 		Long: `get writes the value of KEY to stdout. It copies the data in chunks of 1 MiB
 and skips holes: when stdout is a regular file they stay holes there,
 otherwise they are written as zeros. A sparse key of any size takes little
-memory.`,
+memory. While another process holds the store, that process streams the
+value over its admin socket (holes arrive as zeros).`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withHolder(cmd.Context(), false, func(s *dax.Store) error {

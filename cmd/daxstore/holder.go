@@ -39,7 +39,7 @@ func (c *cli) withHolder(ctx context.Context, writes bool, local func(s *dax.Sto
 }
 
 func (c *cli) writesRefused(pid int) error {
-	return fmt.Errorf("%s is held by pid %d, which does not accept writes through its admin socket "+
+	return fmt.Errorf("store %s is locked by pid %d, which does not accept writes through its admin socket "+
 		"(start it with --admin-writes, or open it with dax.Options.AdminWrites)", c.dir, pid)
 }
 

@@ -106,7 +106,7 @@ func TestTheCLIReadsThroughTheHolder(t *testing.T) {
 			{"punch", "big", "0", "4096"}, {"zero", "big", "0", "4096"},
 		} {
 			r := runCLI(t, []byte("new"), append([]string{args[0], "--dir", dir}, args[1:]...)...)
-			wantOneErrorLine(t, r, 1, "held by "+live, "--admin-writes")
+			wantOneErrorLine(t, r, 1, "locked by "+live, "--admin-writes")
 		}
 		if r := runCLI(t, nil, "get", "--dir", dir, "big"); !bytes.Equal([]byte(r.stdout), big) {
 			t.Errorf("a refused write changed big (%d bytes now)", len(r.stdout))
