@@ -8,14 +8,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/daxstore/daxstore/dax"
+	"github.com/daxstore/daxstore/internal/poll"
 )
 
 // newLiveStore creates a 32 MiB store holding a 5 MiB random value under
@@ -155,5 +158,48 @@ func TestTheCLIWritesThroughAHolderThatAllowsIt(t *testing.T) {
 	wantOneErrorLine(t, runCLI(t, nil, "rm", "--dir", dir, "k"), 1, "not found")
 	if out := mustRun(t, nil, "check", "--dir", dir); !strings.HasPrefix(out, "ok\n") {
 		t.Errorf("check after the writes:\n%s", out)
+	}
+}
+
+// TestStressWithAdminWritesLetsTheCLIWriteMeanwhile: `daxstore stress
+// --admin-writes` holds its store and lets put, get and rm of this user
+// through its admin socket while its workers run, and still ends clean.
+func TestStressWithAdminWritesLetsTheCLIWriteMeanwhile(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(shortDir(t), "s")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*patience)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, daxstoreBin, "stress", "--dir", dir, "--duration", "10m", "--admin-writes",
+		"--size", "32MiB", "--seed", "1")
+	cmd.Env = cliEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	poll.Until(t, "stress serves its admin socket", func() bool {
+		c, err := dax.Dial(ctx, dir)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	value := bytes.Repeat([]byte("operator"), 40000)
+	mustRun(t, value, "put", "--dir", dir, "operator/v")
+	if r := runCLI(t, nil, "get", "--dir", dir, "operator/v"); r.code != 0 || !bytes.Equal([]byte(r.stdout), value) {
+		t.Fatalf("get of the value put through stress: exit %d, %d bytes (want %d), stderr %q",
+			r.code, len(r.stdout), len(value), r.stderr)
+	}
+	mustRun(t, nil, "rm", "--dir", dir, "operator/v")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupted, stress reports what it found and exits 1 for stopping
+	// early; what matters is that the foreign key broke none of its checks.
+	err := <-exited
+	if !strings.Contains(out.String(), "violations: none") {
+		t.Fatalf("stress: %v\n%s", err, out.String())
 	}
 }
