@@ -420,14 +420,23 @@ func writeAdminError(w http.ResponseWriter, err error) {
 	case body.Kind != "":
 		status = http.StatusConflict
 	}
+	extendWrite(w)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)
 }
 
 func writeAdminJSON(w http.ResponseWriter, v any) error {
+	extendWrite(w)
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(v)
+}
+
+// extendWrite gives the response adminWriteTimeout from now: the server's
+// own write deadline runs from the end of the request's headers, and an
+// operation (a long put, a check, a Wait break) may have used it up.
+func extendWrite(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(adminWriteTimeout))
 }
 
 // remoteError is an error the holder returned: its message as the holder
