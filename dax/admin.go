@@ -1,8 +1,9 @@
 package dax
 
-// The admin socket: while a store is open it serves JSON snapshots on
-// DIR/admin.sock (mode 0600), because Pebble locks the journal directory
-// and the socket is the only live view another process can have.
+// The admin socket: while a store is open it serves JSON snapshots and the
+// operations of adminops.go on DIR/admin.sock (mode 0600), because Pebble
+// locks the journal directory and the socket is the only live view
+// another process can have.
 
 import (
 	"context"
@@ -31,6 +32,7 @@ type adminServer struct {
 	done  chan struct{}  // closed when Serve has returned
 	conns sync.WaitGroup // connections accepted and not yet closed
 	open  atomic.Int64   // the same count, for tests to watch
+	ops   *adminOps      // the operations of adminops.go
 }
 
 // Bounds on one admin request: a snapshot request is a few hundred bytes,
@@ -103,7 +105,8 @@ func startAdmin(s *Store) (*adminServer, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(snap)
 	})
-	a := &adminServer{path: path, ln: ln, done: make(chan struct{})}
+	a := &adminServer{path: path, ln: ln, done: make(chan struct{}), ops: newAdminOps(s)}
+	a.ops.register(mux)
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: adminReadTimeout,
@@ -125,21 +128,28 @@ func startAdmin(s *Store) (*adminServer, error) {
 	}
 	go func() {
 		defer close(a.done)
-		_ = a.srv.Serve(ln)
+		_ = a.srv.Serve(&peerListener{UnixListener: ln.(*net.UnixListener), euid: os.Geteuid(), logger: s.logf})
 	}()
 	return a, nil
 }
 
-// close stops serving: it closes the listener and cuts every connection,
-// idle or not (a client that never reads must not keep the store's
-// goroutines and descriptors), waits until each connection's goroutine has
-// let go of it, and removes the socket. The store is closed either way, so
+// close stops serving: it aborts the operations in flight, lets requests
+// finish for at most adminShutdown, then cuts every connection, idle or
+// not (a client that never reads must not keep the store's goroutines and
+// descriptors), waits until each connection's goroutine has let go of it,
+// and removes the socket. The store is closed either way, so
 // a client cut off mid-request is not an error of Close.
 func (a *adminServer) close() error {
 	if a == nil {
 		return nil
 	}
-	err := a.srv.Close()
+	a.ops.abort()
+	ctx, cancel := context.WithTimeout(context.Background(), adminShutdown)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	if err != nil {
+		err = a.srv.Close()
+	}
 	<-a.done
 	a.conns.Wait()
 	if rerr := os.Remove(a.path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {

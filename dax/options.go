@@ -2,6 +2,7 @@ package dax
 
 import (
 	"fmt"
+	"log"
 	"strings"
 	"time"
 
@@ -151,6 +152,19 @@ type Options struct {
 	// that `daxstore busy` and `daxstore pins` use while this process holds
 	// the store.
 	NoAdminSocket bool
+
+	// AdminWrites lets the processes that may use the admin socket (this
+	// user and root; see AdminClient) change the store through it:
+	// `daxstore put`, `rm`, `truncate`, `punch` and `zero` while this
+	// process holds the store. Off by default: the socket then serves
+	// reads only (ls, stat, get, df, check, busy, pins), and a write
+	// fails with ErrAdminWrites naming this process.
+	AdminWrites bool
+
+	// Logger receives what an operator should hear of and no call of the
+	// caller's can return: admin socket connections refused for their
+	// peer's uid. nil discards it.
+	Logger *log.Logger
 
 	// ReadOnly opens an existing store for reading only. Open then creates,
 	// writes, renames and removes nothing (no lock file, journal file or

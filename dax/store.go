@@ -638,6 +638,9 @@ func (s *Store) CloseWith(ctx context.Context, opts CloseOptions) error {
 	if s.closed.Load() {
 		return fmt.Errorf("daxstore: close: %w", ErrClosed)
 	}
+	// Admin requests in flight (a put reading a slow client) end now
+	// rather than hold Close up.
+	s.admin.abortOps()
 	for {
 		gone, done := s.pins.emptied()
 		n := s.pins.len()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,10 @@ import (
 type checkReport struct {
 	OK         bool     `json:"ok"`
 	Violations []string `json:"violations,omitempty"`
+	// Pid is set when the process holding the store ran the check (live
+	// view), and Pause is then how long it held operations off for it.
+	Pid   int           `json:"pid,omitempty"`
+	Pause time.Duration `json:"pause_ns,omitempty"`
 }
 
 func (c *cli) checkCommand() *cobra.Command {
@@ -30,18 +35,24 @@ and exits 1.`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var violations []string
-			err := c.withStore(func(s *dax.Store) error {
+			var pid int
+			var pause time.Duration
+			err := c.withHolder(cmd.Context(), false, func(s *dax.Store) error {
 				err := s.Check()
 				if errors.Is(err, dax.ErrCorrupt) {
 					violations = splitViolations(err)
 					return nil
 				}
 				return err
+			}, func(a *dax.AdminClient) error {
+				res, err := a.Check(cmd.Context())
+				violations, pid, pause = res.Violations, a.Pid(), res.Pause
+				return err
 			})
 			if err != nil {
 				return err
 			}
-			r := checkReport{OK: len(violations) == 0, Violations: violations}
+			r := checkReport{OK: len(violations) == 0, Violations: violations, Pid: pid, Pause: pause}
 			if asJSON {
 				if err := writeJSON(c.out, r); err != nil {
 					return err
@@ -52,6 +63,10 @@ and exits 1.`,
 				for _, v := range violations {
 					fmt.Fprintln(c.out, v)
 				}
+			}
+			if !asJSON && pid > 0 {
+				fmt.Fprintf(c.out, "checked by the process holding the store (pid %d, live view); it paused the store for %s\n",
+					pid, pause)
 			}
 			if !r.OK {
 				// The violations are on stdout; stderr gets the one line.

@@ -25,11 +25,24 @@ func (c *cli) getCommand() *cobra.Command {
 		Long: `get writes the value of KEY to stdout. It copies the data in chunks of 1 MiB
 and skips holes: when stdout is a regular file they stay holes there,
 otherwise they are written as zeros. A sparse key of any size takes little
-memory.`,
+memory. While another process holds the store, that process streams the
+value over its admin socket (holes arrive as zeros).`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withFile(args[0], func(f *dax.File) error {
-				return copySparse(c.out, f)
+			return c.withHolder(cmd.Context(), false, func(s *dax.Store) error {
+				return withStoreKey(s, args[0], func(f *dax.File) error { return copySparse(c.out, f) })
+			}, func(a *dax.AdminClient) error {
+				size, r, err := a.Get(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				c.liveNote(a)
+				defer r.Close()
+				n, err := io.CopyBuffer(c.out, r, make([]byte, getChunk))
+				if err == nil && n != size {
+					err = fmt.Errorf("get %q: the value ended at %d bytes, %d expected", args[0], n, size)
+				}
+				return err
 			})
 		},
 	}

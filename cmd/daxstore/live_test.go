@@ -24,6 +24,10 @@ import (
 // holder process.
 const holderEnv = "DAXSTORE_TEST_HOLDER"
 
+// holderWritesEnv, when set, makes the holder accept writes over its
+// admin socket (dax.Options.AdminWrites).
+const holderWritesEnv = "DAXSTORE_TEST_HOLDER_WRITES"
+
 // The holder's key, pin and window.
 const (
 	holderKey    = "held"
@@ -42,7 +46,7 @@ func runHolder(dir string) int {
 		fmt.Fprintln(os.Stderr, "holder:", err)
 		return 1
 	}
-	s, err := dax.Open(dir, nil)
+	s, err := dax.Open(dir, &dax.Options{AdminWrites: os.Getenv(holderWritesEnv) != ""})
 	if err != nil {
 		return fail(err)
 	}
@@ -96,8 +100,18 @@ type holderProc struct {
 // startHolder runs the holder on dir and waits until it is ready.
 func startHolder(t *testing.T, dir string) *holderProc {
 	t.Helper()
+	return startHolderWith(t, dir, false)
+}
+
+// startHolderWith is startHolder with the holder accepting writes over its
+// admin socket when writes is set.
+func startHolderWith(t *testing.T, dir string, writes bool) *holderProc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(cliEnv(), holderEnv+"="+dir)
+	if writes {
+		cmd.Env = append(cmd.Env, holderWritesEnv+"=1")
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -23,9 +23,16 @@ func (c *cli) lsCommand() *cobra.Command {
 			}
 			var files []dax.FileInfo
 			var bs int64
-			err := c.withStore(func(s *dax.Store) (err error) {
+			err := c.withHolder(cmd.Context(), false, func(s *dax.Store) (err error) {
 				bs = s.BlockSize()
 				files, err = s.List(prefix)
+				return err
+			}, func(a *dax.AdminClient) (err error) {
+				if !asJSON {
+					fmt.Fprintf(c.out, "live view of the process holding the store (pid %d)\n", a.Pid())
+				}
+				bs = a.BlockSize()
+				files, err = a.List(cmd.Context(), prefix)
 				return err
 			})
 			if err != nil {

@@ -28,6 +28,7 @@ func (c *cli) mountCommand() *cobra.Command {
 		policy     string
 		allowOther bool
 		debug      bool
+		writes     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "mount MOUNTPOINT",
@@ -50,20 +51,23 @@ mounts directly) or fusermount3.`,
 			if err != nil {
 				return err
 			}
-			return c.runMount(cmd.Context(), args[0], p, fusefs.Options{AllowOther: allowOther, Debug: debug})
+			return c.runMount(cmd.Context(), args[0], &dax.Options{BreakPolicy: p, AdminWrites: writes},
+				fusefs.Options{AllowOther: allowOther, Debug: debug})
 		},
 	}
 	cmd.Flags().StringVar(&policy, "policy", "detach",
 		"blocks still pinned when a file is truncated, punched, zeroed, removed or replaced: detach, wait or fail")
 	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let other users use the mount (FUSE allow_other)")
 	cmd.Flags().BoolVar(&debug, "debug", false, "log every FUSE request and reply to stderr")
+	cmd.Flags().BoolVar(&writes, "admin-writes", false,
+		"let put, rm, truncate, punch and zero of this user go through the admin socket while mounted")
 	// The unmount after a signal is worth waiting for: it lets go of the
 	// mount point and closes the store.
 	cmd.Annotations = map[string]string{reportsInterrupt: "yes"}
 	return cmd
 }
 
-func (c *cli) runMount(ctx context.Context, mountpoint string, policy dax.BreakPolicy, o fusefs.Options) (err error) {
+func (c *cli) runMount(ctx context.Context, mountpoint string, do *dax.Options, o fusefs.Options) (err error) {
 	if fi, err := os.Stat(mountpoint); err != nil {
 		return fmt.Errorf("mount: %w", err)
 	} else if !fi.IsDir() {
@@ -72,7 +76,9 @@ func (c *cli) runMount(ctx context.Context, mountpoint string, policy dax.BreakP
 	if err := c.requireStore(); err != nil {
 		return err
 	}
-	st, err := dax.Open(c.dir, &dax.Options{RegionPath: c.region, MustExist: true, BreakPolicy: policy})
+	do.RegionPath, do.MustExist = c.region, true
+	do.Logger = log.New(c.errOut, "daxstore mount: ", log.LstdFlags)
+	st, err := dax.Open(c.dir, do)
 	if err != nil {
 		return err
 	}

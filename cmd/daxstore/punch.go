@@ -16,19 +16,20 @@ func (c *cli) punchCommand() *cobra.Command {
 	return c.rangeCommand("punch", "Punch a hole: unmap bytes [OFFSET, OFFSET+LENGTH) of KEY",
 		func(ctx context.Context, f *dax.File, off, n int64, bo dax.BreakOptions) error {
 			return f.PunchHoleWith(ctx, off, n, bo)
-		})
+		}, (*dax.AdminClient).PunchHole)
 }
 
 func (c *cli) zeroCommand() *cobra.Command {
 	return c.rangeCommand("zero", "Zero bytes [OFFSET, OFFSET+LENGTH) of KEY, keeping its blocks allocated",
 		func(ctx context.Context, f *dax.File, off, n int64, bo dax.BreakOptions) error {
 			return f.ZeroRangeWith(ctx, off, n, bo)
-		})
+		}, (*dax.AdminClient).ZeroRange)
 }
 
 // rangeCommand builds a command KEY OFFSET LENGTH that runs op on the range.
 func (c *cli) rangeCommand(name, short string,
-	op func(ctx context.Context, f *dax.File, off, n int64, bo dax.BreakOptions) error) *cobra.Command {
+	op func(ctx context.Context, f *dax.File, off, n int64, bo dax.BreakOptions) error,
+	remote func(a *dax.AdminClient, ctx context.Context, key string, off, n int64, bo dax.BreakOptions) error) *cobra.Command {
 	var bf breakFlags
 	cmd := &cobra.Command{
 		Use:   name + " KEY OFFSET LENGTH",
@@ -51,8 +52,10 @@ OFFSET and LENGTH are byte counts such as 8192 or 64KiB.`,
 				return err
 			}
 			defer cancel()
-			return c.withFile(args[0], func(f *dax.File) error {
-				return op(ctx, f, off, n, bo)
+			return c.withHolder(ctx, true, func(s *dax.Store) error {
+				return withStoreKey(s, args[0], func(f *dax.File) error { return op(ctx, f, off, n, bo) })
+			}, func(a *dax.AdminClient) error {
+				return remote(a, ctx, args[0], off, n, bo)
 			})
 		},
 	}

@@ -60,8 +60,10 @@ once the region is full. Either way a failed put leaves the old value.`,
 			if size >= 0 {
 				r = &exactReader{r: r, left: size}
 			}
-			return c.withStore(func(s *dax.Store) error {
+			return c.withHolder(ctx, true, func(s *dax.Store) error {
 				return s.PutReader(ctx, args[0], r, size, bo)
+			}, func(a *dax.AdminClient) error {
+				return a.PutReader(ctx, args[0], r, size, bo)
 			})
 		},
 	}

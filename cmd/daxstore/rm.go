@@ -20,8 +20,10 @@ func (c *cli) rmCommand() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			return c.withStore(func(s *dax.Store) error {
+			return c.withHolder(ctx, true, func(s *dax.Store) error {
 				return s.RemoveWith(ctx, args[0], bo)
+			}, func(a *dax.AdminClient) error {
+				return a.Remove(ctx, args[0], bo)
 			})
 		},
 	}

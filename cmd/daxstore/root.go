@@ -51,7 +51,10 @@ process holds the store.
 Only init creates a store (demo, stress and bench make scratch stores of
 their own). ls, get, stat, df, check, busy and pins open the store
 read-only: they never change it and work where you may only read it. The
-other commands need an existing store to themselves.`,
+other commands need an existing store to themselves. While another process
+holds the store, every command but init asks that process over its admin
+socket (a "live view"); put, rm, truncate, punch and zero only if it
+accepts writes (mount --admin-writes, stress --admin-writes).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,

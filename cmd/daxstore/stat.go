@@ -32,9 +32,14 @@ from that process.`,
 			}
 			var fi dax.FileInfo
 			var bs int64
-			err := c.withStore(func(s *dax.Store) (err error) {
+			holder := 0
+			err := c.withHolder(cmd.Context(), false, func(s *dax.Store) (err error) {
 				bs = s.BlockSize()
 				fi, err = s.Stat(args[0])
+				return err
+			}, func(a *dax.AdminClient) (err error) {
+				bs, holder = a.BlockSize(), a.Pid()
+				fi, err = a.Stat(cmd.Context(), args[0])
 				return err
 			})
 			if err != nil {
@@ -49,6 +54,9 @@ from that process.`,
 			fmt.Fprintf(tw, "size\t%d bytes (%s)\n", fi.Size, formatBytes(fi.Size))
 			fmt.Fprintf(tw, "blocks\t%s\n", formatBlocks(fi.Blocks, bs))
 			fmt.Fprintf(tw, "modified\t%s\n", formatTime(fi.ModTime))
+			if holder > 0 {
+				fmt.Fprintf(tw, "held by\tpid %d (live view)\n", holder)
+			}
 			return tw.Flush()
 		},
 	}

@@ -39,6 +39,7 @@ type stressFlags struct {
 	allocWait       time.Duration
 	freeTarget      string
 	noSync          bool
+	adminWrites     bool
 	crash           int
 	killAfter       time.Duration
 	keep            bool
@@ -115,6 +116,8 @@ afterwards unless --keep; or to --dir, which must not hold a store yet, and
 	fl.DurationVar(&f.allocWait, "alloc-wait", stress.DefaultAllocWait, "how long an allocation waits for busy blocks (the store's AllocWait)")
 	fl.StringVar(&f.freeTarget, "free-target", "", "free space the pressure workers keep (default: 1/32 of --size, at least twice --value-max)")
 	fl.BoolVar(&f.noSync, "no-sync", false, "skip the journal sync of each commit (unsafe; not with --crash)")
+	fl.BoolVar(&f.adminWrites, "admin-writes", false,
+		"let put, rm, truncate, punch and zero of this user change the store through the admin socket meanwhile")
 	fl.IntVar(&f.crash, "crash", 0, "crash torture: run N rounds of kill -9 and recovery instead")
 	fl.DurationVar(&f.killAfter, "kill-after", stress.DefaultKillAfterMax, "with --crash: longest time before the kill")
 	fl.BoolVar(&f.keep, "keep", false, "keep the temporary store")
@@ -131,7 +134,7 @@ func (f *stressFlags) toConfig(cmd *cobra.Command) (stress.Config, error) {
 	cfg := stress.Config{
 		Seed: f.seed, Keys: f.keys, PinHold: f.hold, PinHoldLong: f.longHold,
 		LongHoldPercent: f.longHoldPercent, WakeBound: f.wakeBound, AllocWait: f.allocWait,
-		NoSync: f.noSync, KillAfterMax: f.killAfter, CheckEvery: f.checkEvery,
+		NoSync: f.noSync, AdminWrites: f.adminWrites, KillAfterMax: f.killAfter, CheckEvery: f.checkEvery,
 	}
 	if !fl.Changed("seed") {
 		cfg.Seed = time.Now().UnixNano()

@@ -25,8 +25,10 @@ func (c *cli) truncateCommand() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			return c.withFile(args[0], func(f *dax.File) error {
-				return f.TruncateWith(ctx, size, bo)
+			return c.withHolder(ctx, true, func(s *dax.Store) error {
+				return withStoreKey(s, args[0], func(f *dax.File) error { return f.TruncateWith(ctx, size, bo) })
+			}, func(a *dax.AdminClient) error {
+				return a.Truncate(ctx, args[0], size, bo)
 			})
 		},
 	}
@@ -34,18 +36,16 @@ func (c *cli) truncateCommand() *cobra.Command {
 	return cmd
 }
 
-// withFile opens the store and the key, runs fn, and closes both.
-func (c *cli) withFile(key string, fn func(f *dax.File) error) error {
-	return c.withStore(func(s *dax.Store) (err error) {
-		f, err := s.Open(key)
-		if err != nil {
-			return err
+// withStoreKey opens key in s, runs fn, and closes the key.
+func withStoreKey(s *dax.Store, key string, fn func(f *dax.File) error) (err error) {
+	f, err := s.Open(key)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
 		}
-		defer func() {
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-		}()
-		return fn(f)
-	})
+	}()
+	return fn(f)
 }

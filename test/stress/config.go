@@ -94,6 +94,9 @@ type Config struct {
 	// skip the sync (unsafe; Crash refuses it).
 	AllocWait time.Duration `json:"alloc_wait"`
 	NoSync    bool          `json:"no_sync,omitempty"`
+	// AdminWrites lets other processes change the store through its admin
+	// socket while the run holds it (dax.Options.AdminWrites).
+	AdminWrites bool `json:"admin_writes,omitempty"`
 
 	// KillAfterMax bounds the random delay after which Crash kills its
 	// child, counted from the child's "ready" or its first acknowledgement
@@ -377,7 +380,7 @@ func (c Config) validate() error {
 func (c Config) storeOptions() *dax.Options {
 	return &dax.Options{
 		Size: c.Size, BlockSize: c.BlockSize, RegionPath: c.RegionPath,
-		AllocWait: c.AllocWait, NoSync: c.NoSync,
+		AllocWait: c.AllocWait, NoSync: c.NoSync, AdminWrites: c.AdminWrites,
 		// Fewer files in memory than the workers share, so that files
 		// leave memory and come back from the journal all the time,
 		// racing the operations that bring them in.
