@@ -156,6 +156,14 @@ type counters struct {
 // and journal belong together (ErrMismatch), and frees every busy extent left
 // by a previous process: pins do not outlive it.
 func Open(dir string, o *Options) (*Store, error) {
+	return OpenContext(context.Background(), dir, o)
+}
+
+// OpenContext is Open with a context that bounds the wait for another
+// process's lock (Options.LockTimeout): when ctx is done first, it returns
+// an error wrapping ctx.Err(). The context plays no part once the lock is
+// taken.
+func OpenContext(ctx context.Context, dir string, o *Options) (*Store, error) {
 	opts := o.EnsureDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("daxstore: open %s: %w", dir, err)
@@ -183,12 +191,12 @@ func Open(dir string, o *Options) (*Store, error) {
 	var undo *undoCreate
 	var err error
 	if opts.ReadOnly {
-		s.lock, err = lockDirShared(dir)
+		s.lock, err = lockDirShared(ctx, dir, opts.LockTimeout)
 	} else {
 		undo = s.planUndo()
 		if err = os.MkdirAll(dir, 0o755); err != nil {
 			err = fmt.Errorf("daxstore: open: %w", err)
-		} else if s.lock, err = lockDir(dir); errors.Is(err, ErrLocked) {
+		} else if s.lock, err = lockDir(ctx, dir, opts.LockTimeout); errors.Is(err, ErrLocked) || ctx.Err() != nil {
 			// The holder owns whatever is there.
 			undo = nil
 		}
