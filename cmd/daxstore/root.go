@@ -4,6 +4,7 @@ package main
 // the rules every command shares about arguments.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +25,11 @@ import (
 // names one.
 const defaultDir = "daxstore-data"
 
+// defaultWait is --wait's default: long enough for another short command
+// on the same store to finish, short enough that a store held by a running
+// application fails soon with the holder's pid.
+const defaultWait = 5 * time.Second
+
 // cli is one invocation: its global flags and its standard streams.
 type cli struct {
 	args []string // the command line, for error messages about it
@@ -30,8 +37,10 @@ type cli struct {
 	// reportsInterrupt is set for a command that, once interrupted, still
 	// finishes a report worth waiting for (annotation reportsInterrupt).
 	reportsInterrupt atomic.Bool
-	dir              string // --dir
-	region           string // --region
+	dir              string          // --dir
+	region           string          // --region
+	wait             time.Duration   // --wait
+	ctx              context.Context // the command's, for waits
 	in               io.Reader
 	out              io.Writer
 	errOut           io.Writer
@@ -66,6 +75,7 @@ other commands need an existing store to themselves.`,
 	root.PersistentFlags().StringVar(&c.dir, "dir", "", "store directory (default $DAXSTORE_DIR, else ./"+defaultDir+")")
 	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
 		c.name = cmd.Name()
+		c.ctx = cmd.Context()
 		c.reportsInterrupt.Store(cmd.Annotations[reportsInterrupt] != "")
 		if c.dir == "" {
 			c.dir = os.Getenv("DAXSTORE_DIR")
@@ -76,6 +86,8 @@ other commands need an existing store to themselves.`,
 	}
 	root.PersistentFlags().StringVar(&c.region, "region", "",
 		"region file; init creates it there and links DIR/region to it (default DIR/region)")
+	root.PersistentFlags().DurationVar(&c.wait, "wait", defaultWait,
+		"how long to wait while another process holds the store (0: fail at once)")
 	root.SetFlagErrorFunc(c.flagError)
 	root.AddCommand(
 		c.initCommand(), c.putCommand(), c.getCommand(), c.lsCommand(),
@@ -151,7 +163,15 @@ func (c *cli) openStore() (*dax.Store, error) {
 	if err := c.requireStore(); err != nil {
 		return nil, err
 	}
-	return dax.Open(c.dir, &dax.Options{RegionPath: c.region, ReadOnly: readOnlyCommands[c.name], MustExist: true})
+	if c.wait < 0 {
+		return nil, usageErrorf("%s: invalid --wait %v: must not be negative", c.name, c.wait)
+	}
+	ctx := c.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return dax.OpenContext(ctx, c.dir, &dax.Options{RegionPath: c.region, ReadOnly: readOnlyCommands[c.name], MustExist: true,
+		LockTimeout: c.wait})
 }
 
 // withStore opens the store, runs fn and closes the store again, with a
