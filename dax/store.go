@@ -253,7 +253,7 @@ func (s *Store) requireJournal() error {
 	fi, err := os.Stat(jdir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("daxstore: %w in %s; create one with daxstore init", ErrNoStore, s.dir)
+		return fmt.Errorf("daxstore: %w in %s%s", ErrNoStore, s.dir, s.journalGoneHint())
 	case err != nil:
 		return fmt.Errorf("daxstore: open: %w", err)
 	case !fi.IsDir():
@@ -395,7 +395,7 @@ func (s *Store) open() error {
 	if err := checkRegionBlocks(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
 		return fmt.Errorf("daxstore: open: %w", err)
 	}
-	if _, err := os.Stat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
+	if _, err := os.Lstat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
 		if ro {
 			return fmt.Errorf("daxstore: %w in %s: its creation did not finish (no region %s); a read-write open finishes it",
 				ErrNoStore, s.dir, s.regionPath())
@@ -405,6 +405,9 @@ func (s *Store) open() error {
 		m := st.Meta
 		s.seal.mark = st.Mark // marks never go back
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
+	}
+	if err := s.missingRegion(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
+		return err
 	}
 	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
 	if err != nil {

@@ -112,6 +112,12 @@ func (c *cli) runInit(sizeArg, blockSizeArg string, preallocate bool) error {
 	if preallocate {
 		space = "preallocated"
 	}
+	if rounded := size / bs * bs; rounded != size {
+		// The region holds whole blocks only: say so rather than let the
+		// figures below differ silently from what was asked for.
+		fmt.Fprintf(c.out, "rounded --size %s down to %d bytes (%s), a whole number of %d-byte blocks\n",
+			sizeArg, rounded, formatBytes(rounded), bs)
+	}
 	fmt.Fprintf(c.out, "created store in %s: region %s, %s in %d data blocks of %s (%s), dax: %s\n",
 		c.dir, region, formatBytes(int64(st.DataBlocks)*st.BlockSize), st.DataBlocks, formatBytes(st.BlockSize), space, yesNo(st.DAX))
 	return nil

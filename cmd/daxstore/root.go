@@ -149,12 +149,35 @@ var readOnlyCommands = map[string]bool{
 func (c *cli) requireStore() error {
 	_, err := os.Stat(filepath.Join(c.dir, "journal"))
 	if errors.Is(err, fs.ErrNotExist) {
+		if region := c.leftoverRegion(); region != "" {
+			// init refuses while the region exists: do not send the user there.
+			return fmt.Errorf("no store in %s: its journal is missing but the region %s remains, and its keys "+
+				"cannot be read without the journal (restore the journal from a backup, or remove the region to start over)",
+				c.dir, region)
+		}
 		return fmt.Errorf("no store in %s (create one with 'daxstore init --dir %s')", c.dir, c.dir)
 	}
 	if err != nil {
 		return fmt.Errorf("store %s: %w", c.dir, err)
 	}
 	return nil
+}
+
+// leftoverRegion names the region file (or DIR/region's link to it) when
+// one is there, else "".
+func (c *cli) leftoverRegion() string {
+	for _, p := range []string{c.region, filepath.Join(c.dir, "region")} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil {
+			if target, err := os.Readlink(p); err == nil {
+				return fmt.Sprintf("%s (linked to %s)", p, target)
+			}
+			return p
+		}
+	}
+	return ""
 }
 
 // openStore opens the existing store in c.dir: read-only for the commands
