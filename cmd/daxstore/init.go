@@ -28,7 +28,9 @@ func (c *cli) initCommand() *cobra.Command {
 		preallocate     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "init",
+		Use: "init",
+		Example: `  daxstore init --dir ./store --size 64MiB
+  daxstore init --dir /var/lib/app/store --region /mnt/pmem/app.region --size 16GiB --preallocate`,
 		Short: "Create a store in --dir",
 		Long: `init creates an empty store: the region file (--region, default DIR/region)
 and the journal in DIR/journal. It fails if DIR already holds a store or the

@@ -30,7 +30,9 @@ func (c *cli) mountCommand() *cobra.Command {
 		debug      bool
 	)
 	cmd := &cobra.Command{
-		Use:   "mount MOUNTPOINT",
+		Use: "mount MOUNTPOINT",
+		Example: `  daxstore mount --dir /mnt/pmem/store /mnt/keys
+  daxstore mount --dir /mnt/pmem/store --policy wait /mnt/keys`,
 		Short: "Serve the store as a file system at MOUNTPOINT (FUSE), in the foreground",
 		Long: `mount serves the store as a FUSE file system at MOUNTPOINT until it is
 unmounted: keys holding '/' appear as directories, and ordinary tools (ls, cp,

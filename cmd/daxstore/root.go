@@ -61,6 +61,10 @@ Only init creates a store (demo, stress and bench make scratch stores of
 their own). ls, get, stat, df, check, busy and pins open the store
 read-only: they never change it and work where you may only read it. The
 other commands need an existing store to themselves.`,
+		Example: `  daxstore init --dir ./store --size 64MiB
+  echo hello | daxstore put --dir ./store greeting
+  daxstore get --dir ./store greeting
+  DAXSTORE_DIR=./store daxstore ls`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,

@@ -63,7 +63,10 @@ var stressWorkerFlags = [10]struct{ name, usage string }{
 func (c *cli) stressCommand() *cobra.Command {
 	var f stressFlags
 	cmd := &cobra.Command{
-		Use:   "stress",
+		Use: "stress",
+		Example: `  daxstore stress --duration 30s
+  daxstore stress --seed 42 --ops 10000 --json
+  daxstore stress --crash 20`,
 		Short: "Hammer a store with pins, punches and writes, and check it never frees a referenced block",
 		Long: `stress runs many workers at once against a fresh store: writers, putters,
 readers, pinners, truncaters, punchers, zeroers and removers on a small set of
