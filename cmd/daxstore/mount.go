@@ -74,7 +74,7 @@ func (c *cli) runMount(ctx context.Context, mountpoint string, policy dax.BreakP
 	if err := c.requireStore(); err != nil {
 		return err
 	}
-	st, err := dax.Open(c.dir, &dax.Options{RegionPath: c.region, MustExist: true, BreakPolicy: policy})
+	st, err := dax.OpenContext(ctx, c.dir, &dax.Options{RegionPath: c.region, MustExist: true, BreakPolicy: policy, LockTimeout: c.wait})
 	if err != nil {
 		return err
 	}
