@@ -210,7 +210,7 @@ func Inspect(ctx context.Context, dir string) (*Snapshot, error) {
 	if _, serr := os.Stat(filepath.Join(dir, "journal")); serr != nil {
 		return nil, fmt.Errorf("daxstore: inspect: %w in %s", ErrNoStore, dir)
 	}
-	lock, lerr := lockDirShared(dir)
+	lock, lerr := lockDirShared(ctx, dir, 0)
 	if lerr != nil {
 		// lerr already names daxstore and the directory.
 		return nil, fmt.Errorf("%w (admin socket unreachable: %v)", lerr, err)

@@ -5,6 +5,7 @@ package dax
 // it. Read-only opens share the lock and write nothing.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,14 +21,15 @@ import (
 const lockFileName = "LOCK"
 
 // lockDir takes the store directory's lock or returns an error wrapping
-// ErrLocked that names the holder's pid when it is known.
-func lockDir(dir string) (*os.File, error) {
+// ErrLocked that names the holder's pid when it is known. It waits for the
+// lock as lockWait says.
+func lockDir(ctx context.Context, dir string, wait time.Duration) (*os.File, error) {
 	path := filepath.Join(dir, lockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("daxstore: open lock file: %w", err)
 	}
-	if err := flock(f, dir, unix.LOCK_EX); err != nil {
+	if err := flockWait(ctx, f, dir, unix.LOCK_EX, wait); err != nil {
 		return nil, err
 	}
 	if err := f.Truncate(0); err == nil {
@@ -39,7 +42,7 @@ func lockDir(dir string) (*os.File, error) {
 // open: it opens DIR/LOCK read-only and neither creates nor writes it. A
 // missing LOCK file means no read-write Open ever ran there; it returns a
 // nil file then, and the journal's own lock still keeps a writer out.
-func lockDirShared(dir string) (*os.File, error) {
+func lockDirShared(ctx context.Context, dir string, wait time.Duration) (*os.File, error) {
 	path := filepath.Join(dir, lockFileName)
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -48,10 +51,67 @@ func lockDirShared(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daxstore: open lock file: %w", err)
 	}
-	if err := flock(f, dir, unix.LOCK_SH); err != nil {
+	if err := flockWait(ctx, f, dir, unix.LOCK_SH, wait); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// Backoff bounds of flockWait's polling.
+const (
+	lockPollMin = time.Millisecond
+	lockPollMax = 50 * time.Millisecond
+)
+
+// lockBusyHook, when set (by tests only), runs once a waiting Open has
+// found the lock held, before it waits.
+var lockBusyHook func()
+
+// flockWait takes the lock how on f, retrying for up to wait while another
+// process holds it (Options.LockTimeout), or until ctx is done. On failure
+// it closes f and returns flock's error, wrapping ErrLocked and naming the
+// holder's pid, or ctx's error.
+//
+// It polls with LOCK_NB and a backoff that doubles from lockPollMin to
+// lockPollMax rather than blocking in flock(2) without LOCK_NB: a blocked
+// flock cannot be interrupted from Go, so a goroutine parked in it would
+// outlive a timeout or a cancelled context, and might even take the lock
+// after Open gave up. Polling leaves nothing behind, costs at most 20
+// wakeups a second, and hands the lock over within lockPollMax of its
+// release. Waiters are not served in order; for short CLI commands that
+// is fine.
+func flockWait(ctx context.Context, f *os.File, dir string, how int, wait time.Duration) error {
+	if wait <= 0 {
+		return flock(f, dir, how)
+	}
+	deadline := time.Now().Add(wait)
+	pause := lockPollMin
+	for tries := 0; ; tries++ {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if tries == 0 && lockBusyHook != nil {
+			lockBusyHook()
+		}
+		left := time.Until(deadline)
+		if !errors.Is(err, unix.EWOULDBLOCK) || left <= 0 {
+			// One last try that also closes f and names the holder.
+			if err := flock(f, dir, how); err != nil {
+				return fmt.Errorf("%w (waited %v)", err, wait)
+			}
+			return nil
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return fmt.Errorf("daxstore: %s: waiting for the lock: %w", dir, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, lockPollMax)
+	}
 }
 
 // flock takes the lock how on f without waiting, or closes f and returns

@@ -178,6 +178,18 @@ type Options struct {
 	// without a store gives ErrNoStore.
 	ReadOnly bool
 
+	// LockTimeout is how long Open waits for the store directory's lock
+	// while another process holds it (as bbolt's Options.Timeout). Zero,
+	// the default, fails at once with ErrLocked. A positive duration
+	// retries until the lock is free or the duration has passed, and then
+	// fails with ErrLocked naming the holder's pid; OpenContext's context
+	// cuts the wait short. The wait polls with a backoff of at most 50ms,
+	// so a lock released during it is taken within about that long.
+	// Read-only opens wait the same way for a writer to leave. Meant for
+	// short-lived holders such as CLI commands: a process that keeps the
+	// store open keeps every waiter out until its timeout.
+	LockTimeout time.Duration
+
 	// MustExist makes Open fail with ErrNoStore instead of creating a store
 	// where dir holds none, for callers that mean to open a store they
 	// made earlier (a typo in a path must not make a fresh region). A store
@@ -263,6 +275,9 @@ func (o *Options) EnsureDefaults() Options {
 func (o Options) validate() error {
 	if o.Size < 0 {
 		return fmt.Errorf("negative size %d: %w", o.Size, ErrInvalidRange)
+	}
+	if o.LockTimeout < 0 {
+		return fmt.Errorf("negative lock timeout %v: %w", o.LockTimeout, ErrInvalidRange)
 	}
 	// The superblock's own checks are the rules for a region's geometry:
 	// a block size that is a power of two in range, at least two blocks,

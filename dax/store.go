@@ -156,6 +156,14 @@ type counters struct {
 // and journal belong together (ErrMismatch), and frees every busy extent left
 // by a previous process: pins do not outlive it.
 func Open(dir string, o *Options) (*Store, error) {
+	return OpenContext(context.Background(), dir, o)
+}
+
+// OpenContext is Open with a context that bounds the wait for another
+// process's lock (Options.LockTimeout): when ctx is done first, it returns
+// an error wrapping ctx.Err(). The context plays no part once the lock is
+// taken.
+func OpenContext(ctx context.Context, dir string, o *Options) (*Store, error) {
 	opts := o.EnsureDefaults()
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("daxstore: open %s: %w", dir, err)
@@ -183,12 +191,12 @@ func Open(dir string, o *Options) (*Store, error) {
 	var undo *undoCreate
 	var err error
 	if opts.ReadOnly {
-		s.lock, err = lockDirShared(dir)
+		s.lock, err = lockDirShared(ctx, dir, opts.LockTimeout)
 	} else {
 		undo = s.planUndo()
 		if err = os.MkdirAll(dir, 0o755); err != nil {
 			err = fmt.Errorf("daxstore: open: %w", err)
-		} else if s.lock, err = lockDir(dir); errors.Is(err, ErrLocked) {
+		} else if s.lock, err = lockDir(ctx, dir, opts.LockTimeout); errors.Is(err, ErrLocked) || ctx.Err() != nil {
 			// The holder owns whatever is there.
 			undo = nil
 		}
@@ -245,7 +253,7 @@ func (s *Store) requireJournal() error {
 	fi, err := os.Stat(jdir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("daxstore: %w in %s; create one with daxstore init", ErrNoStore, s.dir)
+		return fmt.Errorf("daxstore: %w in %s%s", ErrNoStore, s.dir, s.journalGoneHint())
 	case err != nil:
 		return fmt.Errorf("daxstore: open: %w", err)
 	case !fi.IsDir():
@@ -387,7 +395,7 @@ func (s *Store) open() error {
 	if err := checkRegionBlocks(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
 		return fmt.Errorf("daxstore: open: %w", err)
 	}
-	if _, err := os.Stat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
+	if _, err := os.Lstat(s.regionPath()); errors.Is(err, fs.ErrNotExist) && pristine(st) {
 		if ro {
 			return fmt.Errorf("daxstore: %w in %s: its creation did not finish (no region %s); a read-write open finishes it",
 				ErrNoStore, s.dir, s.regionPath())
@@ -397,6 +405,9 @@ func (s *Store) open() error {
 		m := st.Meta
 		s.seal.mark = st.Mark // marks never go back
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
+	}
+	if err := s.missingRegion(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
+		return err
 	}
 	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
 	if err != nil {

@@ -29,7 +29,9 @@ func (c *cli) benchCommand() *cobra.Command {
 		scaleValue string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench",
+		Use: "bench",
+		Example: `  daxstore bench --quick
+  daxstore bench --json > bench.json`,
 		Short: "Measure daxstore against bbolt, Pebble, plain files and the hardware limit",
 		Long: `bench measures, in this process and on one medium for every system (a
 temporary directory under --path, default /dev/shm):

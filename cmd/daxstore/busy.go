@@ -17,7 +17,9 @@ import (
 func (c *cli) busyCommand() *cobra.Command {
 	var f inspectFlags
 	cmd := &cobra.Command{
-		Use:   "busy",
+		Use: "busy",
+		Example: `  daxstore busy --dir /mnt/pmem/store
+  daxstore busy --dir /mnt/pmem/store --json`,
 		Short: "List busy extents: blocks detached from files and still pinned",
 		Long: `busy lists the busy extents: blocks that a truncate, punch, zero, remove or
 overwrite detached from their file while pins still referenced them. They are

@@ -26,7 +26,9 @@ type checkReport struct {
 func (c *cli) checkCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "check",
+		Use: "check",
+		Example: `  daxstore check --dir /mnt/pmem/store
+  daxstore check --dir /mnt/pmem/store --json`,
 		Short: "Verify the store's invariants",
 		Long: `check verifies that every data block is free, in exactly one key, or busy;
 that extents do not overlap and lie inside their files; that names and inodes

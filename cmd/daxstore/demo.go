@@ -61,7 +61,9 @@ var demoCanary = []byte("DMA-CANARY-0042!")
 func (c *cli) demoCommand() *cobra.Command {
 	var keep bool
 	cmd := &cobra.Command{
-		Use:   "demo",
+		Use: "demo",
+		Example: `  daxstore demo
+  daxstore demo --keep`,
 		Short: "Show, and check, how pinned blocks survive a hole punch",
 		Long: `demo runs the story daxstore exists for, in one process, on a fresh 8 MiB
 store in a temporary directory (or in --dir, which must not hold a store):

@@ -62,7 +62,9 @@ func newDFReport(snap *dax.Snapshot) dfReport {
 func (c *cli) dfCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "df",
+		Use: "df",
+		Example: `  daxstore df --dir /mnt/pmem/store
+  daxstore df --dir /mnt/pmem/store --json`,
 		Short: "Show used, busy and free space",
 		Long: `df shows how the region's data blocks divide into used (owned by keys),
 busy (detached from keys, waiting for their last pin) and free, how many

@@ -20,7 +20,9 @@ const getChunk = 1 << 20
 
 func (c *cli) getCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "get KEY",
+		Use: "get KEY",
+		Example: `  daxstore get --dir /mnt/pmem/store logs/today > today.log
+  daxstore get --dir /mnt/pmem/store config.json | jq .`,
 		Short: "Write the value of KEY to stdout",
 		Long: `get writes the value of KEY to stdout. It copies the data in chunks of 1 MiB
 and skips holes: when stdout is a regular file they stay holes there,

@@ -16,24 +16,37 @@ import (
 // withHolder runs local on the store opened as withStore does, or, when
 // another process holds it and serves its admin socket, remote on a client
 // of that process. writes says the command changes the store: it then goes
-// through the holder only if the holder accepts writes, and otherwise
-// fails with one line that says who holds the store and how to allow it.
+// through the holder only if the holder accepts writes.
+//
+// The order matters. A holder that answers (an application, a mount) is
+// used at once rather than after --wait, since it may hold the store for
+// months. A holder that does not answer, or refuses writes, may be another
+// short-lived command: then the lock is waited for, --wait at most, and
+// only if it is still held does a refused write fail, with one line that
+// says who holds the store and how to allow it.
 func (c *cli) withHolder(ctx context.Context, writes bool, local func(s *dax.Store) error, remote func(a *dax.AdminClient) error) error {
-	err := c.withStore(local)
+	err := c.withStoreWaiting(0, local)
 	if !errors.Is(err, dax.ErrLocked) {
 		return err
 	}
-	a, derr := dax.Dial(ctx, c.dir)
-	if derr != nil {
-		return err // nobody answers: the lock error says who holds the store
+	refusedBy := 0
+	if a, derr := dax.Dial(ctx, c.dir); derr == nil {
+		if !writes || a.Writes() {
+			err = remote(a)
+			a.Close()
+			if !errors.Is(err, dax.ErrAdminWrites) {
+				return err
+			}
+		} else {
+			a.Close()
+		}
+		refusedBy = a.Pid()
 	}
-	defer a.Close()
-	if writes && !a.Writes() {
-		return c.writesRefused(a.Pid())
+	if c.wait > 0 {
+		err = c.withStore(local)
 	}
-	err = remote(a)
-	if errors.Is(err, dax.ErrAdminWrites) {
-		return c.writesRefused(a.Pid())
+	if errors.Is(err, dax.ErrLocked) && refusedBy != 0 {
+		return c.writesRefused(refusedBy)
 	}
 	return err
 }

@@ -28,7 +28,9 @@ func (c *cli) initCommand() *cobra.Command {
 		preallocate     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "init",
+		Use: "init",
+		Example: `  daxstore init --dir ./store --size 64MiB
+  daxstore init --dir /var/lib/app/store --region /mnt/pmem/app.region --size 16GiB --preallocate`,
 		Short: "Create a store in --dir",
 		Long: `init creates an empty store: the region file (--region, default DIR/region)
 and the journal in DIR/journal. It fails if DIR already holds a store or the
@@ -111,6 +113,12 @@ func (c *cli) runInit(sizeArg, blockSizeArg string, preallocate bool) error {
 	space := "allocated as used"
 	if preallocate {
 		space = "preallocated"
+	}
+	if rounded := size / bs * bs; rounded != size {
+		// The region holds whole blocks only: say so rather than let the
+		// figures below differ silently from what was asked for.
+		fmt.Fprintf(c.out, "rounded --size %s down to %d bytes (%s), a whole number of %d-byte blocks\n",
+			sizeArg, rounded, formatBytes(rounded), bs)
 	}
 	fmt.Fprintf(c.out, "created store in %s: region %s, %s in %d data blocks of %s (%s), dax: %s\n",
 		c.dir, region, formatBytes(int64(st.DataBlocks)*st.BlockSize), st.DataBlocks, formatBytes(st.BlockSize), space, yesNo(st.DAX))

@@ -13,9 +13,14 @@ import (
 func (c *cli) lsCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "ls [PREFIX]",
+		Use: "ls [PREFIX]",
+		Example: `  daxstore ls --dir /mnt/pmem/store
+  daxstore ls --dir /mnt/pmem/store logs/ --json`,
 		Short: "List the keys that start with PREFIX",
-		Args:  argsBetween(0, 1),
+		Long: `ls lists the keys that start with PREFIX (every key without one), in key
+order, with each one's size and the blocks it uses. It opens the store
+read-only.`,
+		Args: argsBetween(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			prefix := ""
 			if len(args) == 1 {

@@ -31,7 +31,9 @@ func (c *cli) mountCommand() *cobra.Command {
 		writes     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "mount MOUNTPOINT",
+		Use: "mount MOUNTPOINT",
+		Example: `  daxstore mount --dir /mnt/pmem/store /mnt/keys
+  daxstore mount --dir /mnt/pmem/store --policy wait /mnt/keys`,
 		Short: "Serve the store as a file system at MOUNTPOINT (FUSE), in the foreground",
 		Long: `mount serves the store as a FUSE file system at MOUNTPOINT until it is
 unmounted: keys holding '/' appear as directories, and ordinary tools (ls, cp,
@@ -76,9 +78,9 @@ func (c *cli) runMount(ctx context.Context, mountpoint string, do *dax.Options, 
 	if err := c.requireStore(); err != nil {
 		return err
 	}
-	do.RegionPath, do.MustExist = c.region, true
+	do.RegionPath, do.MustExist, do.LockTimeout = c.region, true, c.wait
 	do.Logger = log.New(c.errOut, "daxstore mount: ", log.LstdFlags)
-	st, err := dax.Open(c.dir, do)
+	st, err := dax.OpenContext(ctx, c.dir, do)
 	if err != nil {
 		return err
 	}

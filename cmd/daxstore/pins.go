@@ -17,7 +17,9 @@ import (
 func (c *cli) pinsCommand() *cobra.Command {
 	var f inspectFlags
 	cmd := &cobra.Command{
-		Use:   "pins",
+		Use: "pins",
+		Example: `  daxstore pins --dir /mnt/pmem/store
+  daxstore pins --dir /mnt/pmem/store --json`,
 		Short: "List the outstanding pins and windows",
 		Long: `pins lists the pins and windows of the process holding the store, asked over
 its admin socket. MODE is "pin", "pinned window" (holds its blocks as a pin

@@ -1,9 +1,9 @@
 package main
 
 // Progress on a terminal, drawn by a progress-bar library: a spinner for a
-// command that runs longer than a second, a bar for a run of known length
-// (stress --duration), and a status line for the benchmark's steps. Off a
-// terminal nothing is drawn, so scripts and pipes see only the output.
+// command that runs longer than a second, and a status line for the
+// benchmark's steps. Off a terminal nothing is drawn, so scripts and pipes
+// see only the output. stress draws its own line (stressprogress.go).
 
 import (
 	"io"

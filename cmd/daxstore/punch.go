@@ -32,7 +32,9 @@ func (c *cli) rangeCommand(name, short string,
 	remote func(a *dax.AdminClient, ctx context.Context, key string, off, n int64, bo dax.BreakOptions) error) *cobra.Command {
 	var bf breakFlags
 	cmd := &cobra.Command{
-		Use:   name + " KEY OFFSET LENGTH",
+		Use: name + " KEY OFFSET LENGTH",
+		Example: "  daxstore " + name + " --dir /mnt/pmem/store logs/today 0 64KiB\n" +
+			"  daxstore " + name + " --dir /mnt/pmem/store --policy wait --timeout 5s logs/today 8192 4096",
 		Short: short,
 		Long: short + `.
 The size does not change; the part of the range past the end is ignored.

@@ -18,7 +18,10 @@ func (c *cli) putCommand() *cobra.Command {
 	var bf breakFlags
 	var sizeFlag string
 	cmd := &cobra.Command{
-		Use:   "put KEY [FILE|-]",
+		Use: "put KEY [FILE|-]",
+		Example: `  daxstore put --dir /mnt/pmem/store logs/today /var/log/app.log
+  echo hello | daxstore put --dir /mnt/pmem/store greeting
+  daxstore put --dir /mnt/pmem/store --wait 30s big.bin big.bin`,
 		Short: "Store the contents of FILE (default stdin) under KEY",
 		Long: `put stores the contents of FILE, or of stdin when FILE is "-" or absent,
 under KEY, replacing any earlier value atomically: after a crash KEY holds the

@@ -4,6 +4,7 @@ package main
 // the rules every command shares about arguments.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +25,11 @@ import (
 // names one.
 const defaultDir = "daxstore-data"
 
+// defaultWait is --wait's default: long enough for another short command
+// on the same store to finish, short enough that a store held by a running
+// application fails soon with the holder's pid.
+const defaultWait = 5 * time.Second
+
 // cli is one invocation: its global flags and its standard streams.
 type cli struct {
 	args []string // the command line, for error messages about it
@@ -30,8 +37,10 @@ type cli struct {
 	// reportsInterrupt is set for a command that, once interrupted, still
 	// finishes a report worth waiting for (annotation reportsInterrupt).
 	reportsInterrupt atomic.Bool
-	dir              string // --dir
-	region           string // --region
+	dir              string          // --dir
+	region           string          // --region
+	wait             time.Duration   // --wait
+	ctx              context.Context // the command's, for waits
 	in               io.Reader
 	out              io.Writer
 	errOut           io.Writer
@@ -55,6 +64,10 @@ other commands need an existing store to themselves. While another process
 holds the store, every command but init asks that process over its admin
 socket (a "live view"); put, rm, truncate, punch and zero only if it
 accepts writes (mount --admin-writes, stress --admin-writes).`,
+		Example: `  daxstore init --dir ./store --size 64MiB
+  echo hello | daxstore put --dir ./store greeting
+  daxstore get --dir ./store greeting
+  DAXSTORE_DIR=./store daxstore ls`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
@@ -69,6 +82,7 @@ accepts writes (mount --admin-writes, stress --admin-writes).`,
 	root.PersistentFlags().StringVar(&c.dir, "dir", "", "store directory (default $DAXSTORE_DIR, else ./"+defaultDir+")")
 	root.PersistentPreRun = func(cmd *cobra.Command, args []string) {
 		c.name = cmd.Name()
+		c.ctx = cmd.Context()
 		c.reportsInterrupt.Store(cmd.Annotations[reportsInterrupt] != "")
 		if c.dir == "" {
 			c.dir = os.Getenv("DAXSTORE_DIR")
@@ -79,6 +93,8 @@ accepts writes (mount --admin-writes, stress --admin-writes).`,
 	}
 	root.PersistentFlags().StringVar(&c.region, "region", "",
 		"region file; init creates it there and links DIR/region to it (default DIR/region)")
+	root.PersistentFlags().DurationVar(&c.wait, "wait", defaultWait,
+		"how long to wait while another process holds the store (0: fail at once)")
 	root.SetFlagErrorFunc(c.flagError)
 	root.AddCommand(
 		c.initCommand(), c.putCommand(), c.getCommand(), c.lsCommand(),
@@ -140,6 +156,12 @@ var readOnlyCommands = map[string]bool{
 func (c *cli) requireStore() error {
 	_, err := os.Stat(filepath.Join(c.dir, "journal"))
 	if errors.Is(err, fs.ErrNotExist) {
+		if region := c.leftoverRegion(); region != "" {
+			// init refuses while the region exists: do not send the user there.
+			return fmt.Errorf("no store in %s: its journal is missing but the region %s remains, and its keys "+
+				"cannot be read without the journal (restore the journal from a backup, or remove the region to start over)",
+				c.dir, region)
+		}
 		return fmt.Errorf("no store in %s (create one with 'daxstore init --dir %s')", c.dir, c.dir)
 	}
 	if err != nil {
@@ -148,22 +170,59 @@ func (c *cli) requireStore() error {
 	return nil
 }
 
+// leftoverRegion names the region file (or DIR/region's link to it) when
+// one is there, else "".
+func (c *cli) leftoverRegion() string {
+	for _, p := range []string{c.region, filepath.Join(c.dir, "region")} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Lstat(p); err == nil {
+			if target, err := os.Readlink(p); err == nil {
+				return fmt.Sprintf("%s (linked to %s)", p, target)
+			}
+			return p
+		}
+	}
+	return ""
+}
+
 // openStore opens the existing store in c.dir: read-only for the commands
 // that only look, for writing otherwise; it never creates one.
 func (c *cli) openStore() (*dax.Store, error) {
+	return c.openStoreWaiting(c.wait)
+}
+
+// openStoreWaiting is openStore waiting at most wait for another
+// process's lock.
+func (c *cli) openStoreWaiting(wait time.Duration) (*dax.Store, error) {
 	if err := c.requireStore(); err != nil {
 		return nil, err
 	}
-	return dax.Open(c.dir, &dax.Options{RegionPath: c.region, ReadOnly: readOnlyCommands[c.name], MustExist: true})
+	if c.wait < 0 {
+		return nil, usageErrorf("%s: invalid --wait %v: must not be negative", c.name, c.wait)
+	}
+	ctx := c.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return dax.OpenContext(ctx, c.dir, &dax.Options{RegionPath: c.region, ReadOnly: readOnlyCommands[c.name], MustExist: true,
+		LockTimeout: wait})
 }
 
 // withStore opens the store, runs fn and closes the store again, with a
 // progress line on a terminal if that takes more than a second. It returns
 // fn's error, or else Close's.
 func (c *cli) withStore(fn func(s *dax.Store) error) (err error) {
+	return c.withStoreWaiting(c.wait, fn)
+}
+
+// withStoreWaiting is withStore waiting at most wait for another process's
+// lock.
+func (c *cli) withStoreWaiting(wait time.Duration, fn func(s *dax.Store) error) (err error) {
 	stop := startProgress(c.errOut, c.name)
 	defer stop()
-	s, err := c.openStore()
+	s, err := c.openStoreWaiting(wait)
 	if err != nil {
 		return err
 	}

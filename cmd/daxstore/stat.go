@@ -13,7 +13,9 @@ import (
 func (c *cli) statCommand() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "stat [KEY]",
+		Use: "stat [KEY]",
+		Example: `  daxstore stat --dir /mnt/pmem/store
+  daxstore stat --dir /mnt/pmem/store logs/today --json`,
 		Short: "Describe KEY, or without KEY the store",
 		Long: `stat describes KEY: size, blocks, modification time. Without KEY it shows
 the store's statistics; while another process holds the store they come live

@@ -64,7 +64,10 @@ var stressWorkerFlags = [10]struct{ name, usage string }{
 func (c *cli) stressCommand() *cobra.Command {
 	var f stressFlags
 	cmd := &cobra.Command{
-		Use:   "stress",
+		Use: "stress",
+		Example: `  daxstore stress --duration 30s
+  daxstore stress --seed 42 --ops 10000 --json
+  daxstore stress --crash 20`,
 		Short: "Hammer a store with pins, punches and writes, and check it never frees a referenced block",
 		Long: `stress runs many workers at once against a fresh store: writers, putters,
 readers, pinners, truncaters, punchers, zeroers and removers on a small set of
@@ -252,16 +255,9 @@ func (c *cli) runStress(cmd *cobra.Command, f *stressFlags) error {
 	if f.crash > 0 {
 		return c.runCrash(cmd.Context(), cfg, f)
 	}
-	max := int64(-1) // a run bounded by --ops only has no known length
-	if cfg.Duration > 0 {
-		max = cfg.Duration.Milliseconds()
-	}
-	bar := newProgress(c.errOut, max, "daxstore stress")
-	rep, err := stress.Run(cmd.Context(), cfg, func(p stress.Progress) {
-		bar.describe(formatStressProgress(p))
-		bar.set(p.Elapsed.Milliseconds())
-	})
-	bar.done()
+	line := newStressLine(c.errOut, cfg.Duration) // a run bounded by --ops only has no known length
+	rep, err := stress.Run(cmd.Context(), cfg, line.update)
+	line.done()
 	if err != nil {
 		return err
 	}
@@ -382,20 +378,6 @@ func roundDur(d time.Duration) time.Duration {
 		return d.Round(10 * time.Microsecond)
 	}
 	return d.Round(time.Microsecond)
-}
-
-// formatStressProgress is the live line: elapsed time, the total rate and
-// the busiest kinds' rates, and the store's busy blocks, pins and waiters.
-func formatStressProgress(p stress.Progress) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "stress: %s ops/s", formatCount(p.OpsPerSec))
-	for _, k := range p.Kinds {
-		if k.OpsPerSec >= 0.5 {
-			fmt.Fprintf(&b, " %s %s", k.Kind, formatCount(k.OpsPerSec))
-		}
-	}
-	fmt.Fprintf(&b, "  busy %d pins %d waiters %d  violations %d", p.BusyBlocks, p.Pins, p.Waiters, p.Violations)
-	return b.String()
 }
 
 // formatCount shows a rate compactly: 950, 12.3k, 1.2M.

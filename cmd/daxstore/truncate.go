@@ -12,9 +12,15 @@ import (
 func (c *cli) truncateCommand() *cobra.Command {
 	var bf breakFlags
 	cmd := &cobra.Command{
-		Use:   "truncate KEY SIZE",
+		Use: "truncate KEY SIZE",
+		Example: `  daxstore truncate --dir /mnt/pmem/store logs/today 1MiB
+  daxstore truncate --dir /mnt/pmem/store --policy wait logs/today 0`,
 		Short: "Set the size of KEY: growing adds a hole, shrinking drops the tail",
-		Args:  argsBetween(2, 2),
+		Long: `truncate sets the size of KEY to SIZE (a byte count such as 0 or 64KiB).
+Growing adds a hole that reads as zeros and takes no blocks; shrinking drops
+the tail, and its blocks follow --policy as for rm: detached to the busy list
+while pinned (the default), waited for, or refused.`,
+		Args: argsBetween(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			size, err := parseSize("size", args[1])
 			if err != nil {
