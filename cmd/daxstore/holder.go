@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/daxstore/daxstore/dax"
 )
@@ -46,14 +47,20 @@ func (c *cli) withHolder(ctx context.Context, writes bool, local func(s *dax.Sto
 		err = c.withStore(local)
 	}
 	if errors.Is(err, dax.ErrLocked) && refusedBy != 0 {
-		return c.writesRefused(refusedBy)
+		return c.writesRefused(refusedBy, c.wait)
 	}
 	return err
 }
 
-func (c *cli) writesRefused(pid int) error {
-	return fmt.Errorf("store %s is locked by pid %d, which does not accept writes through its admin socket "+
-		"(start it with --admin-writes, or open it with dax.Options.AdminWrites)", c.dir, pid)
+// writesRefused is the one line for a write the holder will not take;
+// waited, when positive, is how long the lock was waited for first.
+func (c *cli) writesRefused(pid int, waited time.Duration) error {
+	held := fmt.Sprintf("store %s is locked by pid %d", c.dir, pid)
+	if waited > 0 {
+		held += fmt.Sprintf(" (waited %v)", waited)
+	}
+	return fmt.Errorf("%s, which does not accept writes through its admin socket "+
+		"(start it with --admin-writes, or open it with dax.Options.AdminWrites)", held)
 }
 
 // liveNote tells stderr that the answer came from the holder, for get,
