@@ -213,7 +213,7 @@ type storeCollector struct {
 
 var (
 	descOps = prometheus.NewDesc("daxstore_operations_total",
-		"Operations by kind since Open, failed ones included (pin and unpin count pins taken and let go, by Unpin or a forced Close).", []string{"op"}, nil)
+		"Operations by kind since Open, failed ones included (except pin and unpin, which count pins taken and let go, by Unpin or a forced Close, pinned windows included; their failures count in daxstore_operation_errors_total only).", []string{"op"}, nil)
 	descErrs = prometheus.NewDesc("daxstore_operation_errors_total",
 		"Operations by kind that returned an error since Open (ErrNotFound included).", []string{"op"}, nil)
 	descRead = prometheus.NewDesc("daxstore_read_bytes_total",
@@ -221,7 +221,7 @@ var (
 	descWritten = prometheus.NewDesc("daxstore_written_bytes_total",
 		"Bytes stored by WriteAt and Put since Open.", nil, nil)
 	descPins = prometheus.NewDesc("daxstore_pins",
-		"Pins outstanding now.", nil, nil)
+		"Pins outstanding now, pinned windows included.", nil, nil)
 	descPinAge = prometheus.NewDesc("daxstore_oldest_pin_age_seconds",
 		"Age of the oldest outstanding pin (0 when none).", nil, nil)
 	descPinned = prometheus.NewDesc("daxstore_pinned_blocks",
