@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/daxstore/daxstore/internal/poll"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -276,5 +278,49 @@ func TestMetricsWithoutHolderOpensReadOnly(t *testing.T) {
 	}
 	if _, err := Metrics(context.Background(), t.TempDir(), io.Discard); !errors.Is(err, ErrNoStore) {
 		t.Errorf("Metrics of an empty directory: %v, want ErrNoStore", err)
+	}
+}
+
+// TestMetricsOfAnAllocationThatWaitedForAPin fills the region, has a put
+// wait for blocks a pin holds, and unpins: the space waiter shows while it
+// waits, and afterwards the allocation wait, its duration and the
+// release-to-wakeup latency are counted.
+func TestMetricsOfAnAllocationThatWaitedForAPin(t *testing.T) {
+	s, p := fullStore(t, time.Minute)
+	gather := func() map[string]*dto.MetricFamily {
+		var buf bytes.Buffer
+		if err := s.WriteMetrics(&buf); err != nil {
+			t.Fatal(err)
+		}
+		return parseMetrics(t, buf.Bytes())
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Put("new", pattern(3, 4*testBS)) }()
+	poll.Until(t, "the put to wait for space", func() bool {
+		return metricValue(t, gather(), "daxstore_space_waiters") > 0
+	})
+	if err := p.Unpin(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("put after unpin: %v", err)
+		}
+	case <-time.After(poll.Bound):
+		t.Fatalf("the put is still waiting %v after the unpin", poll.Bound)
+	}
+	mfs := gather()
+	if got := metricValue(t, mfs, "daxstore_alloc_waits_total"); got != 1 {
+		t.Errorf("alloc waits %v, want 1", got)
+	}
+	if got := metricValue(t, mfs, "daxstore_alloc_wait_seconds_total"); got <= 0 {
+		t.Errorf("alloc wait time %v, want > 0", got)
+	}
+	if got := metricValue(t, mfs, "daxstore_release_wakeup_seconds"); got < 1 {
+		t.Errorf("release-to-wakeup histogram has %v samples, want at least 1", got)
+	}
+	if got := metricValue(t, mfs, "daxstore_space_waiters"); got != 0 {
+		t.Errorf("space waiters %v after the wait, want 0", got)
 	}
 }
