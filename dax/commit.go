@@ -306,7 +306,7 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 	if err := t.b.Commit(sync); err != nil {
 		return nil, s.fail(err)
 	}
-	s.met.commitDone(start, sync)
+	s.met.commitDone(start, sync && !s.opts.NoSync)
 	if err := s.checkpointDue(); err != nil {
 		return nil, err
 	}
