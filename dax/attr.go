@@ -274,10 +274,11 @@ type RenameOptions struct {
 // returns once they are released). Open Files of the replaced file get
 // ErrNotFound afterwards. Like Rename, it looks at keys only: it neither
 // checks nor moves directories.
-func (s *Store) RenameWith(ctx context.Context, old, new string, o RenameOptions) error {
+func (s *Store) RenameWith(ctx context.Context, old, new string, o RenameOptions) (err error) {
 	if !o.Replace {
 		return s.Rename(old, new)
 	}
+	defer func() { s.met.done(opRename, err) }()
 	if err := validKey(old); err != nil {
 		return err
 	}
@@ -286,7 +287,7 @@ func (s *Store) RenameWith(ctx context.Context, old, new string, o RenameOptions
 	}
 	policy := s.policy(o.Break)
 	var ch [2]FileChange // what the rename changed, for watchers
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+	err = s.runBreak(ctx, policy, func() (*breakResult, error) {
 		res, err := s.renameReplace(old, new, policy, &ch)
 		s.notify(ch[0]) // after renameReplace's end: outside every lock
 		s.notify(ch[1])

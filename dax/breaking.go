@@ -549,12 +549,13 @@ func (f *File) Truncate(size int64) error {
 // are detached, waited for, or make it fail, as the policy says. Nothing
 // inside the file changes before the new size is committed, so a crash
 // leaves the old size with the old bytes, or the new size.
-func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) error {
+func (f *File) TruncateWith(ctx context.Context, size int64, bo BreakOptions) (err error) {
+	defer func() { f.s.met.done(opTruncate, err) }()
 	if err := checkRange(size, 0); err != nil {
 		return f.errorf("truncate", err)
 	}
 	policy := f.s.policy(bo)
-	err := f.s.runBreak(ctx, policy, func() (*breakResult, error) {
+	err = f.s.runBreak(ctx, policy, func() (*breakResult, error) {
 		bs := f.s.bs
 		keep := uint64((size + bs - 1) / bs)
 		tail := size % bs
@@ -652,11 +653,12 @@ func (f *File) PunchHole(off, n int64) error {
 // (freed, or detached while pinned) and partial blocks zeroed (copied on
 // write while pinned, so the holder keeps its bytes). The size does not
 // change; the part of the range past the end of the file is ignored.
-func (f *File) PunchHoleWith(ctx context.Context, off, n int64, bo BreakOptions) error {
+func (f *File) PunchHoleWith(ctx context.Context, off, n int64, bo BreakOptions) (err error) {
+	defer func() { f.s.met.done(opPunch, err) }()
 	if err := checkRange(off, n); err != nil {
 		return f.errorf("punch", err)
 	}
-	err := f.rangeBreak(ctx, "punch", busyextent.ReasonPunch, off, n, bo, (*breaker).drop)
+	err = f.rangeBreak(ctx, "punch", busyextent.ReasonPunch, off, n, bo, (*breaker).drop)
 	if err != nil {
 		return f.errorf("punch", err)
 	}
@@ -673,11 +675,12 @@ func (f *File) ZeroRange(off, n int64) error {
 // blocks allocated (as unwritten blocks). It never zeroes bytes a pin holder
 // sees: a pinned block is detached and the file gets a fresh block instead.
 // The size does not change; the part past the end of the file is ignored.
-func (f *File) ZeroRangeWith(ctx context.Context, off, n int64, bo BreakOptions) error {
+func (f *File) ZeroRangeWith(ctx context.Context, off, n int64, bo BreakOptions) (err error) {
+	defer func() { f.s.met.done(opZero, err) }()
 	if err := checkRange(off, n); err != nil {
 		return f.errorf("zero", err)
 	}
-	err := f.rangeBreak(ctx, "zero", busyextent.ReasonZero, off, n, bo, (*breaker).zeroFull)
+	err = f.rangeBreak(ctx, "zero", busyextent.ReasonZero, off, n, bo, (*breaker).zeroFull)
 	if err != nil {
 		return f.errorf("zero", err)
 	}

@@ -209,6 +209,7 @@ func applyBusyDelta(b *journal.Batch, d busyextent.Delta) {
 type durable struct {
 	wait  func() error  // waits for the batch's sync
 	seq   uint64        // the commit's place among synced commits (commitSeq)
+	start time.Time     // when the batch was applied, for the commit latency metric
 	freed []pmem.Extent // blocks to hand to the allocator once durable
 	mark  uint64        // the commit mark the batch carried, or 0
 	prev  *durable      // an earlier commit of the same operation, settled first
@@ -283,13 +284,14 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 		// space, before Apply returns here, and that allocation must see
 		// the blocks on their way back rather than fail for want of them.
 		s.settling.Add(extentBlocks(t.freed))
+		start := s.met.now()
 		wait, err := t.b.Apply()
 		if err != nil {
 			s.settling.Add(-extentBlocks(t.freed))
 			return nil, s.fail(err)
 		}
 		s.seq.applied++
-		d := &durable{wait: wait, seq: s.seq.applied, freed: t.freed}
+		d := &durable{wait: wait, seq: s.seq.applied, freed: t.freed, start: start}
 		if mark {
 			s.seal.mark++
 			s.seal.at = time.Now()
@@ -300,9 +302,11 @@ func (s *Store) commitLocked(t *txn, sync bool) (*durable, error) {
 		}
 		return d, nil
 	}
+	start := s.met.now()
 	if err := t.b.Commit(sync); err != nil {
 		return nil, s.fail(err)
 	}
+	s.met.commitDone(start, sync && !s.opts.NoSync)
 	if err := s.checkpointDue(); err != nil {
 		return nil, err
 	}
@@ -354,6 +358,9 @@ func (s *Store) settle(d *durable) error {
 		return err
 	}
 	err := d.wait()
+	if err == nil {
+		s.met.commitDone(d.start, true)
+	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	s.settling.Add(-extentBlocks(d.freed))

@@ -119,9 +119,11 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	// is not read, and a file may end at MaxFileSize, so a read that
 	// reaches past that end must get io.EOF, not ErrInvalidRange.
 	if err := checkRange(off, 0); err != nil {
+		f.s.met.done(opRead, err)
 		return 0, f.errorf("read", err)
 	}
 	if err := f.enter(false); err != nil {
+		f.s.met.done(opRead, err)
 		return 0, f.errorf("read", err)
 	}
 	defer f.s.end()
@@ -129,8 +131,10 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	defer f.in.ioMu.RUnlock()
 	n, err := f.readLocked(p, off)
 	if err != nil && err != io.EOF {
+		f.s.met.readBytes(opRead, n, err)
 		return n, f.errorf("read", err)
 	}
+	f.s.met.readBytes(opRead, n, nil)
 	return n, err
 }
 
@@ -260,10 +264,12 @@ func (s *Store) poisonCause(err error) error {
 // waits up to Options.AllocWait for them.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := checkRange(off, int64(len(p))); err != nil {
+		f.s.met.done(opWrite, err)
 		return 0, f.errorf("write", err)
 	}
 	old := int64(-1) // the size before, once the write may change bytes
 	err := f.s.retrySpace(context.Background(), func() error { return f.writeAt(p, off, &old) })
+	f.s.met.wroteBytes(opWrite, len(p), err)
 	if old >= 0 {
 		f.notify(ChangeData, off, int64(len(p)))
 		if off+int64(len(p)) > old {
@@ -475,12 +481,13 @@ func (s *Store) writeBlocks(e pmem.Extent, fileBlock uint64, p []byte, off int64
 // Allocate reserves blocks for [off, off+n) as unwritten extents, which read
 // as zeros until written, and grows the file to off+n if it is shorter.
 // Blocks already mapped are left alone.
-func (f *File) Allocate(off, n int64) error {
+func (f *File) Allocate(off, n int64) (err error) {
+	defer func() { f.s.met.done(opAllocate, err) }()
 	if err := checkRange(off, n); err != nil {
 		return f.errorf("allocate", err)
 	}
 	old := int64(-1) // the size before, once the allocation may change the file
-	err := f.s.retrySpace(context.Background(), func() error { return f.allocate(off, n, &old) })
+	err = f.s.retrySpace(context.Background(), func() error { return f.allocate(off, n, &old) })
 	if old >= 0 {
 		f.notify(ChangeData, off, n)
 		if off+n > old {

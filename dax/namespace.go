@@ -361,7 +361,8 @@ func (s *Store) Open(key string) (*File, error) {
 
 // Rename gives the file old the name new. It fails with ErrNotFound when old
 // is missing and ErrExist when new exists; it never replaces a file.
-func (s *Store) Rename(old, new string) error {
+func (s *Store) Rename(old, new string) (err error) {
+	defer func() { s.met.done(opRename, err) }()
 	if err := validKey(old); err != nil {
 		return err
 	}

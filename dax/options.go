@@ -166,6 +166,13 @@ type Options struct {
 	// peer's uid. nil discards it.
 	Logger *log.Logger
 
+	// NoMetrics stops the counting that GET /metrics on the admin socket
+	// adds to operations (operations and errors by kind, bytes, commit and
+	// wakeup latencies, allocation wait time); the figures the store keeps
+	// anyway are still served. It exists to measure what counting costs
+	// (`daxstore bench` reports it); the cost is a few atomic adds.
+	NoMetrics bool
+
 	// ReadOnly opens an existing store for reading only. Open then creates,
 	// writes, renames and removes nothing (no lock file, journal file or
 	// admin socket; the region is mapped without write permission), so a

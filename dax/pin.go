@@ -149,16 +149,16 @@ func (f *File) Pin(off, n int64, opts PinOptions) (Pin, error) {
 	if f.s.opts.ReadOnly {
 		// A pin exists to survive layout changes, and may fill holes or
 		// convert unwritten blocks: none of that belongs to a reader.
-		return Pin{}, f.errorf("pin", ErrReadOnly)
+		return Pin{}, f.pinError(ErrReadOnly)
 	}
 	if err := checkRange(off, n); err != nil {
-		return Pin{}, f.errorf("pin", err)
+		return Pin{}, f.pinError(err)
 	}
 	if err := checkLabel(opts.Label); err != nil {
-		return Pin{}, f.errorf("pin", err)
+		return Pin{}, f.pinError(err)
 	}
 	if n == 0 {
-		return Pin{}, f.errorf("pin", fmt.Errorf("empty range: %w", ErrInvalidRange))
+		return Pin{}, f.pinError(fmt.Errorf("empty range: %w", ErrInvalidRange))
 	}
 	if p, ok := f.pinWritten(off, n, &opts); ok {
 		return p, nil
@@ -168,6 +168,12 @@ func (f *File) Pin(off, n int64, opts PinOptions) (Pin, error) {
 
 // pinSlow is Pin's general path, kept out of line so that the fast path's
 // frame stays small.
+// pinError counts a failed Pin and wraps its error.
+func (f *File) pinError(err error) error {
+	f.s.met.failed(opPin)
+	return f.errorf("pin", err)
+}
+
 func (f *File) pinSlow(off, n int64, opts PinOptions) (Pin, error) {
 	var p Pin
 	err := f.s.retrySpace(context.Background(), func() (err error) {
@@ -175,7 +181,7 @@ func (f *File) pinSlow(off, n int64, opts PinOptions) (Pin, error) {
 		return err
 	})
 	if err != nil {
-		return Pin{}, f.errorf("pin", err)
+		return Pin{}, f.pinError(err)
 	}
 	return p, nil
 }
@@ -475,6 +481,9 @@ func (p Pin) Unpin() error {
 	var stored FileChange // a writable pin's range, for watchers
 	err := r.s.pins.unpin(r, p.id, &stored)
 	r.s.notify(stored)
+	if err != nil {
+		r.s.met.failed(opUnpin)
+	}
 	switch {
 	case err == errPinClosed:
 		return fmt.Errorf("daxstore: unpin %q: %w", p.label, ErrClosed)

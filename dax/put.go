@@ -34,7 +34,8 @@ func (s *Store) Put(key string, value []byte) error {
 // busy while pins still reference them (they keep the old value).
 // PutReader does the same from an io.Reader, for values not held in
 // memory.
-func (s *Store) PutWith(ctx context.Context, key string, value []byte, bo BreakOptions) error {
+func (s *Store) PutWith(ctx context.Context, key string, value []byte, bo BreakOptions) (err error) {
+	defer func() { s.met.wroteBytes(opPut, len(value), err) }()
 	if err := validKey(key); err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func (s *Store) PutWith(ctx context.Context, key string, value []byte, bo BreakO
 	}
 	policy := s.policy(bo)
 	var ch FileChange // what the put changed, for watchers
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+	err = s.runBreak(ctx, policy, func() (*breakResult, error) {
 		res, err := s.put(key, value, policy, &ch)
 		s.notify(ch) // after put's end: outside every lock
 		return res, err
@@ -104,7 +105,9 @@ const putChunk = 1 << 20
 // While it reads r the put is an operation in flight: Close and Check wait
 // for it, so a reader that stalls stalls them. ctx is checked between
 // chunks; cancel it to give up.
-func (s *Store) PutReader(ctx context.Context, key string, r io.Reader, size int64, bo BreakOptions) error {
+func (s *Store) PutReader(ctx context.Context, key string, r io.Reader, size int64, bo BreakOptions) (err error) {
+	cr := &putCounter{r: r}
+	defer func() { s.met.wroteBytes(opPut, int(cr.n), err) }()
 	if err := validKey(key); err != nil {
 		return err
 	}
@@ -113,7 +116,7 @@ func (s *Store) PutReader(ctx context.Context, key string, r io.Reader, size int
 			return fmt.Errorf("daxstore: put %q: %w", key, err)
 		}
 	}
-	if err := s.putReader(ctx, key, r, size, s.policy(bo)); err != nil {
+	if err := s.putReader(ctx, key, cr, size, s.policy(bo)); err != nil {
 		return fmt.Errorf("daxstore: put %q: %w", key, err)
 	}
 	return nil
@@ -480,7 +483,12 @@ func (s *Store) Get(key string) ([]byte, error) {
 // it returns dst unchanged in length (its spare capacity may have been
 // written). A value larger than MaxGetSize fails with ErrTooLarge before
 // anything is allocated.
-func (s *Store) AppendGet(dst []byte, key string) ([]byte, error) {
+func (s *Store) AppendGet(dst []byte, key string) (_ []byte, err error) {
+	defer func() {
+		if err != nil {
+			s.met.readBytes(opGet, 0, err)
+		}
+	}()
 	if err := validKey(key); err != nil {
 		return dst, err
 	}
@@ -505,6 +513,7 @@ func (s *Store) AppendGet(dst []byte, key string) ([]byte, error) {
 	if err != nil {
 		return dst, fmt.Errorf("daxstore: get %q: %w", key, err)
 	}
+	s.met.readBytes(opGet, len(out)-len(dst), nil)
 	return out, nil
 }
 
@@ -527,7 +536,8 @@ func (s *Store) AppendGet(dst []byte, key string) ([]byte, error) {
 // store) returns an error wrapping ErrCorrupt instead of killing the
 // process. A value that must be copied and is larger than MaxGetSize fails
 // with ErrTooLarge; fn is then not called.
-func (s *Store) View(key string, fn func(value []byte) error) error {
+func (s *Store) View(key string, fn func(value []byte) error) (err error) {
+	defer func() { s.met.done(opGet, err) }()
 	if err := validKey(key); err != nil {
 		return err
 	}
@@ -685,13 +695,14 @@ func (s *Store) Remove(key string) error {
 
 // RemoveWith deletes key and frees its blocks, detaching those still pinned
 // (pins keep their bytes). Open Files of the key get ErrNotFound afterwards.
-func (s *Store) RemoveWith(ctx context.Context, key string, bo BreakOptions) error {
+func (s *Store) RemoveWith(ctx context.Context, key string, bo BreakOptions) (err error) {
+	defer func() { s.met.done(opRemove, err) }()
 	if err := validKey(key); err != nil {
 		return err
 	}
 	policy := s.policy(bo)
 	var ch FileChange // what the removal changed, for watchers
-	err := s.runBreak(ctx, policy, func() (*breakResult, error) {
+	err = s.runBreak(ctx, policy, func() (*breakResult, error) {
 		res, err := s.remove(key, policy, &ch)
 		s.notify(ch) // after remove's end: outside every lock
 		return res, err

@@ -15,6 +15,7 @@ import (
 // onLastRelease is pageref's callback: detached blocks whose last reference
 // just dropped. It runs on the unpinning goroutine, so it only enqueues.
 func (s *Store) onLastRelease(runs []pmem.Extent) {
+	s.met.released(s.epoch)
 	s.releaser.Enqueue(runs...)
 }
 
@@ -104,8 +105,15 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 			wctx, cancel = context.WithTimeout(ctx, s.opts.AllocWait)
 			defer cancel()
 			s.stats.allocWaits.Add(1)
+			began := s.pinAge()
+			defer func() { s.met.waited(s.pinAge() - began) }()
 		}
-		if _, werr := s.busy.Wait(wctx, gen); werr != nil {
+		waitStart := s.pinAge()
+		_, werr := s.busy.Wait(wctx, gen)
+		if werr == nil {
+			s.met.woke(s.epoch, waitStart)
+		}
+		if werr != nil {
 			if ctx.Err() != nil {
 				return s.noSpace(err) // the caller gave up
 			}

@@ -131,6 +131,7 @@ type Store struct {
 
 	admin *adminServer
 	stats counters
+	met   *metrics // GET /metrics (metrics.go)
 	watch watchSet // Watch callbacks; see notify
 }
 
@@ -615,6 +616,7 @@ func (s *Store) start() error {
 	}
 	s.prefault = newPrefaulter(s.region)
 	s.releaser = busyextent.NewReleaser(s.commitRelease)
+	s.met = newMetrics(s)
 	if !s.opts.NoAdminSocket {
 		a, err := startAdmin(s)
 		if err != nil {

@@ -311,7 +311,8 @@ func (s *Store) chargePieces(n int) error {
 // reads the same). An empty or out-of-range request fails with
 // ErrInvalidRange, a bad label with ErrInvalidLabel; none of them changes
 // anything.
-func (f *File) Map(off, n int64, opts MapOptions) (*Window, error) {
+func (f *File) Map(off, n int64, opts MapOptions) (_ *Window, err error) {
+	defer func() { f.s.met.done(opMap, err) }()
 	w, err := f.mapWindow(off, n, opts)
 	if err != nil {
 		return nil, f.errorf("map", err)

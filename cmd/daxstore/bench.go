@@ -46,7 +46,10 @@ temporary directory under --path, default /dev/shm):
   - Get: Store.Get and File.ReadAt (copying) and Pin (zero-copy) against the
     peers' reads and one copy out of a prefaulted mapping;
   - Pin+Unpin of one block, on one goroutine and on every core, and of a
-    whole 1 GiB contiguous file (--punch-size);
+    whole 1 GiB contiguous file (--punch-size); and what counting for
+    metrics costs Pin+Unpin and a 4 KiB ReadAt (a store with metrics
+    against one with Options.NoMetrics, medians of interleaved rounds;
+    target: at most 2%);
   - truncate and punch of a 1 GiB file, with nothing and with 1% pinned,
     against fallocate(PUNCH_HOLE);
   - the release→wakeup latency, and the memory of the refcount table;

@@ -100,7 +100,7 @@ accepts writes (mount --admin-writes, stress --admin-writes).`,
 		c.initCommand(), c.putCommand(), c.getCommand(), c.lsCommand(),
 		c.rmCommand(), c.truncateCommand(), c.punchCommand(), c.zeroCommand(),
 		c.statCommand(), c.dfCommand(), c.checkCommand(),
-		c.busyCommand(), c.pinsCommand(), c.demoCommand(), c.stressCommand(), c.mountCommand(),
+		c.busyCommand(), c.pinsCommand(), c.metricsCommand(), c.demoCommand(), c.stressCommand(), c.mountCommand(),
 	)
 	root.AddCommand(c.benchCommand(), c.benchChildCommand())
 	return root

@@ -42,6 +42,8 @@ func TestRunMeasuresEveryFigureAndJudgesEveryTarget(t *testing.T) {
 		{groupWindowRead, subjWindowReadLimit, 8 << 20}, {groupWindowMap, subjWindowMap, 4 << 10},
 		{groupWindowMap, subjWindowMap, 8 << 20}, {groupWindowMap, subjWindowMapLimit, 4 << 10},
 		{groupWindowPunch, subjWindowPunchP99, 2 << 20}, {groupWindowPunch, subjNoWindowPunchP99, 2 << 20},
+		{groupMetrics, subjMetricsPinOn, 0}, {groupMetrics, subjMetricsPinOff, 0},
+		{groupMetrics, subjMetricsReadOn, 0}, {groupMetrics, subjMetricsReadOff, 0},
 	} {
 		f := rep.find(want.group, want.subject, want.size)
 		if f == nil {

@@ -104,7 +104,10 @@ func (r *runner) pinAll() (err error) {
 	}
 	r.add(Figure{Group: "pin", Subject: subjPinSame, Role: roleDax, Value: same.opsPerSec(), Unit: unitOpsPerSec,
 		HigherIsBetter: true, Note: fmt.Sprintf("%d goroutines, all on the same block", n)})
-	return r.pinLong()
+	if err := r.pinLong(); err != nil {
+		return err
+	}
+	return r.metricsCost()
 }
 
 // pinLong times Pin+Unpin of a whole file of PunchBytes written in one

@@ -156,6 +156,7 @@ func (rep *Report) finish() {
 		}
 	}
 	rep.Targets = append(rep.targets(), rep.scaleTargets()...)
+	rep.Targets = append(rep.Targets, rep.metricsTargets()...)
 }
 
 // targets checks the goals of the benchmark issue against the figures,
