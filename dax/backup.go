@@ -1,0 +1,380 @@
+package dax
+
+// Online backup: a consistent copy of a live store, taken while writers and
+// pins go on.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/daxstore/daxstore/journal"
+	"github.com/daxstore/daxstore/pmem"
+)
+
+// BackupStats describes a finished Backup.
+type BackupStats struct {
+	Dir         string // the copy's store directory
+	Files       int64  // files in the copy
+	RegionBytes int64  // size of the copy's region file (sparse: most of it is holes)
+	// CopiedBytes is the region bytes written into the copy: the written
+	// file blocks the checkpoint references, less blocks that held only
+	// zeros (left as holes). Free and busy blocks are not copied.
+	CopiedBytes int64
+	// BusyBlocks is the blocks that were busy at the checkpoint and were
+	// not copied: the copy frees them when it is opened, as recovery does.
+	BusyBlocks uint64
+	// HeldBlocks is the most blocks freed during the copy and held back
+	// from reuse until it was done (see Store.Backup).
+	HeldBlocks uint64
+	// Pause is how long the backup held writers off: from asking for the
+	// checkpoint, which waits for operations in flight, to letting
+	// operations go on. It is the longest stall a writer can see from the
+	// backup; the copy itself runs beside them.
+	Pause   time.Duration
+	Elapsed time.Duration // the whole backup
+}
+
+// backupHold keeps blocks that a checkpoint references from being reused
+// while a backup copies them: while holds > 0, every block a commit frees
+// (freeNow) is put in held instead of free space, and the last backup to
+// finish hands them to the allocator. commitMu protects holds and held;
+// heldBlocks is also read without it (Stats, retrySpace).
+type backupHold struct {
+	holds      int
+	held       []pmem.Extent
+	heldBlocks atomic.Int64
+}
+
+// holdFreed takes exts for the backups in progress and reports whether it
+// did (false: there is none). commitMu must be held.
+func (s *Store) holdFreed(exts []pmem.Extent) bool {
+	if s.backup.holds == 0 {
+		return false
+	}
+	s.backup.held = append(s.backup.held, exts...)
+	s.backup.heldBlocks.Add(extentBlocks(exts))
+	return true
+}
+
+// heldExtents returns a copy of the blocks held for backups, for Check.
+// commitMu must be held.
+func (s *Store) heldExtents() []pmem.Extent { return slices.Clone(s.backup.held) }
+
+// endHold ends one backup's hold; the last one hands the held blocks to the
+// allocator and wakes whoever waits for space.
+func (s *Store) endHold() {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.backup.holds--
+	if s.backup.holds > 0 || len(s.backup.held) == 0 {
+		return
+	}
+	held := s.backup.held
+	s.backup.held = nil
+	s.backup.heldBlocks.Store(0)
+	_ = s.freeNow(held) // a failure fails the store, which reports it
+}
+
+// backupCopyHook, when set by a test, runs after the checkpoint and the
+// journal's copy, before the region blocks are copied.
+var backupCopyHook func()
+
+// backupChunk is the most region bytes copied under one hold of quiesce,
+// so that a Check or Close waits for at most one chunk's copy.
+const backupChunk = 1 << 20
+
+// Backup writes a consistent copy of the store into dir, while the store
+// stays in use: a point-in-time checkpoint of the journal plus the region
+// blocks it references, in a region file of the same size, block size
+// and UUID, so the copy opens with Open as a normal store (it is the
+// store as a crash at the checkpoint would have left it: busy blocks are
+// free there) and passes Check.
+//
+// dir must be missing (it is created, with its parents) or an empty
+// directory; otherwise Backup fails with an error wrapping fs.ErrExist and
+// changes nothing. On any error, ctx's cancellation included, Backup removes
+// what it wrote (dir too if it made it).
+//
+// Writers are held off only while the checkpoint is taken: Backup waits for
+// the operations in flight, takes a journal snapshot and lets them go
+// (BackupStats.Pause), as Check does. It then reads the snapshot and
+// copies, beside the writers, only the written file blocks the checkpoint
+// references, skipping blocks that hold only zeros, so the copy is sparse
+// and costs about the space in use. Until the copy is done, no block freed
+// by a commit is reused (BackupStats.HeldBlocks; Stats counts them as
+// free, and an allocation that needs them waits for them as for busy
+// blocks, bounded by Options.AllocWait). So a key replaced (Put), removed,
+// truncated or punched during the backup is in the copy exactly as it was
+// at the checkpoint.
+//
+// What is not guaranteed: bytes written in place into a key's existing
+// blocks during the backup (WriteAt over written blocks, ZeroRange or a
+// Truncate that zeroes the tail of a partial block, stores through a pin
+// or window) may or may not be in the copy, in any mix, at any byte, as
+// with any copy of a DAX file that is being written; the copy keeps such
+// a key's size and extents at the checkpoint. Use Put for values the
+// backup must see whole.
+func (s *Store) Backup(ctx context.Context, dir string) (BackupStats, error) {
+	start := time.Now()
+	st := BackupStats{Dir: dir}
+	cleanup, err := prepareBackupDir(dir)
+	if err != nil {
+		return st, fmt.Errorf("daxstore: backup to %s: %w", dir, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			cleanup()
+		}
+	}()
+	snap, err := s.backupCheckpoint(&st)
+	if err != nil {
+		return st, fmt.Errorf("daxstore: backup: %w", err)
+	}
+	defer s.endHold()
+	exts, sb, err := s.backupExport(ctx, snap, dir, &st)
+	if err != nil {
+		return st, fmt.Errorf("daxstore: backup to %s: %w", dir, err)
+	}
+	if backupCopyHook != nil {
+		backupCopyHook()
+	}
+	if err := s.backupRegion(ctx, dir, sb, exts, &st); err != nil {
+		return st, fmt.Errorf("daxstore: backup to %s: %w", dir, err)
+	}
+	if err := syncPath(dir); err != nil {
+		return st, fmt.Errorf("daxstore: backup to %s: %w", dir, err)
+	}
+	st.HeldBlocks = uint64(s.backup.heldBlocks.Load())
+	st.Elapsed = time.Since(start)
+	ok = true
+	return st, nil
+}
+
+// prepareBackupDir makes sure dir is a missing or empty directory, creates
+// it, and returns what removes the backup's traces from it.
+func prepareBackupDir(dir string) (cleanup func(), err error) {
+	if dir == "" {
+		return nil, fmt.Errorf("empty directory name: %w", ErrInvalidRange)
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Remove only what this backup creates: the first missing
+		// ancestor down.
+		top := dir
+		for p := filepath.Dir(dir); p != top; p = filepath.Dir(p) {
+			if _, err := os.Stat(p); err == nil {
+				break
+			}
+			top = p
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		return func() { _ = os.RemoveAll(top) }, nil
+	case err != nil:
+		return nil, err
+	case !fi.IsDir():
+		return nil, fmt.Errorf("it is not a directory: %w", fs.ErrExist)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(ents) > 0 {
+		return nil, fmt.Errorf("the directory is not empty (it holds %s): %w", ents[0].Name(), fs.ErrExist)
+	}
+	// Probe now, so that an unwritable directory fails before the store
+	// is paused.
+	probe, err := os.CreateTemp(dir, ".backup-probe-")
+	if err != nil {
+		return nil, err
+	}
+	_ = probe.Close()
+	_ = os.Remove(probe.Name())
+	return func() {
+		for _, name := range []string{"journal", "region"} {
+			_ = os.RemoveAll(filepath.Join(dir, name))
+		}
+	}, nil
+}
+
+// backupCheckpoint pauses the store as Check does (no operation, pin or
+// commit in flight), takes a journal snapshot and starts a hold, so that no
+// block the snapshot references is reused before the copy is done.
+func (s *Store) backupCheckpoint(st *BackupStats) (*journal.Snapshot, error) {
+	start := time.Now()
+	s.lockOut()
+	defer func() {
+		s.unlockOut()
+		st.Pause = time.Since(start)
+	}()
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.failed != nil {
+		return nil, s.failed
+	}
+	snap, err := s.jnl.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	s.backup.holds++
+	return snap, nil
+}
+
+// backupExport writes the snapshot into dir/journal, closes it, and returns
+// the written file blocks it references, sorted and merged, and the
+// region's superblock. It holds quiesce shared while it reads the
+// snapshot, as Check does, so the journal is not closed under it.
+func (s *Store) backupExport(ctx context.Context, snap *journal.Snapshot, dir string, st *BackupStats) ([]pmem.Extent, pmem.Superblock, error) {
+	defer snap.Close()
+	if err := s.begin(false); err != nil {
+		return nil, pmem.Superblock{}, err
+	}
+	defer s.end()
+	core, err := snap.LoadCore()
+	if err != nil {
+		return nil, pmem.Superblock{}, err
+	}
+	m := core.Meta
+	sb := pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID}
+	for _, b := range core.Busy {
+		st.BusyBlocks += b.Extent.Len
+	}
+	var exts []pmem.Extent
+	err = snap.ScanFiles(func(in journal.Inode) error {
+		st.Files++
+		for _, r := range in.Extents {
+			if !r.Unwritten {
+				exts = append(exts, pmem.Extent{Start: r.Start, Len: r.Len})
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, sb, err
+	}
+	if err := snap.Export(ctx, filepath.Join(dir, "journal")); err != nil {
+		return nil, sb, err
+	}
+	sortExtents(exts)
+	merged := exts[:0]
+	for _, e := range exts {
+		if n := len(merged); n > 0 && merged[n-1].End() == e.Start {
+			merged[n-1].Len += e.Len
+			continue
+		}
+		merged = append(merged, e)
+	}
+	return merged, sb, nil
+}
+
+// backupRegion creates dir/region like the store's (same size, block size
+// and UUID, sparse) and copies exts into it, block by block, leaving
+// blocks of zeros as holes. Each chunk is read under quiesce held shared,
+// so the region stays mapped while it is read.
+func (s *Store) backupRegion(ctx context.Context, dir string, sb pmem.Superblock, exts []pmem.Extent, st *BackupStats) error {
+	path := filepath.Join(dir, "region")
+	r, err := pmem.Create(path, pmem.CreateOptions{BlockSize: sb.BlockSize,
+		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID})
+	if err != nil {
+		return err
+	}
+	st.RegionBytes = r.Size()
+	if err := r.Close(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bs := int64(sb.BlockSize)
+	perChunk := uint64(max(1, backupChunk/bs))
+	for _, e := range exts {
+		for e.Len > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			c := pmem.Extent{Start: e.Start, Len: min(e.Len, perChunk)}
+			e = pmem.Extent{Start: c.End(), Len: e.Len - c.Len}
+			if err := s.copyChunk(f, c, bs, st); err != nil {
+				return err
+			}
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// copyChunk writes the non-zero blocks of c into f at their offsets.
+func (s *Store) copyChunk(f *os.File, c pmem.Extent, bs int64, st *BackupStats) error {
+	if err := s.begin(false); err != nil {
+		return err
+	}
+	defer s.end()
+	src := s.region.Bytes(c)
+	base := int64(c.Start) * bs
+	for i := int64(0); i < int64(len(src)); {
+		if zeroBytes(src[i : i+bs]) {
+			i += bs
+			continue
+		}
+		j := i + bs
+		for j < int64(len(src)) && !zeroBytes(src[j:j+bs]) {
+			j += bs
+		}
+		if _, err := f.WriteAt(src[i:j], base+i); err != nil {
+			return err
+		}
+		st.CopiedBytes += j - i
+		i = j
+	}
+	return nil
+}
+
+// zeroBytes reports whether b holds only zero bytes.
+func zeroBytes(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// syncPath fsyncs the directory dir and its parent, so that the copy's
+// entries survive a crash.
+func syncPath(dir string) error {
+	for _, p := range []string{dir, filepath.Dir(dir)} {
+		d, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		serr := d.Sync()
+		_ = d.Close()
+		if serr != nil && !errors.Is(serr, os.ErrInvalid) {
+			return fmt.Errorf("fsync %s: %w", p, serr)
+		}
+	}
+	return nil
+}
