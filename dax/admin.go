@@ -103,6 +103,7 @@ func startAdmin(s *Store) (*adminServer, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(snap)
 	})
+	mux.HandleFunc("POST /backup", s.serveBackup)
 	a := &adminServer{path: path, ln: ln, done: make(chan struct{})}
 	a.srv = &http.Server{
 		Handler:           mux,

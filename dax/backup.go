@@ -4,13 +4,19 @@ package dax
 // pins go on.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +45,7 @@ type BackupStats struct {
 	// backup; the copy itself runs beside them.
 	Pause   time.Duration
 	Elapsed time.Duration // the whole backup
+	Pid     int           `json:",omitempty"` // the holder that wrote the copy (BackupLive); 0 for Store.Backup
 }
 
 // backupHold keeps blocks that a checkpoint references from being reused
@@ -377,4 +384,102 @@ func syncPath(dir string) error {
 		}
 	}
 	return nil
+}
+
+// backupRequest is the body of POST /backup on the admin socket.
+type backupRequest struct {
+	Dir string `json:"dir"` // absolute path, on the holder's machine
+}
+
+// backupRequestMax bounds the request body: a path and its JSON.
+const backupRequestMax = 16 << 10
+
+// serveBackup runs Backup for a client of the admin socket and answers
+// BackupStats as JSON. The copy is written by this process, so the path
+// must be absolute and on this machine. The request's context ends the
+// backup (and removes the partial copy) when the client goes away or the
+// socket closes, so neither a client nor the store's Close waits for a
+// backup nobody awaits. The write deadline is lifted: the backup takes as
+// long as the copy does, and the client waits for it.
+func (s *Store) serveBackup(w http.ResponseWriter, r *http.Request) {
+	var req backupRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, backupRequestMax)).Decode(&req); err != nil {
+		http.Error(w, fmt.Sprintf("daxstore: backup: bad request: %v", err), http.StatusBadRequest)
+		return
+	}
+	if !filepath.IsAbs(req.Dir) {
+		http.Error(w, fmt.Sprintf("daxstore: backup to %q: the holder needs an absolute path", req.Dir), http.StatusBadRequest)
+		return
+	}
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	st, err := s.Backup(r.Context(), req.Dir)
+	if err != nil {
+		code := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			code = http.StatusConflict
+		case errors.Is(err, ErrInvalidRange):
+			code = http.StatusBadRequest
+		case errors.Is(err, ErrClosed):
+			code = http.StatusServiceUnavailable
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	st.Pid = os.Getpid()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
+}
+
+// BackupLive asks the process that holds the store in dir to back it up
+// into dest (Store.Backup), over its admin socket, and returns the holder's
+// BackupStats (Pid set). The holder writes the copy itself, so dest is
+// made absolute here and must be a path the holder can write on this
+// machine. An error from the holder keeps its sentinel where one applies
+// (fs.ErrExist for a destination that is not empty, ErrInvalidRange);
+// when no process serves the socket the error says so. Cancelling ctx
+// stops the backup and the holder removes the partial copy.
+func BackupLive(ctx context.Context, dir, dest string) (BackupStats, error) {
+	abs, err := filepath.Abs(dest)
+	if err != nil {
+		return BackupStats{}, fmt.Errorf("daxstore: backup to %s: %w", dest, err)
+	}
+	body, err := json.Marshal(backupRequest{Dir: abs})
+	if err != nil {
+		return BackupStats{}, err
+	}
+	path := filepath.Join(dir, AdminSocketName)
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://daxstore/backup", bytes.NewReader(body))
+	if err != nil {
+		return BackupStats{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return BackupStats{}, fmt.Errorf("daxstore: backup of %s through its holder: %w: %v", dir, errNoSocket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		text := strings.TrimSpace(string(msg))
+		switch resp.StatusCode {
+		case http.StatusConflict:
+			return BackupStats{}, fmt.Errorf("%s (%w)", text, fs.ErrExist)
+		case http.StatusBadRequest:
+			return BackupStats{}, fmt.Errorf("%s (%w)", text, ErrInvalidRange)
+		case http.StatusNotFound, http.StatusMethodNotAllowed:
+			return BackupStats{}, fmt.Errorf("daxstore: backup of %s: the process holding it does not serve backups (%s)", dir, resp.Status)
+		}
+		return BackupStats{}, fmt.Errorf("daxstore: backup of %s through its holder: %s", dir, text)
+	}
+	var st BackupStats
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return BackupStats{}, fmt.Errorf("daxstore: backup of %s: reply from its holder: %w", dir, err)
+	}
+	return st, nil
 }

@@ -84,6 +84,7 @@ other commands need an existing store to themselves.`,
 		c.busyCommand(), c.pinsCommand(), c.demoCommand(), c.stressCommand(), c.mountCommand(),
 	)
 	root.AddCommand(c.benchCommand(), c.benchChildCommand())
+	root.AddCommand(c.backupCommand())
 	return root
 }
 
