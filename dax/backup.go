@@ -245,11 +245,16 @@ func (s *Store) backupCheckpoint(st *BackupStats) (*journal.Snapshot, error) {
 // region's superblock. It holds quiesce shared while it reads the
 // snapshot, as Check does, so the journal is not closed under it.
 func (s *Store) backupExport(ctx context.Context, snap *journal.Snapshot, dir string, st *BackupStats) ([]pmem.Extent, pmem.Superblock, error) {
-	defer snap.Close()
 	if err := s.begin(false); err != nil {
+		_ = snap.Close()
 		return nil, pmem.Superblock{}, err
 	}
-	defer s.end()
+	// The snapshot is closed before quiesce is let go, so that Close
+	// never closes the journal under an open snapshot.
+	defer func() {
+		_ = snap.Close()
+		s.end()
+	}()
 	core, err := snap.LoadCore()
 	if err != nil {
 		return nil, pmem.Superblock{}, err

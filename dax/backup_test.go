@@ -425,3 +425,22 @@ func TestBackupUnderStress(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupStoppedByClose closes the store in the middle of a backup: Close
+// returns nil without waiting for the copy, and the backup fails with
+// ErrClosed and removes its partial copy.
+func TestBackupStoppedByClose(t *testing.T) {
+	s := newStore(t, 8<<20, nil)
+	mustPut(t, s, "a", pattern(1, 1<<20))
+	var closeErr error
+	backupCopyHook = func() { closeErr = s.Close() }
+	defer func() { backupCopyHook = nil }()
+	dst := filepath.Join(t.TempDir(), "copy")
+	_, err := s.Backup(t0(), dst)
+	if !errors.Is(err, ErrClosed) || closeErr != nil {
+		t.Fatalf("backup: %v; close: %v", err, closeErr)
+	}
+	if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the partial copy is still there: %v", err)
+	}
+}
