@@ -39,10 +39,11 @@ type BackupStats struct {
 	// HeldBlocks is the most blocks freed during the copy and held back
 	// from reuse until it was done (see Store.Backup).
 	HeldBlocks uint64
-	// Pause is how long the backup held writers off: from asking for the
-	// checkpoint, which waits for operations in flight, to letting
-	// operations go on. It is the longest stall a writer can see from the
-	// backup; the copy itself runs beside them.
+	// Pause is how long the backup held the commit lock to take its
+	// checkpoint (a journal snapshot). It is the longest stall a writer can
+	// see from the backup: a commit waits for it at most this long, and
+	// nothing else waits for the backup (the copy runs beside writers and
+	// pins, and takes quiesce shared for 1 MiB at a time, as a read does).
 	Pause   time.Duration
 	Elapsed time.Duration // the whole backup
 	Pid     int           `json:",omitempty"` // the holder that wrote the copy (BackupLive); 0 for Store.Backup
@@ -109,10 +110,10 @@ const backupChunk = 1 << 20
 // changes nothing. On any error, ctx's cancellation included, Backup removes
 // what it wrote (dir too if it made it).
 //
-// Writers are held off only while the checkpoint is taken: Backup waits for
-// the operations in flight, takes a journal snapshot and lets them go
-// (BackupStats.Pause), as Check does. It then reads the snapshot and
-// copies, beside the writers, only the written file blocks the checkpoint
+// Writers are held off only while the checkpoint is taken: Backup holds the
+// commit lock while it takes a journal snapshot, microseconds
+// (BackupStats.Pause), and waits for no operation in flight. It then reads
+// the snapshot and copies, beside the writers, only the written file blocks the checkpoint
 // references, skipping blocks that hold only zeros, so the copy is sparse
 // and costs about the space in use. Until the copy is done, no block freed
 // by a commit is reused (BackupStats.HeldBlocks; Stats counts them as
@@ -214,21 +215,28 @@ func prepareBackupDir(dir string) (cleanup func(), err error) {
 	}, nil
 }
 
-// backupCheckpoint pauses the store as Check does (no operation, pin or
-// commit in flight), takes a journal snapshot and starts a hold, so that no
+// backupCheckpoint takes a journal snapshot and starts a hold, so that no
 // block the snapshot references is reused before the copy is done.
+//
+// It holds commitMu only, for the snapshot's creation (microseconds), and
+// needs no pause of the operations in flight: every journal batch is one
+// whole operation, so any snapshot is a state recovery could rebuild; a
+// block is written before the batch that puts it in a file; and every
+// block a file lets go reaches the allocator through freeNow, under
+// commitMu, so a block the snapshot shows in a file is either still there
+// or freed after the hold began, and held. Quiesce is held shared (as by
+// any operation), so Close waits for it.
 func (s *Store) backupCheckpoint(st *BackupStats) (*journal.Snapshot, error) {
-	start := time.Now()
-	s.lockOut()
-	defer func() {
-		s.unlockOut()
-		st.Pause = time.Since(start)
-	}()
-	if s.closed.Load() {
-		return nil, ErrClosed
+	if err := s.begin(false); err != nil {
+		return nil, err
 	}
+	defer s.end()
 	s.commitMu.Lock()
-	defer s.commitMu.Unlock()
+	start := time.Now()
+	defer func() {
+		st.Pause = time.Since(start)
+		s.commitMu.Unlock()
+	}()
 	if s.failed != nil {
 		return nil, s.failed
 	}
