@@ -105,6 +105,7 @@ func startAdmin(s *Store) (*adminServer, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(snap)
 	})
+	mux.HandleFunc("POST /backup", s.serveBackup)
 	mux.Handle("GET /metrics", s.met.handler)
 	a := &adminServer{path: path, ln: ln, done: make(chan struct{}), ops: newAdminOps(s)}
 	a.ops.register(mux)

@@ -141,7 +141,7 @@ func (s *Store) checkImage() (*checkImage, error) {
 	img.fileCount = s.flog.files.Load()
 	img.jfree = s.journaledFree.Extents()
 	img.avail = s.free.Extents()
-	img.undurable = s.undurable.snapshot()
+	img.undurable = append(s.undurable.snapshot(), s.heldExtents()...)
 	for _, x := range s.busy.All() {
 		img.busy = append(img.busy, x.Extent)
 	}

@@ -401,6 +401,9 @@ func extentBlocks(exts []pmem.Extent) int64 {
 // freeNow hands blocks freed by a durable commit to the allocator and wakes
 // whoever waits for space. commitMu must be held.
 func (s *Store) freeNow(exts []pmem.Extent) error {
+	if s.holdFreed(exts) {
+		return nil // a Backup is copying: reuse waits for its end
+	}
 	for _, e := range exts {
 		if err := s.free.Free(e); err != nil {
 			return s.fail(fmt.Errorf("free %v: %w", e, err))

@@ -161,7 +161,7 @@ func (s *Store) statsLocked() Stats {
 	data := s.region.BlockCount() - 1
 	// Blocks that NoSync holds back until a journal sync are free: the next
 	// allocation that needs them syncs and takes them.
-	free, busy := s.free.FreeBlocks()+s.undurable.held(), s.busy.Blocks()
+	free, busy := s.free.FreeBlocks()+s.undurable.held()+uint64(s.backup.heldBlocks.Load()), s.busy.Blocks()
 	return Stats{
 		Region: s.regionPath(), DAX: s.region.DAX(), FlushMethod: s.region.FlushMethod(), BlockSize: s.bs,
 		DataBlocks: data, FreeBlocks: free, UsedBlocks: data - min(data, free+busy), BusyBlocks: busy,

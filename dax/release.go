@@ -97,7 +97,7 @@ func (s *Store) retrySpace(ctx context.Context, op func() error) error {
 		// Blocks freed by commits still waiting for their sync come back
 		// as soon as the sync is done (settle bumps the generation): wait
 		// for them as for busy blocks.
-		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.settling.Load() == 0 && s.busy.Generation() == gen) {
+		if s.opts.AllocWait < 0 || (s.busy.Blocks() == 0 && s.releaser.Pending() == 0 && s.settling.Load() == 0 && s.backup.heldBlocks.Load() == 0 && s.busy.Generation() == gen) {
 			return s.noSpace(err)
 		}
 		if wctx == nil {

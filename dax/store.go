@@ -119,6 +119,7 @@ type Store struct {
 	seal          sealState        // commit marks and the region's seal (seal.go)
 	seq           commitSeq        // synced commits applied and durable (group commit, commit.go)
 	settling      atomic.Int64     // blocks freed by applied commits that wait for their sync
+	backup        backupHold       // blocks freed while a Backup copies (backup.go)
 
 	refs     *pageref.Table
 	busy     *busyextent.Set

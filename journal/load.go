@@ -208,8 +208,17 @@ func (s *Snapshot) ScanFiles(fn func(Inode) error) error {
 }
 
 // Close releases the snapshot. A second Close does nothing.
+//
+// Close after the journal's Close does nothing: the DB took its snapshots
+// with it.
 func (s *Snapshot) Close() error {
 	if s.snap == nil {
+		return nil
+	}
+	s.j.mu.RLock()
+	defer s.j.mu.RUnlock()
+	if s.j.db == nil {
+		s.snap = nil
 		return nil
 	}
 	err := s.snap.Close()

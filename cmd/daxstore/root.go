@@ -103,6 +103,7 @@ accepts writes (mount --admin-writes, stress --admin-writes).`,
 		c.busyCommand(), c.pinsCommand(), c.metricsCommand(), c.demoCommand(), c.stressCommand(), c.mountCommand(),
 	)
 	root.AddCommand(c.benchCommand(), c.benchChildCommand())
+	root.AddCommand(c.backupCommand())
 	return root
 }
 
