@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/powercut"
 	"github.com/daxstore/daxstore/journal"
 )
 
@@ -451,7 +452,7 @@ func TestInlineValuesSurviveReopenAndRemove(t *testing.T) {
 
 func TestInlinePutSurvivesPowerCut(t *testing.T) {
 	dir := t.TempDir()
-	sim := NewPowerCutSim(3)
+	sim := powercut.New(3)
 	s := powerCutStore(t, dir, sim)
 	acked := pattern(1, 500)
 	if err := s.Put("acked", acked); err != nil {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/daxstore/daxstore/internal/faultfs"
+	"github.com/daxstore/daxstore/internal/testhooks"
 	"github.com/daxstore/daxstore/journal"
 	"github.com/daxstore/daxstore/pageref"
 	"github.com/daxstore/daxstore/pmem"
@@ -183,18 +183,10 @@ type Options struct {
 	// space. On tmpfs it takes the region's size in RAM at once.
 	Preallocate bool
 
-	// PowerCut is for crash-consistency tests only: it runs the store on
-	// emulated media that lose unflushed stores at a simulated power cut,
-	// with the journal in an in-memory filesystem that loses unsynced
-	// writes. See PowerCutSim. nil means real media and the real
-	// filesystem.
-	PowerCut *PowerCutSim
-
-	// JournalFaults is for fault-injection tests only: the journal lives
-	// in this in-memory filesystem, which fails writes, syncs, creates and
-	// renames on demand. Only this module's tests can build one. nil means
-	// the real filesystem; PowerCut takes precedence.
-	JournalFaults *faultfs.FS
+	// media is test-only plumbing: simulated power cuts or a faulty
+	// journal filesystem. Only this module's tests set it, through
+	// internal/testhooks; the zero value means real media.
+	media testhooks.Media
 }
 
 const (
@@ -273,7 +265,7 @@ func (o Options) validate() error {
 	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
 		return err
 	}
-	if o.ReadOnly && o.PowerCut != nil {
+	if o.ReadOnly && o.media.PowerCut != nil {
 		return fmt.Errorf("ReadOnly with PowerCut: emulated media cannot be opened read-only: %w", ErrInvalidRange)
 	}
 	if strings.ContainsRune(o.RegionPath, 0) {

@@ -347,10 +347,10 @@ func (s *Store) open() error {
 	ro := s.opts.ReadOnly
 	jo := journal.Options{NoSync: s.opts.NoSync, ReadOnly: ro}
 	switch {
-	case s.opts.PowerCut != nil:
-		jo.FS = s.opts.PowerCut.journalFS()
-	case s.opts.JournalFaults != nil:
-		jo.FS = s.opts.JournalFaults
+	case s.opts.media.PowerCut != nil:
+		jo.FS = s.opts.media.PowerCut.JournalFS()
+	case s.opts.media.JournalFaults != nil:
+		jo.FS = s.opts.media.JournalFaults
 	}
 	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), jo)
 	if errors.Is(err, journal.ErrNotExist) {
@@ -398,7 +398,7 @@ func (s *Store) open() error {
 		s.seal.mark = st.Mark // marks never go back
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
 	}
-	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
+	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.media.PowerCut.Device(), ReadOnly: ro})
 	if err != nil {
 		return fmt.Errorf("daxstore: open region: %w", err)
 	}
@@ -465,7 +465,7 @@ func (s *Store) create() error {
 // empty store in it.
 func (s *Store) createRegion(sb pmem.Superblock) error {
 	region, err := pmem.Create(s.regionPath(), pmem.CreateOptions{BlockSize: sb.BlockSize,
-		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.PowerCut.device()})
+		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.media.PowerCut.Device()})
 	if err != nil {
 		// pmem removed its partial file. What stays is the journal naming
 		// the store, which the next Open finishes, unless this Open made the
