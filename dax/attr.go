@@ -29,6 +29,7 @@ const (
 // AttrChange sets some attributes of a file or directory: those whose bit
 // is in Mask. The change time becomes the time of the change.
 type AttrChange struct {
+	// Mask selects the fields to apply.
 	Mask         AttrMask
 	Mode         uint32 // permission bits (07777); other bits are refused with ErrInvalidRange
 	UID, GID     uint32

@@ -31,6 +31,7 @@ const (
 	Fail
 )
 
+// String returns the policy's name as ParseBreakPolicy accepts it.
 func (p BreakPolicy) String() string {
 	switch p {
 	case PolicyDefault:

@@ -153,6 +153,7 @@ type Options struct {
 // memtable to use instead of the default; small memtables make Pebble flush
 // and compact often, which is what fault-injection tests want to reach.
 type FS interface {
+	// VFS returns the Pebble filesystem the journal runs on.
 	VFS() vfs.FS
 }
 

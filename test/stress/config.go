@@ -117,6 +117,7 @@ type Config struct {
 // PolicyMix weighs the break policies of layout-breaking operations: each
 // operation draws Detach, Wait or Fail with probability weight/sum.
 type PolicyMix struct {
+	// Detach, Wait and Fail weigh the break policies.
 	Detach int `json:"detach"`
 	Wait   int `json:"wait"`
 	Fail   int `json:"fail"`
