@@ -2,6 +2,16 @@
 // live in a memory-mapped persistent-memory region and whose metadata is
 // journaled in Pebble.
 //
+// Getting started: Open a directory (it creates the store, see Options),
+// then Put, Get and Remove whole values, or Create/Open a File for ranges.
+// Close the store when done; until then another read-write Open of the
+// directory fails with ErrLocked, while Inspect or `daxstore stat` shows
+// the store live. The examples
+// below cover values, files, pins and break policies, windows, inspection,
+// Store.FS and Watch. Errors wrap the sentinel errors below (ErrNotFound,
+// ErrNoSpace, ErrPinned, ...): test them with errors.Is. This is the only package an application
+// needs; the module's other packages are the store's parts.
+//
 // A Store holds named files. A File is an io.ReaderAt, io.WriterAt and
 // io.Closer with Truncate, PunchHole, ZeroRange and Allocate. A Pin gives
 // zero-copy access to a file's bytes in the region and keeps those blocks
