@@ -408,7 +408,9 @@ func (s *Store) open() error {
 		s.seal.mark = st.Mark // marks never go back
 		return s.createRegion(pmem.Superblock{Version: pmem.FormatVersion, BlockSize: m.BlockSize, BlockCount: m.BlockCount, UUID: m.UUID})
 	}
-	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.media.PowerCut.Device(), ReadOnly: ro})
+	po := pmem.OpenOptions{ReadOnly: ro}
+	setDevice(s.opts.media, &po)
+	region, err := pmem.OpenWith(s.regionPath(), po)
 	if err != nil {
 		return fmt.Errorf("daxstore: open region: %w", err)
 	}
@@ -474,8 +476,9 @@ func (s *Store) create() error {
 // createRegion creates the region the journal already describes, with an
 // empty store in it.
 func (s *Store) createRegion(sb pmem.Superblock) error {
-	region, err := pmem.Create(s.regionPath(), pmem.CreateOptions{BlockSize: sb.BlockSize,
-		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.media.PowerCut.Device()})
+	co := pmem.CreateOptions{BlockSize: sb.BlockSize, Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID}
+	setDevice(s.opts.media, &co)
+	region, err := pmem.Create(s.regionPath(), co)
 	if err != nil {
 		// pmem removed its partial file. What stays is the journal naming
 		// the store, which the next Open finishes, unless this Open made the

@@ -249,11 +249,23 @@ var (
 }
 
 // TestDaxAPINamesNoInternalPackage fails when an exported declaration of
-// package dax mentions an internal package: such an identifier would be
+// package dax, or of any other non-internal package, mentions an internal
+// package: such an identifier would be
 // test plumbing (or an implementation detail) on the public surface, which
 // users could see but not use.
 func TestDaxAPINamesNoInternalPackage(t *testing.T) {
-	for _, f := range packages(t)["dax"] {
+	for dir, files := range packages(t) {
+		if strings.HasPrefix(filepath.ToSlash(dir), "internal/") || files[0].Name.Name == "main" {
+			continue
+		}
+		for _, f := range files {
+			checkNoInternalInAPI(t, dir, f)
+		}
+	}
+}
+
+func checkNoInternalInAPI(t *testing.T, dir string, f *ast.File) {
+	{
 		internal := map[string]bool{}
 		for _, imp := range f.Imports {
 			path := strings.Trim(imp.Path.Value, `"`)
@@ -293,7 +305,7 @@ func TestDaxAPINamesNoInternalPackage(t *testing.T) {
 				ast.Inspect(n, func(n ast.Node) bool {
 					if sel, ok := n.(*ast.SelectorExpr); ok {
 						if id, ok := sel.X.(*ast.Ident); ok && internal[id.Name] {
-							t.Errorf("dax exports %s.%s, from an internal package", id.Name, sel.Sel.Name)
+							t.Errorf("%s exports %s.%s, from an internal package", dir, id.Name, sel.Sel.Name)
 						}
 					}
 					return true

@@ -9,13 +9,14 @@ package powercut
 import (
 	"sync"
 
+	"github.com/daxstore/daxstore/internal/pmemhooks"
 	"github.com/daxstore/daxstore/journal"
-	"github.com/daxstore/daxstore/pmem"
+	_ "github.com/daxstore/daxstore/pmem" // registers the emulated media
 )
 
 // Sim simulates power cuts under a store. A store opened on it (see
 // internal/daxtest.WithPowerCut) keeps its
-// region on emulated media (see pmem.PowerCut): stores into the region
+// region on pmem's emulated media (see internal/pmemhooks): stores into the region
 // reach the media only through flushes, and a cut freezes the media. Its
 // journal lives in an in-memory filesystem (DIR/journal inside it), of
 // which a cut keeps only what was synced. The region file stays at its real
@@ -29,7 +30,7 @@ import (
 //
 // A Sim is safe for concurrent use. Use one per store directory.
 type Sim struct {
-	dev  *pmem.PowerCut
+	dev  pmemhooks.Device
 	seed uint64
 
 	// mu protects the fields below. The device's cut callback takes it
@@ -46,7 +47,7 @@ type Sim struct {
 // empty journal filesystem. seed decides which unflushed cache lines and
 // unsynced journal blocks survive a torn cut.
 func New(seed int64) *Sim {
-	s := &Sim{dev: pmem.NewPowerCut(seed), seed: uint64(seed), fs: journal.NewMemFS()}
+	s := &Sim{dev: pmemhooks.Get().NewDevice(seed), seed: uint64(seed), fs: journal.NewMemFS()}
 	s.dev.SetOnCut(s.onCut)
 	return s
 }
@@ -123,7 +124,7 @@ func (s *Sim) Restart() {
 
 // Device returns the emulated media switch, or nil for a nil Sim (real
 // media).
-func (s *Sim) Device() *pmem.PowerCut {
+func (s *Sim) Device() pmemhooks.Device {
 	if s == nil {
 		return nil
 	}
