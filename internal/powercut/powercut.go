@@ -9,8 +9,8 @@ package powercut
 import (
 	"sync"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/internal/pmemhooks"
-	"github.com/daxstore/daxstore/journal"
 	_ "github.com/daxstore/daxstore/pmem" // registers the emulated media
 )
 
@@ -37,17 +37,17 @@ type Sim struct {
 	// while the device's own lock is held, so never call the device with
 	// mu held.
 	mu     sync.Mutex
-	fs     *journal.MemFS // the journal's filesystem for the store open now or next
-	clone  *journal.MemFS // what the last cut left of fs; nil until a cut
-	tear   float64        // tear probability of the pending cut, for the journal too
-	clones uint64         // crash clones taken, to vary their seeds
+	fs     *memfs.FS // the journal's filesystem for the store open now or next
+	clone  *memfs.FS // what the last cut left of fs; nil until a cut
+	tear   float64   // tear probability of the pending cut, for the journal too
+	clones uint64    // crash clones taken, to vary their seeds
 }
 
 // New returns a simulator with the power on, no cut armed and an
 // empty journal filesystem. seed decides which unflushed cache lines and
 // unsynced journal blocks survive a torn cut.
 func New(seed int64) *Sim {
-	s := &Sim{dev: pmemhooks.Get().NewDevice(seed), seed: uint64(seed), fs: journal.NewMemFS()}
+	s := &Sim{dev: pmemhooks.Get().NewDevice(seed), seed: uint64(seed), fs: memfs.New()}
 	s.dev.SetOnCut(s.onCut)
 	return s
 }
@@ -133,7 +133,7 @@ func (s *Sim) Device() pmemhooks.Device {
 
 // JournalFS returns the journal's filesystem for the store opened now or
 // next, or nil (the real filesystem) for a nil Sim.
-func (s *Sim) JournalFS() *journal.MemFS {
+func (s *Sim) JournalFS() *memfs.FS {
 	if s == nil {
 		return nil
 	}
