@@ -137,11 +137,11 @@ func ExamplePin() {
 	fmt.Println("pinned blocks:", p.Len()/bs)
 
 	ctx := context.Background()
-	err = f.PunchHoleWith(ctx, 0, 2*bs, dax.BreakOptions{Policy: dax.Fail})
+	err = f.PunchHoleWith(ctx, 0, 2*bs, dax.BreakOptions{Policy: dax.PolicyFail})
 	fmt.Println("fail policy refused:", errors.Is(err, dax.ErrPinned))
 
 	punched := make(chan error)
-	go func() { punched <- f.PunchHoleWith(ctx, 0, 2*bs, dax.BreakOptions{Policy: dax.Wait}) }()
+	go func() { punched <- f.PunchHoleWith(ctx, 0, 2*bs, dax.BreakOptions{Policy: dax.PolicyWait}) }()
 	<-broken // the punch detached the pinned blocks and now waits
 	for _, b := range s.Busy() {
 		fmt.Printf("busy: %d blocks of %s (%s), held by %v\n", b.Blocks, b.Key, b.Reason, b.Labels)

@@ -149,7 +149,7 @@ func TestInlineOverwriteBothWays(t *testing.T) {
 	// nothing.
 	mustPut(t, s, "k", large)
 	p = mustPin(t, f, 0, 10, PinOptions{})
-	if err := s.PutWith(t0(), "k", small, BreakOptions{Policy: Fail}); !errors.Is(err, ErrPinned) {
+	if err := s.PutWith(t0(), "k", small, BreakOptions{Policy: PolicyFail}); !errors.Is(err, ErrPinned) {
 		t.Fatalf("PutWith Fail over a pin = %v, want ErrPinned", err)
 	}
 	wantInline(t, s, "k", large, false)

@@ -19,16 +19,16 @@ type BreakPolicy uint8
 const (
 	// PolicyDefault means "use Options.BreakPolicy" in per-call options.
 	PolicyDefault BreakPolicy = iota
-	// Detach moves referenced blocks out of the file into the busy-extent
+	// PolicyDetach moves referenced blocks out of the file into the busy-extent
 	// list and returns at once. The pin holders keep their bytes; the blocks
 	// are freed when the last pin drops. This is the default.
-	Detach
-	// Wait detaches like Detach, drops every lock of the file, then waits
+	PolicyDetach
+	// PolicyWait detaches like PolicyDetach, drops every lock of the file, then waits
 	// (bounded by the call's context) until the detached blocks are freed.
-	Wait
-	// Fail returns ErrPinned and changes nothing when any affected block is
+	PolicyWait
+	// PolicyFail returns ErrPinned and changes nothing when any affected block is
 	// referenced.
-	Fail
+	PolicyFail
 )
 
 // String returns the policy's name as ParseBreakPolicy accepts it.
@@ -36,11 +36,11 @@ func (p BreakPolicy) String() string {
 	switch p {
 	case PolicyDefault:
 		return "default"
-	case Detach:
+	case PolicyDetach:
 		return "detach"
-	case Wait:
+	case PolicyWait:
 		return "wait"
-	case Fail:
+	case PolicyFail:
 		return "fail"
 	}
 	return fmt.Sprintf("policy(%d)", uint8(p))
@@ -49,7 +49,7 @@ func (p BreakPolicy) String() string {
 // ParseBreakPolicy parses "detach", "wait" or "fail". Anything else fails
 // with ErrInvalidRange.
 func ParseBreakPolicy(s string) (BreakPolicy, error) {
-	for _, p := range []BreakPolicy{Detach, Wait, Fail} {
+	for _, p := range []BreakPolicy{PolicyDetach, PolicyWait, PolicyFail} {
 		if p.String() == s {
 			return p, nil
 		}
@@ -61,8 +61,8 @@ func ParseBreakPolicy(s string) (BreakPolicy, error) {
 // otherwise act as none of them. Open checks Options.BreakPolicy with it,
 // and every breaking operation the policy it resolved.
 func checkBreakPolicy(p BreakPolicy) error {
-	if p > Fail {
-		return fmt.Errorf("unknown break policy %d (want Detach, Wait or Fail): %w", uint8(p), ErrInvalidRange)
+	if p > PolicyFail {
+		return fmt.Errorf("unknown break policy %d (want PolicyDetach, PolicyWait or PolicyFail): %w", uint8(p), ErrInvalidRange)
 	}
 	return nil
 }
@@ -97,7 +97,7 @@ type Options struct {
 	RegionPath string
 
 	// BreakPolicy is the store-wide default for layout-breaking operations
-	// over pinned blocks (default Detach). A value other than the defined
+	// over pinned blocks (default PolicyDetach). A value other than the defined
 	// policies makes Open fail with ErrInvalidRange.
 	BreakPolicy BreakPolicy
 
@@ -218,7 +218,7 @@ func (o *Options) EnsureDefaults() Options {
 		out.BlockSize = pmem.DefaultBlockSize
 	}
 	if out.BreakPolicy == PolicyDefault {
-		out.BreakPolicy = Detach
+		out.BreakPolicy = PolicyDetach
 	}
 	if out.AllocWait == 0 {
 		out.AllocWait = defaultAllocWait

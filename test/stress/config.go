@@ -174,11 +174,11 @@ func ParsePolicyMix(s string) (PolicyMix, error) {
 func (m PolicyMix) pick(r int) dax.BreakPolicy {
 	switch {
 	case r < m.Detach:
-		return dax.Detach
+		return dax.PolicyDetach
 	case r < m.Detach+m.Wait:
-		return dax.Wait
+		return dax.PolicyWait
 	default:
-		return dax.Fail
+		return dax.PolicyFail
 	}
 }
 
