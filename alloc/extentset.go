@@ -23,8 +23,10 @@ const btreeDegree = 32
 // Within one Delta the Added extents have distinct starts, and so do the
 // Removed extents.
 type Delta struct {
+	// Removed are the extents whose records to delete.
 	Removed []pmem.Extent
-	Added   []pmem.Extent
+	// Added are the extents whose records to write.
+	Added []pmem.Extent
 }
 
 // Append folds o, a change made after d, into d, keeping order: d's records

@@ -85,9 +85,11 @@ const MaxRuns = 64
 // was mapped at, and the pins that held it.
 type Run struct {
 	pmem.Extent
+	// FileBlock is the file block Start was mapped at.
 	FileBlock uint64
-	Pins      uint64
-	Labels    []string // at most MaxLabels, no more than Pins
+	// Pins counts the pins that hold the run.
+	Pins   uint64
+	Labels []string // at most MaxLabels, no more than Pins
 }
 
 // Record is one journal busy record: runs detached from one owner by one
@@ -134,7 +136,9 @@ func (r *Record) sameOwner(x *Extent) bool {
 // records of Written share their runs and labels with the set: read them,
 // do not change them.
 type Delta struct {
+	// Deleted are the keys (first-run starts) of the records to delete.
 	Deleted []pmem.Block
+	// Written are the records to write, each under its first run's start.
 	Written []Record
 }
 

@@ -29,6 +29,7 @@ const (
 // AttrChange sets some attributes of a file or directory: those whose bit
 // is in Mask. The change time becomes the time of the change.
 type AttrChange struct {
+	// Mask selects the fields to apply.
 	Mask         AttrMask
 	Mode         uint32 // permission bits (07777); other bits are refused with ErrInvalidRange
 	UID, GID     uint32
@@ -270,7 +271,7 @@ type RenameOptions struct {
 // RenameWith renames the file old to new. Without o.Replace it is Rename.
 // With it, a file already named new is removed in the same commit, its
 // blocks freed or, if pinned, detached under o.Break's policy as
-// RemoveWith does (Fail: ErrPinned and nothing changes; Wait: RenameWith
+// RemoveWith does (PolicyFail: ErrPinned and nothing changes; PolicyWait: RenameWith
 // returns once they are released). Open Files of the replaced file get
 // ErrNotFound afterwards. Like Rename, it looks at keys only: it neither
 // checks nor moves directories.

@@ -56,7 +56,7 @@ func TestBadKeysAreRejected(t *testing.T) {
 			"Stat":          func() error { _, err := s.Stat(key); return err },
 			"Rename from":   func() error { return s.Rename(key, "b") },
 			"Rename onto":   func() error { return s.Rename("a", key) },
-			"PutWith(Wait)": func() error { return s.PutWith(context.Background(), key, nil, BreakOptions{Policy: Wait}) },
+			"PutWith(Wait)": func() error { return s.PutWith(context.Background(), key, nil, BreakOptions{Policy: PolicyWait}) },
 		}
 		for call, do := range calls {
 			cases = append(cases, badCase{fmt.Sprintf("%s with %s fails with ErrInvalidKey", call, what), do, ErrInvalidKey})
@@ -184,7 +184,7 @@ func fileCalls(f *File, target error) []badCase {
 		{"ReadAt fails", func() error { _, err := f.ReadAt(buf, 0); return err }, target},
 		{"WriteAt fails", func() error { _, err := f.WriteAt(buf, 0); return err }, target},
 		{"Truncate fails", func() error { return f.Truncate(1) }, target},
-		{"TruncateWith fails", func() error { return f.TruncateWith(ctx, 1, BreakOptions{Policy: Wait}) }, target},
+		{"TruncateWith fails", func() error { return f.TruncateWith(ctx, 1, BreakOptions{Policy: PolicyWait}) }, target},
 		{"PunchHole fails", func() error { return f.PunchHole(0, 1) }, target},
 		{"ZeroRange fails", func() error { return f.ZeroRange(0, 1) }, target},
 		{"Allocate fails", func() error { return f.Allocate(0, 1) }, target},

@@ -90,7 +90,7 @@ func (s *Store) runBreak(ctx context.Context, policy BreakPolicy, op func() (*br
 			p.onBreak()
 		}
 	}
-	if policy == Wait && len(res.detached) > 0 {
+	if policy == PolicyWait && len(res.detached) > 0 {
 		// Wait for this operation's ticket, not for the block numbers:
 		// released blocks may be reused and detached again by another
 		// operation before this wait looks (TestWaitPolicyIgnoresReusedBlocks).
@@ -405,7 +405,7 @@ func (b *breaker) run(policy BreakPolicy,
 	if err != nil {
 		return nil, err
 	}
-	if policy == Fail {
+	if policy == PolicyFail {
 		if pins := s.referencedIn(b.in, fb, fe); len(pins) > 0 {
 			return nil, pinnedError(pins)
 		}

@@ -39,10 +39,10 @@ func TestFailPolicyChangesNothingWhileBlocksArePinned(t *testing.T) {
 	for _, op := range breakOps {
 		for _, storeWide := range []bool{false, true} {
 			name := op.name + " with the Fail policy per call returns ErrPinned and changes nothing"
-			bo, mod := BreakOptions{Policy: Fail}, func(*Options) {}
+			bo, mod := BreakOptions{Policy: PolicyFail}, func(*Options) {}
 			if storeWide {
 				name = op.name + " with the Fail policy as the store default returns ErrPinned and changes nothing"
-				bo, mod = BreakOptions{}, func(o *Options) { o.BreakPolicy = Fail }
+				bo, mod = BreakOptions{}, func(o *Options) { o.BreakPolicy = PolicyFail }
 			}
 			t.Run(name, func(t *testing.T) {
 				s, f, p, size := pinnedVictim(t, mod)
@@ -72,7 +72,7 @@ func TestFailPolicyChangesNothingWhileBlocksArePinned(t *testing.T) {
 }
 
 func TestFailPolicyIgnoresPinsOutsideTheRange(t *testing.T) {
-	s := newStore(t, 64*testBS, func(o *Options) { o.BreakPolicy = Fail })
+	s := newStore(t, 64*testBS, func(o *Options) { o.BreakPolicy = PolicyFail })
 	mustPut(t, s, "k", pattern(1, 8*testBS))
 	f := mustOpen(t, s, "k")
 	p := mustPin(t, f, 0, 2*testBS, PinOptions{Label: "head"})
@@ -103,7 +103,7 @@ func TestWaitPolicyReturnsOnlyAfterThePinIsReleased(t *testing.T) {
 		t.Run(op.name+" with the Wait policy blocks until Unpin, with the detach already visible", func(t *testing.T) {
 			s, f, p, size := pinnedVictim(t, nil)
 			done := make(chan error, 1)
-			go func() { done <- op.do(t0(), s, f, size, BreakOptions{Policy: Wait}) }()
+			go func() { done <- op.do(t0(), s, f, size, BreakOptions{Policy: PolicyWait}) }()
 			poll.Until(t, "the break to wait", func() bool { return mustStats(t, s).Waiters > 0 })
 			select {
 			case err := <-done:
@@ -141,7 +141,7 @@ func TestWaitPolicyGivesUpAtTheDeadlineButKeepsTheDetach(t *testing.T) {
 			defer cancel()
 			var err error
 			within(t, 10*time.Second, op.name, func() {
-				err = op.do(ctx, s, f, size, BreakOptions{Policy: Wait})
+				err = op.do(ctx, s, f, size, BreakOptions{Policy: PolicyWait})
 			})
 			wantErr(t, err, context.DeadlineExceeded)
 			checkVictim(t, s, op, size)
@@ -172,7 +172,7 @@ func TestWaitPolicyDoesNotDeadlockAPinHolderThatPinsAgain(t *testing.T) {
 	f := mustOpen(t, s, "k")
 	tail := mustPin(t, f, 3*testBS, testBS, PinOptions{Label: "tail"})
 	truncated := make(chan error, 1)
-	go func() { truncated <- f.TruncateWith(context.Background(), 2*testBS, BreakOptions{Policy: Wait}) }()
+	go func() { truncated <- f.TruncateWith(context.Background(), 2*testBS, BreakOptions{Policy: PolicyWait}) }()
 	poll.Until(t, "the truncate to wait for the tail pin", func() bool { return mustStats(t, s).Waiters > 0 })
 
 	within(t, 10*time.Second, "the pin holder's second pin, read and unpins", func() {

@@ -209,7 +209,7 @@ func TestErrorsOverManyPinsStayShort(t *testing.T) {
 	for i := range n {
 		mustPin(t, f, 0, testBS, PinOptions{Label: fmt.Sprint("pin ", i)})
 	}
-	failErr := f.TruncateWith(t0(), 0, BreakOptions{Policy: Fail})
+	failErr := f.TruncateWith(t0(), 0, BreakOptions{Policy: PolicyFail})
 	wantErr(t, failErr, ErrPinned)
 	closeErr := s.Close()
 	wantErr(t, closeErr, ErrPinned)

@@ -38,6 +38,7 @@ import (
 
 // DirInfo describes a directory. Path "" is the root.
 type DirInfo struct {
+	// Path is the directory's slash-separated path, "" for the root.
 	Path string `json:"path"`
 	// Explicit is true for a directory made by Mkdir (it has a journal
 	// record and attributes), false for one that exists only because keys

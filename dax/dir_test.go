@@ -397,7 +397,7 @@ func TestRenameWithReplace(t *testing.T) {
 	p := mustPin(t, ob, 0, testBS, PinOptions{Label: "holder"})
 	before := snapshot(t, s)
 	wantErr(t, s.RenameWith(t0(), "a", "b", RenameOptions{}), ErrExist)
-	wantErr(t, s.RenameWith(t0(), "a", "b", RenameOptions{Replace: true, Break: BreakOptions{Policy: Fail}}), ErrPinned)
+	wantErr(t, s.RenameWith(t0(), "a", "b", RenameOptions{Replace: true, Break: BreakOptions{Policy: PolicyFail}}), ErrPinned)
 	wantErr(t, s.RenameWith(t0(), "nope", "b", RenameOptions{Replace: true}), ErrNotFound)
 	wantErr(t, s.RenameWith(t0(), "a", "", RenameOptions{Replace: true}), ErrInvalidKey)
 	sameState(t, s, before)

@@ -53,9 +53,9 @@ func errorCalls(s *Store, f *File, p Pin) []namedCall {
 		{"Pin past the end", func() error { _, err := f.Pin(0, 3*testBS, PinOptions{}); return err }},
 		{"Pin of an empty range", func() error { _, err := f.Pin(0, 0, PinOptions{}); return err }},
 		{"Pin with a bad label", func() error { _, err := f.Pin(0, 1, PinOptions{Label: "\xff"}); return err }},
-		{"Truncate under the Fail policy", func() error { return f.TruncateWith(context.Background(), 0, BreakOptions{Policy: Fail}) }},
-		{"Remove under the Fail policy", func() error { return s.RemoveWith(context.Background(), "k", BreakOptions{Policy: Fail}) }},
-		{"Put under the Fail policy", func() error { return s.PutWith(context.Background(), "k", nil, BreakOptions{Policy: Fail}) }},
+		{"Truncate under the Fail policy", func() error { return f.TruncateWith(context.Background(), 0, BreakOptions{Policy: PolicyFail}) }},
+		{"Remove under the Fail policy", func() error { return s.RemoveWith(context.Background(), "k", BreakOptions{Policy: PolicyFail}) }},
+		{"Put under the Fail policy", func() error { return s.PutWith(context.Background(), "k", nil, BreakOptions{Policy: PolicyFail}) }},
 		{"Punch under an undefined policy", func() error { return f.PunchHoleWith(context.Background(), 0, 1, BreakOptions{Policy: 9}) }},
 		{"Close with a pin outstanding", func() error { return s.Close() }},
 		{"Open of a locked store", func() error { _, err := Open(s.Dir(), &Options{NoAdminSocket: true}); return err }},
@@ -78,7 +78,7 @@ func errorCalls(s *Store, f *File, p Pin) []namedCall {
 		}},
 		// Last: it detaches the pinned block that the Fail cases need.
 		{"Punch waiting with an expired context", func() error {
-			return f.PunchHoleWith(expired, 0, testBS, BreakOptions{Policy: Wait})
+			return f.PunchHoleWith(expired, 0, testBS, BreakOptions{Policy: PolicyWait})
 		}},
 	}
 }

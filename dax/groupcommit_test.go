@@ -24,7 +24,7 @@ func syncedStore(t *testing.T) (*Store, *faultfs.FS) {
 	fs := faultfs.New(0)
 	s := newStore(t, 4<<20, func(o *Options) {
 		o.NoSync = false
-		o.JournalFaults = fs
+		o.media.JournalFaults = fs
 	})
 	return s, fs
 }
@@ -395,7 +395,7 @@ func TestGroupCommitAllocationWaitsForBlocksFreedBySettlingCommit(t *testing.T) 
 	fs := faultfs.New(0)
 	s := newStore(t, 1<<20, func(o *Options) {
 		o.NoSync = false
-		o.JournalFaults = fs
+		o.media.JournalFaults = fs
 		o.AllocWait = time.Hour // the test releases the sync; no deadline may fire first
 	})
 	free := int(s.free.FreeBlocks())

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/powercut"
 	"github.com/daxstore/daxstore/journal"
 )
 
@@ -148,7 +149,7 @@ func TestInlineOverwriteBothWays(t *testing.T) {
 	// nothing.
 	mustPut(t, s, "k", large)
 	p = mustPin(t, f, 0, 10, PinOptions{})
-	if err := s.PutWith(t0(), "k", small, BreakOptions{Policy: Fail}); !errors.Is(err, ErrPinned) {
+	if err := s.PutWith(t0(), "k", small, BreakOptions{Policy: PolicyFail}); !errors.Is(err, ErrPinned) {
 		t.Fatalf("PutWith Fail over a pin = %v, want ErrPinned", err)
 	}
 	wantInline(t, s, "k", large, false)
@@ -451,7 +452,7 @@ func TestInlineValuesSurviveReopenAndRemove(t *testing.T) {
 
 func TestInlinePutSurvivesPowerCut(t *testing.T) {
 	dir := t.TempDir()
-	sim := NewPowerCutSim(3)
+	sim := powercut.New(3)
 	s := powerCutStore(t, dir, sim)
 	acked := pattern(1, 500)
 	if err := s.Put("acked", acked); err != nil {

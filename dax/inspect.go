@@ -102,6 +102,7 @@ func (s *Store) Pins() []PinInfo {
 
 // Stats are a store's figures at one instant.
 type Stats struct {
+	// Region is the region file's path.
 	Region         string `json:"region"`
 	DAX            bool   `json:"dax"`          // mapped with MAP_SYNC on real fsdax
 	FlushMethod    string `json:"flush_method"` // how stores are made durable: see pmem.Region.FlushMethod

@@ -93,7 +93,7 @@ func TestLimitsWorkOrAreRefusedUpFront(t *testing.T) {
 		{name: "a pin whose end overflows int64", run: pin(math.MaxInt64-1, 10, ""), want: ErrInvalidRange},
 		{name: "a pin past the end of the file", run: pin(testBS, 2*testBS, ""), want: ErrInvalidRange},
 		{name: "a break policy outside the defined ones", run: func(_ *Store, f *File) error {
-			return f.TruncateWith(context.Background(), 0, BreakOptions{Policy: Fail + 1})
+			return f.TruncateWith(context.Background(), 0, BreakOptions{Policy: PolicyFail + 1})
 		}, want: ErrInvalidRange},
 	}
 	for _, c := range cases {
@@ -136,7 +136,7 @@ func TestLimitsWorkOrAreRefusedUpFront(t *testing.T) {
 func TestBreakPolicyOutsideTheDefinedOnesIsRefused(t *testing.T) {
 	t.Run("Open refuses it and creates nothing", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "store")
-		s, err := Open(dir, &Options{BreakPolicy: Fail + 1, NoAdminSocket: true})
+		s, err := Open(dir, &Options{BreakPolicy: PolicyFail + 1, NoAdminSocket: true})
 		if err == nil {
 			s.Close()
 			t.Fatal("Open accepted an undefined break policy")

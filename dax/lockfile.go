@@ -127,15 +127,16 @@ func flock(f *os.File, dir string, how int) error {
 	}
 	// The pid is the last writer's: readers record none. Name it only if
 	// that process still runs (a reader may hold the lock after it died).
-	if pid := LockHolder(dir); pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
+	if pid := lockHolder(dir); pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
 		return fmt.Errorf("daxstore: %s: %w (pid %d)", dir, ErrLocked, pid)
 	}
 	return fmt.Errorf("daxstore: %s: %w", dir, ErrLocked)
 }
 
-// LockHolder returns the pid recorded by the process that holds (or last
-// held) the store directory, or 0 when none is recorded.
-func LockHolder(dir string) int {
+// lockHolder returns the pid recorded by the process that holds (or last
+// held) the store directory, or 0 when none is recorded. ErrLocked names
+// it; tests reach it through internal/testhooks.
+func lockHolder(dir string) int {
 	b, err := os.ReadFile(filepath.Join(dir, lockFileName))
 	if err != nil {
 		return 0

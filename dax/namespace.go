@@ -438,6 +438,8 @@ func (s *Store) renameLocked(old, new string, ino *uint64) (*durable, error) {
 
 // FileInfo describes a file.
 type FileInfo struct {
+	// Key is the file's name, Ino its inode number (never reused) and Size
+	// its size in bytes.
 	Key     string    `json:"key"`
 	Ino     uint64    `json:"ino"`
 	Size    int64     `json:"size"`

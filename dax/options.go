@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/daxstore/daxstore/internal/faultfs"
+	"github.com/daxstore/daxstore/internal/testhooks"
 	"github.com/daxstore/daxstore/journal"
 	"github.com/daxstore/daxstore/pageref"
 	"github.com/daxstore/daxstore/pmem"
@@ -20,27 +20,28 @@ type BreakPolicy uint8
 const (
 	// PolicyDefault means "use Options.BreakPolicy" in per-call options.
 	PolicyDefault BreakPolicy = iota
-	// Detach moves referenced blocks out of the file into the busy-extent
+	// PolicyDetach moves referenced blocks out of the file into the busy-extent
 	// list and returns at once. The pin holders keep their bytes; the blocks
 	// are freed when the last pin drops. This is the default.
-	Detach
-	// Wait detaches like Detach, drops every lock of the file, then waits
+	PolicyDetach
+	// PolicyWait detaches like PolicyDetach, drops every lock of the file, then waits
 	// (bounded by the call's context) until the detached blocks are freed.
-	Wait
-	// Fail returns ErrPinned and changes nothing when any affected block is
+	PolicyWait
+	// PolicyFail returns ErrPinned and changes nothing when any affected block is
 	// referenced.
-	Fail
+	PolicyFail
 )
 
+// String returns the policy's name as ParseBreakPolicy accepts it.
 func (p BreakPolicy) String() string {
 	switch p {
 	case PolicyDefault:
 		return "default"
-	case Detach:
+	case PolicyDetach:
 		return "detach"
-	case Wait:
+	case PolicyWait:
 		return "wait"
-	case Fail:
+	case PolicyFail:
 		return "fail"
 	}
 	return fmt.Sprintf("policy(%d)", uint8(p))
@@ -49,7 +50,7 @@ func (p BreakPolicy) String() string {
 // ParseBreakPolicy parses "detach", "wait" or "fail". Anything else fails
 // with ErrInvalidRange.
 func ParseBreakPolicy(s string) (BreakPolicy, error) {
-	for _, p := range []BreakPolicy{Detach, Wait, Fail} {
+	for _, p := range []BreakPolicy{PolicyDetach, PolicyWait, PolicyFail} {
 		if p.String() == s {
 			return p, nil
 		}
@@ -61,8 +62,8 @@ func ParseBreakPolicy(s string) (BreakPolicy, error) {
 // otherwise act as none of them. Open checks Options.BreakPolicy with it,
 // and every breaking operation the policy it resolved.
 func checkBreakPolicy(p BreakPolicy) error {
-	if p > Fail {
-		return fmt.Errorf("unknown break policy %d (want Detach, Wait or Fail): %w", uint8(p), ErrInvalidRange)
+	if p > PolicyFail {
+		return fmt.Errorf("unknown break policy %d (want PolicyDetach, PolicyWait or PolicyFail): %w", uint8(p), ErrInvalidRange)
 	}
 	return nil
 }
@@ -97,7 +98,7 @@ type Options struct {
 	RegionPath string
 
 	// BreakPolicy is the store-wide default for layout-breaking operations
-	// over pinned blocks (default Detach). A value other than the defined
+	// over pinned blocks (default PolicyDetach). A value other than the defined
 	// policies makes Open fail with ErrInvalidRange.
 	BreakPolicy BreakPolicy
 
@@ -216,18 +217,10 @@ type Options struct {
 	// space. On tmpfs it takes the region's size in RAM at once.
 	Preallocate bool
 
-	// PowerCut is for crash-consistency tests only: it runs the store on
-	// emulated media that lose unflushed stores at a simulated power cut,
-	// with the journal in an in-memory filesystem that loses unsynced
-	// writes. See PowerCutSim. nil means real media and the real
-	// filesystem.
-	PowerCut *PowerCutSim
-
-	// JournalFaults is for fault-injection tests only: the journal lives
-	// in this in-memory filesystem, which fails writes, syncs, creates and
-	// renames on demand. Only this module's tests can build one. nil means
-	// the real filesystem; PowerCut takes precedence.
-	JournalFaults *faultfs.FS
+	// media is test-only plumbing: simulated power cuts or a faulty
+	// journal filesystem. Only this module's tests set it, through
+	// internal/testhooks; the zero value means real media.
+	media testhooks.Media
 }
 
 const (
@@ -258,7 +251,7 @@ func (o *Options) EnsureDefaults() Options {
 		out.BlockSize = pmem.DefaultBlockSize
 	}
 	if out.BreakPolicy == PolicyDefault {
-		out.BreakPolicy = Detach
+		out.BreakPolicy = PolicyDetach
 	}
 	if out.AllocWait == 0 {
 		out.AllocWait = defaultAllocWait
@@ -309,7 +302,7 @@ func (o Options) validate() error {
 	if err := checkRegionBlocks(sb.BlockCount, sb.BlockSize); err != nil {
 		return err
 	}
-	if o.ReadOnly && o.PowerCut != nil {
+	if o.ReadOnly && o.media.PowerCut != nil {
 		return fmt.Errorf("ReadOnly with PowerCut: emulated media cannot be opened read-only: %w", ErrInvalidRange)
 	}
 	if strings.ContainsRune(o.RegionPath, 0) {

@@ -517,6 +517,7 @@ func (p Pin) Len() int64 { return p.n }
 
 // PinInfo describes a pin for inspection.
 type PinInfo struct {
+	// ID identifies the pin in the process that holds it.
 	ID       uint64    `json:"id"`
 	Key      string    `json:"key"` // the key when pinned
 	Ino      uint64    `json:"ino"`

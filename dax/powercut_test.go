@@ -8,12 +8,15 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/daxstore/daxstore/internal/powercut"
+	"github.com/daxstore/daxstore/internal/testhooks"
 )
 
 // powerCutStore opens a small store in dir on sim.
-func powerCutStore(t *testing.T, dir string, sim *PowerCutSim) *Store {
+func powerCutStore(t *testing.T, dir string, sim *powercut.Sim) *Store {
 	t.Helper()
-	s, err := Open(dir, &Options{Size: 1 << 20, NoAdminSocket: true, PowerCut: sim})
+	s, err := Open(dir, &Options{Size: 1 << 20, NoAdminSocket: true, media: testhooks.Media{PowerCut: sim}})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -22,7 +25,7 @@ func powerCutStore(t *testing.T, dir string, sim *PowerCutSim) *Store {
 
 // restartAfterCut retires the store that saw the cut, restarts sim and
 // reopens dir, checking the result.
-func restartAfterCut(t *testing.T, s *Store, dir string, sim *PowerCutSim) *Store {
+func restartAfterCut(t *testing.T, s *Store, dir string, sim *powercut.Sim) *Store {
 	t.Helper()
 	_ = s.CloseWith(context.Background(), CloseOptions{Force: true})
 	sim.Restart()
@@ -52,7 +55,7 @@ func getOrMissing(t *testing.T, s *Store, key string) []byte {
 
 func TestPowerCutSimKeepsAcknowledgedPutsAndLosesTheOneInFlight(t *testing.T) {
 	dir := t.TempDir()
-	sim := NewPowerCutSim(1)
+	sim := powercut.New(1)
 	s := powerCutStore(t, dir, sim)
 	acked := bytes.Repeat([]byte("a"), 10000)
 	if err := s.Put("acked", acked); err != nil {
@@ -96,7 +99,7 @@ func TestPowerCutSimLosesUnflushedPinStoresUnlessTheCutTearsThemIn(t *testing.T)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			sim := NewPowerCutSim(2)
+			sim := powercut.New(2)
 			s := powerCutStore(t, dir, sim)
 			if err := s.Put("k", bytes.Repeat([]byte("o"), 4096)); err != nil {
 				t.Fatal(err)
@@ -126,7 +129,7 @@ func TestPowerCutSimLosesUnflushedPinStoresUnlessTheCutTearsThemIn(t *testing.T)
 
 func TestPowerCutSimRestartWithoutACutKeepsEverythingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
-	sim := NewPowerCutSim(3)
+	sim := powercut.New(3)
 	s := powerCutStore(t, dir, sim)
 	if err := s.Put("k", []byte("value")); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/daxstore/daxstore/internal/dirsnap"
+	"github.com/daxstore/daxstore/internal/powercut"
+	"github.com/daxstore/daxstore/internal/testhooks"
 	"github.com/daxstore/daxstore/journal"
 )
 
@@ -244,9 +246,9 @@ func TestOpenWithInvalidOptionsLeavesNothingBehind(t *testing.T) {
 		{"a block size below 512", Options{BlockSize: 256}},
 		{"a negative size", Options{Size: -1}},
 		{"a size of one block", Options{Size: testBS}},
-		{"an unknown break policy", Options{BreakPolicy: Fail + 1}},
+		{"an unknown break policy", Options{BreakPolicy: PolicyFail + 1}},
 		{"a region path with a NUL byte", Options{RegionPath: "re\x00gion"}},
-		{"read-only emulated media", Options{ReadOnly: true, PowerCut: NewPowerCutSim(1)}},
+		{"read-only emulated media", Options{ReadOnly: true, media: testhooks.Media{PowerCut: powercut.New(1)}}},
 	} {
 		for _, existing := range []bool{false, true} {
 			where := "a fresh directory"

@@ -12,13 +12,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/daxstore/daxstore/internal/powercut"
+	"github.com/daxstore/daxstore/internal/testhooks"
 )
 
 // journalLog returns the path of the largest write-ahead log (*.log) of the
 // store in dir on sim's journal filesystem, and its contents.
-func journalLog(t *testing.T, dir string, sim *PowerCutSim) (string, []byte) {
+func journalLog(t *testing.T, dir string, sim *powercut.Sim) (string, []byte) {
 	t.Helper()
-	fs := sim.journalFS().VFS()
+	fs := sim.JournalFS().VFS()
 	jdir := filepath.Join(dir, "journal")
 	names, err := fs.List(jdir)
 	if err != nil {
@@ -42,9 +45,9 @@ func journalLog(t *testing.T, dir string, sim *PowerCutSim) (string, []byte) {
 }
 
 // rewriteLog replaces the file at path on sim's journal filesystem with data.
-func rewriteLog(t *testing.T, sim *PowerCutSim, path string, data []byte) {
+func rewriteLog(t *testing.T, sim *powercut.Sim, path string, data []byte) {
 	t.Helper()
-	fs := sim.journalFS().VFS()
+	fs := sim.JournalFS().VFS()
 	if err := fs.Remove(path); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +70,7 @@ func rewriteLog(t *testing.T, sim *PowerCutSim, path string, data []byte) {
 // store's creation lives in tables, not in the log), reopens it, makes n
 // acknowledged Puts - the first carries a commit mark, which the region
 // then seals - and cuts the power.
-func crashAfterSealedPuts(t *testing.T, dir string, sim *PowerCutSim, n int) {
+func crashAfterSealedPuts(t *testing.T, dir string, sim *powercut.Sim, n int) {
 	t.Helper()
 	s := powerCutStore(t, dir, sim)
 	if err := s.Close(); err != nil {
@@ -89,9 +92,9 @@ func crashAfterSealedPuts(t *testing.T, dir string, sim *PowerCutSim, n int) {
 
 // copyJournalOut copies the store's journal from sim's filesystem to dir on
 // the real one, so that the store opens without the simulator.
-func copyJournalOut(t *testing.T, dir string, sim *PowerCutSim) {
+func copyJournalOut(t *testing.T, dir string, sim *powercut.Sim) {
 	t.Helper()
-	fs := sim.journalFS().VFS()
+	fs := sim.JournalFS().VFS()
 	jdir := filepath.Join(dir, "journal")
 	if err := os.MkdirAll(jdir, 0o755); err != nil {
 		t.Fatal(err)
@@ -112,9 +115,9 @@ func copyJournalOut(t *testing.T, dir string, sim *PowerCutSim) {
 }
 
 // readJournalFile returns the contents of path on sim's journal filesystem.
-func readJournalFile(t *testing.T, sim *PowerCutSim, path string) []byte {
+func readJournalFile(t *testing.T, sim *powercut.Sim, path string) []byte {
 	t.Helper()
-	f, err := sim.journalFS().VFS().Open(path)
+	f, err := sim.JournalFS().VFS().Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +146,13 @@ func TestSealDetectsJournalLogThatLostAcknowledgedCommits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			sim := NewPowerCutSim(1)
+			sim := powercut.New(1)
 			crashAfterSealedPuts(t, dir, sim, n)
 			path, data := journalLog(t, dir, sim)
 			rewriteLog(t, sim, path, tc.damage(data))
-			open := func(ro bool, sim *PowerCutSim) {
+			open := func(ro bool, sim *powercut.Sim) {
 				t.Helper()
-				s, err := Open(dir, &Options{NoAdminSocket: true, PowerCut: sim, ReadOnly: ro})
+				s, err := Open(dir, &Options{NoAdminSocket: true, media: testhooks.Media{PowerCut: sim}, ReadOnly: ro})
 				if err == nil {
 					var lost int
 					for i := range n {
@@ -179,7 +182,7 @@ func TestSealDetectsJournalLogThatLostAcknowledgedCommits(t *testing.T) {
 func TestSealPassesUndamagedCrashAndCleanClose(t *testing.T) {
 	const n = 20
 	dir := t.TempDir()
-	sim := NewPowerCutSim(2)
+	sim := powercut.New(2)
 	crashAfterSealedPuts(t, dir, sim, n)
 	s := powerCutStore(t, dir, sim)
 	for i := range n {

@@ -37,7 +37,7 @@ func TestUnreserveWakesSpaceWaiters(t *testing.T) {
 		p := mustPin(t, mustOpen(t, s, "k"), 0, testBS, PinOptions{Label: "holder"})
 		defer p.Unpin()
 		gen := s.busy.Generation()
-		err := s.PutWith(t0(), "k", pattern(2, 40*testBS), BreakOptions{Policy: Fail})
+		err := s.PutWith(t0(), "k", pattern(2, 40*testBS), BreakOptions{Policy: PolicyFail})
 		wantErr(t, err, ErrPinned)
 		if _, err := s.busy.Wait(cancelled(), gen); err != nil {
 			t.Fatalf("the Put reserved 40 blocks and gave them back, but waiters are not woken: %v", err)

@@ -2,6 +2,16 @@
 // live in a memory-mapped persistent-memory region and whose metadata is
 // journaled in Pebble.
 //
+// Getting started: Open a directory (it creates the store, see Options),
+// then Put, Get and Remove whole values, or Create/Open a File for ranges.
+// Close the store when done; until then another read-write Open of the
+// directory fails with ErrLocked, while Inspect or `daxstore stat` shows
+// the store live. The examples
+// below cover values, files, pins and break policies, windows, inspection,
+// Store.FS and Watch. Errors wrap the sentinel errors below (ErrNotFound,
+// ErrNoSpace, ErrPinned, ...): test them with errors.Is. This is the only package an application
+// needs; the module's other packages are the store's parts.
+//
 // A Store holds named files. A File is an io.ReaderAt, io.WriterAt and
 // io.Closer with Truncate, PunchHole, ZeroRange and Allocate. A Pin gives
 // zero-copy access to a file's bytes in the region and keeps those blocks
@@ -357,10 +367,10 @@ func (s *Store) open() error {
 	ro := s.opts.ReadOnly
 	jo := journal.Options{NoSync: s.opts.NoSync, ReadOnly: ro}
 	switch {
-	case s.opts.PowerCut != nil:
-		jo.FS = s.opts.PowerCut.journalFS()
-	case s.opts.JournalFaults != nil:
-		jo.FS = s.opts.JournalFaults
+	case s.opts.media.PowerCut != nil:
+		jo.FS = s.opts.media.PowerCut.JournalFS()
+	case s.opts.media.JournalFaults != nil:
+		jo.FS = s.opts.media.JournalFaults
 	}
 	jnl, err := journal.Open(filepath.Join(s.dir, "journal"), jo)
 	if errors.Is(err, journal.ErrNotExist) {
@@ -411,7 +421,9 @@ func (s *Store) open() error {
 	if err := s.missingRegion(st.Meta.BlockCount, st.Meta.BlockSize); err != nil {
 		return err
 	}
-	region, err := pmem.OpenWith(s.regionPath(), pmem.OpenOptions{PowerCut: s.opts.PowerCut.device(), ReadOnly: ro})
+	po := pmem.OpenOptions{ReadOnly: ro}
+	setDevice(s.opts.media, &po)
+	region, err := pmem.OpenWith(s.regionPath(), po)
 	if err != nil {
 		return fmt.Errorf("daxstore: open region: %w", err)
 	}
@@ -477,8 +489,9 @@ func (s *Store) create() error {
 // createRegion creates the region the journal already describes, with an
 // empty store in it.
 func (s *Store) createRegion(sb pmem.Superblock) error {
-	region, err := pmem.Create(s.regionPath(), pmem.CreateOptions{BlockSize: sb.BlockSize,
-		Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID, PowerCut: s.opts.PowerCut.device()})
+	co := pmem.CreateOptions{BlockSize: sb.BlockSize, Size: int64(sb.BlockCount) * int64(sb.BlockSize), UUID: sb.UUID}
+	setDevice(s.opts.media, &co)
+	region, err := pmem.Create(s.regionPath(), co)
 	if err != nil {
 		// pmem removed its partial file. What stays is the journal naming
 		// the store, which the next Open finishes, unless this Open made the

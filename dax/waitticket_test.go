@@ -43,7 +43,7 @@ func TestWaitPolicyIgnoresReusedBlocks(t *testing.T) {
 	before := pa.r.runs[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := a.TruncateWith(ctx, 0, BreakOptions{Policy: Wait})
+	err := a.TruncateWith(ctx, 0, BreakOptions{Policy: PolicyWait})
 	if pb == (Pin{}) {
 		t.Fatal("the OnBreak callback did not reuse the block")
 	}

@@ -40,6 +40,7 @@ const (
 
 // FileChange is one change to the store, reported to Watch callbacks.
 type FileChange struct {
+	// Kind says what changed.
 	Kind ChangeKind
 	// Key is the file's key (for a pin's change, the key it was pinned
 	// under; a File's method reports the key the file has when it

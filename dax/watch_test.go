@@ -109,7 +109,7 @@ func TestWatchReportsEachChange(t *testing.T) {
 			return []FileChange{size(e, 100, e.f)}
 		}},
 		{"Truncate grow", func(e *env) []FileChange {
-			must(e, e.f.TruncateWith(t0(), 5*bs, BreakOptions{Policy: Wait}))
+			must(e, e.f.TruncateWith(t0(), 5*bs, BreakOptions{Policy: PolicyWait}))
 			return []FileChange{size(e, 3*bs, e.f)}
 		}},
 		{"Truncate same size", func(e *env) []FileChange {
@@ -119,7 +119,7 @@ func TestWatchReportsEachChange(t *testing.T) {
 		{"Truncate of a pinned block, Fail", func(e *env) []FileChange {
 			p := mustPin(e.t, e.f, 0, bs, PinOptions{})
 			defer p.Unpin()
-			wantErr(e.t, e.f.TruncateWith(t0(), 0, BreakOptions{Policy: Fail}), ErrPinned)
+			wantErr(e.t, e.f.TruncateWith(t0(), 0, BreakOptions{Policy: PolicyFail}), ErrPinned)
 			return nil
 		}},
 		{"PunchHole", func(e *env) []FileChange {
@@ -141,7 +141,7 @@ func TestWatchReportsEachChange(t *testing.T) {
 		{"ZeroRange of a pinned block, Detach", func(e *env) []FileChange {
 			p := mustPin(e.t, e.f, 0, bs, PinOptions{})
 			defer p.Unpin()
-			must(e, e.f.ZeroRangeWith(t0(), 0, bs, BreakOptions{Policy: Detach}))
+			must(e, e.f.ZeroRangeWith(t0(), 0, bs, BreakOptions{Policy: PolicyDetach}))
 			return []FileChange{data(e, 0, bs, e.f)}
 		}},
 		{"Allocate inside", func(e *env) []FileChange {
@@ -280,7 +280,7 @@ func TestWatchReportsEachChange(t *testing.T) {
 			e.got()
 			p := mustPin(e.t, mustOpen(e.t, e.s, "b"), 0, bs, PinOptions{})
 			defer p.Unpin()
-			err := e.s.RenameWith(t0(), "a", "b", RenameOptions{Replace: true, Break: BreakOptions{Policy: Fail}})
+			err := e.s.RenameWith(t0(), "a", "b", RenameOptions{Replace: true, Break: BreakOptions{Policy: PolicyFail}})
 			wantErr(e.t, err, ErrPinned)
 			return nil
 		}},

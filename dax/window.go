@@ -834,7 +834,9 @@ func (w *Window) Generation() uint64 { return w.gen.Load() }
 
 // Stale reports whether the window no longer shows its file: for a
 // follow window, its key was removed, the store closed, or a remap failed
-// (see remapLocked); for a pinned window, a forced Close closed the store.
+// (the window then falls back to zero pages rather than keep showing
+// blocks about to be freed); for a pinned window, a forced Close closed
+// the store.
 // A stale window reads as zeros, read-only, until it is closed.
 func (w *Window) Stale() bool { return w.stale.Load() }
 

@@ -15,6 +15,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/daxstore/daxstore/internal/powercut"
 )
 
 // fileRange returns bytes [off, off+n) of f as a window must show them:
@@ -423,7 +425,7 @@ func TestPinsAndStatsShowWindows(t *testing.T) {
 
 func TestWindowOnPowerCutMedia(t *testing.T) {
 	dir := t.TempDir()
-	sim := NewPowerCutSim(1)
+	sim := powercut.New(1)
 	s := powerCutStore(t, dir, sim)
 	mustPut(t, s, "k", pattern(1, 3*testBS))
 	f := mustOpen(t, s, "k")

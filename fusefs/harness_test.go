@@ -363,7 +363,7 @@ func mountChild(cfgText string) int {
 	if bs == 0 {
 		bs = 4096
 	}
-	policy := dax.Detach
+	policy := dax.PolicyDetach
 	if cfg.Policy != "" {
 		var err error
 		if policy, err = dax.ParseBreakPolicy(cfg.Policy); err != nil {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -134,7 +135,7 @@ func TestBusyRunsRejectsWhatItCannotHaveWritten(t *testing.T) {
 }
 
 func TestLoadReturnsTheRunsOfEveryBusyRecordInStartOrder(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	a := runList(100, 3, "a") // blocks 100, 102, 104
 	b := runList(101, 3, "b") // blocks 101, 103, 105: interleaved with a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -196,7 +197,7 @@ func TestLogDamageAfterCleanCloseLosesNothing(t *testing.T) {
 func TestLogDamageAfterCrashLeavesAPrefix(t *testing.T) {
 	const n = 300
 	for _, frac := range []float64{0.1, 0.3, 0.5, 0.9, 0.999} {
-		fs := NewMemFS()
+		fs := memfs.New()
 		j, err := Open("/j", Options{FS: fs})
 		if err != nil {
 			t.Fatal(err)

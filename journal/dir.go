@@ -19,6 +19,7 @@ const dirVersion byte = 1
 
 // Dir is an explicit directory: its path ("" for the root) and attributes.
 type Dir struct {
+	// Path is the directory's slash-separated path; "" is the root.
 	Path     string
 	Mode     uint32 // permission bits, at most MaxMode
 	UID, GID uint32

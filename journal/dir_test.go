@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -105,7 +106,7 @@ func TestDecodeRefusesModesBeyondPermissionBits(t *testing.T) {
 	if _, err := DecodeDir(dk, dv); !errors.Is(err, pmem.ErrCorrupt) {
 		t.Fatalf("directory mode 010000: %v", err)
 	}
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{})
 	defer closeJournal(t, j)
 	for name, queue := range map[string]func(b *Batch){
@@ -128,7 +129,7 @@ func TestDecodeRefusesModesBeyondPermissionBits(t *testing.T) {
 }
 
 func TestDirRecordsRoundTripThroughTheJournal(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{})
 	want := []Dir{
 		{Path: "", Mode: 0o755},

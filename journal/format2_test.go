@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -47,7 +48,7 @@ func TestCheckpointFreeDropsExactlyTheLogThroughUpto(t *testing.T) {
 	newFree := []pmem.Extent{{Start: 5, Len: 2}, {Start: 7, Len: 3}, {Start: 200, Len: 1}}
 	for _, upto := range []uint64{0, 1, 4, 5, 255, 256, math.MaxUint64 - 1, math.MaxUint64} {
 		t.Run(fmt.Sprintf("a checkpoint up to %d keeps the later log and replaces the free records", upto), func(t *testing.T) {
-			j := openMem(t, NewMemFS(), Options{})
+			j := openMem(t, memfs.New(), Options{})
 			defer closeJournal(t, j)
 			b := j.NewBatch()
 			for _, e := range oldFree {
@@ -91,7 +92,7 @@ func TestCheckpointFreeDropsExactlyTheLogThroughUpto(t *testing.T) {
 		})
 	}
 	t.Run("an empty checkpoint drops every free record", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b := j.NewBatch()
 		for _, e := range oldFree {
@@ -106,7 +107,7 @@ func TestCheckpointFreeDropsExactlyTheLogThroughUpto(t *testing.T) {
 		}
 	})
 	t.Run("a refused checkpoint drops nothing", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b := j.NewBatch()
 		b.SetFree(oldFree[0])
@@ -126,14 +127,14 @@ func TestCheckpointFreeDropsExactlyTheLogThroughUpto(t *testing.T) {
 
 func TestLoadCoreReadsNothingPerFile(t *testing.T) {
 	t.Run("a new journal has no meta, no inodes and is not legacy", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		if got := loadCore(t, j); !reflect.DeepEqual(got, &State{}) {
 			t.Fatalf("got %+v", got)
 		}
 	})
 	t.Run("a full journal loads everything but the per-file records", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b, want := fullBatch(j)
 		b.SetMark(17)
@@ -151,7 +152,7 @@ func TestLoadCoreReadsNothingPerFile(t *testing.T) {
 		}
 	})
 	t.Run("HasInodes follows the inode records, not the extent records", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b := j.NewBatch()
 		b.SetExtent(ExtentRecord{Ino: 3, Start: 1, Len: 1}) // no inode: Check's business
@@ -173,7 +174,7 @@ func TestLoadCoreReadsNothingPerFile(t *testing.T) {
 		}
 	})
 	t.Run("a format 1 journal is Legacy and has inodes", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b := j.NewBatch()
 		writeLegacyFile(b, Inode{Ino: 1, Key: "old"}, 0)
@@ -185,7 +186,7 @@ func TestLoadCoreReadsNothingPerFile(t *testing.T) {
 		}
 	})
 	t.Run("a format 2 journal is not Legacy", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b, _ := fullBatch(j)
 		commit(t, b, true)
@@ -196,7 +197,7 @@ func TestLoadCoreReadsNothingPerFile(t *testing.T) {
 }
 
 func TestLookupInode(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b, want := fullBatch(j)
 	full := inlineInode(10, "full", MaxInlineExtents)
@@ -287,7 +288,7 @@ func scanAll(t *testing.T, j *Journal, prefix string, limit int) []string {
 }
 
 func TestScanInodesPaging(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	keys := []string{"a", "a\x00", "a/1", "a/10", "a/2", "ab", "b", "b/x", "\xff", "\xff\xff"} // in byte order
 	byKey := map[string]Inode{}
@@ -407,7 +408,7 @@ func TestScanInodesPaging(t *testing.T) {
 }
 
 func TestSnapshotSeesStateAsOfItsCreation(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b, want := fullBatch(j)
 	commit(t, b, true)
@@ -457,7 +458,7 @@ func TestSnapshotSeesStateAsOfItsCreation(t *testing.T) {
 // commit: each batch sets the meta's NextInode to its number and adds that
 // inode, so a consistent view holds exactly NextInode inodes.
 func TestSnapshotIsConsistentUnderCommits(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{NoSync: true})
+	j := openMem(t, memfs.New(), Options{NoSync: true})
 	defer closeJournal(t, j)
 	const n = 300
 	var wg sync.WaitGroup
@@ -557,7 +558,7 @@ func format1Journal(t *testing.T, j *Journal, extentCounts []int) *State {
 
 func TestUpgradeOfAFormat1Journal(t *testing.T) {
 	counts := []int{0, 1, MaxInlineExtents, MaxInlineExtents + 1, 100}
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{})
 	want := format1Journal(t, j, counts)
 
@@ -638,7 +639,7 @@ func TestUpgradeOfAFormat1Journal(t *testing.T) {
 // TestUpgradeOfManyFilesTakesSeveralBatches upgrades more files than one
 // upgrade batch holds.
 func TestUpgradeOfManyFilesTakesSeveralBatches(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{NoSync: true})
+	j := openMem(t, memfs.New(), Options{NoSync: true})
 	defer closeJournal(t, j)
 	counts := make([]int, 2*upgradeBatch+3)
 	for i := range counts {
@@ -680,7 +681,7 @@ func TestUpgradeRefusesInconsistentFormat1Records(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name+" fails Upgrade with ErrCorrupt and changes nothing", func(t *testing.T) {
-			j := openMem(t, NewMemFS(), Options{})
+			j := openMem(t, memfs.New(), Options{})
 			defer closeJournal(t, j)
 			b := j.NewBatch()
 			c.build(b)

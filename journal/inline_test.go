@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -76,7 +77,7 @@ func TestDecodeInodeRefusesBadInlineRecords(t *testing.T) {
 }
 
 func TestLoadRefusesExtentRecordsUnderAnInlineInode(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
 	b.SetInode(Inode{Ino: 5, Key: "k", Size: 1, Inline: true, Data: []byte("x")})
@@ -88,7 +89,7 @@ func TestLoadRefusesExtentRecordsUnderAnInlineInode(t *testing.T) {
 }
 
 func TestSetInodeRefusesBadInlineInodes(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	for name, in := range map[string]Inode{
 		"too many bytes":       {Ino: 1, Key: "a", Size: MaxInlineData + 1, Inline: true, Data: make([]byte, MaxInlineData+1)},

@@ -77,6 +77,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -133,9 +134,9 @@ type Options struct {
 	// torn tail is discarded on recovery.
 	NoSync bool
 
-	// FS selects the filesystem. nil means the real filesystem; a MemFS keeps
-	// the journal in memory and lets tests simulate power cuts, and the
-	// module's fault-injection tests pass a filesystem that fails on demand.
+	// FS selects the filesystem. nil means the real filesystem. The
+	// module's tests pass an in-memory one that simulates power cuts
+	// (internal/memfs) or fails on demand (internal/faultfs).
 	FS FS
 
 	// ReadOnly opens an existing journal for reading only: Open creates,
@@ -147,12 +148,13 @@ type Options struct {
 	ReadOnly bool
 }
 
-// FS is a filesystem for the journal other than the real one: a *MemFS, or
-// test plumbing that wraps one. VFS returns the Pebble filesystem to use.
+// FS is a filesystem for the journal other than the real one: a
+// *memfs.FS, or test plumbing that wraps one. VFS returns the Pebble filesystem to use.
 // An FS may also have a method MemTableSize() int returning the bytes per
 // memtable to use instead of the default; small memtables make Pebble flush
 // and compact often, which is what fault-injection tests want to reach.
 type FS interface {
+	// VFS returns the Pebble filesystem the journal runs on.
 	VFS() vfs.FS
 }
 
@@ -178,7 +180,7 @@ type Journal struct {
 	mu      sync.RWMutex
 	db      *pebble.DB   // nil once closed
 	lock    *pebble.Lock // the directory lock; released after db is closed
-	release func()       // ends this Journal's claimDir claim (a no-op on a MemFS)
+	release func()       // ends this Journal's claimDir claim (a no-op on a memfs.FS)
 	dirty   atomic.Bool  // a batch was applied since Open: Close flushes
 }
 
@@ -202,7 +204,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 	}
 
 	if isNilMemFS(opts.FS) {
-		opts.FS = nil // a nil *MemFS means the real filesystem, as a nil FS does
+		opts.FS = nil // a nil *memfs.FS means the real filesystem, as a nil FS does
 	}
 	fs := vfs.Default
 	memTable := memTableSize
@@ -288,10 +290,10 @@ func Open(dir string, opts Options) (*Journal, error) {
 	return &Journal{dir: dir, noSync: opts.NoSync, g: g, db: db, lock: lock, release: release}, nil
 }
 
-// isNilMemFS reports whether fs is a nil *MemFS, which means the real
+// isNilMemFS reports whether fs is a nil *memfs.FS, which means the real
 // filesystem, as a nil FS does.
 func isNilMemFS(fs FS) bool {
-	m, ok := fs.(*MemFS)
+	m, ok := fs.(*memfs.FS)
 	return ok && m == nil
 }
 

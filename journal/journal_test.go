@@ -1,5 +1,5 @@
 // This file tests the Journal end to end: batches against Load, reopen on
-// disk, power cuts on MemFS, locking, use after Close and group commit.
+// disk, power cuts on memfs, locking, use after Close and group commit.
 
 package journal
 
@@ -18,10 +18,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
-func openMem(t *testing.T, fs *MemFS, opts Options) *Journal {
+func openMem(t *testing.T, fs *memfs.FS, opts Options) *Journal {
 	t.Helper()
 	opts.FS = fs
 	j, err := Open("/store/journal", opts)
@@ -126,7 +127,7 @@ func fullBatch(j *Journal) (*Batch, *State) {
 }
 
 func TestCommitThenLoadReturnsExactlyTheState(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 
 	t.Run("a new journal loads empty and without meta", func(t *testing.T) {
@@ -167,7 +168,7 @@ func TestCommitThenLoadReturnsExactlyTheState(t *testing.T) {
 }
 
 func TestBatchClosedWithoutCommitChangesNothing(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b, _ := fullBatch(j)
 	b.Close()
@@ -184,7 +185,7 @@ func TestBatchClosedWithoutCommitChangesNothing(t *testing.T) {
 }
 
 func TestEmptyBatchCommits(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	commit(t, j.NewBatch(), true)
 	wait, err := j.NewBatch().Apply()
@@ -199,7 +200,7 @@ func TestEmptyBatchCommits(t *testing.T) {
 func TestDeleteExtentsRemovesOnlyThatInode(t *testing.T) {
 	for _, ino := range []uint64{1, 1000, 1 << 32, math.MaxUint64 - 1} {
 		t.Run(fmt.Sprintf("deleting inode %d's extents keeps its neighbours'", ino), func(t *testing.T) {
-			j := openMem(t, NewMemFS(), Options{})
+			j := openMem(t, memfs.New(), Options{})
 			defer closeJournal(t, j)
 			b := j.NewBatch()
 			for _, n := range []uint64{ino - 1, ino, ino + 1} {
@@ -223,7 +224,7 @@ func TestDeleteExtentsRemovesOnlyThatInode(t *testing.T) {
 		})
 	}
 	t.Run("deleting the last possible inode's extents keeps the free list", func(t *testing.T) {
-		j := openMem(t, NewMemFS(), Options{})
+		j := openMem(t, memfs.New(), Options{})
 		defer closeJournal(t, j)
 		b := j.NewBatch()
 		b.SetExtent(ExtentRecord{Ino: math.MaxUint64, FileBlock: 3, Start: 5, Len: 1})
@@ -240,7 +241,7 @@ func TestDeleteExtentsRemovesOnlyThatInode(t *testing.T) {
 }
 
 func TestLaterOperationOnTheSameKeyWins(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
 	b.SetInode(Inode{Ino: 1, Key: "n"})
@@ -372,7 +373,7 @@ func TestInvalidOperationsApplyNothing(t *testing.T) {
 			b.SetBusyRuns(runs)
 		}},
 	}
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	for _, c := range cases {
 		for _, viaApply := range []bool{false, true} {
@@ -416,7 +417,7 @@ func TestInvalidOperationsApplyNothing(t *testing.T) {
 }
 
 func TestBatchCannotBeReused(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	t.Run("a second Commit fails", func(t *testing.T) {
 		b := j.NewBatch()
@@ -502,8 +503,8 @@ func TestOpenOfAnOpenDirectoryIsLocked(t *testing.T) {
 			t.Fatalf("second Open = %v, want ErrLocked", err)
 		}
 	})
-	t.Run("on a MemFS, and the lock is released by Close", func(t *testing.T) {
-		fs := NewMemFS()
+	t.Run("on a memfs.FS, and the lock is released by Close", func(t *testing.T) {
+		fs := memfs.New()
 		j := openMem(t, fs, Options{})
 		if _, err := Open("/store/journal", Options{FS: fs}); !errors.Is(err, ErrLocked) {
 			t.Fatalf("second Open = %v, want ErrLocked", err)
@@ -512,7 +513,7 @@ func TestOpenOfAnOpenDirectoryIsLocked(t *testing.T) {
 		closeJournal(t, openMem(t, fs, Options{}))
 	})
 	t.Run("an empty directory name is refused", func(t *testing.T) {
-		if _, err := Open("", Options{FS: NewMemFS()}); err == nil {
+		if _, err := Open("", Options{FS: memfs.New()}); err == nil {
 			t.Fatal("Open(\"\") succeeded")
 		}
 	})
@@ -528,7 +529,7 @@ func TestOpenOfAnOpenDirectoryIsLocked(t *testing.T) {
 }
 
 func TestUseAfterCloseErrors(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	early := j.NewBatch()
 	early.SetInode(Inode{Ino: 1, Key: "x"})
 	closeJournal(t, j)
@@ -568,7 +569,7 @@ func TestUseAfterCloseErrors(t *testing.T) {
 }
 
 func TestApplyThenCloseThenWait(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{})
 	b := j.NewBatch()
 	b.SetInode(Inode{Ino: 1, Key: "k"})
@@ -588,7 +589,7 @@ func TestApplyThenCloseThenWait(t *testing.T) {
 }
 
 func TestPowerCut(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{})
 	for i := uint64(1); i <= 3; i++ {
 		b := j.NewBatch()
@@ -648,7 +649,7 @@ func TestPowerCutLeavesAPrefixOfWholeBatches(t *testing.T) {
 	for round := 0; round < 6; round++ {
 		noSync := round%2 == 1
 		t.Run(fmt.Sprintf("round %d with NoSync=%v keeps a prefix", round, noSync), func(t *testing.T) {
-			fs := NewMemFS()
+			fs := memfs.New()
 			j := openMem(t, fs, Options{NoSync: noSync})
 			n := 20 + rng.IntN(60)
 			lastSynced := 0
@@ -718,7 +719,7 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name+" fails Load with ErrCorrupt naming the key", func(t *testing.T) {
-			j := openMem(t, NewMemFS(), Options{})
+			j := openMem(t, memfs.New(), Options{})
 			defer closeJournal(t, j)
 			good := j.NewBatch()
 			good.SetInode(Inode{Ino: 1, Key: "fine"})
@@ -764,7 +765,7 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 func TestGroupCommitKeepsApplyOrder(t *testing.T) {
 	for _, noSync := range []bool{false, true} {
 		t.Run(fmt.Sprintf("with NoSync=%v every batch lands in Apply order", noSync), func(t *testing.T) {
-			fs := NewMemFS()
+			fs := memfs.New()
 			j := openMem(t, fs, Options{NoSync: noSync})
 			const workers, per = 8, 40
 			var (
@@ -820,7 +821,7 @@ func TestGroupCommitKeepsApplyOrder(t *testing.T) {
 }
 
 func TestNoSyncApplyWaitReturnsAtOnce(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{NoSync: true})
+	j := openMem(t, memfs.New(), Options{NoSync: true})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
 	b.SetInode(Inode{Ino: 1, Key: "a"})
@@ -856,7 +857,7 @@ func TestPebbleIsQuiet(t *testing.T) {
 
 	func() {
 		defer func() { os.Stderr = stderr }()
-		fs := NewMemFS()
+		fs := memfs.New()
 		j := openMem(t, fs, Options{})
 		for i := 0; i < 50; i++ {
 			b := j.NewBatch()
@@ -892,7 +893,7 @@ func TestPebbleIsQuiet(t *testing.T) {
 }
 
 func TestMarkIsTheLastOneCommitted(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{})
 	if st := load(t, j); st.Mark != 0 {
 		t.Fatalf("new journal: Mark = %d, want 0", st.Mark)

@@ -20,9 +20,11 @@ import (
 
 // State is the journal as Load or LoadCore found it.
 type State struct {
+	// Meta is the store-wide record, when HasMeta.
 	Meta    Meta
 	HasMeta bool // false for a brand-new journal
-	Mark    uint64
+	// Mark is the last commit mark a batch set (Batch.SetMark), 0 when none.
+	Mark uint64
 	// Free is the free-space checkpoint, sorted by Start, and FreeLog the
 	// changes committed since, in Seq order: free space is Free with each
 	// log record's Claimed removed and Freed added, in order.

@@ -13,13 +13,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
 // SetInode documents "Ino of each equals the inode's" but does not check it:
 // an inline extent of another inode is stored and comes back as this one's.
 func TestJournalSetInodeRefusesAnExtentOfAnotherInode(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
 	b.SetInode(Inode{Ino: 5, Key: "k", Blocks: 1, Extents: []ExtentRecord{{Ino: 7, FileBlock: 0, Start: 10, Len: 1}}})
@@ -33,7 +34,7 @@ func TestJournalSetInodeRefusesAnExtentOfAnotherInode(t *testing.T) {
 // records: loadAll overwrites st.Extents[ino] with the legacy inode's nil
 // inline extents, since a format 1 inode is not External.
 func TestJournalLoadOfAFormat1JournalKeepsItsExtents(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	want := format1Journal(t, j, []int{0, 1, 3})
 	st := load(t, j)
@@ -52,7 +53,7 @@ func TestJournalLoadOfAFormat1JournalKeepsItsExtents(t *testing.T) {
 // Load, which replaces them with the inline extents, so Check cannot see
 // them. Load should report them (or fail with ErrCorrupt).
 func TestJournalLoadShowsExtentRecordsOfAnInlineInode(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
 	b.SetInode(inlineInode(5, "k", 1))
@@ -78,7 +79,7 @@ func TestJournalLoadShowsExtentRecordsOfAnInlineInode(t *testing.T) {
 // Load say Legacy and LoadCore not, and Upgrade (which walks 'I' records)
 // never converts or rejects it, so LookupInode of that key fails forever.
 func TestJournalLoadCoreAndLoadAgreeOnLegacy(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{})
+	j := openMem(t, memfs.New(), Options{})
 	defer closeJournal(t, j)
 	b := j.NewBatch()
 	k, v := encodeLegacyName("orphan", 3)
@@ -99,7 +100,7 @@ func TestJournalLoadCoreAndLoadAgreeOnLegacy(t *testing.T) {
 // commit, inodes from after). Its doc no longer says "one consistent
 // snapshot", but callers used to rely on that; Snapshot.Load is fine.
 func TestJournalLiveLoadIsConsistentUnderCommits(t *testing.T) {
-	j := openMem(t, NewMemFS(), Options{NoSync: true})
+	j := openMem(t, memfs.New(), Options{NoSync: true})
 	defer closeJournal(t, j)
 	const n = 2000
 	var wg sync.WaitGroup

@@ -119,7 +119,7 @@ func (nopCloser) Close() error { return nil }
 
 // lockDirectory takes the directory lock for Open: Pebble's exclusive lock
 // for a writer; for a reader on the real filesystem, the shared lock of
-// sharedLockFS. A MemFS keeps its locks in memory, so a reader there takes
+// sharedLockFS. A memfs.FS keeps its locks in memory, so a reader there takes
 // the exclusive in-memory lock, which writes nothing that outlives it.
 func lockDirectory(dir string, fsys vfs.FS, opts Options) (*pebble.Lock, error) {
 	if opts.ReadOnly && opts.FS == nil {

@@ -125,10 +125,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Meta is the store-wide record: the identity of the region the journal
 // belongs to and the next inode number to hand out.
 type Meta struct {
-	UUID       [16]byte
-	BlockSize  uint32
+	// UUID identifies the region the journal belongs to.
+	UUID [16]byte
+	// BlockSize is the region block size in bytes.
+	BlockSize uint32
+	// BlockCount is the number of region blocks.
 	BlockCount uint64
-	NextInode  uint64
+	// NextInode is the next inode number to hand out.
+	NextInode uint64
 }
 
 // Inode is one file, stored under its key: its number, size in bytes,
@@ -137,8 +141,11 @@ type Meta struct {
 // External set and keeps them in extent records (Batch.SetExtent), which
 // LookupInode and Load read back into Extents.
 type Inode struct {
-	Ino      uint64
-	Key      string
+	// Ino is the inode number, never reused.
+	Ino uint64
+	// Key is the file's current name.
+	Key string
+	// Size is the file size in bytes.
 	Size     int64
 	ModTime  int64  // unix nanoseconds
 	Blocks   uint64 // region blocks mapped: the sum of the extents' lengths
@@ -163,19 +170,28 @@ type Inode struct {
 // the blocks it took from free space and those it gave back, in that order,
 // and the files it created (positive) or removed (negative).
 type FreeLog struct {
-	Seq     uint64
+	// Seq orders the records: the commit's sequence number.
+	Seq uint64
+	// Claimed are the extents the commit took from free space.
 	Claimed []pmem.Extent
-	Freed   []pmem.Extent
-	Files   int64
+	// Freed are the extents it gave back, after Claimed.
+	Freed []pmem.Extent
+	// Files is the change in the number of files.
+	Files int64
 }
 
 // ExtentRecord maps Len file blocks starting at FileBlock of inode Ino to the
 // region blocks starting at Start. Unwritten extents read as zeros.
 type ExtentRecord struct {
-	Ino       uint64
+	// Ino is the inode the extent belongs to.
+	Ino uint64
+	// FileBlock is the first file block mapped.
 	FileBlock uint64
-	Start     pmem.Block
-	Len       uint64
+	// Start is the first region block.
+	Start pmem.Block
+	// Len is the number of blocks.
+	Len uint64
+	// Unwritten extents are allocated but read as zeros.
 	Unwritten bool
 }
 
@@ -183,10 +199,13 @@ type ExtentRecord struct {
 // who owned it (Ino, Key, FileBlock), why (Reason), since when (DetachedAt,
 // unix nanoseconds), how many pins held it (Pins) and some of their labels.
 type BusyRecord struct {
-	Extent     pmem.Extent
-	Ino        uint64
-	Key        string
-	FileBlock  uint64
+	// Extent is the detached region blocks.
+	Extent pmem.Extent
+	// Ino, Key and FileBlock say which file owned the extent, and where.
+	Ino       uint64
+	Key       string
+	FileBlock uint64
+	// Reason is why it was detached (the dax break reason code).
 	Reason     uint8
 	DetachedAt int64 // unix ns
 	// Pins counts the pins that held the extent; any number is storable.

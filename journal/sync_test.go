@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/daxstore/daxstore/internal/memfs"
 	"github.com/daxstore/daxstore/pmem"
 )
 
@@ -11,7 +12,7 @@ import (
 // every batch committed before Sync survives a power cut that keeps nothing
 // unsynced.
 func TestSyncMakesNoSyncCommitsDurable(t *testing.T) {
-	fs := NewMemFS()
+	fs := memfs.New()
 	j := openMem(t, fs, Options{NoSync: true})
 	const n = 10
 	for i := 1; i <= n; i++ {

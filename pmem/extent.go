@@ -20,8 +20,10 @@ type Block uint64
 // Extent is a run of Len contiguous region blocks starting at Start.
 // The zero Extent is empty.
 type Extent struct {
+	// Start is the first block.
 	Start Block
-	Len   uint64
+	// Len is the number of blocks.
+	Len uint64
 }
 
 // End returns the first block after the extent.
@@ -51,6 +53,7 @@ func (e Extent) Intersect(o Extent) (x Extent, ok bool) {
 	return Extent{Start: start, Len: uint64(end - start)}, true
 }
 
+// String formats the extent for messages.
 func (e Extent) String() string {
 	if e.Len == 0 {
 		return "[]"

@@ -16,7 +16,7 @@ import (
 // durable: once Flush returns nil, the bytes survive a crash or power loss.
 // On DAX it writes back each cache line (CLWB, CLFLUSHOPT or CLFLUSH) and
 // then fences (SFENCE); on emulated media it writes the covering cache
-// lines to the file (nothing, silently, after a power cut: see PowerCut);
+// lines to the file (nothing, silently, after a power cut: see powerCut);
 // on tmpfs or ramfs, whose pages are the file, it does nothing; otherwise
 // it msyncs (MS_SYNC) the covering pages.
 // An empty extent is a no-op. It returns an error, and flushes nothing, if

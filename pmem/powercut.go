@@ -23,12 +23,12 @@ import (
 // not at all.
 const CacheLineSize = 64
 
-// ErrPowerOff is returned by Create and OpenWith on emulated media whose
-// PowerCut has cut the power and not been revived.
-var ErrPowerOff = errors.New("pmem: emulated media is powered off")
+// errPowerOff is returned by Create and OpenWith on emulated media whose
+// powerCut has cut the power and not been revived.
+var errPowerOff = errors.New("pmem: emulated media is powered off")
 
-// PowerCut is a power switch for regions on emulated media, for
-// crash-consistency tests. A region created or opened with a PowerCut keeps
+// powerCut is a power switch for regions on emulated media, for
+// crash-consistency tests. A region created or opened with a powerCut keeps
 // two images: the mapping that Bytes returns is the CPU's volatile view (a
 // shared mapping of an anonymous memory file, loaded from the file at open,
 // so that windows can map its blocks too; see Span), and the file is the
@@ -43,9 +43,9 @@ var ErrPowerOff = errors.New("pmem: emulated media is powered off")
 // The file is written with pwrite and never fsynced: the emulation models a
 // power cut of the persistent memory, not of the machine running the test.
 //
-// A PowerCut is safe for concurrent use and may serve several regions. Its
+// A powerCut is safe for concurrent use and may serve several regions. Its
 // flushes are serialised, which makes it a test device, not a fast one.
-type PowerCut struct {
+type powerCut struct {
 	// mu serialises every media write against a cut, so a flush either
 	// reaches the media before the cut or not at all. It protects every
 	// field below.
@@ -61,12 +61,12 @@ type PowerCut struct {
 	media   map[*media]struct{} // open emulated regions, all of the current epoch
 }
 
-// NewPowerCut returns a PowerCut with the power on and no cut armed. seed
+// newPowerCut returns a powerCut with the power on and no cut armed. seed
 // drives the choice of torn cache lines, so the same seed and the same
 // sequence of stores and flushes give the same media after a cut.
-func NewPowerCut(seed int64) *PowerCut {
+func newPowerCut(seed int64) *powerCut {
 	s := uint64(seed)
-	return &PowerCut{
+	return &powerCut{
 		rng:   rand.New(rand.NewPCG(s, s^0x9e3779b97f4a7c15)),
 		media: make(map[*media]struct{}),
 	}
@@ -75,9 +75,9 @@ func NewPowerCut(seed int64) *PowerCut {
 // SetOnCut sets fn to be called at the instant of every cut, before any
 // torn line is written and before the media die, for example to take a
 // crash clone of the filesystem that holds the metadata journal. fn runs
-// with the PowerCut's lock held: it must not call the PowerCut's methods or
+// with the powerCut's lock held: it must not call the powerCut's methods or
 // flush a region on it. nil removes the callback.
-func (pc *PowerCut) SetOnCut(fn func()) {
+func (pc *powerCut) SetOnCut(fn func()) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	pc.onCut = fn
@@ -91,7 +91,7 @@ func (pc *PowerCut) SetOnCut(fn func()) {
 // from the media) reaches the media anyway, modelling stores that the CPU
 // had already written back on its own. A later CutAfter replaces an armed
 // one; CutAfter on a device that is already cut does nothing.
-func (pc *PowerCut) CutAfter(flushes int, tear float64) {
+func (pc *powerCut) CutAfter(flushes int, tear float64) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.cut {
@@ -105,7 +105,7 @@ func (pc *PowerCut) CutAfter(flushes int, tear float64) {
 // CutNow cuts the power at once, tearing dirty cache lines with probability
 // tear as CutAfter describes, and disarms any pending CutAfter. A second
 // cut before Revive does nothing.
-func (pc *PowerCut) CutNow(tear float64) {
+func (pc *powerCut) CutNow(tear float64) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.cut {
@@ -116,7 +116,7 @@ func (pc *PowerCut) CutNow(tear float64) {
 
 // Cut reports whether the power is off: a cut fired and Revive has not been
 // called since.
-func (pc *PowerCut) Cut() bool {
+func (pc *powerCut) Cut() bool {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	return pc.cut
@@ -125,7 +125,7 @@ func (pc *PowerCut) Cut() bool {
 // Flushes returns how many non-empty Flush and FlushBytes calls on pc's
 // regions were made while the power was on, the one a cut fired in
 // included. Tests use it to choose a CutAfter count inside a workload.
-func (pc *PowerCut) Flushes() int {
+func (pc *powerCut) Flushes() int {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	return pc.flushes
@@ -135,7 +135,7 @@ func (pc *PowerCut) Flushes() int {
 // from now on. Regions that were open at the cut stay dead for good: their
 // flushes never reach the media, even if their process keeps running. It
 // does nothing while the power is on.
-func (pc *PowerCut) Revive() {
+func (pc *powerCut) Revive() {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if !pc.cut {
@@ -154,7 +154,7 @@ func clampTear(tear float64) float64 {
 }
 
 // cutLocked cuts the power; pc.mu must be held.
-func (pc *PowerCut) cutLocked(tear float64) {
+func (pc *powerCut) cutLocked(tear float64) {
 	if pc.onCut != nil {
 		pc.onCut()
 	}
@@ -169,9 +169,9 @@ func (pc *PowerCut) cutLocked(tear float64) {
 	pc.armed = false
 }
 
-// media is one region's pair of images on a PowerCut.
+// media is one region's pair of images on a powerCut.
 type media struct {
-	pc    *PowerCut
+	pc    *powerCut
 	epoch uint64   // the epoch it was attached in; live only while pc.epoch equals it
 	file  *os.File // the media image
 	view  []byte   // the CPU's view: a shared mapping of mem, the whole region
@@ -182,13 +182,13 @@ type media struct {
 }
 
 // attach maps a view of size bytes, loads file f's first size bytes into
-// it and registers the pair as live media. It fails with ErrPowerOff while
+// it and registers the pair as live media. It fails with errPowerOff while
 // the power is off.
-func (pc *PowerCut) attach(f *os.File, size int64) (*media, error) {
+func (pc *powerCut) attach(f *os.File, size int64) (*media, error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.cut {
-		return nil, fmt.Errorf("%w (a power cut happened and Revive was not called)", ErrPowerOff)
+		return nil, fmt.Errorf("%w (a power cut happened and Revive was not called)", errPowerOff)
 	}
 	if size <= 0 || size > math.MaxInt {
 		return nil, fmt.Errorf("cannot map %d bytes", size)
@@ -257,7 +257,7 @@ func (m *media) persist(off, n int64) error {
 	m.pc.mu.Lock()
 	defer m.pc.mu.Unlock()
 	if !m.liveLocked() {
-		return fmt.Errorf("%w (a power cut happened and Revive was not called)", ErrPowerOff)
+		return fmt.Errorf("%w (a power cut happened and Revive was not called)", errPowerOff)
 	}
 	return m.writeLocked(off, n)
 }

@@ -18,9 +18,9 @@ import (
 
 // emulatedRegion creates a region of blocks 4 KiB blocks on emulated media
 // switched by pc, in a fresh temporary directory.
-func emulatedRegion(t *testing.T, pc *PowerCut, blocks int64) *Region {
+func emulatedRegion(t *testing.T, pc *powerCut, blocks int64) *Region {
 	t.Helper()
-	r, err := Create(filepath.Join(t.TempDir(), "region"), CreateOptions{Size: blocks * 4096, PowerCut: pc})
+	r, err := Create(filepath.Join(t.TempDir(), "region"), CreateOptions{Size: blocks * 4096, powerCut: pc})
 	if err != nil {
 		t.Fatalf("Create: %v", err)
 	}
@@ -35,10 +35,10 @@ func mediaBlock(t *testing.T, r *Region, b Block) []byte {
 }
 
 // reopenAfterCut revives pc and opens r's file again on it.
-func reopenAfterCut(t *testing.T, r *Region, pc *PowerCut) *Region {
+func reopenAfterCut(t *testing.T, r *Region, pc *powerCut) *Region {
 	t.Helper()
 	pc.Revive()
-	r2, err := OpenWith(r.Path(), OpenOptions{PowerCut: pc})
+	r2, err := OpenWith(r.Path(), OpenOptions{powerCut: pc})
 	if err != nil {
 		t.Fatalf("OpenWith after Revive: %v", err)
 	}
@@ -58,7 +58,7 @@ func TestEmulatedMediaKeepsFlushedStoresAndTearsUnflushedOnes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pc := NewPowerCut(7)
+			pc := newPowerCut(7)
 			r := emulatedRegion(t, pc, 8)
 			if !r.Emulated() || r.DAX() || r.FlushMethod() != "emulated" {
 				t.Fatalf("Emulated %v DAX %v FlushMethod %q; want true, false, emulated", r.Emulated(), r.DAX(), r.FlushMethod())
@@ -116,7 +116,7 @@ func TestEmulatedMediaKeepsFlushedStoresAndTearsUnflushedOnes(t *testing.T) {
 }
 
 func TestEmulatedRegionCloseNeverWritesTheViewBack(t *testing.T) {
-	pc := NewPowerCut(1)
+	pc := newPowerCut(1)
 	r := emulatedRegion(t, pc, 4)
 	e := Extent{Start: 1, Len: 3}
 	fill(r.Bytes(e), 9)
@@ -132,7 +132,7 @@ func TestEmulatedRegionCloseNeverWritesTheViewBack(t *testing.T) {
 }
 
 func TestEmulatedFlushesAfterACutAreDroppedForGood(t *testing.T) {
-	pc := NewPowerCut(1)
+	pc := newPowerCut(1)
 	r := emulatedRegion(t, pc, 4)
 	pc.CutNow(0)
 	e := Extent{Start: 1, Len: 1}
@@ -170,7 +170,7 @@ func TestEmulatedFlushesAfterACutAreDroppedForGood(t *testing.T) {
 func TestEmulatedCutAfterFiresInsideTheNthFlush(t *testing.T) {
 	for _, n := range []int{1, 2, 5} {
 		t.Run(fmt.Sprintf("a cut armed for flush %d keeps the flushes before it and loses that one", n), func(t *testing.T) {
-			pc := NewPowerCut(int64(n))
+			pc := newPowerCut(int64(n))
 			var calls atomic.Int32
 			pc.SetOnCut(func() { calls.Add(1) })
 			r := emulatedRegion(t, pc, 8)
@@ -208,22 +208,22 @@ func TestEmulatedCutAfterFiresInsideTheNthFlush(t *testing.T) {
 
 func TestPowerCutBadInputAndIdempotence(t *testing.T) {
 	t.Run("a region cannot be created or opened while the power is off", func(t *testing.T) {
-		pc := NewPowerCut(1)
+		pc := newPowerCut(1)
 		r := emulatedRegion(t, pc, 4)
 		pc.CutNow(0)
 		path := filepath.Join(t.TempDir(), "other")
-		if _, err := Create(path, CreateOptions{Size: 4 * 4096, PowerCut: pc}); !errors.Is(err, ErrPowerOff) {
-			t.Fatalf("Create on a dead device = %v, want ErrPowerOff", err)
+		if _, err := Create(path, CreateOptions{Size: 4 * 4096, powerCut: pc}); !errors.Is(err, errPowerOff) {
+			t.Fatalf("Create on a dead device = %v, want errPowerOff", err)
 		}
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("failed Create left %s behind: %v", path, err)
 		}
-		if _, err := OpenWith(r.Path(), OpenOptions{PowerCut: pc}); !errors.Is(err, ErrPowerOff) {
-			t.Fatalf("OpenWith on a dead device = %v, want ErrPowerOff", err)
+		if _, err := OpenWith(r.Path(), OpenOptions{powerCut: pc}); !errors.Is(err, errPowerOff) {
+			t.Fatalf("OpenWith on a dead device = %v, want errPowerOff", err)
 		}
 	})
 	t.Run("a second cut, a CutAfter when cut and a Revive when live change nothing", func(t *testing.T) {
-		pc := NewPowerCut(1)
+		pc := newPowerCut(1)
 		var calls atomic.Int32
 		pc.SetOnCut(func() { calls.Add(1) })
 		pc.Revive()
@@ -248,7 +248,7 @@ func TestPowerCutBadInputAndIdempotence(t *testing.T) {
 		}
 	})
 	t.Run("a count below one means the next flush and a tear outside [0,1] is clamped", func(t *testing.T) {
-		pc := NewPowerCut(1)
+		pc := newPowerCut(1)
 		r := emulatedRegion(t, pc, 4)
 		e := Extent{Start: 1, Len: 1}
 		fill(r.Bytes(e), 1)
@@ -270,7 +270,7 @@ func TestPowerCutBadInputAndIdempotence(t *testing.T) {
 // the power was still on is never lost.
 func TestEmulatedConcurrentFlushesAndACut(t *testing.T) {
 	const writers = 4
-	pc := NewPowerCut(3)
+	pc := newPowerCut(3)
 	r := emulatedRegion(t, pc, writers+1)
 	pc.CutAfter(200, 0)
 	acked := make([]uint64, writers)

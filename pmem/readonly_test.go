@@ -61,7 +61,7 @@ func TestReadOnlyOpenMapsWithoutWritePermission(t *testing.T) {
 	if !bytes.Equal(before, after) || !fi.ModTime().Equal(fi2.ModTime()) {
 		t.Fatal("a read-only open changed the region file")
 	}
-	if _, err := OpenWith(path, OpenOptions{ReadOnly: true, PowerCut: NewPowerCut(1)}); err == nil {
+	if _, err := OpenWith(path, OpenOptions{ReadOnly: true, powerCut: newPowerCut(1)}); err == nil {
 		t.Fatal("read-only emulated media were accepted")
 	}
 }

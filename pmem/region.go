@@ -32,21 +32,22 @@ type CreateOptions struct {
 	// UUID identifies the store. The zero UUID means: generate one with
 	// NewUUID.
 	UUID [16]byte
-	// PowerCut, for crash-consistency tests only, puts the region on
-	// emulated media that lose unflushed stores when it cuts the power;
-	// see PowerCut. nil means a real mapping of the file.
-	PowerCut *PowerCut
+	// powerCut, for this module's crash-consistency tests only (set
+	// through internal/pmemhooks), puts the region on emulated media that
+	// lose unflushed stores when it cuts the power; see powerCut. nil
+	// means a real mapping of the file.
+	powerCut *powerCut
 }
 
 // OpenOptions configures OpenWith. The zero value opens a real mapping.
 type OpenOptions struct {
-	// PowerCut, for crash-consistency tests only, opens the region on
-	// emulated media: see CreateOptions.PowerCut.
-	PowerCut *PowerCut
+	// powerCut, for crash-consistency tests only, opens the region on
+	// emulated media: see CreateOptions.powerCut.
+	powerCut *powerCut
 	// ReadOnly opens the file read-only and maps it without write
 	// permission, so a region the user may only read opens too. A store
 	// through Bytes then faults, and Flush and Prefault have nothing to do.
-	// It cannot be combined with PowerCut.
+	// It cannot be combined with emulated media.
 	ReadOnly bool
 }
 
@@ -102,7 +103,7 @@ type Region struct {
 	// the file, there is no storage behind them to write back to, and
 	// msync would be a system call per Flush that persists nothing.
 	inRAM bool
-	media *media // emulated media (CreateOptions.PowerCut); nil for a real mapping
+	media *media // emulated media (CreateOptions.powerCut); nil for a real mapping
 	ro    bool   // opened with OpenOptions.ReadOnly: SetSeal refuses
 	space *space // which chunks of the file are allocated (space.go)
 
@@ -139,7 +140,7 @@ func Create(path string, opts CreateOptions) (*Region, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pmem: create: %w", err)
 	}
-	r, err := create(path, f, sb, opts.PowerCut)
+	r, err := create(path, f, sb, opts.powerCut)
 	if err != nil {
 		// The file is ours (O_EXCL), so removing it cannot lose anyone's
 		// data (TestCreateRemovesThePartialFile).
@@ -153,7 +154,7 @@ func Create(path string, opts CreateOptions) (*Region, error) {
 // create lays out a region in the new, empty file f, on emulated media if
 // pc is not nil. On error the caller closes and removes f; create only
 // undoes its own mapping.
-func create(path string, f *os.File, sb Superblock, pc *PowerCut) (*Region, error) {
+func create(path string, f *os.File, sb Superblock, pc *powerCut) (*Region, error) {
 	enc, err := sb.MarshalBinary()
 	if err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func create(path string, f *os.File, sb Superblock, pc *PowerCut) (*Region, erro
 // mapRegion maps the first size bytes of f, which hold a region with
 // superblock sb: on emulated media if pc is not nil, else for real, without
 // write permission if readOnly.
-func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *PowerCut, readOnly bool) (*Region, error) {
+func mapRegion(path string, f *os.File, sb Superblock, size int64, pc *powerCut, readOnly bool) (*Region, error) {
 	if pc != nil {
 		md, err := pc.attach(f, size)
 		if err != nil {
@@ -263,13 +264,13 @@ func Open(path string) (*Region, error) {
 }
 
 // OpenWith opens an existing region as Open does, with options. On
-// emulated media (opts.PowerCut) it reads the whole file into the view, so
+// emulated media (opts.powerCut) it reads the whole file into the view, so
 // it takes time in proportion to the region size, and it fails with an
-// error wrapping ErrPowerOff while the power is cut.
+// error wrapping errPowerOff while the power is cut.
 func OpenWith(path string, opts OpenOptions) (*Region, error) {
 	flag := os.O_RDWR
 	if opts.ReadOnly {
-		if opts.PowerCut != nil {
+		if opts.powerCut != nil {
 			return nil, fmt.Errorf("pmem: open %s: read-only emulated media are not supported", path)
 		}
 		flag = os.O_RDONLY
@@ -308,7 +309,7 @@ func open(path string, f *os.File, opts OpenOptions) (*Region, error) {
 		return nil, fmt.Errorf("%w region: file is %d bytes, but the superblock says %d blocks of %d bytes (%d bytes)",
 			ErrCorrupt, fi.Size(), sb.BlockCount, sb.BlockSize, size)
 	}
-	return mapRegion(path, f, sb, size, opts.PowerCut, opts.ReadOnly)
+	return mapRegion(path, f, sb, size, opts.powerCut, opts.ReadOnly)
 }
 
 // newRegion wraps a validated superblock and its mapping.
@@ -354,7 +355,7 @@ func (r *Region) Path() string { return r.path }
 func (r *Region) DAX() bool { return r.dax }
 
 // Emulated reports whether the region lives on emulated media that a
-// PowerCut controls.
+// powerCut controls.
 func (r *Region) Emulated() bool { return r.media != nil }
 
 // FlushMethod names how Flush makes stores durable: "clwb", "clflushopt" or

@@ -67,7 +67,7 @@ func TestDamagedSealReadsAsZero(t *testing.T) {
 }
 
 func TestSealOnEmulatedMediaKeepsOnlyFlushedValue(t *testing.T) {
-	pc := NewPowerCut(1)
+	pc := newPowerCut(1)
 	r := emulatedRegion(t, pc, 16)
 	if err := r.SetSeal(5); err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ func TestSpanMapsBlocksAndZerosAtFixedAddresses(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			opts := CreateOptions{Size: 1 << 20}
 			if emulated {
-				opts.PowerCut = NewPowerCut(1)
+				opts.powerCut = newPowerCut(1)
 			}
 			r, err := Create(filepath.Join(t.TempDir(), "region"), opts)
 			if err != nil {

@@ -213,7 +213,7 @@ func (c *concTest) breaker(rng *rand.Rand) {
 	for !c.stop.Load() {
 		k := rng.Intn(concKeys)
 		key := concKey(k)
-		policy := []dax.BreakPolicy{dax.PolicyDefault, dax.Detach, dax.Wait, dax.Fail}[rng.Intn(4)]
+		policy := []dax.BreakPolicy{dax.PolicyDefault, dax.PolicyDetach, dax.PolicyWait, dax.PolicyFail}[rng.Intn(4)]
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		bo := dax.BreakOptions{Policy: policy}
 		var err error

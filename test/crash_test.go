@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/daxstore/daxstore/dax"
+	"github.com/daxstore/daxstore/internal/daxtest"
 )
 
 var (
@@ -706,7 +707,7 @@ func TestCrash(t *testing.T) {
 		if inflight != nil {
 			t.Fatalf("operation %v in flight while holding", inflight)
 		}
-		if pid := dax.LockHolder(cs.dir); pid != c.cmd.Process.Pid {
+		if pid := daxtest.LockHolder(cs.dir); pid != c.cmd.Process.Pid {
 			t.Errorf("LockHolder = %d, want the dead child's pid %d", pid, c.cmd.Process.Pid)
 		}
 		dead, err := dax.Inspect(ctx, cs.dir)

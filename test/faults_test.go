@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daxstore/daxstore/internal/daxtest"
 	"github.com/daxstore/daxstore/internal/poll"
 
 	"github.com/daxstore/daxstore/dax"
@@ -195,7 +196,7 @@ func (r *faultRun) settle(baseline int) {
 }
 
 func (r *faultRun) open() {
-	s, err := dax.Open(r.dir, &dax.Options{Size: 8 << 20, NoAdminSocket: true, JournalFaults: r.fs})
+	s, err := dax.Open(r.dir, daxtest.WithJournalFaults(&dax.Options{Size: 8 << 20, NoAdminSocket: true}, r.fs))
 	if err != nil {
 		r.fatalf("open: %v", err)
 	}

@@ -28,11 +28,11 @@ func (x *fsx) decodeOp(in [4]byte, nextID *int) (fsxOp, bool) {
 	var policy dax.BreakPolicy
 	switch code >> 4 {
 	case 12, 13:
-		policy = dax.Fail
+		policy = dax.PolicyFail
 	case 14:
-		policy = dax.Detach
+		policy = dax.PolicyDetach
 	case 15:
-		policy = dax.Wait
+		policy = dax.PolicyWait
 	}
 	// An offset at a block (a) and an interesting place in it (b).
 	off := func(a, b int64) int64 {
@@ -169,12 +169,12 @@ func FuzzFsx(f *testing.F) {
 		if len(data) == 0 {
 			return
 		}
-		cfg := fsxConfig{512, dax.Detach}
+		cfg := fsxConfig{512, dax.PolicyDetach}
 		if data[0]&1 == 1 {
 			cfg.blockSize = 4096
 		}
 		if data[0]&2 == 2 {
-			cfg.policy = dax.Fail
+			cfg.policy = dax.PolicyFail
 		}
 		h := fnv.New64a()
 		h.Write(data)

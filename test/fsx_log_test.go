@@ -215,7 +215,7 @@ func fsxBytes(seed, n int64) []byte {
 
 // readFsxLog reads a log file: its config line and its operations.
 func readFsxLog(path string) (fsxConfig, []fsxOp, error) {
-	cfg := fsxConfig{4096, dax.Detach}
+	cfg := fsxConfig{4096, dax.PolicyDetach}
 	fh, err := os.Open(path)
 	if err != nil {
 		return cfg, nil, err
@@ -248,11 +248,11 @@ func TestFsxLogFormat(t *testing.T) {
 	good := []fsxOp{
 		{kind: "write", off: 4096, n: 100, seed: 7},
 		{kind: "read", off: 0, n: 8192},
-		{kind: "truncate", off: 10, policy: dax.Fail},
+		{kind: "truncate", off: 10, policy: dax.PolicyFail},
 		{kind: "punch", off: 10, n: 5000},
-		{kind: "zero", off: 3, n: dax.MaxFileSize - 3, policy: dax.Wait},
+		{kind: "zero", off: 3, n: dax.MaxFileSize - 3, policy: dax.PolicyWait},
 		{kind: "allocate", off: 512, n: 0},
-		{kind: "put", n: 0, seed: 1, policy: dax.Detach},
+		{kind: "put", n: 0, seed: 1, policy: dax.PolicyDetach},
 		{kind: "pin", off: 0, n: 8192, writable: true, id: 3},
 		{kind: "pin", off: 1, n: 1, id: 4},
 		{kind: "pwrite", id: 3, off: 5, n: 6, seed: 9},
@@ -293,7 +293,7 @@ func TestFsxLogFormat(t *testing.T) {
 			}
 		})
 	}
-	cfg := fsxConfig{512, dax.Fail}
+	cfg := fsxConfig{512, dax.PolicyFail}
 	if back, err := parseFsxConfig(cfg.String()); err != nil || back != cfg {
 		t.Fatalf("config %q parses to %+v, %v", cfg.String(), back, err)
 	}

@@ -54,9 +54,9 @@ var fsxConfigs = []struct {
 	name string
 	cfg  fsxConfig
 }{
-	{"512 byte blocks detaching pinned blocks", fsxConfig{512, dax.Detach}},
-	{"4k blocks detaching pinned blocks", fsxConfig{4096, dax.Detach}},
-	{"4k blocks failing over pinned blocks", fsxConfig{4096, dax.Fail}},
+	{"512 byte blocks detaching pinned blocks", fsxConfig{512, dax.PolicyDetach}},
+	{"4k blocks detaching pinned blocks", fsxConfig{4096, dax.PolicyDetach}},
+	{"4k blocks failing over pinned blocks", fsxConfig{4096, dax.PolicyFail}},
 }
 
 // fsxBlock models one region block of the file or of a pin. Its identity
@@ -386,7 +386,7 @@ func (x *fsx) policy(op fsxOp) dax.BreakPolicy {
 // fsxBreakCtx bounds a Wait: the pins it would wait for belong to this
 // goroutine, so it can only time out.
 func fsxBreakCtx(p dax.BreakPolicy) (context.Context, context.CancelFunc) {
-	if p == dax.Wait {
+	if p == dax.PolicyWait {
 		return context.WithTimeout(context.Background(), 2*time.Millisecond)
 	}
 	return context.Background(), func() {}
@@ -395,7 +395,7 @@ func fsxBreakCtx(p dax.BreakPolicy) (context.Context, context.CancelFunc) {
 // breakErr returns the error a successful layout break returns: under Wait,
 // detaching a pinned block means waiting until the context expires.
 func breakErr(want error, policy dax.BreakPolicy, pinnedAffected bool) error {
-	if want == nil && policy == dax.Wait && pinnedAffected {
+	if want == nil && policy == dax.PolicyWait && pinnedAffected {
 		return context.DeadlineExceeded
 	}
 	return want
@@ -553,7 +553,7 @@ func (x *fsx) truncate(op fsxOp) {
 	}
 	var want error
 	switch {
-	case policy == dax.Fail && pinnedAffected:
+	case policy == dax.PolicyFail && pinnedAffected:
 		want = dax.ErrPinned
 	case need > x.freeBlocks():
 		want = dax.ErrNoSpace
@@ -615,7 +615,7 @@ func (x *fsx) rangeBreak(op fsxOp) {
 	}
 	var want error
 	switch {
-	case policy == dax.Fail && pinnedAffected:
+	case policy == dax.PolicyFail && pinnedAffected:
 		want = dax.ErrPinned
 	case need > x.freeBlocks():
 		want = dax.ErrNoSpace
@@ -684,7 +684,7 @@ func (x *fsx) put(op fsxOp) {
 	switch {
 	case need > x.freeBlocks():
 		want = dax.ErrNoSpace
-	case policy == dax.Fail && pinnedAffected:
+	case policy == dax.PolicyFail && pinnedAffected:
 		want = dax.ErrPinned
 	}
 	ctx, cancel := fsxBreakCtx(policy)
@@ -975,11 +975,11 @@ func (x *fsx) randomOp(rng *rand.Rand, nextID *int) fsxOp {
 	policy := func() dax.BreakPolicy {
 		switch rng.Intn(12) {
 		case 0:
-			return dax.Fail
+			return dax.PolicyFail
 		case 1:
-			return dax.Detach
+			return dax.PolicyDetach
 		case 2:
-			return dax.Wait
+			return dax.PolicyWait
 		}
 		return dax.PolicyDefault
 	}

@@ -453,11 +453,11 @@ func (h *harness) randBytes(n int64) []byte {
 func (h *harness) randPolicy() dax.BreakPolicy {
 	switch h.rng.Intn(10) {
 	case 0:
-		return dax.Fail
+		return dax.PolicyFail
 	case 1:
-		return dax.Wait
+		return dax.PolicyWait
 	case 2:
-		return dax.Detach
+		return dax.PolicyDetach
 	}
 	return dax.PolicyDefault
 }
@@ -465,7 +465,7 @@ func (h *harness) randPolicy() dax.BreakPolicy {
 // breakCtx is the context of a layout-breaking call: under Wait it expires
 // quickly, because the pins it would wait for belong to this goroutine.
 func breakCtx(p dax.BreakPolicy) (context.Context, context.CancelFunc) {
-	if p == dax.Wait {
+	if p == dax.PolicyWait {
 		return context.WithTimeout(context.Background(), 2*time.Millisecond)
 	}
 	return context.Background(), func() {}
@@ -785,7 +785,7 @@ func (h *harness) opTruncate() {
 		}
 	}
 	switch {
-	case policy == dax.Fail && pinnedAffected:
+	case policy == dax.PolicyFail && pinnedAffected:
 		want = dax.ErrPinned
 	case need > h.freeBlocks():
 		want = dax.ErrNoSpace
@@ -840,7 +840,7 @@ func (h *harness) truncateInline(key string, f *mfile, size int64, policy dax.Br
 // the change is made.
 func (h *harness) expectBreakErr(op string, err, want error, policy dax.BreakPolicy, pinnedAffected bool) {
 	h.t.Helper()
-	if want == nil && policy == dax.Wait && pinnedAffected {
+	if want == nil && policy == dax.PolicyWait && pinnedAffected {
 		want = context.DeadlineExceeded
 	}
 	h.expectErr(op, err, want)
@@ -896,7 +896,7 @@ func (h *harness) rangeBreak(op string) {
 	}
 	var want error
 	switch {
-	case policy == dax.Fail && pinnedAffected:
+	case policy == dax.PolicyFail && pinnedAffected:
 		want = dax.ErrPinned
 	case need > h.freeBlocks():
 		want = dax.ErrNoSpace
@@ -988,7 +988,7 @@ func (h *harness) opPut() {
 	switch {
 	case need > h.freeBlocks():
 		want = dax.ErrNoSpace
-	case policy == dax.Fail && pinnedAffected:
+	case policy == dax.PolicyFail && pinnedAffected:
 		want = dax.ErrPinned
 	}
 	h.logf("put %q %d bytes (exists %v) policy %v needs %d, %d free: want %v", key, n, f != nil, policy, need, h.freeBlocks(), want)
@@ -1048,7 +1048,7 @@ func (h *harness) opRemove() {
 		for _, m := range f.blocks {
 			pinnedAffected = pinnedAffected || pinnedBlock(m)
 		}
-		if policy == dax.Fail && pinnedAffected {
+		if policy == dax.PolicyFail && pinnedAffected {
 			want = dax.ErrPinned
 		}
 	}

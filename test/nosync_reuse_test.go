@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/daxstore/daxstore/dax"
+	"github.com/daxstore/daxstore/internal/daxtest"
+	"github.com/daxstore/daxstore/internal/powercut"
 )
 
 // TestNoSyncPowerCutNeverShowsReusedBlocks truncates a durable key a, puts a
@@ -24,8 +26,8 @@ func TestNoSyncPowerCutNeverShowsReusedBlocks(t *testing.T) {
 	rng := rand.New(rand.NewSource(seed))
 	for round := range 12 {
 		dir := t.TempDir()
-		sim := dax.NewPowerCutSim(seed + int64(round))
-		opts := &dax.Options{Size: 256 * bs, BlockSize: bs, NoAdminSocket: true, NoSync: true, AllocWait: -1, PowerCut: sim}
+		sim := powercut.New(seed + int64(round))
+		opts := daxtest.WithPowerCut(&dax.Options{Size: 256 * bs, BlockSize: bs, NoAdminSocket: true, NoSync: true, AllocWait: -1}, sim)
 		blocks := 1 + rng.Intn(8)
 		tear := []float64{0, 0.5, 1}[round%3]
 		shrink := int64(rng.Intn(blocks)) * bs // a keeps this much

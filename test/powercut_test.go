@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/daxstore/daxstore/dax"
+	"github.com/daxstore/daxstore/internal/daxtest"
+	"github.com/daxstore/daxstore/internal/powercut"
 )
 
 var (
@@ -120,7 +122,7 @@ type pcRound struct {
 	seed int64
 	rng  *rand.Rand
 	dir  string
-	sim  *dax.PowerCutSim
+	sim  *powercut.Sim
 	s    *dax.Store
 	keys [pcKeys]pcState // the acknowledged state
 	pins []*pcPin
@@ -178,15 +180,15 @@ func (r *pcRound) logf(format string, args ...any) {
 }
 
 func (r *pcRound) options() *dax.Options {
-	return &dax.Options{
+	return daxtest.WithPowerCut(&dax.Options{
 		Size: pcRegion, BlockSize: pcBlockSize, NoAdminSocket: true,
-		AllocWait: -1, PowerCut: r.sim,
+		AllocWait:  -1,
 		InodeCache: 1, // files not in use are read back from the journal
-	}
+	}, r.sim)
 }
 
 func (r *pcRound) run() {
-	r.sim = dax.NewPowerCutSim(r.seed)
+	r.sim = powercut.New(r.seed)
 	s, err := dax.Open(r.dir, r.options())
 	if err != nil {
 		r.fatalf("open a new store: %v", err)

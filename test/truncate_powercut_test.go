@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/daxstore/daxstore/dax"
+	"github.com/daxstore/daxstore/internal/daxtest"
+	"github.com/daxstore/daxstore/internal/powercut"
 )
 
 // TestTruncatePowerCutKeepsTheOldBytesOrTheNewSize cuts the power inside
@@ -43,8 +45,8 @@ func TestTruncatePowerCutKeepsTheOldBytesOrTheNewSize(t *testing.T) {
 		}
 
 		dir := t.TempDir()
-		sim := dax.NewPowerCutSim(seed + int64(round))
-		opts := &dax.Options{Size: 64 * bs, BlockSize: bs, NoAdminSocket: true, AllocWait: -1, PowerCut: sim}
+		sim := powercut.New(seed + int64(round))
+		opts := daxtest.WithPowerCut(&dax.Options{Size: 64 * bs, BlockSize: bs, NoAdminSocket: true, AllocWait: -1}, sim)
 		s, err := dax.Open(dir, opts)
 		if err != nil {
 			fail("open: %v", err)

@@ -36,7 +36,7 @@ func (b *breakFlags) parse(ctx context.Context) (context.Context, context.Cancel
 	if b.timeout < 0 {
 		return nil, nil, dax.BreakOptions{}, errors.New("invalid --timeout: must not be negative")
 	}
-	if b.timeout > 0 && p != dax.Wait {
+	if b.timeout > 0 && p != dax.PolicyWait {
 		return nil, nil, dax.BreakOptions{}, errors.New("--timeout applies only to --policy wait")
 	}
 	cancel := context.CancelFunc(func() {})

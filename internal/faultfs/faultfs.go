@@ -3,7 +3,7 @@
 // creates and renames, so that tests can prove a fault in the journal never
 // kills, hangs or wedges the store. It is test plumbing: only this module's
 // tests can import it, and a store uses it only through
-// dax.Options.JournalFaults.
+// internal/daxtest.WithJournalFaults.
 package faultfs
 
 import (

@@ -37,6 +37,7 @@ const (
 
 // Report is the outcome of a Run.
 type Report struct {
+	// Machine describes where the figures were measured.
 	Machine Machine `json:"machine"`
 	// Command is the command line that produced the report, when the
 	// caller sets it.
@@ -82,6 +83,7 @@ type Figure struct {
 
 // Target is one goal of the benchmark issue and whether this run met it.
 type Target struct {
+	// Goal states the target, as the README does.
 	Goal  string  `json:"goal"`
 	Value float64 `json:"value"` // the ratio or figure the goal is about
 	Text  string  `json:"text"`  // Value for people, with what it was compared to

@@ -62,7 +62,7 @@ func (r *runner) wakeup() (err error) {
 		}
 		done := make(chan woke, 1)
 		go func() {
-			err := f.PunchHoleWith(ctx, 0, bs, dax.BreakOptions{Policy: dax.Wait})
+			err := f.PunchHoleWith(ctx, 0, bs, dax.BreakOptions{Policy: dax.PolicyWait})
 			done <- woke{time.Now(), err}
 		}()
 		if err := waitForWaiter(ctx, s); err != nil {

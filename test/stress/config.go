@@ -120,6 +120,7 @@ type Config struct {
 // PolicyMix weighs the break policies of layout-breaking operations: each
 // operation draws Detach, Wait or Fail with probability weight/sum.
 type PolicyMix struct {
+	// Detach, Wait and Fail weigh the break policies.
 	Detach int `json:"detach"`
 	Wait   int `json:"wait"`
 	Fail   int `json:"fail"`
@@ -176,11 +177,11 @@ func ParsePolicyMix(s string) (PolicyMix, error) {
 func (m PolicyMix) pick(r int) dax.BreakPolicy {
 	switch {
 	case r < m.Detach:
-		return dax.Detach
+		return dax.PolicyDetach
 	case r < m.Detach+m.Wait:
-		return dax.Wait
+		return dax.PolicyWait
 	default:
-		return dax.Fail
+		return dax.PolicyFail
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 // Round is the outcome of one crash round.
 type Round struct {
+	// Round numbers the round, from 1.
 	Round       int           `json:"round"`
 	KilledAfter time.Duration `json:"killed_after_ns"` // from ArmedAt to the kill
 	// ArmedAt is what started the kill timer: "ready" (the child opened
@@ -46,16 +47,24 @@ type Round struct {
 
 // CrashReport is the outcome of Crash. It passed when Violations is 0.
 type CrashReport struct {
-	Seed            int64          `json:"seed"`
-	Dir             string         `json:"dir"`
-	Elapsed         time.Duration  `json:"elapsed_ns"`
-	Rounds          []Round        `json:"rounds"`
-	Acked           int            `json:"acked"`
-	KeysExact       int            `json:"keys_exact"`
+	// Seed seeds the child workloads (see Report.Seed).
+	Seed int64 `json:"seed"`
+	// Dir is the store directory the rounds used.
+	Dir string `json:"dir"`
+	// Elapsed is the whole run's wall time.
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// Rounds reports each kill-and-recover round.
+	Rounds []Round `json:"rounds"`
+	// Acked and KeysExact total the rounds' figures of the same names.
+	Acked     int `json:"acked"`
+	KeysExact int `json:"keys_exact"`
+	// Violations counts everything that proves a bug, by kind in
+	// ViolationKinds; FirstViolations describes the first few.
 	Violations      int            `json:"violations"`
 	ViolationKinds  map[string]int `json:"violation_kinds,omitempty"`
 	FirstViolations []string       `json:"first_violations,omitempty"`
-	Interrupted     bool           `json:"interrupted,omitempty"`
+	// Interrupted says the caller's context ended the run early.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // OK reports whether every round passed.

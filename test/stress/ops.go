@@ -77,7 +77,7 @@ func (x *task) classify(err error, exp expect) outcome {
 		return outUnexpected
 	case exp&expNoSpace != 0 && errors.Is(err, dax.ErrNoSpace):
 		return outNoSpace
-	case x.op.Policy == dax.Fail && errors.Is(err, dax.ErrPinned):
+	case x.op.Policy == dax.PolicyFail && errors.Is(err, dax.ErrPinned):
 		return outPinned
 	case exp&expNotFound != 0 && errors.Is(err, dax.ErrNotFound):
 		return outRaced
@@ -92,7 +92,7 @@ func (x *task) classify(err error, exp expect) outcome {
 // changed nothing, for the crash child's acknowledgements.
 func (x *task) noop(err error) bool {
 	return errors.Is(err, dax.ErrNoSpace) || errors.Is(err, dax.ErrNotFound) ||
-		(x.op.Policy == dax.Fail && errors.Is(err, dax.ErrPinned))
+		(x.op.Policy == dax.PolicyFail && errors.Is(err, dax.ErrPinned))
 }
 
 // openOrCreate opens the key, creating it when it does not exist.
@@ -414,7 +414,7 @@ func (x *task) remove() {
 // and judges how soon it returned after the pins over the range dropped.
 func (x *task) breakCall(k *keyState, over span, call func(context.Context, dax.BreakOptions) error) error {
 	bo := dax.BreakOptions{Policy: x.op.Policy}
-	if x.op.Policy != dax.Wait {
+	if x.op.Policy != dax.PolicyWait {
 		return call(context.Background(), bo)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), x.r.c.waitTimeout())

@@ -37,6 +37,7 @@ var workerKindNames = [numWorkerKinds]string{
 	"writer", "putter", "reader", "pinner", "truncater", "puncher", "zeroer", "remover", "pressure", "windower",
 }
 
+// String returns the kind's name, as reports show it.
 func (k WorkerKind) String() string {
 	if k < numWorkerKinds {
 		return workerKindNames[k]
@@ -46,6 +47,7 @@ func (k WorkerKind) String() string {
 
 // Worker is one worker of a run: the Index-th of its kind.
 type Worker struct {
+	// Kind is what the worker does; Index tells it from others of its kind.
 	Kind  WorkerKind
 	Index int
 }
@@ -54,6 +56,7 @@ type Worker struct {
 // run's seed.
 func (w Worker) ID() uint64 { return uint64(w.Kind)<<32 | uint64(uint32(w.Index)) }
 
+// String names the worker: its kind and index.
 func (w Worker) String() string { return fmt.Sprintf("%s-%d", w.Kind, w.Index) }
 
 // OpKind is the kind of one operation.
@@ -83,6 +86,7 @@ var opKindNames = [numOpKinds]string{
 	"write", "put", "read", "get", "pin", "truncate", "punch", "zero", "remove", "pressure", "map", "mappin",
 }
 
+// String returns the kind's name, as reports show it.
 func (k OpKind) String() string {
 	if k < numOpKinds {
 		return opKindNames[k]
@@ -93,6 +97,7 @@ func (k OpKind) String() string {
 // Op is one planned operation. Which fields matter depends on Kind; every
 // offset and length is a multiple of 8.
 type Op struct {
+	// Kind says what the operation does.
 	Kind OpKind
 	// Key indexes the key space (for OpPressure: the filler slot).
 	Key int
@@ -117,6 +122,7 @@ type Op struct {
 // pinScale is the unit of a pin's planned offset: Off/pinScale of the size.
 const pinScale = 1 << 20
 
+// String describes the operation for op logs.
 func (op Op) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s key=%d", op.Kind, op.Key)

@@ -17,8 +17,11 @@ import (
 
 // Report is the outcome of a run. The run passed when Violations is 0.
 type Report struct {
-	Seed    int64         `json:"seed"`
-	Dir     string        `json:"dir"`
+	// Seed is the run's seed: Config.Seed, or the one drawn for it.
+	Seed int64 `json:"seed"`
+	// Dir is the store directory.
+	Dir string `json:"dir"`
+	// Elapsed is the run's wall time.
 	Elapsed time.Duration `json:"elapsed_ns"`
 	Config  Config        `json:"config"` // with defaults
 	// Interrupted says the caller's context ended the run early.
@@ -63,6 +66,8 @@ func (r *Report) OK() bool { return r.Violations == 0 }
 // NoSpace, Pinned, Raced and WaitTimeouts are expected outcomes of a busy
 // store; Unexpected errors are violations.
 type KindReport struct {
+	// Kind names the operation kind; Ops counts the operations run and OK
+	// those that succeeded. The fields below count expected failures.
 	Kind         string `json:"kind"`
 	Ops          int64  `json:"ops"`
 	OK           int64  `json:"ok"`
@@ -76,6 +81,8 @@ type KindReport struct {
 // WorkerReport is what one worker ran. Digest fingerprints the sequence of
 // operations it ran (as Digest of Plan's operations would).
 type WorkerReport struct {
+	// Worker names the worker, Ops counts its operations and Digest
+	// hashes its schedule, to compare replays with the same seed.
 	Worker string `json:"worker"`
 	Ops    int64  `json:"ops"`
 	Digest string `json:"digest"`
@@ -83,6 +90,8 @@ type WorkerReport struct {
 
 // Latency summarizes wake latencies.
 type Latency struct {
+	// Samples is the number of latencies measured; P50, P90 and P99 are
+	// their percentiles and Max the largest.
 	Samples int           `json:"samples"`
 	P50     time.Duration `json:"p50_ns"`
 	P90     time.Duration `json:"p90_ns"`
@@ -92,6 +101,8 @@ type Latency struct {
 
 // FinalState is the store after the run, reopened.
 type FinalState struct {
+	// DataBlocks is the region size in blocks; FreeBlocks, UsedBlocks and
+	// BusyBlocks split it as Store.Stats does.
 	DataBlocks uint64 `json:"data_blocks"`
 	FreeBlocks uint64 `json:"free_blocks"`
 	UsedBlocks uint64 `json:"used_blocks"`
@@ -105,6 +116,7 @@ type FinalState struct {
 
 // Progress is a run's state at one instant, for a live progress line.
 type Progress struct {
+	// Elapsed is the time since the run began; Ops the operations run.
 	Elapsed    time.Duration `json:"elapsed_ns"`
 	Ops        int64         `json:"ops"`
 	OpsPerSec  float64       `json:"ops_per_sec"` // since the previous Progress
@@ -118,6 +130,8 @@ type Progress struct {
 
 // KindRate is one kind's operations so far and their rate.
 type KindRate struct {
+	// Kind names the operation kind; Ops counts them so far and OpsPerSec
+	// is their rate since the previous Progress.
 	Kind      string  `json:"kind"`
 	Ops       int64   `json:"ops"`
 	OpsPerSec float64 `json:"ops_per_sec"`
