@@ -41,10 +41,9 @@ then be a path on this machine that it can write); writers there are held off
 only while the checkpoint is taken, and backup prints that longest stall. A
 key replaced, removed or punched during the backup is copied as it was at the
 checkpoint; bytes written in place during it may or may not be in the copy.
-Interrupting backup removes the partial copy.
-
-Example:
-  daxstore backup --dir /mnt/pmem/store /backup/store-$(date +%F)`,
+Interrupting backup removes the partial copy.`,
+		Example: `  daxstore backup --dir /mnt/pmem/store /backup/store-$(date +%F)
+  daxstore backup --dir /mnt/pmem/store --json /backup/store`,
 		Args: argsBetween(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := c.requireStore(); err != nil {

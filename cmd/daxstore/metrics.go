@@ -22,10 +22,11 @@ over its admin socket (GET /metrics), with every counter since it opened the
 store: a live view. Otherwise the store is opened read-only and its space,
 files and busy extents are printed once; its counters are then zero. The
 first line is a comment saying which of the two it is; the parser ignores it.
+A scraper can read the socket itself:
 
-Example:
-  daxstore metrics --dir /mnt/pmem/store
   curl --unix-socket /mnt/pmem/store/admin.sock http://daxstore/metrics`,
+		Example: `  daxstore metrics --dir /mnt/pmem/store
+  DAXSTORE_DIR=/mnt/pmem/store daxstore metrics | grep daxstore_busy`,
 		Args: argsBetween(0, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := c.requireStore(); err != nil {
