@@ -14,12 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/daxstore/daxstore/internal/poll"
+	"github.com/daxstore/daxstore/internal/syncbuf"
 )
 
 // adminDialChildEnv makes the test binary, run as a child, dial the admin
@@ -70,7 +70,7 @@ func TestAdminSocketRefusesOtherUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(base, "s")
-	var logged safeBuffer
+	var logged syncbuf.Buffer
 	s, err := Open(dir, &Options{Size: 64 * testBS, NoSync: true, Logger: log.New(&logged, "", 0)})
 	if err != nil {
 		t.Fatal(err)
@@ -126,24 +126,6 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// safeBuffer is a bytes.Buffer for a logger and a test at once.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // rawAdmin sends one raw request on a fresh connection to s's admin socket

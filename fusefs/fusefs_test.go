@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/daxstore/daxstore/dax"
+	"github.com/daxstore/daxstore/internal/syncbuf"
 )
 
 func TestErrnoMapsEverySentinel(t *testing.T) {
@@ -60,30 +61,12 @@ func TestErrnoMapsEverySentinel(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink the test reads while the server writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // mounted is a store served by this process.
 type mounted struct {
 	st  *dax.Store
 	srv *Server
 	mnt string
-	log *syncBuffer
+	log *syncbuf.Buffer
 }
 
 func (m *mounted) path(key string) string { return filepath.Join(m.mnt, key) }
@@ -116,7 +99,7 @@ func mountStoreWith(t *testing.T, size int64, o Options) *mounted {
 		t.Fatal(err)
 	}
 	mnt := t.TempDir()
-	lb := &syncBuffer{}
+	lb := &syncbuf.Buffer{}
 	o.Log, o.Debug = log.New(lb, "", 0), os.Getenv("FUSEFS_DEBUG") != ""
 	srv, err := Mount(st, mnt, o)
 	if err != nil {

@@ -15,7 +15,6 @@ package fusefs_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -29,7 +28,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +35,7 @@ import (
 
 	"github.com/daxstore/daxstore/dax"
 	"github.com/daxstore/daxstore/fusefs"
+	"github.com/daxstore/daxstore/internal/syncbuf"
 )
 
 // mountChildEnv, when set, makes the test binary a mount server instead of
@@ -99,12 +98,12 @@ type mountProc struct {
 	Mnt    string // mountpoint
 	cfg    mountConfig
 	cmd    *exec.Cmd
-	in     *os.File      // the child's stdin (commands)
-	outF   *os.File      // the child's stdout (replies), for read deadlines
-	out    *bufio.Reader // replies
-	stderr *syncBuffer   // the child's log
-	exited chan struct{} // closed once the child has exited
-	status *exitStatus   // set before exited is closed
+	in     *os.File        // the child's stdin (commands)
+	outF   *os.File        // the child's stdout (replies), for read deadlines
+	out    *bufio.Reader   // replies
+	stderr *syncbuf.Buffer // the child's log
+	exited chan struct{}   // closed once the child has exited
+	status *exitStatus     // set before exited is closed
 }
 
 type exitStatus struct{ err error }
@@ -115,24 +114,6 @@ func (p *mountProc) In(t testing.TB) *mountProc {
 	q := *p
 	q.t = t
 	return &q
-}
-
-// syncBuffer collects the child's stderr while tests read it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startMount makes a store directory and a mountpoint under a fresh
@@ -157,7 +138,7 @@ func startMount(t testing.TB, cfg mountConfig) *mountProc {
 func startMountAt(t testing.TB, cfg mountConfig, dir, mnt string) *mountProc {
 	t.Helper()
 	needFUSE(t)
-	p := &mountProc{t: t, Dir: dir, Mnt: mnt, cfg: cfg, stderr: &syncBuffer{}, exited: make(chan struct{}), status: &exitStatus{}}
+	p := &mountProc{t: t, Dir: dir, Mnt: mnt, cfg: cfg, stderr: &syncbuf.Buffer{}, exited: make(chan struct{}), status: &exitStatus{}}
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -24,13 +24,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/daxstore/daxstore/dax"
 	"github.com/daxstore/daxstore/internal/daxtest"
+	"github.com/daxstore/daxstore/internal/syncbuf"
 )
 
 var (
@@ -424,25 +424,7 @@ type child struct {
 	cmd    *exec.Cmd
 	lines  chan string
 	stdin  io.WriteCloser // held open until the kill: the child's lifeline
-	stderr syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the child writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr syncbuf.Buffer
 }
 
 // startChild starts a child in mode on dir; stall, when not zero, delays
