@@ -389,6 +389,7 @@ func (s *Store) renameReplaceLocked(old, new string, policy BreakPolicy, ch *[2]
 		in.key.Store(prev)
 		return nil, err
 	}
+	s.met.foldReads(other) // its extent-map lock is held (lockAll)
 	delete(s.names, old)
 	s.names[new] = in
 	*ch = [2]FileChange{{Kind: ChangeRemove, Key: new, Ino: other.ino}, {Kind: ChangeRename, Key: old, NewKey: new, Ino: in.ino}}

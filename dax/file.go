@@ -129,54 +129,69 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	defer f.s.end()
 	f.in.ioMu.RLock()
 	defer f.in.ioMu.RUnlock()
-	n, err := f.readLocked(p, off)
+	n, counted, err := f.readLocked(p, off, true)
 	if err != nil && err != io.EOF {
-		f.s.met.readBytes(opRead, n, err)
+		if counted {
+			f.s.met.failed(opRead)
+		} else {
+			f.s.met.done(opRead, err)
+		}
 		return n, f.errorf("read", err)
 	}
-	f.s.met.readBytes(opRead, n, nil)
 	return n, err
 }
 
-// readLocked is ReadAt for a caller holding the IO lock shared.
-func (f *File) readLocked(p []byte, off int64) (int, error) {
+// readLocked is ReadAt for a caller holding the IO lock shared. With
+// tally, it counts the read in the file's read metrics (under the
+// extent-map lock, with the bytes it is to copy) and says so in counted,
+// so that the caller counts only its error, if any; callers that count
+// the operation as something else (a Get) pass false.
+func (f *File) readLocked(p []byte, off int64, tally bool) (n int, counted bool, err error) {
 	in := f.in
 	in.mapMu.Lock()
 	if err := f.live(); err != nil {
 		in.mapMu.Unlock()
-		return 0, err
+		return 0, false, err
 	}
+	count := tally && !f.s.met.isOff()
 	if off >= in.size {
-		in.mapMu.Unlock()
-		return 0, io.EOF
-	}
-	n := min(int64(len(p)), in.size-off)
-	if in.inline {
-		copy(p, in.data[off:off+n])
-		in.mapMu.Unlock()
-		if n < int64(len(p)) {
-			return int(n), io.EOF
+		if count {
+			in.reads++
 		}
-		return int(n), nil
+		in.mapMu.Unlock()
+		return 0, count, io.EOF
+	}
+	want := min(int64(len(p)), in.size-off)
+	if count {
+		in.reads++
+		in.readBytes += uint64(want)
+	}
+	if in.inline {
+		copy(p, in.data[off:off+want])
+		in.mapMu.Unlock()
+		if want < int64(len(p)) {
+			return int(want), count, io.EOF
+		}
+		return int(want), count, nil
 	}
 	var one [1]mapping
-	fb, fe := f.s.blockSpan(off, n)
+	fb, fe := f.s.blockSpan(off, want)
 	pieces, err := f.s.holdWritten(in.extents.pieces(fb, fe, &one))
 	in.mapMu.Unlock()
 	if err != nil {
-		return 0, err
+		return 0, count, err
 	}
-	err = f.s.copyOut(p[:n], off, pieces)
+	err = f.s.copyOut(p[:want], off, pieces)
 	if rerr := f.s.releasePieces(pieces); err == nil {
 		err = rerr
 	}
 	if err != nil {
-		return 0, f.s.faulted(err)
+		return 0, count, f.s.faulted(err)
 	}
-	if n < int64(len(p)) {
-		return int(n), io.EOF
+	if want < int64(len(p)) {
+		return int(want), count, io.EOF
 	}
-	return int(n), nil
+	return int(want), count, nil
 }
 
 // holdWritten takes a short-term reference on the written pieces, so their

@@ -69,6 +69,10 @@ type metrics struct {
 	off    bool // Options.NoMetrics: count nothing on the operation paths
 	shards [metricShards]opShard
 
+	// foldedReads and foldedReadBytes hold the ReadAt counts of inodes
+	// that left memory; resident inodes keep their own (inode.reads).
+	foldedReads, foldedReadBytes atomic.Uint64
+
 	allocWaitNanos atomic.Int64 // total time allocations waited for space
 	lastRelease    atomic.Int64 // when detached blocks last lost their last reference (ns since epoch)
 
@@ -115,6 +119,37 @@ func (m *metrics) done(k opKind, err error) {
 	if err != nil {
 		sh.errs[k].Add(1)
 	}
+}
+
+// isOff reports whether counting is off (Options.NoMetrics, or no metrics).
+func (m *metrics) isOff() bool { return m == nil || m.off }
+
+// foldReads moves the read counts of in, which is leaving memory, into the
+// store's totals. The caller holds in's extent-map lock, and the namespace
+// lock exclusive, so a scrape (which sums resident inodes and the totals
+// under the namespace lock shared) sees each read exactly once.
+func (m *metrics) foldReads(in *inode) {
+	if m == nil {
+		return
+	}
+	m.foldedReads.Add(in.reads)
+	m.foldedReadBytes.Add(in.readBytes)
+	in.reads, in.readBytes = 0, 0
+}
+
+// residentReads sums the read counts of the inodes in memory and those
+// folded from inodes that left it.
+func (s *Store) residentReads() (reads, bytes uint64) {
+	s.nsMu.RLock()
+	defer s.nsMu.RUnlock()
+	reads, bytes = s.met.foldedReads.Load(), s.met.foldedReadBytes.Load()
+	for _, in := range s.names {
+		in.mapMu.Lock()
+		reads += in.reads
+		bytes += in.readBytes
+		in.mapMu.Unlock()
+	}
+	return reads, bytes
 }
 
 // failed counts a failed operation whose success the caller counts
@@ -276,6 +311,11 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		read += sh.read.Load()
 		written += sh.written.Load()
 	}
+	// Successful reads (and reads that faulted: their error is counted
+	// apart) are counted in their inodes; see readLocked.
+	r, rb := s.residentReads()
+	ops[opRead] += r
+	read += rb
 	// Pins and unpins are the registry's: every pin takes a sequence
 	// number of its shard, and every pin not outstanding was let go.
 	var taken uint64

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -323,4 +324,90 @@ func TestMetricsOfAnAllocationThatWaitedForAPin(t *testing.T) {
 	if got := metricValue(t, mfs, "daxstore_space_waiters"); got != 0 {
 		t.Errorf("space waiters %v after the wait, want 0", got)
 	}
+}
+
+// Reads are counted in their file's inode (no atomic on the read path) and
+// move to the store's totals when the inode leaves memory: by eviction
+// from the inode cache, by Remove, or by a rename over it. No read may be
+// lost or counted twice on the way, and the counters never go back.
+func TestReadCountsSurviveInodesLeavingMemory(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, &Options{Size: 256 * testBS, InodeCache: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeForce(s)
+	val := bytes.Repeat([]byte{7}, 100)
+	var wantReads, wantBytes float64
+	prevReads := -1.0
+	readAll := func(key string, times int) {
+		t.Helper()
+		f, err := s.Open(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		for i := 0; i < times; i++ {
+			if _, err := f.ReadAt(buf, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One read past the end: counted, no bytes.
+		if _, err := f.ReadAt(buf, 1000); err != io.EOF {
+			t.Fatalf("read past the end: %v, want io.EOF", err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wantReads += float64(times + 1)
+		wantBytes += float64(64 * times)
+	}
+	check := func(when string) {
+		t.Helper()
+		m := scrape(t, dir)
+		reads := metricValue(t, m, "daxstore_operations_total", "op", "read")
+		if reads != wantReads {
+			t.Errorf("%s: read counter %v, want %v", when, reads, wantReads)
+		}
+		if got := metricValue(t, m, "daxstore_read_bytes_total"); got != wantBytes {
+			t.Errorf("%s: bytes read %v, want %v", when, got, wantBytes)
+		}
+		if reads < prevReads {
+			t.Errorf("%s: read counter went back from %v to %v", when, prevReads, reads)
+		}
+		prevReads = reads
+	}
+	// Blocks, not inline values, and inline ones: both paths count.
+	for i := 0; i < 8; i++ {
+		if err := s.PutWith(context.Background(), fmt.Sprintf("k%d", i), val, BreakOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		readAll(fmt.Sprintf("k%d", i), i+1)
+		check(fmt.Sprintf("after reading k%d", i))
+	}
+	// Eight files through a cache of two: most were evicted meanwhile.
+	if err := s.Remove("k7"); err != nil {
+		t.Fatal(err)
+	}
+	check("after Remove")
+	readAll("k6", 3)
+	if err := s.RenameWith(context.Background(), "k5", "k6", RenameOptions{Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("after a rename replaced a file that was read")
+	// A Get of a sparse file reads through the same path but is a get,
+	// not a read; its bytes count as read bytes, once.
+	f, err := s.Create("sparse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 3*testBS); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := s.Get("sparse"); err != nil {
+		t.Fatal(err)
+	}
+	wantBytes += 3*testBS + 1
+	check("after a Get of a sparse file")
 }

@@ -57,6 +57,11 @@ type inode struct {
 	// slice), so a reader may use the slice it saw after dropping mapMu.
 	inline bool
 	data   []byte
+	// reads and readBytes count this file's ReadAt calls and the bytes
+	// they copied, under mapMu, which every read holds anyway: counting
+	// there costs no atomic on the read path. They move into the store's
+	// metrics totals when the inode leaves memory (foldReads).
+	reads, readBytes uint64
 	// attr holds the file's attributes, nil for a file never given any;
 	// under mapMu. A change installs a new value (see SetAttr).
 	attr *fileAttr
@@ -210,6 +215,13 @@ func (s *Store) residentLocked(in *inode) {
 		}
 		looked++
 		if old != in && old.users.Load() == 0 {
+			// Its read counts go to the store's totals. The extent-map
+			// lock is taken raw, outside the rank order: nobody uses
+			// old (users 0), so at most a holder finishing its last
+			// call has it, and that holder waits for nothing.
+			old.mapMu.mu.Lock()
+			s.met.foldReads(old)
+			old.mapMu.mu.Unlock()
 			delete(s.names, k)
 			over--
 		}

@@ -665,7 +665,7 @@ func (f *File) appendAll(dst []byte) ([]byte, error) {
 		in.mapMu.Unlock()
 		n0 := len(dst)
 		buf := slices.Grow(dst, int(size))[:n0+int(size)]
-		n, err := f.readLocked(buf[n0:], 0)
+		n, _, err := f.readLocked(buf[n0:], 0, false)
 		if err != nil && err != io.EOF {
 			return dst, err
 		}
@@ -764,6 +764,7 @@ func (s *Store) removeLocked(key string, policy BreakPolicy, ch *FileChange) (*b
 		in.removed = false
 		return nil, err
 	}
+	s.met.foldReads(in) // its extent-map lock is held (lockAll)
 	delete(s.names, key)
 	*ch = FileChange{Kind: ChangeRemove, Key: key, Ino: in.ino}
 	return res, nil
