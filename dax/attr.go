@@ -217,29 +217,13 @@ func (s *Store) CreateWith(key string, c AttrChange) (*File, error) {
 	if err := checkAttrChange(c); err != nil {
 		return nil, err
 	}
-	if err := s.begin(true); err != nil {
-		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
-	}
-	var created FileChange
-	defer func() { s.notify(created) }() // after end: outside every lock
-	defer s.end()
-	in, d, err := s.createLocked(key, func(in *inode) {
+	return s.createFile(key, func(in *inode) {
 		now := in.mtime
 		in.attr = (*fileAttr)(nil).apply(c, now, defaultFileMode, now)
 		if c.Mask&AttrMTime != 0 {
 			in.mtime = c.MTime
 		}
 	})
-	if err == nil {
-		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
-		if err = s.settle(d); err != nil {
-			s.release(in)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
-	}
-	return &File{s: s, in: in}, nil
 }
 
 // Stat describes the file f is open on, from memory. It fails with

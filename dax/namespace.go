@@ -274,17 +274,21 @@ func (s *Store) Create(key string) (*File, error) {
 	if err := validKey(key); err != nil {
 		return nil, err
 	}
+	return s.createFile(key, nil)
+}
+
+// createFile is Create and CreateWith once their arguments are checked: init
+// gives the new inode its attributes (nil for none).
+func (s *Store) createFile(key string, init func(in *inode)) (*File, error) {
 	if err := s.begin(true); err != nil {
 		return nil, fmt.Errorf("daxstore: create %q: %w", key, err)
 	}
 	var created FileChange
 	defer func() { s.notify(created) }() // after end: outside every lock
 	defer s.end()
-	in, d, err := s.createLocked(key, nil)
+	in, d, err := s.createLocked(key, init)
 	if err == nil {
 		created = FileChange{Kind: ChangeCreate, Key: key, Ino: in.ino}
-	}
-	if err == nil {
 		if err = s.settle(d); err != nil { // with the namespace lock released
 			s.release(in)
 		}
